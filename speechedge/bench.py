@@ -1,0 +1,145 @@
+"""Benchmarks printed as tables with ratios against reference implementations measured in the same run.
+
+``speechedge bench frontend`` (and ``benchmarks/bench_frontend.py``): log-mel of one-second clips by the
+Numba batch kernel, the Numba streaming kernel (10 ms pushes), torch on one thread and librosa, all
+single-threaded, plus the first-call JIT time and peak memory of each. Each number is the best of
+``repeats`` runs (the least disturbed by other work on the machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["FrontendBenchRow", "bench_frontend", "format_table"]
+
+
+@dataclass
+class FrontendBenchRow:
+    name: str
+    ms_per_audio_s: float
+    first_call_s: float
+    peak_rss_mb: float
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: compute time / audio time (smaller is faster)."""
+        return self.ms_per_audio_s / 1000.0
+
+
+def _best(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _measure_one(name: str, num_clips: int, repeats: int) -> dict:
+    """Runs in a fresh process so that JIT time and peak memory belong to one implementation."""
+    import resource
+
+    from speechedge.features import FrontendConfig
+
+    rng = np.random.default_rng(0)
+    clips = (0.1 * rng.standard_normal((num_clips, 16000))).astype(np.float32)
+    config = FrontendConfig.kws()
+    t0 = time.perf_counter()
+    if name == "numba batch":
+        from speechedge.kernels import log_mel
+
+        log_mel(clips[:1], config)
+        first = time.perf_counter() - t0
+        run = lambda: log_mel(clips, config)  # noqa: E731
+    elif name == "numba stream 10ms":
+        from dataclasses import replace
+
+        from speechedge.kernels import StreamingLogMel
+
+        stream = StreamingLogMel(replace(config, center=False))
+        stream.push(clips[0])
+        first = time.perf_counter() - t0
+        blocks = clips.reshape(num_clips, -1, 160)
+
+        def run():
+            for clip in blocks:
+                stream.reset()
+                for block in clip:
+                    stream.push(block)
+    elif name == "torch (1 thread)":
+        import torch
+
+        from speechedge.features import TorchFrontend
+
+        torch.set_num_threads(1)
+        fe = TorchFrontend(config)
+        x = torch.from_numpy(clips)
+        with torch.inference_mode():
+            fe(x[:1])
+        first = time.perf_counter() - t0
+
+        def run():
+            with torch.inference_mode():
+                fe(x)
+    elif name == "librosa":
+        import librosa
+
+        def one(y):
+            m = librosa.feature.melspectrogram(
+                y=y, sr=16000, n_fft=config.n_fft, win_length=config.win_length, hop_length=config.hop_length,
+                n_mels=config.n_mels, htk=True, norm=None, center=True, pad_mode="constant")
+            return np.log(m + config.log_floor)
+
+        one(clips[0])
+        first = time.perf_counter() - t0
+
+        def run():
+            for y in clips:
+                one(y)
+    else:
+        raise ValueError(f"unknown implementation {name!r}")
+    seconds = _best(run, repeats)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"name": name, "ms_per_audio_s": 1000.0 * seconds / num_clips, "first_call_s": first, "peak_rss_mb": peak}
+
+
+IMPLEMENTATIONS = ("numba batch", "numba stream 10ms", "torch (1 thread)", "librosa")
+
+
+def bench_frontend(num_clips: int = 100, repeats: int = 5, implementations=IMPLEMENTATIONS) -> list[FrontendBenchRow]:
+    """Measure each implementation in its own single-threaded subprocess."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               NUMBA_NUM_THREADS="1")
+    rows = []
+    for name in implementations:
+        code = (f"import json; from speechedge.bench import _measure_one; "
+                f"print(json.dumps(_measure_one({name!r}, {num_clips}, {repeats})))")
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark of {name} failed:\n{proc.stderr[-2000:]}")
+        rows.append(FrontendBenchRow(**json.loads(proc.stdout.strip().splitlines()[-1])))
+    return rows
+
+
+def format_table(rows: list[FrontendBenchRow], num_clips: int) -> str:
+    by_name = {r.name: r for r in rows}
+    lines = [
+        f"log-mel frontend, {num_clips} one-second 16 kHz clips, 40 mels, single thread (best of repeats)",
+        "| implementation | ms per audio s | real-time factor | speed vs librosa | speed vs torch | first call s | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        vs = lambda ref: f"{by_name[ref].ms_per_audio_s / r.ms_per_audio_s:.2f}x" if ref in by_name else "-"  # noqa: E731
+        lines.append(f"| {r.name} | {r.ms_per_audio_s:.3f} | {r.rtf:.5f} | {vs('librosa')} | {vs('torch (1 thread)')} "
+                     f"| {r.first_call_s:.2f} | {r.peak_rss_mb:.0f} |")
+    if "numba batch" in by_name and "numba stream 10ms" in by_name:
+        ratio = by_name["numba stream 10ms"].ms_per_audio_s / by_name["numba batch"].ms_per_audio_s
+        lines.append(f"\nstreaming cost / batch cost per frame: {ratio:.2f} (target <= 2)")
+    return "\n".join(lines)

@@ -1,0 +1,225 @@
+"""The feature frontend: one frozen config, the constants it implies, and the torch implementation.
+
+Three implementations compute the same numbers for the same :class:`FrontendConfig` (checked by parity
+tests): :class:`TorchFrontend` here (training, batched, GPU), the Numba kernels in
+:mod:`speechedge.kernels` (devices and demos, no torch), and the constants written beside exported models.
+
+The math, for a signal ``x`` framed every ``hop_length`` samples:
+
+1. frame ``t`` is ``x[t*hop : t*hop + n_fft]`` (with ``center=True`` the signal is first zero-padded by
+   ``n_fft // 2`` on both sides, like ``librosa`` with ``pad_mode="constant"``);
+2. multiply by a periodic Hann window of ``win_length`` samples, zero-padded to ``n_fft`` and centred;
+3. power spectrum ``|rfft(frame)|**2`` (``n_fft // 2 + 1`` bins);
+4. mel energies ``M = fb.T @ power`` with the triangular filterbank of :func:`mel_filterbank`;
+5. ``log(M + log_floor)``; with ``n_mfcc`` set, an orthonormal DCT-II of the log-mel keeps ``n_mfcc`` rows.
+
+This module imports torch only inside :class:`TorchFrontend`, so the constants can be used without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["FrontendConfig", "mel_filterbank", "analysis_window", "dct_matrix", "TorchFrontend", "num_frames"]
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Log-mel (optionally MFCC) frontend parameters. Units: samples and Hz.
+
+    Use the presets :meth:`kws` and :meth:`asr`, and :func:`dataclasses.replace` to change a field.
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int = 480
+    hop_length: int = 160
+    n_mels: int = 40
+    f_min: float = 0.0
+    f_max: float | None = None  # None = sample_rate / 2
+    mel_scale: Literal["htk", "slaney"] = "htk"
+    mel_norm: Literal["slaney"] | None = None
+    center: bool = True
+    log_floor: float = 1e-6
+    n_mfcc: int | None = None
+
+    def __post_init__(self) -> None:
+        def bad(field: str, why: str) -> ValueError:
+            return ValueError(f"FrontendConfig.{field}={getattr(self, field)!r}: {why}")
+
+        if self.sample_rate <= 0:
+            raise bad("sample_rate", "must be positive")
+        if self.n_fft <= 0 or self.n_fft % 2:
+            raise bad("n_fft", "must be a positive even number")
+        if not 0 < self.win_length <= self.n_fft:
+            raise bad("win_length", f"must be in 1..n_fft ({self.n_fft})")
+        if self.hop_length <= 0:
+            raise bad("hop_length", "must be positive")
+        if self.n_mels <= 0:
+            raise bad("n_mels", "must be positive")
+        if not 0 <= self.f_min < self.f_max_hz <= self.sample_rate / 2:
+            raise bad("f_max", f"need 0 <= f_min < f_max <= sample_rate/2 ({self.sample_rate / 2})")
+        if self.mel_scale not in ("htk", "slaney"):
+            raise bad("mel_scale", "must be 'htk' or 'slaney'")
+        if self.mel_norm not in (None, "slaney"):
+            raise bad("mel_norm", "must be None or 'slaney'")
+        if not self.log_floor > 0:
+            raise bad("log_floor", "must be > 0 (it keeps log() finite on silence)")
+        if self.n_mfcc is not None and not 0 < self.n_mfcc <= self.n_mels:
+            raise bad("n_mfcc", f"must be in 1..n_mels ({self.n_mels})")
+
+    @classmethod
+    def kws(cls, **overrides) -> FrontendConfig:
+        """BC-ResNet reference: 16 kHz, 40 log-mels, n_fft 512, window 480, hop 160 (40 x 101 per second)."""
+        return replace(cls(), **overrides)
+
+    @classmethod
+    def asr(cls, **overrides) -> FrontendConfig:
+        """ASR: 80 log-mels, 25 ms window (400), 10 ms hop (160), n_fft 512."""
+        return replace(cls(n_mels=80, win_length=400), **overrides)
+
+    @property
+    def f_max_hz(self) -> float:
+        return self.sample_rate / 2 if self.f_max is None else float(self.f_max)
+
+    @property
+    def n_freqs(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def num_features(self) -> int:
+        return self.n_mfcc or self.n_mels
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FrontendConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown FrontendConfig fields {sorted(unknown)}")
+        return cls(**d)
+
+
+def num_frames(num_samples: int, config: FrontendConfig) -> int:
+    """Frames produced for a signal of ``num_samples`` samples (0 when it is shorter than a frame)."""
+    if config.center:
+        return 1 + num_samples // config.hop_length
+    return max(0, 1 + (num_samples - config.n_fft) // config.hop_length) if num_samples >= config.n_fft else 0
+
+
+def _hz_to_mel(f: np.ndarray, scale: str) -> np.ndarray:
+    f = np.asarray(f, dtype=np.float64)
+    if scale == "htk":
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    # Slaney: linear below 1 kHz, logarithmic above (Auditory Toolbox)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
+
+
+def _mel_to_hz(m: np.ndarray, scale: str) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    if scale == "htk":
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def mel_filterbank(config: FrontendConfig) -> np.ndarray:
+    """Triangular mel filterbank, shape ``(n_freqs, n_mels)``, float64.
+
+    Centres are equally spaced on the chosen mel scale between ``f_min`` and ``f_max``; each filter rises
+    linearly from the previous centre and falls to the next (the same construction as librosa's
+    ``filters.mel``). ``mel_norm="slaney"`` scales each filter to unit area (2 / bandwidth).
+    """
+    fft_freqs = np.linspace(0.0, config.sample_rate / 2, config.n_freqs)
+    mel_pts = np.linspace(_hz_to_mel(config.f_min, config.mel_scale), _hz_to_mel(config.f_max_hz, config.mel_scale),
+                          config.n_mels + 2)
+    hz_pts = _mel_to_hz(mel_pts, config.mel_scale)
+    fdiff = np.diff(hz_pts)
+    ramps = hz_pts[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))  # (n_mels, n_freqs)
+    if config.mel_norm == "slaney":
+        weights *= (2.0 / (hz_pts[2:] - hz_pts[:-2]))[:, None]
+    return np.ascontiguousarray(weights.T)
+
+
+def analysis_window(config: FrontendConfig) -> np.ndarray:
+    """Periodic Hann window of ``win_length`` zero-padded (centred) to ``n_fft``, float64."""
+    n = np.arange(config.win_length)
+    win = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / config.win_length)
+    out = np.zeros(config.n_fft)
+    left = (config.n_fft - config.win_length) // 2
+    out[left : left + config.win_length] = win
+    return out
+
+
+def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix, shape ``(n_mfcc, n_mels)`` (``scipy.fft.dct(norm="ortho")`` rows)."""
+    k = np.arange(n_mfcc)[:, None]
+    n = np.arange(n_mels)[None, :]
+    m = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * math.sqrt(2.0 / n_mels)
+    m[0] /= math.sqrt(2.0)
+    return m
+
+
+def _torch_frontend_class():
+    import torch
+    from torch import nn
+
+    class TorchFrontend(nn.Module):
+        """Batched log-mel / MFCC in torch (training; runs on GPU).
+
+        Shape: ``(batch, num_samples)`` or ``(num_samples,)`` -> ``(..., num_features, num_frames)``.
+        The constants are buffers, so ``.to(device)`` moves them.
+        """
+
+        def __init__(self, config: FrontendConfig) -> None:
+            super().__init__()
+            self.config = config
+            self.register_buffer("window", torch.from_numpy(analysis_window(config)).float(), persistent=False)
+            self.register_buffer("fb", torch.from_numpy(mel_filterbank(config)).float(), persistent=False)
+            if config.n_mfcc:
+                self.register_buffer("dct", torch.from_numpy(dct_matrix(config.n_mfcc, config.n_mels)).float(),
+                                     persistent=False)
+            else:
+                self.dct = None
+
+        def forward(self, audio: torch.Tensor) -> torch.Tensor:
+            squeeze = audio.dim() == 1
+            x = audio.unsqueeze(0) if squeeze else audio
+            if x.dim() != 2:
+                raise ValueError(f"audio must be (num_samples,) or (batch, num_samples), got {tuple(audio.shape)}")
+            c = self.config
+            # the window is already zero-padded to n_fft, so win_length=n_fft here
+            spec = torch.stft(x.float(), n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft,
+                              window=self.window, center=c.center, pad_mode="constant", return_complex=True)
+            power = spec.real.square() + spec.imag.square()  # (B, n_freqs, T)
+            mel = torch.matmul(self.fb.T, power)  # (B, n_mels, T)
+            out = torch.log(mel + c.log_floor)
+            if self.dct is not None:
+                out = torch.matmul(self.dct, out)
+            return out.squeeze(0) if squeeze else out
+
+    return TorchFrontend
+
+
+def __getattr__(name: str):
+    # TorchFrontend is built on first use so that importing this module does not import torch.
+    if name == "TorchFrontend":
+        cls = _torch_frontend_class()
+        globals()["TorchFrontend"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

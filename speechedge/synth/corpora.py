@@ -1,0 +1,419 @@
+"""Synthesized corpora laid out exactly like LibriSpeech (+ MFA word alignments) and Speech Commands v2.
+
+Tests and the quickstart run on these instead of downloads. A "speaker" is an espeak voice x variant x
+rate x pitch x pitch range x gain x background-noise level; every choice comes from a seeded generator, so
+the same ``seed`` gives byte-identical corpora.
+
+Word boundaries (LibriSpeech alignments) come from espeak's word events: the event gives the sample at
+which a word starts; the word is taken to last until the next word's event (or the end of the audio), and
+both ends are then tightened to the first and last 10 ms frame whose energy is within 40 dB of the
+utterance peak, so pauses between words become silences (empty words in the MFA format). When espeak
+merges words it reports fewer word events than the text has words; such utterances are **dropped and
+counted** (``dropped_utterances`` in the report) rather than given guessed boundaries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import resample, write_audio
+from .espeak import Espeak, Utterance
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "SpeakerStyle",
+    "SynthReport",
+    "WordSpan",
+    "SPEECH_COMMANDS_V2_WORDS",
+    "make_speakers",
+    "vocabulary",
+    "word_spans",
+    "format_alignment_line",
+    "synth_librispeech",
+    "synth_speech_commands",
+]
+
+SPEECH_COMMANDS_V2_WORDS = (
+    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
+    "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
+    "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
+)
+
+_VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbclan")
+_VARIANTS = (
+    "", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
+    "klatt3", "croak", "whisper", "adam", "linda", "steph", "robert", "david", "john", "paul",
+)
+_FRAME_S = 0.010
+_SILENCE_DB = 40.0
+
+
+@dataclass(frozen=True)
+class SpeakerStyle:
+    """One synthetic speaker: how espeak speaks and how the recording sounds."""
+
+    speaker_id: int
+    voice: str
+    variant: str
+    rate: int
+    pitch: int
+    pitch_range: int
+    gain: float
+    snr_db: float | None
+
+    @property
+    def voice_name(self) -> str:
+        return self.voice + (f"+{self.variant}" if self.variant else "")
+
+
+@dataclass(frozen=True)
+class WordSpan:
+    word: str
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class SynthReport:
+    out_dir: str
+    num_files: int = 0
+    audio_s: float = 0.0
+    wall_s: float = 0.0
+    dropped_utterances: int = 0  # espeak merged words, or a word had no audible frame
+    splits: dict = field(default_factory=dict)
+
+    @property
+    def speed(self) -> float:
+        """Seconds of audio synthesized per second of wall time."""
+        return self.audio_s / self.wall_s if self.wall_s > 0 else float("nan")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "audio_per_wall_s": round(self.speed, 2)}
+
+
+def make_speakers(num_speakers: int, rng: np.random.Generator, *, noise: bool = True, first_id: int = 100) -> list[SpeakerStyle]:
+    """Draw ``num_speakers`` distinct speaker styles.
+
+    ``noise=True`` gives about a third of the speakers a background noise floor at 10..30 dB SNR.
+    """
+    speakers: list[SpeakerStyle] = []
+    seen: set[tuple[str, str]] = set()
+    while len(speakers) < num_speakers:
+        voice = _VOICES[rng.integers(len(_VOICES))]
+        variant = _VARIANTS[rng.integers(len(_VARIANTS))]
+        if (voice, variant) in seen and len(seen) < len(_VOICES) * len(_VARIANTS):
+            continue
+        seen.add((voice, variant))
+        snr = float(rng.uniform(10, 30)) if noise and rng.random() < 0.35 else None
+        speakers.append(SpeakerStyle(
+            speaker_id=first_id + 3 * len(speakers) + int(rng.integers(3)),
+            voice=voice, variant=variant, rate=int(rng.integers(130, 210)), pitch=int(rng.integers(25, 80)),
+            pitch_range=int(rng.integers(20, 90)), gain=float(rng.uniform(0.3, 0.9)), snr_db=snr,
+        ))
+    return speakers
+
+
+def vocabulary(size: int = 4000) -> tuple[list[str], np.ndarray]:
+    """The ``size`` most frequent English words (wordfreq) and their relative frequencies.
+
+    Keeps lower-case alphabetic words (with an optional apostrophe part, e.g. ``don't``), drops
+    single letters other than "a"/"i" and vowel-less tokens such as "ii" or "st".
+    """
+    try:
+        import wordfreq
+    except ImportError as e:  # pragma: no cover - an install problem, not a code path
+        raise ImportError("synthesis needs wordfreq: pip install 'speechedge[data]'") from e
+    words = []
+    for w in wordfreq.top_n_list("en", int(size * 1.3) + 50):
+        if not re.fullmatch(r"[a-z]+('[a-z]+)?", w):
+            continue
+        if (len(w) == 1 and w not in ("a", "i")) or not re.search(r"[aeiouy]", w):
+            continue
+        words.append(w)
+        if len(words) == size:
+            break
+    freqs = np.array([wordfreq.word_frequency(w, "en") for w in words], dtype=np.float64)
+    return words, freqs / freqs.sum()
+
+
+def _frame_energy_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    hop = int(round(_FRAME_S * sample_rate))
+    n = len(samples) // hop
+    frames = samples[: n * hop].astype(np.float64).reshape(n, hop)
+    energy = (frames**2).mean(axis=1) + 1e-12
+    return 10 * np.log10(energy / energy.max())
+
+
+def word_spans(utt: Utterance, words: list[str], text: str) -> list[WordSpan] | None:
+    """Word boundaries (seconds) from espeak's word events tightened by frame energy.
+
+    Returns None when a word has no event of its own (espeak merged it with a neighbour) or no
+    audible frame; the caller drops such an utterance.
+    """
+    # character offset of each word in the text
+    offsets, pos = [], 0
+    for w in words:
+        pos = text.index(w, pos)
+        offsets.append(pos)
+        pos += len(w)
+    by_char = {ev.char_start: ev.start_sample for ev in utt.words}
+    if any(o not in by_char for o in offsets):
+        return None
+    starts = [by_char[o] for o in offsets]
+    if any(b <= a for a, b in zip(starts, starts[1:])):
+        return None
+    hop = int(round(_FRAME_S * utt.sample_rate))
+    voiced = _frame_energy_db(utt.samples, utt.sample_rate) > -_SILENCE_DB
+    num_frames = len(voiced)
+    spans = []
+    bounds = starts + [num_frames * hop]
+    for w, a, b in zip(words, bounds[:-1], bounds[1:]):
+        fa, fb = a // hop, min(num_frames, -(-b // hop))
+        idx = np.flatnonzero(voiced[fa:fb])
+        if idx.size == 0:
+            return None
+        spans.append(WordSpan(w, (fa + idx[0]) * _FRAME_S, (fa + idx[-1] + 1) * _FRAME_S))
+    return spans
+
+
+def format_alignment_line(utt_id: str, spans: list[WordSpan], duration_s: float) -> str:
+    """One line of the LibriSpeech MFA alignment text format (upper-case words, end times, "" = silence)."""
+    # Like the public files, the list always opens and closes with a silence entry (the leading and
+    # trailing commas); a pause between two words is another empty entry.
+    labels, ends = [""], [spans[0].start_s if spans else duration_s]
+    for prev, s in zip([None, *spans], spans):
+        if prev is not None and s.start_s > prev.end_s + 1e-9:
+            labels.append("")
+            ends.append(s.start_s)
+        labels.append(s.word.upper())
+        ends.append(s.end_s)
+    labels.append("")
+    ends.append(max(duration_s, ends[-1]))
+    return f'{utt_id} "{",".join(labels)}" "{",".join(f"{e:.3f}" for e in ends)}"'
+
+
+def _render(utt: Utterance, style: SpeakerStyle, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """int16 at espeak's rate -> float32 at ``sample_rate`` with the speaker's gain and noise."""
+    audio = resample(utt.samples.astype(np.float32) / 32768.0, utt.sample_rate, sample_rate)
+    peak = float(np.abs(audio).max()) or 1.0
+    audio = audio * (style.gain / peak)
+    if style.snr_db is not None:
+        power = float(np.mean(audio**2))
+        noise = rng.standard_normal(len(audio)).astype(np.float32)
+        audio = audio + noise * np.sqrt(power / 10 ** (style.snr_db / 10))
+    return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+
+def _split_speakers(speakers: list, fractions: tuple[float, ...]) -> list[list]:
+    """Deterministic, speaker-disjoint split; every part gets at least one speaker when possible."""
+    n = len(speakers)
+    counts = [max(1, int(round(f * n))) if n >= len(fractions) else 0 for f in fractions[1:]]
+    first = n - sum(counts)
+    parts, i = [], 0
+    for c in [first, *counts]:
+        parts.append(speakers[i : i + c])
+        i += c
+    return parts
+
+
+def synth_librispeech(
+    out_dir: str | Path,
+    *,
+    hours: float = 0.05,
+    num_speakers: int = 12,
+    seed: int = 0,
+    sample_rate: int = 16000,
+    vocab_size: int = 4000,
+    min_words: int = 6,
+    max_words: int = 18,
+    progress: bool = True,
+) -> SynthReport:
+    """Write a LibriSpeech-layout corpus with MFA-format word alignments under ``out_dir``.
+
+    Layout: ``{split}/{speaker}/{chapter}/{speaker}-{chapter}-{utt:04d}.flac``, one
+    ``{speaker}-{chapter}.trans.txt`` per chapter (upper-case), and
+    ``alignments/{split}/{speaker}/{chapter}/{speaker}-{chapter}.alignment.txt``.
+    Splits ``train-clean-100`` / ``dev-clean`` / ``test-clean`` are speaker-disjoint (about 70/15/15).
+    Sentences are drawn word by word from the Zipf-like frequency distribution of the ``vocab_size``
+    most frequent English words.
+    """
+    from tqdm import tqdm
+
+    if hours <= 0 or num_speakers < 3:
+        raise ValueError(f"need hours > 0 and num_speakers >= 3 (got hours={hours}, num_speakers={num_speakers})")
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    speakers = make_speakers(num_speakers, rng)
+    splits = dict(zip(("train-clean-100", "dev-clean", "test-clean"), _split_speakers(speakers, (0.7, 0.15, 0.15))))
+    words, probs = vocabulary(vocab_size)
+    tts = Espeak()
+    report = SynthReport(str(out_dir))
+    target_s = hours * 3600.0
+    t0 = time.perf_counter()
+    # budget per split proportional to its speakers; each speaker reads chapters of ~20 utterances
+    bar = tqdm(total=round(target_s), unit="s audio", desc="synth librispeech", disable=not progress)
+    for split, split_speakers in splits.items():
+        budget = target_s * len(split_speakers) / len(speakers)
+        per_speaker = budget / len(split_speakers)
+        stats = {"speakers": len(split_speakers), "utterances": 0, "audio_s": 0.0}
+        for style in split_speakers:
+            done_s, chapter_no = 0.0, 0
+            while done_s < per_speaker:
+                chapter = 1000 + style.speaker_id * 7 + chapter_no
+                chapter_dir = out_dir / split / str(style.speaker_id) / str(chapter)
+                align_dir = out_dir / "alignments" / split / str(style.speaker_id) / str(chapter)
+                trans, aligns = [], []
+                utt_no = 0
+                while done_s < per_speaker and utt_no < 20:
+                    n = int(rng.integers(min_words, max_words + 1))
+                    sentence = [words[i] for i in rng.choice(len(words), size=n, p=probs)]
+                    text = " ".join(sentence)
+                    utt = tts.synthesize(
+                        text, voice=style.voice_name, rate=style.rate + int(rng.integers(-10, 11)),
+                        pitch=style.pitch, pitch_range=style.pitch_range,
+                    )
+                    spans = word_spans(utt, sentence, text)
+                    if spans is None:
+                        report.dropped_utterances += 1
+                        continue
+                    audio = _render(utt, style, sample_rate, rng)
+                    utt_id = f"{style.speaker_id}-{chapter}-{utt_no:04d}"
+                    write_audio(chapter_dir / f"{utt_id}.flac", audio, sample_rate)
+                    duration = len(audio) / sample_rate
+                    trans.append(f"{utt_id} {text.upper()}")
+                    aligns.append(format_alignment_line(utt_id, spans, duration))
+                    utt_no += 1
+                    done_s += duration
+                    stats["utterances"] += 1
+                    stats["audio_s"] += duration
+                    report.num_files += 1
+                    report.audio_s += duration
+                    bar.update(round(duration))
+                if trans:
+                    _write_text(chapter_dir / f"{style.speaker_id}-{chapter}.trans.txt", trans)
+                    _write_text(align_dir / f"{style.speaker_id}-{chapter}.alignment.txt", aligns)
+                chapter_no += 1
+        stats["audio_s"] = round(stats["audio_s"], 2)
+        report.splits[split] = stats
+    bar.close()
+    report.wall_s = time.perf_counter() - t0
+    _write_text(out_dir / "synth_report.json", [json.dumps(report.to_dict(), indent=2)])
+    _write_text(out_dir / "SPEAKERS.TXT", [
+        f"{s.speaker_id} | {split} | voice={s.voice_name} rate={s.rate} pitch={s.pitch} snr_db={s.snr_db}"
+        for split, group in splits.items() for s in group
+    ])
+    log.info("synthesized %d utterances (%.1f s audio) in %.1f s; %d dropped (merged or silent words)",
+             report.num_files, report.audio_s, report.wall_s, report.dropped_utterances)
+    return report
+
+
+def _write_text(path: Path, lines: list[str]) -> None:
+    from ..io import atomic_write_text
+
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def speaker_hash(style: SpeakerStyle) -> str:
+    """An 8-hex-digit speaker id in the style of Speech Commands file names."""
+    return hashlib.sha1(f"{style.speaker_id}-{style.voice_name}".encode()).hexdigest()[:8]
+
+
+def _noise(kind: str, num_samples: int, rng: np.random.Generator) -> np.ndarray:
+    white = rng.standard_normal(num_samples)
+    if kind == "white_noise":
+        x = white
+    elif kind in ("pink_noise", "brown_noise"):
+        spec = np.fft.rfft(white)
+        f = np.arange(len(spec), dtype=np.float64)
+        f[0] = 1.0
+        spec /= np.sqrt(f) if kind == "pink_noise" else f
+        x = np.fft.irfft(spec, n=num_samples)
+    elif kind == "hum":  # a mains-hum-like machine noise with harmonics and a slow wobble
+        t = np.arange(num_samples) / 16000.0
+        x = sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 8)) * (1 + 0.3 * np.sin(2 * np.pi * 0.3 * t))
+        x = x + 0.05 * white
+    else:
+        raise ValueError(f"unknown noise kind {kind!r}")
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+def synth_speech_commands(
+    out_dir: str | Path,
+    *,
+    words: tuple[str, ...] | list[str] = SPEECH_COMMANDS_V2_WORDS,
+    per_word: int = 20,
+    num_speakers: int | None = None,
+    seed: int = 0,
+    noise_seconds: float = 20.0,
+    progress: bool = True,
+) -> SynthReport:
+    """Write a Speech Commands v2-layout corpus under ``out_dir``.
+
+    ``{word}/{speaker_hash}_nohash_{n}.wav`` (1 s, 16 kHz, int16, the word at a random offset),
+    ``validation_list.txt`` and ``testing_list.txt`` (speaker-disjoint, about 10% each), and
+    ``_background_noise_/`` with white, pink, brown and hum noise files of ``noise_seconds`` each.
+    Each of ``num_speakers`` (default ``per_word``) speakers says each word ``per_word / num_speakers``
+    times (rounded up; the ``n`` in the file name counts the repetitions).
+    """
+    from tqdm import tqdm
+
+    sample_rate, clip = 16000, 16000
+    out_dir = Path(out_dir)
+    bad = [w for w in words if not re.fullmatch(r"[a-z][a-z_']*", w)]
+    if bad or not words:
+        raise ValueError(f"words must be non-empty lower-case words, got bad entries {bad}")
+    num_speakers = num_speakers or per_word
+    if num_speakers < 3:
+        raise ValueError(f"need at least 3 speakers for a speaker-disjoint split, got {num_speakers}")
+    rng = np.random.default_rng(seed)
+    speakers = make_speakers(num_speakers, rng)
+    train, val, test = _split_speakers(sorted(speakers, key=speaker_hash), (0.8, 0.1, 0.1))
+    split_of = {s.speaker_id: name for name, group in (("train", train), ("val", val), ("test", test)) for s in group}
+    tts = Espeak()
+    report = SynthReport(str(out_dir), splits={"train": 0, "val": 0, "test": 0})
+    lists: dict[str, list[str]] = {"val": [], "test": []}
+    t0 = time.perf_counter()
+    for word in tqdm(words, desc="synth speech-commands", unit="word", disable=not progress):
+        for i in range(per_word):
+            style = speakers[i % num_speakers]
+            n = i // num_speakers
+            utt = tts.synthesize(word, voice=style.voice_name, rate=style.rate + 7 * n, pitch=style.pitch,
+                                 pitch_range=style.pitch_range)
+            audio = _render(utt, style, sample_rate, rng)
+            # trim to the audible part, then place it at a random offset inside the 1-second clip
+            voiced = np.flatnonzero(np.abs(audio) > 0.02 * style.gain)
+            if voiced.size:
+                audio = audio[voiced[0] : voiced[-1] + 1]
+            audio = audio[:clip]
+            out = np.zeros(clip, np.float32)
+            offset = int(rng.integers(0, clip - len(audio) + 1))
+            out[offset : offset + len(audio)] = audio
+            if style.snr_db is not None:  # keep the noise floor across the whole clip
+                out += rng.standard_normal(clip).astype(np.float32) * np.sqrt(np.mean(audio**2) / 10 ** (style.snr_db / 10))
+            rel = f"{word}/{speaker_hash(style)}_nohash_{n}.wav"
+            write_audio(out_dir / rel, out, sample_rate)
+            split = split_of[style.speaker_id]
+            report.splits[split] += 1
+            if split in lists:
+                lists[split].append(rel)
+            report.num_files += 1
+            report.audio_s += 1.0
+    _write_text(out_dir / "validation_list.txt", sorted(lists["val"]))
+    _write_text(out_dir / "testing_list.txt", sorted(lists["test"]))
+    for kind in ("white_noise", "pink_noise", "brown_noise", "hum"):
+        noise = _noise(kind, int(noise_seconds * sample_rate), rng)
+        write_audio(out_dir / "_background_noise_" / f"{kind}.wav", noise, sample_rate)
+        report.audio_s += noise_seconds
+    report.wall_s = time.perf_counter() - t0
+    _write_text(out_dir / "synth_report.json", [json.dumps(report.to_dict(), indent=2)])
+    log.info("synthesized %d keyword clips in %.1f s", report.num_files, report.wall_s)
+    return report
