@@ -2,7 +2,9 @@
 
 The math is the one documented in :mod:`speechedge.features`; the constants (window, filterbank, DCT)
 come from there, so this module and the torch frontend cannot drift apart. NumPy arrays in and out,
-no torch. The FFT inside ``@njit`` is pocketfft through ``rocket-fft``.
+no torch. The FFT is our own radix-2 kernel laid out across frames (see ``_power_spectrum``): it
+vectorizes over frames for batches and, unlike a library call, needs no per-call plan, which keeps the
+one-frame streaming path cheap.
 
 Layout: a public function validates, casts and allocates; a private ``@njit(cache=True)`` kernel only
 computes into the arrays it is given.
@@ -14,7 +16,6 @@ from functools import lru_cache
 
 import numba as nb
 import numpy as np
-import rocket_fft  # noqa: F401  (registers np.fft for numba)
 
 from speechedge.features import FrontendConfig, analysis_window, dct_matrix, mel_filterbank, num_frames
 
@@ -46,8 +47,29 @@ class FrontendConstants:
         self.dct = np.ascontiguousarray(dct_matrix(n_mfcc, config.n_mels), dtype=np.float32) if n_mfcc else \
             np.zeros((0, config.n_mels), np.float32)
         self.log_floor = np.float32(config.log_floor)
-        for a in (self.window, self.fb_first_bin, self.fb_offsets, self.fb_weights, self.dct):
+        # FFT tables: the real n_fft-point FFT is a complex (n_fft/2)-point FFT of the even/odd samples
+        # followed by one split step (see _power_spectrum).
+        half = config.n_fft // 2
+        if half & (half - 1):
+            raise ValueError(f"the Numba frontend needs a power-of-two n_fft, got {config.n_fft}")
+        bits = max(1, half.bit_length() - 1)
+        self.bitrev = np.array([int(format(i, f"0{bits}b")[::-1], 2) if half > 1 else 0 for i in range(half)],
+                               dtype=np.int64)
+        j = np.arange(half // 2 if half > 1 else 1)
+        self.tw_re = np.cos(2 * np.pi * j / half).astype(np.float32)
+        self.tw_im = (-np.sin(2 * np.pi * j / half)).astype(np.float32)
+        k = np.arange(half + 1)
+        self.split_re = np.cos(2 * np.pi * k / config.n_fft).astype(np.float32)
+        self.split_im = (-np.sin(2 * np.pi * k / config.n_fft)).astype(np.float32)
+        self.tables = (self.window, self.bitrev, self.tw_re, self.tw_im, self.split_re, self.split_im,
+                       self.fb_first_bin, self.fb_offsets, self.fb_weights, self.dct)
+        for a in self.tables:
             a.setflags(write=False)
+
+
+# below this many frames the per-frame scalar FFT beats the loops vectorized across frames
+_VECTOR_MIN_FRAMES = 8
+_BLOCK_FRAMES = 128
 
 
 @lru_cache(maxsize=16)
@@ -86,43 +108,149 @@ def _log_inplace(x):
 
 
 @nb.njit(cache=True, nogil=True)
-def _frames_kernel(signal, n_frames, hop, window, fb_first_bin, fb_offsets, fb_weights, log_floor, dct, out):
+def _power_spectrum(signal, n_frames, hop, window, bitrev, tw_re, tw_im, split_re, split_im):
+    """|rfft(window * frame_t)|^2 for every frame, shape ``(n_fft // 2 + 1, n_frames)`` float32.
+
+    A radix-2 decimation-in-time FFT written so that every inner loop runs across frames (the arrays
+    are ``(bin, frame)``): LLVM vectorizes it, and each frame's arithmetic is the same whatever
+    ``n_frames`` is, which makes streaming bit-exact. Real input of length N = 2M is packed as the
+    complex sequence z[n] = x[2n] + i x[2n+1]; after the M-point FFT Z, the split step gives
+    X[k] = (Z[k] + conj(Z[M-k])) / 2 - i W^k (Z[k] - conj(Z[M-k])) / 2 with W = exp(-2 pi i / N).
+    """
+    m = bitrev.shape[0]
+    nt = n_frames
+    zr = np.empty((m, nt), dtype=np.float32)
+    zi = np.empty((m, nt), dtype=np.float32)
+    for n in range(m):
+        r = bitrev[n]
+        w0 = window[2 * n]
+        w1 = window[2 * n + 1]
+        for t in range(nt):
+            zr[r, t] = signal[t * hop + 2 * n] * w0
+            zi[r, t] = signal[t * hop + 2 * n + 1] * w1
+    size = 2
+    while size <= m:
+        half = size // 2
+        step = m // size
+        for start in range(0, m, size):
+            for j in range(half):
+                wr = tw_re[j * step]
+                wi = tw_im[j * step]
+                a = start + j
+                b = a + half
+                for t in range(nt):
+                    tr = wr * zr[b, t] - wi * zi[b, t]
+                    ti = wr * zi[b, t] + wi * zr[b, t]
+                    xr = zr[a, t]
+                    xi = zi[a, t]
+                    zr[b, t] = xr - tr
+                    zi[b, t] = xi - ti
+                    zr[a, t] = xr + tr
+                    zi[a, t] = xi + ti
+        size *= 2
+    power = np.empty((m + 1, nt), dtype=np.float32)
+    for k in range(m + 1):
+        ka = k & (m - 1)  # k mod m (m is a power of two; integer % was a third of the kernel)
+        kb = (m - k) & (m - 1)
+        cr = split_re[k]
+        ci = split_im[k]
+        for t in range(nt):
+            er = np.float32(0.5) * (zr[ka, t] + zr[kb, t])  # even part: (Z[k] + conj Z[M-k]) / 2
+            ei = np.float32(0.5) * (zi[ka, t] - zi[kb, t])
+            orr = np.float32(0.5) * (zi[ka, t] + zi[kb, t])  # odd part: (Z[k] - conj Z[M-k]) / 2i
+            oi = np.float32(0.5) * (zr[kb, t] - zr[ka, t])
+            xr = er + cr * orr - ci * oi
+            xi = ei + cr * oi + ci * orr
+            power[k, t] = xr * xr + xi * xi
+    return power
+
+
+@nb.njit(cache=True, nogil=True)
+def _power_spectrum_one(signal, offset, window, bitrev, tw_re, tw_im, split_re, split_im, power, col):
+    """The same arithmetic as :func:`_power_spectrum` for the single frame at ``signal[offset:]``.
+
+    With a run-time frame count of 1, the vectorized loops of ``_power_spectrum`` spend more time in
+    their set-up than in the butterflies; this scalar copy keeps the streaming path (one frame per 10 ms
+    push) fast. The operations and their order are identical, so the results are bit-identical (tested).
+    """
+    m = bitrev.shape[0]
+    zr = np.empty(m, dtype=np.float32)
+    zi = np.empty(m, dtype=np.float32)
+    for n in range(m):
+        r = bitrev[n]
+        zr[r] = signal[offset + 2 * n] * window[2 * n]
+        zi[r] = signal[offset + 2 * n + 1] * window[2 * n + 1]
+    size = 2
+    while size <= m:
+        half = size // 2
+        step = m // size
+        for start in range(0, m, size):
+            for j in range(half):
+                wr = tw_re[j * step]
+                wi = tw_im[j * step]
+                a = start + j
+                b = a + half
+                tr = wr * zr[b] - wi * zi[b]
+                ti = wr * zi[b] + wi * zr[b]
+                xr = zr[a]
+                xi = zi[a]
+                zr[b] = xr - tr
+                zi[b] = xi - ti
+                zr[a] = xr + tr
+                zi[a] = xi + ti
+        size *= 2
+    for k in range(m + 1):
+        ka = k & (m - 1)  # k mod m (m is a power of two; integer % was a third of the kernel)
+        kb = (m - k) & (m - 1)
+        cr = split_re[k]
+        ci = split_im[k]
+        er = np.float32(0.5) * (zr[ka] + zr[kb])
+        ei = np.float32(0.5) * (zi[ka] - zi[kb])
+        orr = np.float32(0.5) * (zi[ka] + zi[kb])
+        oi = np.float32(0.5) * (zr[kb] - zr[ka])
+        xr = er + cr * orr - ci * oi
+        xi = ei + cr * oi + ci * orr
+        power[k, col] = xr * xr + xi * xi
+
+
+@nb.njit(cache=True, nogil=True)
+def _frames_kernel(signal, n_frames, hop, window, bitrev, tw_re, tw_im, split_re, split_im,
+                   fb_first_bin, fb_offsets, fb_weights, dct, log_floor, out):
     """Features of ``n_frames`` frames of ``signal`` (frame t starts at ``t*hop``) into ``out[:, :n_frames]``.
 
     out[m, t] = log(sum_k fb[m, k] * |rfft(window * frame_t)[k]|^2 + log_floor), then optionally DCT.
-    Every frame's numbers depend only on that frame's samples and the loops keep the same summation
-    order for any ``n_frames``, so streaming (one frame at a time) gives bit-identical results.
+    Every frame's numbers depend only on that frame's samples and the loops keep the same order of
+    operations for any ``n_frames``, so streaming (one frame at a time) gives bit-identical results.
     """
-    n_fft = window.shape[0]
     n_mels = fb_first_bin.shape[0]
     n_mfcc = dct.shape[0]
     if n_frames <= 0:
         return
-    frames = np.empty((n_frames, n_fft), dtype=np.float32)
-    for t in range(n_frames):
-        row = frames[t]
-        seg = signal[t * hop : t * hop + n_fft]
-        for i in range(n_fft):
-            row[i] = seg[i] * window[i]
-    spec = np.fft.rfft(frames)  # (T, n_freqs) complex64
-    n_freqs = spec.shape[1]
-    power_tf = np.empty((n_frames, n_freqs), dtype=np.float32)
-    for t in range(n_frames):
-        st = spec[t]
-        pr = power_tf[t]
-        for k in range(n_freqs):
-            pr[k] = st[k].real * st[k].real + st[k].imag * st[k].imag
-    power = np.ascontiguousarray(power_tf.T)  # (n_freqs, T): the mel sum below runs along frames
     mel = np.zeros((n_mels, n_frames), dtype=np.float32)
-    for m in range(n_mels):
-        acc = mel[m]
-        for j in range(fb_offsets[m + 1] - fb_offsets[m]):
-            w = fb_weights[fb_offsets[m] + j]
-            prow = power[fb_first_bin[m] + j]
-            for t in range(n_frames):  # vectorized across frames; per frame the order over j is fixed
-                acc[t] += w * prow[t]
-        for t in range(n_frames):
-            acc[t] += log_floor
+    # blocks of frames small enough that the FFT work arrays stay in L1/L2 cache
+    for b0 in range(0, n_frames, _BLOCK_FRAMES):
+        nb_ = min(_BLOCK_FRAMES, n_frames - b0)
+        if nb_ >= _VECTOR_MIN_FRAMES:
+            power = _power_spectrum(signal[b0 * hop :], nb_, hop, window, bitrev, tw_re, tw_im, split_re, split_im)
+            for m in range(n_mels):
+                acc = mel[m, b0 : b0 + nb_]
+                for j in range(fb_offsets[m + 1] - fb_offsets[m]):
+                    w = fb_weights[fb_offsets[m] + j]
+                    prow = power[fb_first_bin[m] + j]
+                    for t in range(nb_):  # vectorized across frames; per frame the order over j is fixed
+                        acc[t] += w * prow[t]
+                for t in range(nb_):
+                    acc[t] += log_floor
+        else:  # scalar loops, same operations in the same order (see _power_spectrum_one)
+            power = np.empty((bitrev.shape[0] + 1, 1), dtype=np.float32)
+            for t in range(b0, b0 + nb_):
+                _power_spectrum_one(signal, t * hop, window, bitrev, tw_re, tw_im, split_re, split_im, power, 0)
+                for m in range(n_mels):
+                    acc1 = np.float32(0.0)
+                    first = fb_first_bin[m]
+                    for j in range(fb_offsets[m + 1] - fb_offsets[m]):
+                        acc1 += fb_weights[fb_offsets[m] + j] * power[first + j, 0]
+                    mel[m, t] = acc1 + log_floor
     flat = mel.reshape(-1)
     _log_inplace(flat)
     if n_mfcc == 0:
@@ -140,8 +268,7 @@ def _frames_kernel(signal, n_frames, hop, window, fb_first_bin, fb_offsets, fb_w
 
 
 def _run(signal: np.ndarray, n_frames: int, c: FrontendConstants, out: np.ndarray) -> None:
-    _frames_kernel(signal, n_frames, c.config.hop_length, c.window, c.fb_first_bin, c.fb_offsets, c.fb_weights,
-                   c.log_floor, c.dct, out)
+    _frames_kernel(signal, n_frames, c.config.hop_length, *c.tables, c.log_floor, out)
 
 
 def _as_signal(audio: np.ndarray, name: str = "audio") -> np.ndarray:
@@ -187,7 +314,8 @@ def log_mel(audio: np.ndarray, config: FrontendConfig | None = None) -> np.ndarr
 
 
 @nb.njit(cache=True, nogil=True)
-def _stream_push(buf, fill, samples, hop, window, fb_first_bin, fb_offsets, fb_weights, log_floor, dct):
+def _stream_push(buf, fill, samples, hop, window, bitrev, tw_re, tw_im, split_re, split_im,
+                 fb_first_bin, fb_offsets, fb_weights, dct, log_floor):
     """Append ``samples`` to ``buf[:fill[0]]``, compute every complete frame, keep the tail.
 
     Returns ``(features, status)``; status -1 means a non-finite sample (nothing is consumed then).
@@ -203,7 +331,8 @@ def _stream_push(buf, fill, samples, hop, window, fb_first_bin, fb_offsets, fb_w
     n = 1 + (f - n_fft) // hop if f >= n_fft else 0
     out = np.empty((n_feat, n), dtype=np.float32)
     if n > 0:
-        _frames_kernel(buf, n, hop, window, fb_first_bin, fb_offsets, fb_weights, log_floor, dct, out)
+        _frames_kernel(buf, n, hop, window, bitrev, tw_re, tw_im, split_re, split_im,
+                       fb_first_bin, fb_offsets, fb_weights, dct, log_floor, out)
         used = n * hop
         buf[: f - used] = buf[used:f].copy()
         f -= used
@@ -232,7 +361,7 @@ class StreamingLogMel:
             )
         self.config = config
         c = self._c = constants(config)
-        self._args = (config.hop_length, c.window, c.fb_first_bin, c.fb_offsets, c.fb_weights, c.log_floor, c.dct)
+        self._args = (config.hop_length, *c.tables, c.log_floor)
         self._buf = np.zeros(config.n_fft + 4 * config.hop_length, dtype=np.float32)
         self._fill = np.zeros(1, dtype=np.int64)
         self.num_samples_seen = 0

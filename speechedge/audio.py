@@ -83,6 +83,32 @@ def _name(source: str | os.PathLike | None) -> str:
     return "<array>" if source is None else str(source)
 
 
+def _wav_truncation(path: Path) -> str | None:
+    """For a RIFF/WAVE file, compare the data chunk's declared size with the bytes present.
+
+    libsndfile silently shortens a truncated WAV to what is there, so this is checked by hand.
+    Returns a description of the problem, or None when the file is complete (or not a WAV).
+    """
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                have = size - pos - 8
+                if chunk_size not in (0, 0xFFFFFFFF) and have < chunk_size:
+                    return f"data chunk declares {chunk_size} bytes but only {have} are present"
+                return None
+            pos += 8 + chunk_size + (chunk_size & 1)
+    return "no data chunk"
+
+
 def info(path: str | os.PathLike) -> AudioInfo:
     """Read the header of ``path``.
 
@@ -98,6 +124,8 @@ def info(path: str | os.PathLike) -> AudioInfo:
         raise AudioFormatError(
             f"{path}: not a readable audio file ({e}); check that it is a complete WAV/FLAC/OGG file"
         ) from e
+    if i.format == "WAV" and (problem := _wav_truncation(path)):
+        raise AudioFormatError(f"{path}: truncated WAV file ({problem}); re-copy or re-export it")
     return AudioInfo(str(path), int(i.samplerate), int(i.frames), int(i.channels), i.format, i.subtype)
 
 

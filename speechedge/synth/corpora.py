@@ -181,7 +181,7 @@ def word_spans(utt: Utterance, words: list[str], text: str) -> list[WordSpan] | 
         idx = np.flatnonzero(voiced[fa:fb])
         if idx.size == 0:
             return None
-        spans.append(WordSpan(w, (fa + idx[0]) * _FRAME_S, (fa + idx[-1] + 1) * _FRAME_S))
+        spans.append(WordSpan(w, (fa + idx[0]) * hop / utt.sample_rate, (fa + idx[-1] + 1) * hop / utt.sample_rate))
     return spans
 
 
@@ -189,23 +189,28 @@ def format_alignment_line(utt_id: str, spans: list[WordSpan], duration_s: float)
     """One line of the LibriSpeech MFA alignment text format (upper-case words, end times, "" = silence)."""
     # Like the public files, the list always opens and closes with a silence entry (the leading and
     # trailing commas); a pause between two words is another empty entry.
-    labels, ends = [""], [spans[0].start_s if spans else duration_s]
+    labels, ends = [""], [min(spans[0].start_s, duration_s) if spans else duration_s]
     for prev, s in zip([None, *spans], spans):
         if prev is not None and s.start_s > prev.end_s + 1e-9:
             labels.append("")
-            ends.append(s.start_s)
+            ends.append(min(s.start_s, duration_s))
         labels.append(s.word.upper())
-        ends.append(s.end_s)
+        ends.append(min(s.end_s, duration_s))  # resampling can shorten the audio by a sample
     labels.append("")
     ends.append(max(duration_s, ends[-1]))
     return f'{utt_id} "{",".join(labels)}" "{",".join(f"{e:.3f}" for e in ends)}"'
 
 
-def _render(utt: Utterance, style: SpeakerStyle, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """int16 at espeak's rate -> float32 at ``sample_rate`` with the speaker's gain and noise."""
+def _render(utt: Utterance, style: SpeakerStyle, sample_rate: int, rng: np.random.Generator,
+            lead_s: float = 0.0, trail_s: float = 0.0) -> np.ndarray:
+    """int16 at espeak's rate -> float32 at ``sample_rate`` with the speaker's gain, silence padding
+    (``lead_s`` before, ``trail_s`` after) and background noise over the whole recording."""
     audio = resample(utt.samples.astype(np.float32) / 32768.0, utt.sample_rate, sample_rate)
     peak = float(np.abs(audio).max()) or 1.0
     audio = audio * (style.gain / peak)
+    if lead_s or trail_s:
+        audio = np.concatenate([np.zeros(round(lead_s * sample_rate), np.float32), audio,
+                                np.zeros(round(trail_s * sample_rate), np.float32)])
     if style.snr_db is not None:
         power = float(np.mean(audio**2))
         noise = rng.standard_normal(len(audio)).astype(np.float32)
@@ -223,6 +228,85 @@ def _split_speakers(speakers: list, fractions: tuple[float, ...]) -> list[list]:
         parts.append(speakers[i : i + c])
         i += c
     return parts
+
+
+def _run_groups(fn, groups: list, common: dict, desc: str, progress: bool) -> list:
+    """Run ``fn(group, **common)`` for each group, each in a fresh process, at most one per core.
+
+    libespeak-ng keeps state between calls in the same process (for example the position in its pitch
+    flutter table), so the same text comes out slightly different depending on what was spoken
+    before. A fresh process per group with a fixed order of calls makes the output byte-identical for
+    a seed, independently of the number of workers.
+    """
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    workers = max(1, min(len(groups), os.cpu_count() or 1))
+    results: list = [None] * len(groups)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
+        futures = {pool.submit(fn, g, **common): i for i, g in enumerate(groups)}
+        for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="group", disable=not progress):
+            results[futures[fut]] = fut.result()
+    return results
+
+
+def _groups(items: list, max_groups: int = 8) -> list[list]:
+    """Round-robin partition into at most ``max_groups`` groups (fixed for a given list)."""
+    n = min(len(items), max_groups)
+    return [items[i::n] for i in range(n)]
+
+
+def _librispeech_speaker_task(tasks: list, *, out_dir: str, seed: int, sample_rate: int, vocab_size: int,
+                              min_words: int, max_words: int) -> list[dict]:
+    """Worker: synthesize the chapters of each ``(index, split, style, budget_s)`` in ``tasks``."""
+    out = Path(out_dir)
+    words, probs = vocabulary(vocab_size)
+    tts = Espeak()
+    stats = []
+    for index, split, style, budget_s in tasks:
+        rng = np.random.default_rng([seed, index])
+        st = {"split": split, "utterances": 0, "audio_s": 0.0, "dropped": 0}
+        done_s, chapter_no = 0.0, 0
+        while done_s < budget_s:
+            chapter = 1000 + style.speaker_id * 7 + chapter_no
+            chapter_dir = out / split / str(style.speaker_id) / str(chapter)
+            align_dir = out / "alignments" / split / str(style.speaker_id) / str(chapter)
+            trans, aligns = [], []
+            utt_no = 0
+            while done_s < budget_s and utt_no < 20:
+                n = int(rng.integers(min_words, max_words + 1))
+                sentence = [words[i] for i in rng.choice(len(words), size=n, p=probs)]
+                text = " ".join(sentence)
+                utt = tts.synthesize(text, voice=style.voice_name, rate=style.rate + int(rng.integers(-10, 11)),
+                                     pitch=style.pitch, pitch_range=style.pitch_range,
+                                     seed=int(rng.integers(2**31)))
+                spans = word_spans(utt, sentence, text)
+                if spans is None:
+                    st["dropped"] += 1
+                    continue
+                # read speech has pauses around each utterance (LibriSpeech segments keep ~0.1-0.5 s)
+                lead, trail = (float(x) for x in rng.uniform(0.1, 0.5, size=2))
+                lead = round(lead * sample_rate) / sample_rate
+                audio = _render(utt, style, sample_rate, rng, lead_s=lead, trail_s=trail)
+                spans = [WordSpan(sp.word, sp.start_s + lead, sp.end_s + lead) for sp in spans]
+                utt_id = f"{style.speaker_id}-{chapter}-{utt_no:04d}"
+                write_audio(chapter_dir / f"{utt_id}.flac", audio, sample_rate)
+                duration = len(audio) / sample_rate
+                trans.append(f"{utt_id} {text.upper()}")
+                aligns.append(format_alignment_line(utt_id, spans, duration))
+                utt_no += 1
+                done_s += duration
+                st["utterances"] += 1
+                st["audio_s"] += duration
+            if trans:
+                _write_text(chapter_dir / f"{style.speaker_id}-{chapter}.trans.txt", trans)
+                _write_text(align_dir / f"{style.speaker_id}-{chapter}.alignment.txt", aligns)
+            chapter_no += 1
+        stats.append(st)
+    return stats
 
 
 def synth_librispeech(
@@ -244,67 +328,33 @@ def synth_librispeech(
     ``alignments/{split}/{speaker}/{chapter}/{speaker}-{chapter}.alignment.txt``.
     Splits ``train-clean-100`` / ``dev-clean`` / ``test-clean`` are speaker-disjoint (about 70/15/15).
     Sentences are drawn word by word from the Zipf-like frequency distribution of the ``vocab_size``
-    most frequent English words.
+    most frequent English words. Each speaker reads ``hours / num_speakers`` of audio in chapters of
+    up to 20 utterances. The same arguments give byte-identical files (see :func:`_run_groups`).
     """
-    from tqdm import tqdm
-
     if hours <= 0 or num_speakers < 3:
         raise ValueError(f"need hours > 0 and num_speakers >= 3 (got hours={hours}, num_speakers={num_speakers})")
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     speakers = make_speakers(num_speakers, rng)
     splits = dict(zip(("train-clean-100", "dev-clean", "test-clean"), _split_speakers(speakers, (0.7, 0.15, 0.15))))
-    words, probs = vocabulary(vocab_size)
-    tts = Espeak()
-    report = SynthReport(str(out_dir))
-    target_s = hours * 3600.0
+    per_speaker_s = hours * 3600.0 / num_speakers
+    tasks = [(i, split, style, per_speaker_s) for split, group in splits.items() for style in group
+             for i in [speakers.index(style)]]
     t0 = time.perf_counter()
-    # budget per split proportional to its speakers; each speaker reads chapters of ~20 utterances
-    bar = tqdm(total=round(target_s), unit="s audio", desc="synth librispeech", disable=not progress)
-    for split, split_speakers in splits.items():
-        budget = target_s * len(split_speakers) / len(speakers)
-        per_speaker = budget / len(split_speakers)
-        stats = {"speakers": len(split_speakers), "utterances": 0, "audio_s": 0.0}
-        for style in split_speakers:
-            done_s, chapter_no = 0.0, 0
-            while done_s < per_speaker:
-                chapter = 1000 + style.speaker_id * 7 + chapter_no
-                chapter_dir = out_dir / split / str(style.speaker_id) / str(chapter)
-                align_dir = out_dir / "alignments" / split / str(style.speaker_id) / str(chapter)
-                trans, aligns = [], []
-                utt_no = 0
-                while done_s < per_speaker and utt_no < 20:
-                    n = int(rng.integers(min_words, max_words + 1))
-                    sentence = [words[i] for i in rng.choice(len(words), size=n, p=probs)]
-                    text = " ".join(sentence)
-                    utt = tts.synthesize(
-                        text, voice=style.voice_name, rate=style.rate + int(rng.integers(-10, 11)),
-                        pitch=style.pitch, pitch_range=style.pitch_range,
-                    )
-                    spans = word_spans(utt, sentence, text)
-                    if spans is None:
-                        report.dropped_utterances += 1
-                        continue
-                    audio = _render(utt, style, sample_rate, rng)
-                    utt_id = f"{style.speaker_id}-{chapter}-{utt_no:04d}"
-                    write_audio(chapter_dir / f"{utt_id}.flac", audio, sample_rate)
-                    duration = len(audio) / sample_rate
-                    trans.append(f"{utt_id} {text.upper()}")
-                    aligns.append(format_alignment_line(utt_id, spans, duration))
-                    utt_no += 1
-                    done_s += duration
-                    stats["utterances"] += 1
-                    stats["audio_s"] += duration
-                    report.num_files += 1
-                    report.audio_s += duration
-                    bar.update(round(duration))
-                if trans:
-                    _write_text(chapter_dir / f"{style.speaker_id}-{chapter}.trans.txt", trans)
-                    _write_text(align_dir / f"{style.speaker_id}-{chapter}.alignment.txt", aligns)
-                chapter_no += 1
-        stats["audio_s"] = round(stats["audio_s"], 2)
-        report.splits[split] = stats
-    bar.close()
+    results = _run_groups(_librispeech_speaker_task, _groups(tasks), dict(
+        out_dir=str(out_dir), seed=seed, sample_rate=sample_rate, vocab_size=vocab_size, min_words=min_words,
+        max_words=max_words), "synth librispeech", progress)
+    report = SynthReport(str(out_dir))
+    for split, group in splits.items():
+        report.splits[split] = {"speakers": len(group), "utterances": 0, "audio_s": 0.0}
+    for st in (st for group in results for st in group):
+        sp = report.splits[st["split"]]
+        sp["utterances"] += st["utterances"]
+        sp["audio_s"] = round(sp["audio_s"] + st["audio_s"], 2)
+        report.num_files += st["utterances"]
+        report.audio_s += st["audio_s"]
+        report.dropped_utterances += st["dropped"]
+    report.audio_s = round(report.audio_s, 2)
     report.wall_s = time.perf_counter() - t0
     _write_text(out_dir / "synth_report.json", [json.dumps(report.to_dict(), indent=2)])
     _write_text(out_dir / "SPEAKERS.TXT", [
@@ -346,6 +396,37 @@ def _noise(kind: str, num_samples: int, rng: np.random.Generator) -> np.ndarray:
     return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
 
+def _speech_commands_task(tasks: list, *, out_dir: str, words: list[str], per_word: int, num_speakers: int,
+                          seed: int) -> list[tuple[str, str]]:
+    """Worker: every word for each ``(index, style)`` in ``tasks``; returns ``(relative path, speaker id)``."""
+    sample_rate = clip = 16000
+    out = Path(out_dir)
+    tts = Espeak()
+    written = []
+    for index, style in tasks:
+        rng = np.random.default_rng([seed, index])
+        for word in words:
+            for n in range(len(range(index, per_word, num_speakers))):  # this speaker's repetitions
+                utt = tts.synthesize(word, voice=style.voice_name, rate=style.rate + 7 * n, pitch=style.pitch,
+                                     pitch_range=style.pitch_range, seed=int(rng.integers(2**31)))
+                audio = _render(utt, style, sample_rate, rng)
+                # trim to the audible part, then place it at a random offset inside the 1-second clip
+                voiced = np.flatnonzero(np.abs(audio) > 0.02 * style.gain)
+                if voiced.size:
+                    audio = audio[voiced[0] : voiced[-1] + 1]
+                audio = audio[:clip]
+                clip_audio = np.zeros(clip, np.float32)
+                offset = int(rng.integers(0, clip - len(audio) + 1))
+                clip_audio[offset : offset + len(audio)] = audio
+                if style.snr_db is not None:  # keep the noise floor across the whole clip
+                    level = np.sqrt(np.mean(audio**2) / 10 ** (style.snr_db / 10))
+                    clip_audio += rng.standard_normal(clip).astype(np.float32) * level
+                rel = f"{word}/{speaker_hash(style)}_nohash_{n}.wav"
+                write_audio(out / rel, clip_audio, sample_rate)
+                written.append((rel, style.speaker_id))
+    return written
+
+
 def synth_speech_commands(
     out_dir: str | Path,
     *,
@@ -361,57 +442,40 @@ def synth_speech_commands(
     ``{word}/{speaker_hash}_nohash_{n}.wav`` (1 s, 16 kHz, int16, the word at a random offset),
     ``validation_list.txt`` and ``testing_list.txt`` (speaker-disjoint, about 10% each), and
     ``_background_noise_/`` with white, pink, brown and hum noise files of ``noise_seconds`` each.
-    Each of ``num_speakers`` (default ``per_word``) speakers says each word ``per_word / num_speakers``
-    times (rounded up; the ``n`` in the file name counts the repetitions).
+    Clip ``i`` of a word is said by speaker ``i % num_speakers`` (default ``num_speakers = per_word``);
+    ``n`` in the file name counts that speaker's repetitions of the word.
     """
-    from tqdm import tqdm
-
-    sample_rate, clip = 16000, 16000
     out_dir = Path(out_dir)
+    words = list(words)
     bad = [w for w in words if not re.fullmatch(r"[a-z][a-z_']*", w)]
     if bad or not words:
         raise ValueError(f"words must be non-empty lower-case words, got bad entries {bad}")
-    num_speakers = num_speakers or per_word
+    if per_word < 1:
+        raise ValueError(f"per_word must be >= 1, got {per_word}")
+    num_speakers = min(num_speakers or per_word, per_word)
     if num_speakers < 3:
-        raise ValueError(f"need at least 3 speakers for a speaker-disjoint split, got {num_speakers}")
+        raise ValueError(f"need at least 3 speakers for a speaker-disjoint split, got num_speakers={num_speakers}")
     rng = np.random.default_rng(seed)
     speakers = make_speakers(num_speakers, rng)
     train, val, test = _split_speakers(sorted(speakers, key=speaker_hash), (0.8, 0.1, 0.1))
     split_of = {s.speaker_id: name for name, group in (("train", train), ("val", val), ("test", test)) for s in group}
-    tts = Espeak()
+    t0 = time.perf_counter()
+    results = _run_groups(_speech_commands_task, _groups(list(enumerate(speakers))), dict(
+        out_dir=str(out_dir), words=words, per_word=per_word, num_speakers=num_speakers, seed=seed),
+        "synth speech-commands", progress)
     report = SynthReport(str(out_dir), splits={"train": 0, "val": 0, "test": 0})
     lists: dict[str, list[str]] = {"val": [], "test": []}
-    t0 = time.perf_counter()
-    for word in tqdm(words, desc="synth speech-commands", unit="word", disable=not progress):
-        for i in range(per_word):
-            style = speakers[i % num_speakers]
-            n = i // num_speakers
-            utt = tts.synthesize(word, voice=style.voice_name, rate=style.rate + 7 * n, pitch=style.pitch,
-                                 pitch_range=style.pitch_range)
-            audio = _render(utt, style, sample_rate, rng)
-            # trim to the audible part, then place it at a random offset inside the 1-second clip
-            voiced = np.flatnonzero(np.abs(audio) > 0.02 * style.gain)
-            if voiced.size:
-                audio = audio[voiced[0] : voiced[-1] + 1]
-            audio = audio[:clip]
-            out = np.zeros(clip, np.float32)
-            offset = int(rng.integers(0, clip - len(audio) + 1))
-            out[offset : offset + len(audio)] = audio
-            if style.snr_db is not None:  # keep the noise floor across the whole clip
-                out += rng.standard_normal(clip).astype(np.float32) * np.sqrt(np.mean(audio**2) / 10 ** (style.snr_db / 10))
-            rel = f"{word}/{speaker_hash(style)}_nohash_{n}.wav"
-            write_audio(out_dir / rel, out, sample_rate)
-            split = split_of[style.speaker_id]
-            report.splits[split] += 1
-            if split in lists:
-                lists[split].append(rel)
-            report.num_files += 1
-            report.audio_s += 1.0
+    for rel, speaker_id in (item for group in results for item in group):
+        split = split_of[speaker_id]
+        report.splits[split] += 1
+        lists.get(split, []).append(rel)
+        report.num_files += 1
+        report.audio_s += 1.0
     _write_text(out_dir / "validation_list.txt", sorted(lists["val"]))
     _write_text(out_dir / "testing_list.txt", sorted(lists["test"]))
     for kind in ("white_noise", "pink_noise", "brown_noise", "hum"):
-        noise = _noise(kind, int(noise_seconds * sample_rate), rng)
-        write_audio(out_dir / "_background_noise_" / f"{kind}.wav", noise, sample_rate)
+        noise = _noise(kind, int(noise_seconds * 16000), rng)
+        write_audio(out_dir / "_background_noise_" / f"{kind}.wav", noise, 16000)
         report.audio_s += noise_seconds
     report.wall_s = time.perf_counter() - t0
     _write_text(out_dir / "synth_report.json", [json.dumps(report.to_dict(), indent=2)])

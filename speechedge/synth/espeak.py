@@ -128,6 +128,8 @@ class Espeak:
                 lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
                 lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
                 lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+                if hasattr(lib, "espeak_ng_SetRandSeed"):  # breathy variants add noise from espeak's RNG
+                    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
                 lib.espeak_Synth.argtypes = [
                     ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
                     ctypes.c_uint, ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p,
@@ -158,7 +160,7 @@ class Espeak:
 
     def synthesize(
         self, text: str, *, voice: str = "en-us", rate: int = 175, pitch: int = 50, pitch_range: int = 50,
-        word_gap: int = 0,
+        word_gap: int = 0, seed: int | None = None,
     ) -> Utterance:
         """Speak ``text`` and return its audio and word events.
 
@@ -168,6 +170,10 @@ class Espeak:
             rate: words per minute (80..450).
             pitch, pitch_range: 0..100.
             word_gap: extra pause between words in units of 10 ms.
+            seed: seeds espeak's noise generator (breathy / whispered variants) for this call.
+
+        Note: libespeak-ng also carries state from one call to the next within a process (its pitch
+        flutter position), so byte-identical output needs the same sequence of calls in a fresh process.
         """
         lib = self._lib
         if lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -175,6 +181,8 @@ class Espeak:
         for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range),
                              (_PARAM_WORDGAP, word_gap), (_PARAM_VOLUME, 100)):
             lib.espeak_SetParameter(param, int(value), 0)
+        if seed is not None and hasattr(lib, "espeak_ng_SetRandSeed"):
+            lib.espeak_ng_SetRandSeed(int(seed) & 0x7FFFFFFF)
         self._chunks, self._events = [], []
         buf = ctypes.create_string_buffer(text.encode("utf-8"))
         err = lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)

@@ -1,0 +1,64 @@
+"""Shared fixtures: seeded synthetic signals and small synthesized corpora (built once per session)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+SR = 16000
+
+
+def make_signal(kind: str, num_samples: int = SR, seed: int = 0) -> np.ndarray:
+    """Seeded float32 test signals. Kinds: sine, noise, chirp, silence, clipped, speechlike, impulse."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(num_samples) / SR
+    if kind == "sine":
+        x = 0.5 * np.sin(2 * np.pi * 440.0 * t)
+    elif kind == "noise":
+        x = 0.1 * rng.standard_normal(num_samples)
+    elif kind == "chirp":
+        x = 0.5 * np.sin(2 * np.pi * (100 * t + 0.5 * 7000 * t**2 / max(t[-1], 1e-9)))
+    elif kind == "silence":
+        x = np.zeros(num_samples)
+    elif kind == "clipped":
+        x = np.clip(2.0 * np.sin(2 * np.pi * 300.0 * t), -1, 1)
+    elif kind == "speechlike":  # harmonic source with a moving formant and amplitude envelope, plus noise
+        f0 = 120 + 30 * np.sin(2 * np.pi * 3 * t)
+        phase = 2 * np.pi * np.cumsum(f0) / SR
+        x = sum(np.sin(k * phase) / k for k in range(1, 20)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) ** 2
+        x = 0.2 * x + 0.01 * rng.standard_normal(num_samples)
+    elif kind == "impulse":
+        x = np.zeros(num_samples)
+        x[num_samples // 3] = 1.0
+    else:
+        raise ValueError(kind)
+    return x.astype(np.float32)
+
+
+SIGNALS = ("sine", "noise", "chirp", "silence", "clipped", "speechlike", "impulse")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def librispeech_dir(tmp_path_factory):
+    """A tiny synthesized LibriSpeech tree with alignments (about 90 s of audio, 9 speakers)."""
+    from speechedge.synth.corpora import synth_librispeech
+
+    out = tmp_path_factory.mktemp("LibriSpeech")
+    report = synth_librispeech(out, hours=0.025, num_speakers=9, seed=7, progress=False)
+    return out, report
+
+
+@pytest.fixture(scope="session")
+def speech_commands_dir(tmp_path_factory):
+    """A tiny synthesized Speech Commands v2 tree: 6 words x 10 clips."""
+    from speechedge.synth.corpora import synth_speech_commands
+
+    out = tmp_path_factory.mktemp("speech_commands")
+    report = synth_speech_commands(out, words=("yes", "no", "up", "down", "left", "right"), per_word=10,
+                                   seed=3, noise_seconds=3, progress=False)
+    return out, report

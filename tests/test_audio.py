@@ -1,0 +1,181 @@
+"""Audio I/O: every bad input gets the right AudioError subclass with the file's name in the message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechedge.audio import (
+    AudioError,
+    AudioFormatError,
+    ChannelError,
+    EmptyAudioError,
+    NonFiniteAudioError,
+    SampleRateError,
+    from_int16,
+    info,
+    read_audio,
+    resample,
+    to_int16,
+    validate_audio,
+    write_audio,
+)
+
+
+def _sine(sr=16000, seconds=0.5, freq=440.0):
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_roundtrip(tmp_path, suffix):
+    x = _sine()
+    path = write_audio(tmp_path / f"a{suffix}", x, 16000)
+    y, sr = read_audio(path)
+    assert sr == 16000 and y.dtype == np.float32 and y.shape == x.shape
+    np.testing.assert_allclose(y, x, atol=1.0 / 32768)  # 16-bit quantization
+
+
+def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
+    write_audio(tmp_path / "a.wav", _sine(), 16000)
+    write_audio(tmp_path / "a.wav", _sine(freq=100), 16000)  # overwrite in place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]
+
+
+def test_write_failure_leaves_nothing(tmp_path):
+    with pytest.raises(NonFiniteAudioError):
+        write_audio(tmp_path / "bad.wav", np.array([0.0, np.nan], np.float32), 16000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.wav"
+    p.write_bytes(b"")
+    with pytest.raises(AudioFormatError, match="empty.wav"):
+        read_audio(p)
+
+
+def test_zero_samples(tmp_path):
+    p = tmp_path / "zero.wav"
+    sf.write(p, np.zeros(0, np.float32), 16000, subtype="PCM_16")
+    with pytest.raises(EmptyAudioError, match="zero.wav"):
+        read_audio(p)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_file(tmp_path, bad):
+    p = tmp_path / "nan.wav"
+    x = _sine()
+    x[100] = bad
+    sf.write(p, x, 16000, subtype="FLOAT")  # float WAV can store NaN/Inf
+    with pytest.raises(NonFiniteAudioError, match="nan.wav"):
+        read_audio(p)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_truncated_file(tmp_path, suffix):
+    p = write_audio(tmp_path / f"full{suffix}", np.tile(_sine(), 4), 16000)
+    data = p.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioFormatError, match=f"cut\\{suffix}"):
+        read_audio(cut)
+
+
+def test_text_file_named_wav(tmp_path):
+    p = tmp_path / "notes.wav"
+    p.write_text("this is not audio\n" * 20)
+    with pytest.raises(AudioFormatError, match="notes.wav"):
+        read_audio(p)
+    with pytest.raises(AudioFormatError, match="notes.wav"):
+        info(p)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(AudioFormatError, match="nope.flac"):
+        read_audio(tmp_path / "nope.flac")
+
+
+def test_wrong_rate_refused_when_resampling_not_allowed(tmp_path):
+    p = write_audio(tmp_path / "a8k.wav", _sine(sr=8000), 8000)
+    with pytest.raises(SampleRateError, match="a8k.wav.*8000 Hz.*16000 Hz"):
+        read_audio(p, sample_rate=16000, resample_ok=False)
+
+
+def test_48k_file_is_resampled(tmp_path):
+    x = _sine(sr=48000, seconds=1.0, freq=1000.0)
+    p = write_audio(tmp_path / "a48k.flac", x, 48000)
+    y, sr = read_audio(p, sample_rate=16000)
+    assert sr == 16000 and len(y) == 16000
+    # the tone survives: its frequency is where the spectrum peaks
+    spec = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    assert abs(np.argmax(spec) * 16000 / len(y) - 1000.0) <= 1.0
+
+
+def test_stereo_policies(tmp_path):
+    left, right = _sine(freq=300), _sine(freq=500)
+    p = write_audio(tmp_path / "st.wav", np.stack([left, right]), 16000)
+    mixed, _ = read_audio(p)
+    np.testing.assert_allclose(mixed, (left + right) / 2, atol=2 / 32768)
+    first, _ = read_audio(p, mono="first")
+    np.testing.assert_allclose(first, left, atol=1 / 32768)
+    both, _ = read_audio(p, mono=None)
+    assert both.shape == (2, len(left))
+    with pytest.raises(ChannelError, match="st.wav.*2 channels"):
+        read_audio(p, mono="error")
+
+
+def test_int16_and_float64_input_to_validate():
+    x16 = np.array([0, 16384, -32768], np.int16)
+    np.testing.assert_array_equal(validate_audio(x16), [0.0, 0.5, -1.0])
+    x64 = np.array([0.25, -0.5], np.float64)
+    out = validate_audio(x64)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, [0.25, -0.5])
+    with pytest.raises(AudioError, match="dtype"):
+        validate_audio(np.array([1, 2], np.uint8), source="x.wav")
+
+
+def test_int16_file_subtypes(tmp_path):
+    x = (_sine() * 32767).astype(np.int16)
+    p = tmp_path / "i16.wav"
+    sf.write(p, x, 16000, subtype="PCM_16")
+    y, _ = read_audio(p)
+    np.testing.assert_allclose(y, x / 32768.0, atol=1e-7)
+    p64 = tmp_path / "f64.wav"
+    sf.write(p64, x / 32768.0, 16000, subtype="DOUBLE")
+    z, _ = read_audio(p64)
+    np.testing.assert_allclose(z, x / 32768.0, atol=1e-7)
+
+
+def test_min_samples(tmp_path):
+    p = write_audio(tmp_path / "short.wav", _sine(seconds=0.01), 16000)
+    with pytest.raises(EmptyAudioError, match="short.wav.*at least 1000"):
+        read_audio(p, min_samples=1000)
+
+
+def test_int16_conversions_roundtrip_and_saturate():
+    x = np.array([-1.0, -0.5, 0.0, 0.5, 0.999, 1.5], np.float32)
+    q = to_int16(x)
+    assert q.dtype == np.int16
+    assert q[-1] == 32767 and q[0] == -32768  # out-of-range saturates
+    np.testing.assert_allclose(from_int16(q)[:5], x[:5], atol=1 / 32768)
+    with pytest.raises(AudioError):
+        from_int16(np.zeros(3, np.float32))
+
+
+def test_resample_lengths_and_batch():
+    x = np.stack([_sine(sr=48000), _sine(sr=48000, freq=200)])
+    y = resample(x, 48000, 16000)
+    assert y.shape == (2, 8000)
+    np.testing.assert_allclose(y[0], resample(x[0], 48000, 16000), atol=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        resample(x, 0, 16000)
+
+
+def test_partial_read(tmp_path):
+    x = np.tile(_sine(), 4)
+    p = write_audio(tmp_path / "long.flac", x, 16000)
+    y, _ = read_audio(p, start_s=0.5, duration_s=0.25)
+    np.testing.assert_allclose(y, x[8000:12000], atol=1 / 32768)

@@ -1,0 +1,169 @@
+"""Synthesized corpora: the layouts parse like the real corpora and the alignments agree with the audio."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechedge.audio import read_audio
+from speechedge.data_prep.alignments import parse_alignment_line, read_alignment_file
+from speechedge.synth.corpora import (
+    WordSpan,
+    format_alignment_line,
+    synth_librispeech,
+    synth_speech_commands,
+    vocabulary,
+)
+
+SPLITS = ("train-clean-100", "dev-clean", "test-clean")
+
+
+def _transcripts(root):
+    out = {}
+    for split in SPLITS:
+        for trans in (root / split).glob("*/*/*.trans.txt"):
+            for line in trans.read_text().splitlines():
+                utt, text = line.split(" ", 1)
+                out[utt] = (split, trans.parent, text)
+    return out
+
+
+def test_librispeech_layout(librispeech_dir):
+    root, report = librispeech_dir
+    trans = _transcripts(root)
+    assert len(trans) == report.num_files > 10
+    speakers_by_split = {s: {p.name for p in (root / s).iterdir()} for s in SPLITS}
+    assert all(speakers_by_split.values()), "every split has speakers"
+    a, b, c = speakers_by_split.values()
+    assert not (a & b or a & c or b & c), "splits are speaker-disjoint"
+    for utt, (split, chapter_dir, text) in trans.items():
+        speaker, chapter, number = utt.split("-")
+        assert re.fullmatch(r"\d{4}", number)
+        assert chapter_dir == root / split / speaker / chapter
+        assert (chapter_dir / f"{utt}.flac").is_file()
+        assert text == text.upper() and re.fullmatch(r"[A-Z' ]+", text)
+        assert (chapter_dir / f"{speaker}-{chapter}.trans.txt").is_file()
+    flacs = {p.stem for p in root.rglob("*.flac")}
+    assert flacs == set(trans)
+    info = sf.info(str(next(root.rglob("*.flac"))))
+    assert (info.samplerate, info.channels, info.format) == (16000, 1, "FLAC")
+
+
+def test_alignments_match_transcripts_and_durations(librispeech_dir):
+    root, _ = librispeech_dir
+    trans = _transcripts(root)
+    seen = {}
+    for f in (root / "alignments").rglob("*.alignment.txt"):
+        split, speaker, chapter = f.relative_to(root / "alignments").parts[:3]
+        assert f.name == f"{speaker}-{chapter}.alignment.txt"
+        seen.update({k: (split, v) for k, v in read_alignment_file(f).items()})
+    assert set(seen) == set(trans)
+    for utt, (split, words) in seen.items():
+        assert split == trans[utt][0]
+        assert [w.word for w in words] == trans[utt][2].split()
+        duration = sf.info(str(trans[utt][1] / f"{utt}.flac")).duration
+        assert all(0 <= w.start_s < w.end_s <= duration + 1e-3 for w in words)
+        assert all(a.end_s <= b.start_s + 1e-9 for a, b in zip(words, words[1:]))
+
+
+def test_alignments_agree_with_audio_energy(librispeech_dir):
+    """Inside words the audio is loud; in the aligned silences (>= 50 ms) it is at least 20 dB quieter."""
+    root, _ = librispeech_dir
+    trans = _transcripts(root)
+    ratios = []
+    for f in (root / "alignments").rglob("*.alignment.txt"):
+        for line in f.read_text().splitlines():
+            utt, words = parse_alignment_line(line)
+            audio, sr = read_audio(trans[utt][1] / f"{utt}.flac")
+            speech = np.concatenate([audio[int(w.start_s * sr) : int(w.end_s * sr)] for w in words])
+            gaps = [(a.end_s, b.start_s) for a, b in zip(words, words[1:]) if b.start_s - a.end_s >= 0.05]
+            gaps += [(0.0, words[0].start_s)] if words[0].start_s >= 0.05 else []
+            if not gaps:
+                continue
+            # skip 10 ms at each edge: boundaries are on a 10 ms grid
+            silence = np.concatenate([audio[int((s + 0.01) * sr) : int((e - 0.01) * sr)] for s, e in gaps])
+            ratios.append(10 * np.log10(np.mean(speech**2) / (np.mean(silence**2) + 1e-12)))
+    assert len(ratios) >= 5
+    # noisy speakers (10..30 dB SNR) bound the ratio from above; clean ones give much more
+    assert np.median(ratios) > 20 and min(ratios) > 8, ratios
+
+
+def test_vocabulary_is_zipf_like_and_corpus_is_varied(librispeech_dir):
+    words, probs = vocabulary(2000)
+    assert len(words) == 2000 and words[0] == "the"
+    assert np.all(np.diff(probs) <= 1e-12) and abs(probs.sum() - 1) < 1e-9
+    # rank-frequency slope in log-log space near -1 (Zipf)
+    ranks = np.arange(1, len(probs) + 1)
+    slope = np.polyfit(np.log(ranks[10:]), np.log(probs[10:]), 1)[0]
+    assert -1.6 < slope < -0.7
+    root, _ = librispeech_dir
+    tokens = [w for _, _, text in _transcripts(root).values() for w in text.split()]
+    counts = Counter(tokens)
+    assert len(counts) > 0.3 * len(tokens), "not a handful of templates"
+    assert counts.most_common(1)[0][1] >= 5, "frequent words repeat"
+
+
+def test_format_alignment_line_roundtrip():
+    spans = [WordSpan("hello", 0.10, 0.40), WordSpan("big", 0.40, 0.60), WordSpan("world", 0.75, 1.20)]
+    line = format_alignment_line("1-2-0003", spans, 1.5)
+    assert line == '1-2-0003 ",HELLO,BIG,,WORLD," "0.100,0.400,0.600,0.750,1.200,1.500"'
+    utt, words = parse_alignment_line(line)
+    assert utt == "1-2-0003"
+    assert [(w.word, w.start_s, w.end_s) for w in words] == [("HELLO", 0.1, 0.4), ("BIG", 0.4, 0.6), ("WORLD", 0.75, 1.2)]
+
+
+def test_synthesis_is_deterministic(tmp_path):
+    def digest(root):
+        h = hashlib.sha1()
+        for p in sorted(root.rglob("*")):
+            if p.is_file() and p.name != "synth_report.json":
+                h.update(str(p.relative_to(root)).encode() + p.read_bytes())
+        return h.hexdigest()
+
+    a = synth_librispeech(tmp_path / "a", hours=0.004, num_speakers=3, seed=11, progress=False)
+    b = synth_librispeech(tmp_path / "b", hours=0.004, num_speakers=3, seed=11, progress=False)
+    c = synth_librispeech(tmp_path / "c", hours=0.004, num_speakers=3, seed=12, progress=False)
+    assert a.num_files == b.num_files > 0
+    assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")
+    assert a.speed > 1.0  # faster than real time
+
+
+def test_speech_commands_layout(speech_commands_dir):
+    root, report = speech_commands_dir
+    words = ("yes", "no", "up", "down", "left", "right")
+    files = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*.wav") if p.parent.name in words)
+    assert len(files) == report.num_files == 60
+    for rel in files:
+        assert re.fullmatch(r"[a-z]+/[0-9a-f]{8}_nohash_\d+\.wav", rel), rel
+    info = sf.info(str(root / files[0]))
+    assert (info.samplerate, info.frames, info.channels, info.subtype) == (16000, 16000, 1, "PCM_16")
+    val = (root / "validation_list.txt").read_text().split()
+    test = (root / "testing_list.txt").read_text().split()
+    assert val and test and set(val) <= set(files) and set(test) <= set(files)
+    speaker = lambda rel: rel.split("/")[1].split("_")[0]  # noqa: E731
+    train_speakers = {speaker(f) for f in files} - {speaker(f) for f in val + test}
+    assert train_speakers
+    assert not ({speaker(f) for f in val} & {speaker(f) for f in test})
+    noise = sorted((root / "_background_noise_").glob("*.wav"))
+    assert len(noise) >= 3 and all(sf.info(str(p)).duration >= 3.0 for p in noise)
+
+
+def test_speech_commands_clips_contain_the_word(speech_commands_dir):
+    root, _ = speech_commands_dir
+    for p in sorted(root.glob("yes/*.wav"))[:5]:
+        audio, _ = read_audio(p)
+        frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+        db = 10 * np.log10((frames**2).mean(axis=1) + 1e-12)
+        assert db.max() - np.median(db) > 10, f"{p} has no clear word"
+
+
+def test_synth_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="num_speakers"):
+        synth_librispeech(tmp_path, hours=0.01, num_speakers=2, progress=False)
+    with pytest.raises(ValueError, match="words"):
+        synth_speech_commands(tmp_path, words=["Bad Word"], per_word=3, progress=False)
