@@ -253,9 +253,13 @@ def _run_groups(fn, groups: list, common: dict, desc: str, progress: bool) -> li
     return results
 
 
-def _groups(items: list, max_groups: int = 8) -> list[list]:
-    """Round-robin partition into at most ``max_groups`` groups (fixed for a given list)."""
-    n = min(len(items), max_groups)
+def _groups(items: list, work_s: float) -> list[list]:
+    """Round-robin partition into groups of about a minute of audio each, at most 8.
+
+    Starting a worker process costs about half a second, so small corpora use few groups. The
+    partition depends only on the arguments, never on the machine, so output stays reproducible.
+    """
+    n = max(1, min(len(items), 8, round(work_s / 60.0)))
     return [items[i::n] for i in range(n)]
 
 
@@ -341,7 +345,7 @@ def synth_librispeech(
     tasks = [(i, split, style, per_speaker_s) for split, group in splits.items() for style in group
              for i in [speakers.index(style)]]
     t0 = time.perf_counter()
-    results = _run_groups(_librispeech_speaker_task, _groups(tasks), dict(
+    results = _run_groups(_librispeech_speaker_task, _groups(tasks, hours * 3600.0), dict(
         out_dir=str(out_dir), seed=seed, sample_rate=sample_rate, vocab_size=vocab_size, min_words=min_words,
         max_words=max_words), "synth librispeech", progress)
     report = SynthReport(str(out_dir))
@@ -460,7 +464,7 @@ def synth_speech_commands(
     train, val, test = _split_speakers(sorted(speakers, key=speaker_hash), (0.8, 0.1, 0.1))
     split_of = {s.speaker_id: name for name, group in (("train", train), ("val", val), ("test", test)) for s in group}
     t0 = time.perf_counter()
-    results = _run_groups(_speech_commands_task, _groups(list(enumerate(speakers))), dict(
+    results = _run_groups(_speech_commands_task, _groups(list(enumerate(speakers)), len(words) * per_word), dict(
         out_dir=str(out_dir), words=words, per_word=per_word, num_speakers=num_speakers, seed=seed),
         "synth speech-commands", progress)
     report = SynthReport(str(out_dir), splits={"train": 0, "val": 0, "test": 0})
