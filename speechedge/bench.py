@@ -144,3 +144,41 @@ def format_table(rows: list[FrontendBenchRow], num_clips: int) -> str:
         ratio = by_name["numba stream 10ms"].ms_per_audio_s / by_name["numba batch"].ms_per_audio_s
         lines.append(f"\nstreaming (10 ms pushes) cost / batch cost per frame: {ratio:.2f} (target <= 2)")
     return "\n".join(lines)
+
+
+def bench_libriword(corpus: str | None = None, hours: float = 1.0, workers=(1, 2), num_words: int = 100,
+                    clips_per_word: int = 20) -> str:
+    """Clip-cutting throughput of the LibriWord builder on a synthesized corpus, 1 vs 2 workers.
+
+    Each run starts from an empty output folder; the scan/selection time is reported separately from
+    the cutting time (clips per second counts the cutting, which is what the workers share).
+    """
+    import resource
+    import tempfile
+    from pathlib import Path
+
+    from speechedge.data_prep.libriword import LibriWordConfig, build_libriword
+    from speechedge.synth.corpora import synth_librispeech
+
+    tmp = Path(tempfile.mkdtemp(prefix="speechedge-bench-"))
+    if corpus is None:
+        corpus = tmp / "LibriSpeech"
+        synth_librispeech(corpus, hours=hours, num_speakers=20, seed=0, progress=False)
+    corpus = Path(corpus)
+    cfg = LibriWordConfig(num_words=num_words, clips_per_word=clips_per_word, min_word_seconds=0.1)
+    rows = []
+    for w in workers:
+        stats = build_libriword(corpus, corpus / "alignments", tmp / f"out{w}", cfg, workers=w, progress=False)
+        shard = json.loads((tmp / f"out{w}" / "stats.shard-0-of-1.json").read_text())
+        rows.append((w, stats["clips"], shard["cut_wall_s"], shard["wall_s"] - shard["cut_wall_s"]))
+    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    base = rows[0][1] / rows[0][2]
+    lines = [f"LibriWord clip cutting, {num_words} words x {clips_per_word} clips from {corpus}",
+             "| workers | clips | cut s | clips/s | clips/s per worker | speed-up vs 1 worker | scan+select s |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for w, n, cut_s, scan_s in rows:
+        rate = n / cut_s
+        lines.append(f"| {w} | {n} | {cut_s:.2f} | {rate:.0f} | {rate / w:.0f} | {rate / base:.2f}x | {scan_s:.2f} |")
+    lines.append(f"\npeak RSS: main process {peak_self:.0f} MB, largest worker {peak_child:.0f} MB")
+    return "\n".join(lines)

@@ -2,10 +2,13 @@
 
     speechedge synth librispeech --out DIR [--hours H] [--speakers N] [--seed S]
     speechedge synth speech-commands --out DIR [--words W ...] [--per-word N] [--seed S]
+    speechedge prepare librispeech --corpus DIR --out DIR [--splits ...]
+    speechedge prepare libriword --librispeech DIR --alignments DIR --out DIR [options]
+    speechedge prepare speech-commands --corpus DIR --out DIR
     speechedge bench frontend [--clips N] [--repeats R]
     speechedge quickstart [--work DIR]
 
-Verbs that later milestones fill in (prepare, train, eval, export, demo) say so and exit with status 2.
+Verbs that later milestones fill in (train, eval, export, demo) say so and exit with status 2.
 """
 
 from __future__ import annotations
@@ -48,11 +51,72 @@ def _synth_speech_commands(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_librispeech(args: argparse.Namespace) -> int:
+    from .data_prep.librispeech import prepare_librispeech
+
+    stats = prepare_librispeech(args.corpus, args.out, args.splits)
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must look like I/N (for example 0/4), got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= I < N")
+    return i, n
+
+
+def _on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+    return text == "on"
+
+
+def _prepare_libriword(args: argparse.Namespace) -> int:
+    from .data_prep.libriword import LibriWordConfig, build_libriword
+
+    cfg = LibriWordConfig(
+        splits=tuple(args.splits) if args.splits else None, num_words=args.num_words,
+        clips_per_word=args.clips_per_word, clip_seconds=args.clip_seconds, min_word_seconds=args.min_word_seconds,
+        max_word_seconds=args.max_word_seconds, min_chars=args.min_chars, merge_forms=args.merge_forms,
+        stop_words=args.stop_words, max_clips_per_speaker=args.max_clips_per_speaker,
+        val_fraction=args.val_fraction, seed=args.seed)
+    stats = build_libriword(args.librispeech, args.alignments, args.out, cfg, workers=args.workers,
+                            shard=args.shard, progress=not args.quiet)
+    print(json.dumps({k: v for k, v in stats.items() if k not in ("config", "bad_source_files")}, indent=2))
+    return 0
+
+
+def _prepare_libriword_merge(args: argparse.Namespace) -> int:
+    from .data_prep.libriword import merge_shards
+
+    stats = merge_shards(args.out)
+    print(json.dumps({k: v for k, v in stats.items() if k != "config"}, indent=2))
+    return 0
+
+
+def _prepare_speech_commands(args: argparse.Namespace) -> int:
+    from .data_prep.speech_commands import prepare_speech_commands
+
+    print(json.dumps(prepare_speech_commands(args.corpus, args.out), indent=2))
+    return 0
+
+
 def _bench_frontend(args: argparse.Namespace) -> int:
     from .bench import bench_frontend, format_table
 
     rows = bench_frontend(num_clips=args.clips, repeats=args.repeats)
     print(format_table(rows, args.clips))
+    return 0
+
+
+def _bench_libriword(args: argparse.Namespace) -> int:
+    from .bench import bench_libriword
+
+    print(bench_libriword(args.corpus, hours=args.hours))
     return 0
 
 
@@ -86,12 +150,54 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--quiet", action="store_true", help="no progress bar")
     sc.set_defaults(func=_synth_speech_commands)
 
+    prep = verbs.add_parser("prepare", help="build manifests and keyword datasets from corpora")
+    prep_kinds = prep.add_subparsers(dest="kind", metavar="DATASET", required=True)
+    pl = prep_kinds.add_parser("librispeech", help="one utterance manifest per LibriSpeech split")
+    pl.add_argument("--corpus", required=True, type=Path, help="folder holding dev-clean/, train-clean-100/, ...")
+    pl.add_argument("--out", required=True, type=Path, help="output folder for librispeech_{split}.jsonl.gz")
+    pl.add_argument("--splits", nargs="+", help="splits to prepare (default: all found)")
+    pl.set_defaults(func=_prepare_librispeech)
+    lw = prep_kinds.add_parser("libriword", help="keyword clips cut from LibriSpeech with word alignments")
+    lw.add_argument("--librispeech", required=True, type=Path, help="LibriSpeech folder")
+    lw.add_argument("--alignments", required=True, type=Path,
+                    help="folder of *.alignment.txt (MFA text format) or {utt}.TextGrid files")
+    lw.add_argument("--out", required=True, type=Path, help="output folder (clips/, manifest.jsonl, stats)")
+    lw.add_argument("--splits", nargs="+", help="LibriSpeech splits to use (default: all found)")
+    lw.add_argument("--num-words", type=int, default=1000, help="words to keep, most frequent first (default 1000)")
+    lw.add_argument("--clips-per-word", type=int, default=300, help="clips per word (default 300)")
+    lw.add_argument("--clip-seconds", type=float, default=1.0, help="clip length in seconds (default 1.0)")
+    lw.add_argument("--min-word-seconds", type=float, default=0.2, help="shortest aligned word (default 0.2)")
+    lw.add_argument("--max-word-seconds", type=float, default=None, help="longest aligned word (default: clip length)")
+    lw.add_argument("--min-chars", type=int, default=3, help="shortest word in letters (default 3)")
+    lw.add_argument("--merge-forms", type=_on_off, default=True, metavar="on|off",
+                    help="merge plurals / past tenses into their base word (default on)")
+    lw.add_argument("--stop-words", choices=("keep", "drop"), default="keep", help="default keep")
+    lw.add_argument("--max-clips-per-speaker", type=int, default=10, help="per word and speaker (default 10)")
+    lw.add_argument("--val-fraction", type=float, default=0.1, help="fraction of speakers for val (default 0.1)")
+    lw.add_argument("--workers", type=int, default=None, help="processes cutting clips (default: cores)")
+    lw.add_argument("--shard", type=_parse_shard, default=(0, 1), metavar="I/N",
+                    help="cut only shard I of N (then run `prepare libriword-merge`)")
+    lw.add_argument("--seed", type=int, default=0)
+    lw.add_argument("--quiet", action="store_true", help="no progress bar")
+    lw.set_defaults(func=_prepare_libriword)
+    lm = prep_kinds.add_parser("libriword-merge", help="merge the shards of a sharded libriword run")
+    lm.add_argument("--out", required=True, type=Path, help="the libriword output folder")
+    lm.set_defaults(func=_prepare_libriword_merge)
+    ps = prep_kinds.add_parser("speech-commands", help="GSC v2 35/12-class manifests and the splitGSC few-shot split")
+    ps.add_argument("--corpus", required=True, type=Path, help="Speech Commands v2 folder")
+    ps.add_argument("--out", required=True, type=Path, help="output folder for the manifests")
+    ps.set_defaults(func=_prepare_speech_commands)
+
     bench = verbs.add_parser("bench", help="benchmarks that print tables with ratios against references")
     bench_kinds = bench.add_subparsers(dest="kind", metavar="WHAT", required=True)
     bf = bench_kinds.add_parser("frontend", help="log-mel: Numba batch / streaming vs torch vs librosa")
     bf.add_argument("--clips", type=int, default=100, help="one-second clips per run (default 100)")
     bf.add_argument("--repeats", type=int, default=5, help="runs per implementation; the best counts (default 5)")
     bf.set_defaults(func=_bench_frontend)
+    bl = bench_kinds.add_parser("libriword", help="LibriWord clip cutting: clips/s with 1 and 2 workers")
+    bl.add_argument("--corpus", default=None, help="LibriSpeech folder with alignments/ (default: synthesize one)")
+    bl.add_argument("--hours", type=float, default=1.0, help="size of the synthesized corpus (default 1.0)")
+    bl.set_defaults(func=_bench_libriword)
 
     qs = verbs.add_parser("quickstart", help="run the whole pipeline offline on synthesized data")
     qs.add_argument("--work", default="work/quickstart", help="work folder (default work/quickstart)")
@@ -99,8 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--quiet", action="store_true", help="no progress bars")
     qs.set_defaults(func=_quickstart)
 
-    for verb, text in (("prepare", "build manifests and keyword datasets from corpora"),
-                       ("train", "train a recipe"), ("eval", "evaluate an experiment"),
+    for verb, text in (("train", "train a recipe"), ("eval", "evaluate an experiment"),
                        ("export", "export TFLite models"), ("demo", "live microphone demos")):
         v = verbs.add_parser(verb, help=f"{text} (not built yet)", description=f"{text}: not built yet.")
         v.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

@@ -1,0 +1,148 @@
+"""Manifests: JSON Lines (optionally gzipped) of frozen dataclasses with units in the field names.
+
+Rows are plain dataclasses; reading and writing are free functions. Writes are atomic (temporary
+file + rename) so an interrupted run never leaves half a manifest behind.
+
+    rows = list(read_manifest("dev-clean.jsonl.gz", UtteranceRecord))
+    write_manifest("subset.jsonl", [r for r in rows if r.duration_s < 10])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+__all__ = ["UtteranceRecord", "ClipRecord", "read_manifest", "write_manifest", "ManifestWriter", "ManifestError"]
+
+T = TypeVar("T")
+
+
+class ManifestError(ValueError):
+    """A manifest line is not valid JSON or does not match the expected row type."""
+
+
+@dataclass(frozen=True)
+class UtteranceRecord:
+    """One utterance of a read-speech corpus (LibriSpeech layout)."""
+
+    id: str
+    path: str
+    speaker: str
+    chapter: str
+    split: str
+    sample_rate: int
+    num_samples: int
+    duration_s: float
+    transcript: str
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One keyword clip (LibriWord or Speech Commands).
+
+    ``path`` is relative to the manifest's dataset folder for LibriWord clips and absolute for corpus
+    files. ``source_*`` is the clip's span in its source recording and ``word_*`` the word's span inside
+    the clip (seconds); both are ``None`` where unknown (Speech Commands).
+    """
+
+    id: str
+    word: str
+    speaker: str
+    path: str
+    split: str
+    label: str = ""
+    source_id: str = ""
+    source_start_s: float | None = None
+    source_end_s: float | None = None
+    word_start_s: float | None = None
+    word_end_s: float | None = None
+    duration_s: float | None = None
+
+
+def _open_text(path: Path, mode: str):
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, mode + "b"), encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+def read_manifest(path: str | os.PathLike, cls: type[T]) -> Iterator[T]:
+    """Stream rows of ``cls`` from a ``.jsonl`` or ``.jsonl.gz`` file (bounded memory).
+
+    Raises:
+        FileNotFoundError: no such manifest.
+        ManifestError: a line that is not JSON or does not fit ``cls`` (the message names file and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such manifest")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    with _open_text(path, "r") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{path}:{i}: not JSON ({e})") from e
+            unknown = set(d) - fields
+            if unknown:
+                raise ManifestError(f"{path}:{i}: unknown fields {sorted(unknown)} for {cls.__name__}")
+            try:
+                yield cls(**d)
+            except TypeError as e:
+                raise ManifestError(f"{path}:{i}: {e}") from e
+
+
+class ManifestWriter:
+    """Write rows one at a time to a temporary file; ``close()`` renames it into place.
+
+    Use as a context manager; on an exception the temporary file is removed and the old manifest
+    (if any) stays untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = "".join(self.path.suffixes)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        os.close(fd)
+        self._f = _open_text(Path(self._tmp), "w")
+        self.count = 0
+
+    def write(self, row) -> None:
+        self._f.write(json.dumps(dataclasses.asdict(row), ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def close(self) -> Path:
+        self._f.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._f.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+    def __enter__(self) -> ManifestWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_manifest(path: str | os.PathLike, rows: Iterable) -> Path:
+    """Write all ``rows`` atomically; returns the path."""
+    with ManifestWriter(path) as w:
+        for row in rows:
+            w.write(row)
+    return w.path
