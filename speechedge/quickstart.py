@@ -1,9 +1,10 @@
 """``speechedge quickstart``: the main job, run offline on synthesized data.
 
-Today it runs the foundation stages: synthesize a small LibriSpeech-layout corpus (with word alignments)
-and a Speech Commands-layout corpus, compute log-mel features of every file with the Numba kernel, and
-print a summary. Later stages (LibriWord, training, export, demo) are added as they land. Finished
-stages are reused when the command is run again (delete the work folder to start over).
+Stages so far: synthesize a small LibriSpeech-layout corpus (with word alignments) and a Speech
+Commands-layout corpus; build LibriWord and the Speech Commands / splitGSC manifests from them; compute
+log-mel features of every file with the Numba kernel; print a summary. Later stages (training, export,
+demo) are added as they land. Finished stages are reused when the command is run again (delete the work
+folder to start over).
 """
 
 from __future__ import annotations
@@ -58,15 +59,34 @@ def _features_summary(files: list[Path], progress: bool) -> dict:
             "feature_ms_per_audio_s": round(1000 * t_feat / total_s, 3)}
 
 
+def _libriword(work: Path, seed: int, progress: bool) -> dict:
+    from .data_prep.libriword import LibriWordConfig, build_libriword
+
+    # a tiny corpus: fewer words and clips than the reference 1000 x 300, and synthetic speech is fast,
+    # so words as short as 0.1 s count
+    cfg = LibriWordConfig(num_words=30, clips_per_word=20, min_word_seconds=0.1, seed=seed)
+    stats = build_libriword(work / "LibriSpeech", work / "LibriSpeech" / "alignments", work / "libriword", cfg,
+                            progress=progress)
+    return {k: v for k, v in stats.items() if k not in ("config", "corpus", "top_words")}
+
+
+def _prepare_gsc(work: Path) -> dict:
+    from .data_prep.speech_commands import prepare_speech_commands
+
+    return prepare_speech_commands(work / "speech_commands", work / "manifests")
+
+
 def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
     from .synth.corpora import synth_librispeech, synth_speech_commands
 
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, tuple[float, str]] = {}
     ls = _stage(work, "synth_librispeech", lambda: synth_librispeech(
-        work / "LibriSpeech", hours=0.05, num_speakers=12, seed=seed, progress=progress).to_dict(), timings)
+        work / "LibriSpeech", hours=0.3, num_speakers=20, seed=seed, progress=progress).to_dict(), timings)
     gsc = _stage(work, "synth_speech_commands", lambda: synth_speech_commands(
-        work / "speech_commands", per_word=12, seed=seed, noise_seconds=10, progress=progress).to_dict(), timings)
+        work / "speech_commands", per_word=12, seed=seed, noise_seconds=30, progress=progress).to_dict(), timings)
+    lw = _stage(work, "libriword", lambda: _libriword(work, seed, progress), timings)
+    gp = _stage(work, "prepare_speech_commands", lambda: _prepare_gsc(work), timings)
     files = sorted((work / "LibriSpeech").rglob("*.flac")) + sorted((work / "speech_commands").rglob("*.wav"))
     feats = _stage(work, "features", lambda: _features_summary(files, progress), timings)
 
@@ -80,6 +100,11 @@ def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
         f"| {timings['synth_librispeech'][1]} |",
         f"| synth Speech Commands | {gsc['num_files']} clips ({gsc['splits']}), {gsc['audio_per_wall_s']:.0f}x real time "
         f"| {timings['synth_speech_commands'][0]:.1f} | {timings['synth_speech_commands'][1]} |",
+        f"| LibriWord | {lw['words']} words x {lw['clips_per_word']['max']} clips ({lw['splits']}), "
+        f"{lw['bad_sources']} bad sources | {timings['libriword'][0]:.1f} | {timings['libriword'][1]} |",
+        f"| Speech Commands + splitGSC | 35-class train/val/test {gp['gsc35_train']}/{gp['gsc35_val']}/"
+        f"{gp['gsc35_test']}, splitGSC 15/10/10 classes | {timings['prepare_speech_commands'][0]:.1f} "
+        f"| {timings['prepare_speech_commands'][1]} |",
         f"| log-mel (Numba) | {feats['files']} files, {feats['frames']} frames x {feats['n_mels']} mels, "
         f"mean {feats['mean']}, std {feats['std']}, {feats['feature_ms_per_audio_s']} ms per audio s "
         f"| {timings['features'][0]:.1f} | {timings['features'][1]} |",
