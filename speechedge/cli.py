@@ -120,6 +120,19 @@ def _bench_libriword(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_kws_fewshot(args: argparse.Namespace) -> int:
+    from .recipes.kws_fewshot import main as fewshot_main
+
+    return fewshot_main(args.config, args.exp_dir, args.set)
+
+
+def _eval_kws_fewshot(args: argparse.Namespace) -> int:
+    from .recipes.kws_fewshot import evaluate_cli
+
+    return evaluate_cli(args.exp_dir, args.data, ways=args.ways, shots=tuple(int(s) for s in args.shots.split(",")),
+                        queries=args.queries, episodes=args.episodes, seed=args.seed, json_path=args.json)
+
+
 def _quickstart(args: argparse.Namespace) -> int:
     from .quickstart import run_quickstart
 
@@ -205,8 +218,28 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--quiet", action="store_true", help="no progress bars")
     qs.set_defaults(func=_quickstart)
 
-    for verb, text in (("train", "train a recipe"), ("eval", "evaluate an experiment"),
-                       ("export", "export TFLite models"), ("demo", "live microphone demos")):
+    tr = verbs.add_parser("train", help="train a recipe")
+    tr_kinds = tr.add_subparsers(dest="kind", metavar="RECIPE", required=True)
+    tf = tr_kinds.add_parser("kws-fewshot", help="few-shot open-set KWS: BC-ResNet + (D-)ProtoNet (+ LibriWord AuxSL)")
+    tf.add_argument("--config", help="TOML config (recipes/configs/kws_fewshot_*.toml); fields not set keep defaults")
+    tf.add_argument("--exp-dir", required=True, help="experiment folder; an existing one is resumed")
+    tf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    tf.set_defaults(func=_train_kws_fewshot)
+
+    ev = verbs.add_parser("eval", help="evaluate an experiment")
+    ev_kinds = ev.add_subparsers(dest="kind", metavar="RECIPE", required=True)
+    ef = ev_kinds.add_parser("kws-fewshot", help="N-way K-shot accuracy and open-set AUROC with 95% CIs")
+    ef.add_argument("--exp-dir", required=True, help="trained experiment folder")
+    ef.add_argument("--data", required=True, help="ClipRecord manifest or any Speech Commands-layout folder of words")
+    ef.add_argument("--ways", type=int, default=5)
+    ef.add_argument("--shots", default="1,5", help="comma-separated shot counts (default 1,5)")
+    ef.add_argument("--queries", type=int, default=15, help="queries per class (default 15)")
+    ef.add_argument("--episodes", type=int, default=1000)
+    ef.add_argument("--seed", type=int, default=0)
+    ef.add_argument("--json", help="also write the results to this JSON file")
+    ef.set_defaults(func=_eval_kws_fewshot)
+
+    for verb, text in (("export", "export TFLite models"), ("demo", "live microphone demos")):
         v = verbs.add_parser(verb, help=f"{text} (not built yet)", description=f"{text}: not built yet.")
         v.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         v.set_defaults(func=_not_built(verb))

@@ -62,3 +62,28 @@ def speech_commands_dir(tmp_path_factory):
     report = synth_speech_commands(out, words=("yes", "no", "up", "down", "left", "right"), per_word=10,
                                    seed=3, noise_seconds=3, progress=False)
     return out, report
+
+
+@pytest.fixture(scope="session")
+def gsc35(tmp_path_factory):
+    """All 35 Speech Commands words x 4 clips (4 speakers), with 12 s noise files, and its manifests."""
+    from speechedge.data_prep.speech_commands import prepare_speech_commands
+    from speechedge.synth.corpora import synth_speech_commands
+
+    out = tmp_path_factory.mktemp("gsc35")
+    synth_speech_commands(out, per_word=4, seed=5, noise_seconds=12, progress=False)
+    manifests = tmp_path_factory.mktemp("gsc35_manifests")
+    prepare_speech_commands(out, manifests)
+    return out, manifests
+
+
+@pytest.fixture(scope="session")
+def libriword_quick(librispeech_dir, tmp_path_factory):
+    """A small LibriWord built from the session LibriSpeech fixture."""
+    from speechedge.data_prep.libriword import LibriWordConfig, build_libriword
+
+    root, _ = librispeech_dir
+    out = tmp_path_factory.mktemp("libriword_quick")
+    build_libriword(root, root / "alignments", out, LibriWordConfig(num_words=4, clips_per_word=4,
+                    min_word_seconds=0.1), workers=1, progress=False)
+    return out

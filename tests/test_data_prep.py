@@ -292,16 +292,8 @@ def test_libriword_bad_options(librispeech_dir, tmp_path):
 
 # ---------------------------------------------------------------- Speech Commands
 
-@pytest.fixture(scope="module")
-def gsc35(tmp_path_factory):
-    from speechedge.synth.corpora import synth_speech_commands
-
-    out = tmp_path_factory.mktemp("gsc35")
-    synth_speech_commands(out, per_word=4, seed=5, noise_seconds=12, progress=False)
-    return out
-
-
 def test_prepare_speech_commands(gsc35, tmp_path):
+    gsc35 = gsc35[0]
     stats = prepare_speech_commands(gsc35, tmp_path)
     rows = {s: list(read_manifest(tmp_path / f"gsc35_{s}.jsonl", ClipRecord)) for s in ("train", "val", "test")}
     assert sum(len(v) for v in rows.values()) == 35 * 4
@@ -329,6 +321,7 @@ def test_prepare_speech_commands(gsc35, tmp_path):
 
 
 def test_speech_commands_missing_pieces_are_named(gsc35, tmp_path):
+    gsc35 = gsc35[0]
     corpus = tmp_path / "gsc"
     shutil.copytree(gsc35, corpus)
     (corpus / "testing_list.txt").unlink()

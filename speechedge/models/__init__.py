@@ -1,0 +1,1 @@
+"""Models: BC-ResNet (keyword spotting)."""

@@ -1,0 +1,209 @@
+"""KWS: BC-ResNet sizes, few-shot math, episodes, metrics, training/resume/eval of the few-shot recipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speechedge.fewshot import (
+    DummyPrototypes,
+    EpisodeSampler,
+    auroc,
+    episode_loss,
+    mean_ci95,
+    open_set_scores,
+    protonet_logits,
+)
+from speechedge.models.bcresnet import BCResNet
+from speechedge.training import apply_overrides, load_config
+
+REFERENCE_PARAMS = {1: 9232, 1.5: 17154, 2: 27284, 3: 54168, 6: 187812, 8: 321068}
+
+
+@pytest.mark.parametrize("tau", sorted(REFERENCE_PARAMS))
+def test_bcresnet_parameter_counts_match_the_reference(tau):
+    model = BCResNet(tau, num_classes=12)
+    assert sum(p.numel() for p in model.parameters()) == REFERENCE_PARAMS[tau]
+
+
+def test_bcresnet_shapes_and_embedding():
+    model = BCResNet(1, num_classes=12).eval()
+    x = torch.randn(3, 1, 40, 101)
+    assert model(x).shape == (3, 12)
+    e = model.embed(x)
+    assert e.shape == (3, 32) and model.embedding_dim == 32
+    torch.testing.assert_close(model.head(e[:, :, None, None]).flatten(1), model(x))
+    torch.testing.assert_close(model.embed(x[:1]), e[:1], atol=1e-5, rtol=0)  # batch-independent in eval
+    with pytest.raises(ValueError, match="n_mels"):
+        BCResNet(1, n_mels=64)
+
+
+def test_episode_sampler_is_seeded_and_well_formed():
+    labels = np.repeat(np.arange(8), 10)
+    a = EpisodeSampler(labels, ways=5, shots=2, queries=3, open_queries=7, seed=4)
+    b = EpisodeSampler(labels, ways=5, shots=2, queries=3, open_queries=7, seed=4)
+    for _ in range(5):
+        ea, eb = a.sample(), b.sample()
+        np.testing.assert_array_equal(ea.query, eb.query)
+        assert ea.support.shape == (5, 2) and len(ea.query) == 5 * 3 + 7
+        for k, c in enumerate(ea.classes):
+            assert (labels[ea.support[k]] == c).all()
+        known = ea.query_labels >= 0
+        assert (labels[ea.query[known]] == np.array(ea.classes)[ea.query_labels[known]]).all()
+        assert not set(labels[ea.query[~known]]) & set(ea.classes), "unknowns come from other classes"
+        assert not set(ea.support.ravel()) & set(ea.query), "support and queries are disjoint"
+    with pytest.raises(ValueError, match="classes"):
+        EpisodeSampler(labels, ways=9, shots=2, queries=3)
+    with pytest.raises(ValueError, match="outside the episode"):
+        EpisodeSampler(np.repeat(np.arange(5), 10), ways=5, shots=2, queries=3, open_queries=4)
+
+
+def test_protonet_logits_are_negative_squared_distances():
+    q = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    p = torch.tensor([[0.0, 0.0], [3.0, 0.0]])
+    torch.testing.assert_close(protonet_logits(q, p, temperature=2.0), torch.tensor([[0.0, -4.5], [-12.5, -8.0]]))
+
+
+def test_dummy_generator_is_permutation_invariant():
+    torch.manual_seed(0)
+    gen = DummyPrototypes(8, num_dummies=3)
+    protos = torch.randn(5, 8)
+    out = gen(protos)
+    assert out.shape == (3, 8)
+    torch.testing.assert_close(gen(protos[torch.randperm(5)]), out)
+
+
+def test_dprotonet_loss_learns_to_reject_unknowns():
+    """On separable toy embeddings, D-ProtoNet training drives unknown scores above known ones."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(10, 16, generator=gen) * 3
+    enc = torch.nn.Linear(16, 16)
+    dummy = DummyPrototypes(16, 3)
+    opt = torch.optim.Adam([*enc.parameters(), *dummy.parameters()], lr=1e-2)
+    labels = np.repeat(np.arange(10), 20)
+    data = centres[labels] + 0.5 * torch.randn(len(labels), 16, generator=gen)
+    sampler = EpisodeSampler(labels, ways=5, shots=3, queries=4, open_queries=10, seed=1)
+    for _ in range(150):
+        ep = sampler.sample()
+        emb = enc(data[np.concatenate([ep.support.ravel(), ep.query])])
+        loss, _ = episode_loss(emb[:15].view(5, 3, 16), emb[15:], torch.from_numpy(ep.query_labels),
+                               method="dprotonet", dummy=dummy, lambda_u=1.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    aucs, accs = [], []
+    for _ in range(30):
+        ep = sampler.sample()
+        with torch.no_grad():
+            emb = enc(data[np.concatenate([ep.support.ravel(), ep.query])])
+        pred, unk = open_set_scores(emb[:15].view(5, 3, 16), emb[15:], method="dprotonet", dummy=dummy)
+        known = ep.query_labels >= 0
+        accs.append(float((pred.numpy()[known] == ep.query_labels[known]).mean()))
+        aucs.append(auroc(unk.numpy()[~known], unk.numpy()[known]))
+    assert np.mean(accs) > 0.9 and np.mean(aucs) > 0.8, (np.mean(accs), np.mean(aucs))
+
+
+def test_auroc_against_brute_force(rng):
+    u, k = rng.normal(1, 1, 40), rng.normal(0, 1, 60)
+    u[:5] = k[:5]  # ties count one half
+    brute = np.mean([(a > b) + 0.5 * (a == b) for a in u for b in k])
+    assert abs(auroc(u, k) - brute) < 1e-12
+    assert auroc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    m, ci = mean_ci95([0.5, 0.7, 0.6, 0.8])
+    assert abs(m - 0.65) < 1e-12 and abs(ci - 1.96 * np.std([0.5, 0.7, 0.6, 0.8], ddof=1) / 2) < 1e-12
+
+
+def test_config_toml_and_overrides(tmp_path):
+    from speechedge.recipes.kws_fewshot import FewShotConfig
+
+    p = tmp_path / "c.toml"
+    p.write_text('tau = 2.0\nmethod = "protonet"\nsteps = 7\n')
+    cfg = load_config(FewShotConfig, p, ["lr=0.5", "spec_augment=false"])
+    assert (cfg.tau, cfg.method, cfg.steps, cfg.lr, cfg.spec_augment) == (2.0, "protonet", 7, 0.5, False)
+    with pytest.raises(ValueError, match="unknown field"):
+        apply_overrides(cfg, ["nope=1"])
+    with pytest.raises(ValueError, match="not a valid int"):
+        apply_overrides(cfg, ["steps=many"])
+    p.write_text("bogus = 1\n")
+    with pytest.raises(ValueError, match="bogus"):
+        load_config(FewShotConfig, p)
+    with pytest.raises(ValueError, match="method"):
+        FewShotConfig(method="magic")
+
+
+def _tiny_overrides(gsc_dir, manifests, extra=()):
+    return [f"train_manifest={manifests / 'splitgsc_train.jsonl'}", f"val_manifest={manifests / 'splitgsc_val.jsonl'}",
+            f"noise_dir={gsc_dir / '_background_noise_'}", "shots=2", "queries=2", "open_queries=4", "eval_shots=2",
+            "eval_queries=2", "eval_episodes=10", "threads=1", *extra]
+
+
+@pytest.mark.slow
+def test_fewshot_training_resumes_and_evaluates(gsc35, tmp_path, capsys):
+    from speechedge.cli import main
+    from speechedge.recipes.kws_fewshot import FewShotConfig, load_model, train
+
+    gsc_dir, manifests = gsc35
+    cfg = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, ["steps=4", "eval_every=2"]))
+    exp = tmp_path / "exp"
+    train(cfg, exp)
+    rows = [json.loads(line) for line in (exp / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert all(np.isfinite(r["train_loss"]) and 0 <= r["val_acc"] <= 1 for r in rows)
+    for name in ("checkpoint-latest.pt", "checkpoint-best.pt", "config.json", "env.json", "curves.png", "train.log"):
+        assert (exp / name).exists(), name
+    first = torch.load(exp / "checkpoint-latest.pt", weights_only=True)
+    # resume: a longer run in the same folder continues from step 4 instead of starting over
+    train(load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, ["steps=6", "eval_every=2"])), exp)
+    rows = [json.loads(line) for line in (exp / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    assert "resumed from" in (exp / "train.log").read_text()
+    model, cfg2 = load_model(exp, "latest")
+    assert cfg2.steps == 6 and model.dummy is not None and first["step"] == 4
+    # evaluation on any Speech Commands-layout folder
+    out_json = tmp_path / "eval.json"
+    assert main(["eval", "kws-fewshot", "--exp-dir", str(exp), "--data", str(gsc_dir), "--shots", "1,2",
+                 "--queries", "2", "--episodes", "20", "--json", str(out_json)]) == 0
+    res = json.loads(out_json.read_text())["results"]
+    assert set(res) == {"1shot", "2shot"}
+    for r in res.values():
+        assert 0 <= r["acc"] <= 1 and 0 <= r["auroc"] <= 1 and r["acc_ci95"] >= 0
+    assert (exp / "roc.png").exists() and "AUROC" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_fewshot_with_libriword_aux_head(gsc35, libriword_quick, tmp_path):
+    from speechedge.recipes.kws_fewshot import FewShotConfig, load_model, train
+
+    gsc_dir, manifests = gsc35
+    cfg = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, [
+        "steps=2", "eval_every=2", "method=protonet", "aux_weight=0.5", "aux_batch=8",
+        f"libriword_manifest={libriword_quick / 'manifest.jsonl'}"]))
+    train(cfg, tmp_path / "exp")
+    model, _ = load_model(tmp_path / "exp", "latest")
+    assert model.aux_head is not None and model.dummy is None
+    n_words = len({json.loads(line)["word"] for line in (libriword_quick / "manifest.jsonl").read_text().splitlines()})
+    assert model.aux_head.out_features == n_words
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_cpu_training(gsc35, tmp_path):
+    """A 2-process gloo run through torchrun: both ranks train, rank 0 writes the experiment."""
+    gsc_dir, manifests = gsc35
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "speechedge", "train", "kws-fewshot", "--exp-dir", str(tmp_path / "exp")]
+    for o in _tiny_overrides(gsc_dir, manifests, ["steps=2", "eval_every=2"]):
+        args += ["--set", o]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    env = json.loads((tmp_path / "exp" / "env.json").read_text())
+    assert env["world_size"] == 2
+    assert torch.load(tmp_path / "exp" / "checkpoint-latest.pt", weights_only=True)["step"] == 2
