@@ -182,3 +182,56 @@ def bench_libriword(corpus: str | None = None, hours: float = 1.0, workers=(1, 2
         lines.append(f"| {w} | {n} | {cut_s:.2f} | {rate:.0f} | {rate / w:.0f} | {rate / base:.2f}x | {scan_s:.2f} |")
     lines.append(f"\npeak RSS: main process {peak_self:.0f} MB, largest worker {peak_child:.0f} MB")
     return "\n".join(lines)
+
+
+def bench_kws_data(batch: int = 100, repeats: int = 10, taus=(1.0, 8.0), threads: int = 2) -> str:
+    """Data pipeline vs model cost per training batch on the CPU (the model should dominate).
+
+    Data: time shift + noise mixing on the waveform batch, log-mel (torch), SpecAugment. Model: BC-ResNet
+    forward + backward + SGD step. Median of ``repeats`` batches of ``batch`` one-second clips.
+    """
+    import torch
+
+    from speechedge.features import FrontendConfig, TorchFrontend
+    from speechedge.kws_data import Augmenter, spec_augment
+    from speechedge.models.bcresnet import BCResNet
+
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    audio = torch.randn(batch * 4, 16000, generator=g) * 0.1
+    noise = torch.randn(16000 * 30, generator=g) * 0.05
+    aug = Augmenter(noise, shift_samples=1600, noise_prob=0.8)
+    fe = TorchFrontend(FrontendConfig.kws())
+
+    def data_step(i):
+        x = aug(audio[(i % 4) * batch : (i % 4 + 1) * batch])
+        with torch.no_grad():
+            return spec_augment(fe(x), g)
+
+    def timed(fn):
+        times = []
+        for i in range(repeats + 2):
+            t0 = time.perf_counter()
+            fn(i)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times[2:]))
+
+    t_data = timed(data_step)
+    feats = data_step(0)
+    labels = torch.randint(0, 12, (batch,), generator=g)
+    lines = [f"KWS training batch of {batch} one-second clips, {threads} torch threads (median of {repeats})",
+             "| model | data pipeline ms | model fwd+bwd+step ms | data share of the step |", "|---|---:|---:|---:|"]
+    for tau in taus:
+        model = BCResNet(tau, 12)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def model_step(i):
+            loss = torch.nn.functional.cross_entropy(model(feats.unsqueeze(1)), labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        t_model = timed(model_step)
+        lines.append(f"| BC-ResNet-{tau:g} | {1000 * t_data:.1f} | {1000 * t_model:.1f} | "
+                     f"{t_data / (t_data + t_model):.0%} |")
+    return "\n".join(lines)

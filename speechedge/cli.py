@@ -126,11 +126,24 @@ def _train_kws_fewshot(args: argparse.Namespace) -> int:
     return fewshot_main(args.config, args.exp_dir, args.set)
 
 
+def _train_kws(args: argparse.Namespace) -> int:
+    from .recipes.kws import main as kws_main
+
+    return kws_main(args.config, args.exp_dir, args.set)
+
+
 def _eval_kws_fewshot(args: argparse.Namespace) -> int:
     from .recipes.kws_fewshot import evaluate_cli
 
     return evaluate_cli(args.exp_dir, args.data, ways=args.ways, shots=tuple(int(s) for s in args.shots.split(",")),
                         queries=args.queries, episodes=args.episodes, seed=args.seed, json_path=args.json)
+
+
+def _bench_kws_data(args: argparse.Namespace) -> int:
+    from .bench import bench_kws_data
+
+    print(bench_kws_data(batch=args.batch))
+    return 0
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -211,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--corpus", default=None, help="LibriSpeech folder with alignments/ (default: synthesize one)")
     bl.add_argument("--hours", type=float, default=1.0, help="size of the synthesized corpus (default 1.0)")
     bl.set_defaults(func=_bench_libriword)
+    bk = bench_kinds.add_parser("kws-data", help="KWS augmentation + frontend cost vs BC-ResNet training step")
+    bk.add_argument("--batch", type=int, default=100)
+    bk.set_defaults(func=_bench_kws_data)
 
     qs = verbs.add_parser("quickstart", help="run the whole pipeline offline on synthesized data")
     qs.add_argument("--work", default="work/quickstart", help="work folder (default work/quickstart)")
@@ -225,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     tf.add_argument("--exp-dir", required=True, help="experiment folder; an existing one is resumed")
     tf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     tf.set_defaults(func=_train_kws_fewshot)
+    tk = tr_kinds.add_parser("kws", help="supervised KWS: BC-ResNet on Speech Commands 12/35 classes")
+    tk.add_argument("--config", help="TOML config (recipes/configs/kws_*.toml)")
+    tk.add_argument("--exp-dir", required=True, help="experiment folder; an existing one is resumed")
+    tk.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    tk.set_defaults(func=_train_kws)
 
     ev = verbs.add_parser("eval", help="evaluate an experiment")
     ev_kinds = ev.add_subparsers(dest="kind", metavar="RECIPE", required=True)

@@ -207,3 +207,33 @@ def test_torchrun_two_process_cpu_training(gsc35, tmp_path):
     env = json.loads((tmp_path / "exp" / "env.json").read_text())
     assert env["world_size"] == 2
     assert torch.load(tmp_path / "exp" / "checkpoint-latest.pt", weights_only=True)["step"] == 2
+
+
+@pytest.mark.slow
+def test_supervised_kws_recipe(gsc35, tmp_path):
+    from speechedge.recipes.kws import KWSConfig, train
+
+    gsc_dir, manifests = gsc35
+    cfg = load_config(KWSConfig, None, [
+        f"train_manifest={manifests / 'gsc12_train.jsonl'}", f"val_manifest={manifests / 'gsc12_val.jsonl'}",
+        f"test_manifest={manifests / 'gsc12_test.jsonl'}", f"noise_dir={gsc_dir / '_background_noise_'}",
+        "epochs=2", "batch_size=16", "warmup_epochs=1", "tau=1.5", "threads=1"])
+    record = train(cfg, tmp_path / "exp")
+    rows = [json.loads(line) for line in (tmp_path / "exp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows[:2]] == [1, 2] and 0 <= record["test_acc"] <= 1
+    state = torch.load(tmp_path / "exp" / "checkpoint-best.pt", weights_only=True)
+    assert state["vocab"] == sorted(["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+                                     "_unknown_", "_silence_"])
+    # resuming a finished run trains nothing more and keeps the metrics
+    train(cfg, tmp_path / "exp")
+    assert len((tmp_path / "exp" / "metrics.jsonl").read_text().splitlines()) == len(rows) + 1
+
+
+def test_lr_schedule_warmup_then_cosine():
+    from speechedge.recipes.kws import KWSConfig, _lr_at
+
+    cfg = KWSConfig(epochs=10, warmup_epochs=2, lr=0.1)
+    lrs = [_lr_at(s, 10, cfg) for s in range(100)]
+    assert abs(lrs[19] - 0.1) < 1e-12 and lrs[0] == 0.1 / 20
+    assert all(a <= b for a, b in zip(lrs[:20], lrs[1:20])) and all(a >= b for a, b in zip(lrs[20:], lrs[21:]))
+    assert lrs[-1] < 0.001
