@@ -35,7 +35,7 @@ want=$(cat pyproject.toml constraints.txt | sha1sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[train,data,demo,dev]"
+  "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[train,data,demo,export,dev]"
   echo "$want" > "$stamp"
 fi
 

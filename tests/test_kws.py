@@ -237,3 +237,22 @@ def test_lr_schedule_warmup_then_cosine():
     assert abs(lrs[19] - 0.1) < 1e-12 and lrs[0] == 0.1 / 20
     assert all(a <= b for a, b in zip(lrs[:20], lrs[1:20])) and all(a >= b for a, b in zip(lrs[20:], lrs[21:]))
     assert lrs[-1] < 0.001
+
+
+@pytest.mark.slow
+def test_bcresnet_converts_to_tflite_and_matches(tmp_path):
+    """Conversion smoke test: every BC-ResNet op is expressible in TFLite, and fp32 output matches torch."""
+    litert_torch = pytest.importorskip("litert_torch")
+    from ai_edge_litert.interpreter import Interpreter
+
+    torch.manual_seed(0)
+    model = BCResNet(1, 12).eval()
+    x = torch.randn(1, 1, 40, 101)
+    litert_torch.convert(model, (x,)).export(str(tmp_path / "m.tflite"))
+    it = Interpreter(model_path=str(tmp_path / "m.tflite"))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x.numpy())
+    it.invoke()
+    y = it.get_tensor(it.get_output_details()[0]["index"])
+    ref = model(x).detach().numpy()
+    assert np.abs(y - ref).max() <= 1e-4 * np.ptp(ref)
