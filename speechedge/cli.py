@@ -146,6 +146,19 @@ def _bench_kws_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export.kws import ExportError, export_kws
+
+    try:
+        report = export_kws(args.exp_dir, args.out, int8=args.int8, calibration=args.calibration, target=args.target,
+                            held_out=args.held_out, invokes=args.invokes, flash_kb=args.flash_kb, ram_kb=args.ram_kb)
+    except ExportError as e:
+        print(f"speechedge export: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def _quickstart(args: argparse.Namespace) -> int:
     from .quickstart import run_quickstart
 
@@ -260,7 +273,20 @@ def build_parser() -> argparse.ArgumentParser:
     ef.add_argument("--json", help="also write the results to this JSON file")
     ef.set_defaults(func=_eval_kws_fewshot)
 
-    for verb, text in (("export", "export TFLite models"), ("demo", "live microphone demos")):
+    ex = verbs.add_parser("export", help="export a trained KWS experiment to TFLite, verified against PyTorch")
+    ex.add_argument("--exp-dir", required=True, help="trained experiment folder (kws or kws-fewshot)")
+    ex.add_argument("--out", required=True, help="output folder (replaced only when every check passes)")
+    ex.add_argument("--int8", action="store_true", help="also a full-integer int8 model (post-training quantization)")
+    ex.add_argument("--calibration", help="ClipRecord manifest for int8 calibration (default: the training manifest)")
+    ex.add_argument("--held-out", help="ClipRecord manifest for the parity checks (default: the validation manifest)")
+    ex.add_argument("--target", choices=("phone", "mcu"), default="phone",
+                    help="mcu: int8 + C array + TFLite Micro op check + flash/arena budget (default phone)")
+    ex.add_argument("--flash-kb", type=float, default=64.0, help="flash budget for --target mcu (default 64)")
+    ex.add_argument("--ram-kb", type=float, default=64.0, help="tensor-arena budget for --target mcu (default 64)")
+    ex.add_argument("--invokes", type=int, default=1000, help="invokes per latency measurement (default 1000)")
+    ex.set_defaults(func=_export)
+
+    for verb, text in (("demo", "live microphone demos"),):
         v = verbs.add_parser(verb, help=f"{text} (not built yet)", description=f"{text}: not built yet.")
         v.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         v.set_defaults(func=_not_built(verb))

@@ -256,3 +256,57 @@ def test_bcresnet_converts_to_tflite_and_matches(tmp_path):
     y = it.get_tensor(it.get_output_details()[0]["index"])
     ref = model(x).detach().numpy()
     assert np.abs(y - ref).max() <= 1e-4 * np.ptp(ref)
+
+
+def test_subspectral_norm_inference_form_equals_batch_norm_form():
+    from speechedge.models.bcresnet import SubSpectralNorm
+
+    torch.manual_seed(0)
+    ssn = SubSpectralNorm(4, 5)
+    for _ in range(3):  # gather running statistics
+        ssn(torch.randn(8, 4, 20, 11) * 3 + 1)
+    ssn.bn.weight.data.uniform_(0.5, 2)
+    ssn.bn.bias.data.uniform_(-1, 1)
+    ssn.eval()
+    x = torch.randn(2, 4, 20, 11)
+    ref = ssn.bn(x.reshape(2, 20, 4, 11)).reshape(2, 4, 20, 11)  # the training-form computation
+    torch.testing.assert_close(ssn(x), ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_export_fp32_verified_and_failed_checks_write_nothing(gsc35, tmp_path):
+    pytest.importorskip("litert_torch")
+    from speechedge.export.kws import ExportError, export_kws
+    from speechedge.export.tflite_tools import make_interpreter, run_tflite
+    from speechedge.recipes.kws_fewshot import FewShotConfig, train
+
+    gsc_dir, manifests = gsc35
+    exp = tmp_path / "exp"
+    train(load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, ["steps=2", "eval_every=2"])), exp)
+    out = tmp_path / "export"
+    report = export_kws(exp, out, invokes=50, num_held_out=40)
+    assert report["passed"] and report["kind"] == "embedding"
+    fp = report["models"]["fp32"]
+    assert fp["max_err_rel_to_range"] <= 1e-4 and fp["decision_agreement"] == 1.0 and fp["median_invoke_ms"] > 0
+    for name in ("model_fp32.tflite", "frontend.json", "mel_filterbank.npy", "window.npy", "report.json"):
+        assert (out / name).exists(), name
+    # the files beside the model reproduce the features: Numba frontend + TFLite = PyTorch embedding
+    from speechedge.features import FrontendConfig
+    from speechedge.kernels import log_mel
+    from speechedge.kws_data import load_manifest_clips
+    from speechedge.recipes.kws_fewshot import load_model
+
+    cfg = FrontendConfig.from_dict(json.loads((out / "frontend.json").read_text()))
+    clips = load_manifest_clips(manifests / "splitgsc_val.jsonl")
+    audio = clips.batch([0]).numpy()
+    emb = run_tflite(make_interpreter(out / "model_fp32.tflite"), log_mel(audio, cfg)[:, None])
+    model, _ = load_model(exp)
+    with torch.no_grad():
+        ref = model(model.features(torch.from_numpy(audio))).numpy()
+    np.testing.assert_allclose(emb, ref, atol=1e-4 * np.ptp(ref) + 1e-5)
+    # a failed check (an impossible flash budget) raises and leaves the previous export untouched
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(ExportError, match="flash budget"):
+        export_kws(exp, out, target="mcu", flash_kb=1, invokes=20, num_held_out=20, num_calibration=20)
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert not list(tmp_path.glob(".export.*")), "no temporary export folder left behind"

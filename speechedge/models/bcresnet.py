@@ -32,8 +32,18 @@ class SubSpectralNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, f, t = x.shape
-        x = x.reshape(b, c * self.sub_bands, f // self.sub_bands, t)
-        return self.bn(x).reshape(b, c, f, t)
+        if self.training:
+            x = x.reshape(b, c * self.sub_bands, f // self.sub_bands, t)
+            return self.bn(x).reshape(b, c, f, t)
+        # Inference: the same normalisation as a (channel, frequency) affine map. Exported graphs then hold
+        # one MUL and one ADD with constants instead of reshape + transpose + batch norm + reshape, which
+        # also lets full-integer quantization keep the tensor in int8.
+        bn = self.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (c * sub_bands,)
+        shift = bn.bias - bn.running_mean * scale
+        scale = scale.view(c, self.sub_bands, 1).expand(c, self.sub_bands, f // self.sub_bands).reshape(1, c, f, 1)
+        shift = shift.view(c, self.sub_bands, 1).expand(c, self.sub_bands, f // self.sub_bands).reshape(1, c, f, 1)
+        return x * scale + shift
 
 
 def _conv_bn(cin: int, cout: int, kernel, stride=1, groups: int = 1, dilation=1, norm: str = "bn",

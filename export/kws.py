@@ -1,0 +1,255 @@
+"""Export a trained KWS experiment to TFLite (fp32 and full-integer int8), verified against PyTorch.
+
+    speechedge export --exp-dir exp/fs --out export/fs [--int8] [--calibration MANIFEST] [--target phone|mcu]
+
+What is exported: for a supervised experiment the classifier (log-mel ``(1, 1, 40, 101)`` -> logits), for a
+few-shot experiment the embedding network (-> ``(1, 4b)`` embedding; prototypes are computed on the device
+from enrolment clips). The frontend is not in the graph: the device computes it with the Numba kernel from
+the constants written beside the model (``frontend.json``, ``mel_filterbank.npy``, ``window.npy``).
+
+Verification, always run, on held-out clips (the experiment's validation manifest), features computed by the
+Numba frontend as on the device:
+
+- fp32: max |TFLite - PyTorch| <= 1e-4 x the range of the PyTorch outputs;
+- int8 (int8 input and output, post-training quantization calibrated on training clips): top-1 agreement
+  >= 99% with PyTorch (classifier), or agreement of nearest-prototype decisions in 5-way 5-shot episodes
+  (embedding network);
+- accuracy of each, file size, and the median per-invoke latency over 1000 invokes on one thread for TFLite
+  fp32, TFLite int8 and torch eager.
+
+When a check fails the command exits non-zero and writes no model: everything is written to a temporary
+folder that replaces ``--out`` only after all checks passed. With ``--target mcu`` the int8 model is also
+written as a C array, every op is checked against the TensorFlow Lite Micro builtins (failing with the op's
+name), and flash and tensor-arena sizes are estimated against ``--flash-kb`` / ``--ram-kb``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechedge.features import FrontendConfig, analysis_window, mel_filterbank
+from speechedge.io import atomic_write_text
+
+from .tflite_tools import arena_estimate, c_array, check_tflm_ops, make_interpreter, median_invoke_ms, run_tflite
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ExportError", "export_kws"]
+
+
+class ExportError(RuntimeError):
+    """A parity or target check failed; nothing was written."""
+
+
+def _load(exp_dir: Path):
+    cfg = json.loads((exp_dir / "config.json").read_text())
+    recipe = cfg.get("recipe")
+    if recipe == "FewShotConfig":
+        from speechedge.recipes.kws_fewshot import load_model
+
+        model, config = load_model(exp_dir, "best")
+        net = _Embedder(model.encoder).eval()
+        return net, config, "embedding", None
+    if recipe == "KWSConfig":
+        from speechedge.recipes.kws import KWSClassifier, KWSConfig
+
+        state = torch.load(exp_dir / "checkpoint-best.pt", map_location="cpu", weights_only=True)
+        config = KWSConfig(**state["config"])
+        model = KWSClassifier(config.tau, len(state["vocab"]))
+        model.load_state_dict(state["model"])
+        return model.net.eval(), config, "classifier", state["vocab"]
+    raise ValueError(f"{exp_dir}: not a KWS experiment (recipe {recipe!r}); train with `speechedge train kws` "
+                     "or `speechedge train kws-fewshot`")
+
+
+class _Embedder(torch.nn.Module):
+    def __init__(self, encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x):
+        return self.encoder.embed(x)
+
+
+def _features(manifest: str, limit: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    from speechedge.kernels import log_mel
+    from speechedge.kws_data import load_manifest_clips
+
+    clips = load_manifest_clips(manifest)
+    idx = np.sort(np.random.default_rng(seed).permutation(len(clips))[:limit])
+    audio = clips.audio[idx].astype(np.float32) / 32768.0
+    feats = log_mel(audio, FrontendConfig.kws())[:, None]  # (N, 1, 40, 101)
+    return feats.astype(np.float32), [clips.labels[i] for i in idx]
+
+
+def _episode_agreement(a: np.ndarray, b: np.ndarray, labels: list[str], episodes: int = 200) -> tuple[float, float, float]:
+    """Agreement of 5-way 5-shot nearest-prototype decisions from two embedding sets, and each's accuracy."""
+    from speechedge.fewshot import EpisodeSampler
+
+    ids = np.unique(labels, return_inverse=True)[1]
+    counts = np.sort(np.bincount(ids))[::-1]
+    ways = min(5, len(counts))
+    # the largest shots (<= 5, with 1 query or more) that `ways` classes of the held-out set can fill
+    room = int(counts[ways - 1])
+    if room < 2:
+        raise ExportError(f"held-out set too small for episodes: need {ways} classes with >= 2 clips")
+    shots = min(5, room - 1)
+    sampler = EpisodeSampler(ids, ways, shots, min(5, room - shots), 0, seed=0)
+    agree = acc_a = acc_b = n = 0
+    for _ in range(episodes):
+        ep = sampler.sample()
+        preds = []
+        for e in (a, b):
+            protos = e[ep.support].mean(axis=1)
+            d = ((e[ep.query][:, None, :] - protos[None]) ** 2).sum(-1)
+            preds.append(d.argmin(1))
+        agree += int((preds[0] == preds[1]).sum())
+        acc_a += int((preds[0] == ep.query_labels).sum())
+        acc_b += int((preds[1] == ep.query_labels).sum())
+        n += len(ep.query)
+    return agree / n, acc_a / n, acc_b / n
+
+
+def _convert_fp32(net, example: torch.Tensor) -> bytes:
+    import litert_torch
+
+    with tempfile.TemporaryDirectory() as d:
+        litert_torch.convert(net, (example,)).export(f"{d}/m.tflite")
+        return Path(f"{d}/m.tflite").read_bytes()
+
+
+def _convert_int8(net, example: torch.Tensor, calib: np.ndarray) -> bytes:
+    """Post-training static quantization (PT2E, per-channel int8 weights, int8 activations), then int8 I/O.
+
+    The PT2E graph keeps float input/output with quantize/dequantize at the edges; ai-edge-quantizer's
+    recipe path is not needed for that. The boundary is made integer by rewriting the flatbuffer's I/O to the
+    tensors after the first QUANTIZE / before the last DEQUANTIZE (see ``_integer_io``).
+    """
+    import litert_torch
+    from litert_torch.quantize import pt2e_quantizer, quant_config
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    graph = torch.export.export(net, (example,)).module()
+    graph = prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for i in range(len(calib)):  # the exported graph has batch size 1
+            graph(torch.from_numpy(calib[i : i + 1]))
+    graph = convert_pt2e(graph, fold_quantize=False)
+    with tempfile.TemporaryDirectory() as d:
+        litert_torch.convert(graph, (example,), quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)
+                             ).export(f"{d}/m.tflite")
+        return Path(f"{d}/m.tflite").read_bytes()
+
+
+def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, calibration: str | None = None,
+               target: str = "phone", held_out: str | None = None, num_held_out: int = 200, num_calibration: int = 200,
+               invokes: int = 1000, flash_kb: float = 64.0, ram_kb: float = 64.0) -> dict:
+    """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails."""
+    exp_dir, out_dir = Path(exp_dir), Path(out_dir)
+    if target not in ("phone", "mcu"):
+        raise ValueError(f"--target must be phone or mcu, got {target!r}")
+    if target == "mcu":
+        int8 = True  # microcontrollers run the integer model
+    net, config, kind, vocab = _load(exp_dir)
+    feats, labels = _features(held_out or config.val_manifest, num_held_out)
+    example = torch.from_numpy(feats[:1])
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        ref = np.concatenate([net(torch.from_numpy(feats[i : i + 64])).numpy() for i in range(0, len(feats), 64)])
+    t0 = time.perf_counter()
+    models = {"fp32": _convert_fp32(net, example)}
+    if int8:
+        calib, _ = _features(calibration or config.train_manifest, num_calibration, seed=1)
+        models["int8"] = _convert_int8(net, example, calib)
+    report: dict = {"exp_dir": str(exp_dir), "kind": kind, "input_shape": list(feats.shape[1:]),
+                    "output": "logits" if kind == "classifier" else "embedding", "held_out_clips": len(feats),
+                    "convert_s": round(time.perf_counter() - t0, 1), "models": {}, "checks": {}}
+    label_ids = np.array([vocab.index(w) for w in labels]) if vocab else None
+    with torch.no_grad():
+        t_torch = []
+        for _ in range(min(invokes, 300) + 10):
+            t1 = time.perf_counter()
+            net(example)
+            t_torch.append(time.perf_counter() - t1)
+    torch_ms = float(np.median(t_torch[10:]) * 1000)
+    report["torch_eager_ms"] = round(torch_ms, 4)
+    failures = []
+    for name, blob in models.items():
+        it = make_interpreter(blob, threads=1)
+        out = np.concatenate([run_tflite(it, f[None]) for f in feats])
+        err = float(np.abs(out - ref).max())
+        rng = float(np.ptp(ref))
+        ms = median_invoke_ms(it, feats[:1], invokes)
+        m = {"bytes": len(blob), "max_abs_err": err, "max_err_rel_to_range": err / rng, "median_invoke_ms": round(ms, 4),
+             "speed_vs_torch": round(torch_ms / ms, 2)}
+        if kind == "classifier":
+            m["top1_agreement"] = float((out.argmax(1) == ref.argmax(1)).mean())
+            m["accuracy"] = float((out.argmax(1) == label_ids).mean())
+            report["torch_accuracy"] = float((ref.argmax(1) == label_ids).mean())
+        else:
+            agree, acc_torch, acc_tfl = _episode_agreement(ref, out, labels)
+            m["decision_agreement"] = agree
+            m["episode_accuracy"] = acc_tfl
+            report["torch_episode_accuracy"] = acc_torch
+        report["models"][name] = m
+    fp = report["models"]["fp32"]
+    report["checks"]["fp32_max_err_rel_to_range<=1e-4"] = ok = fp["max_err_rel_to_range"] <= 1e-4
+    if not ok:
+        failures.append(f"fp32 max error {fp['max_abs_err']:.3g} is {fp['max_err_rel_to_range']:.3g} of the output range (> 1e-4)")
+    if int8:
+        q = report["models"]["int8"]
+        key = "top1_agreement" if kind == "classifier" else "decision_agreement"
+        report["checks"][f"int8_{key}>=0.99"] = ok = q[key] >= 0.99
+        if not ok:
+            failures.append(f"int8 {key} {q[key]:.4f} < 0.99")
+    if target == "mcu":
+        bad_ops = check_tflm_ops(models["int8"])
+        report["checks"]["tflm_ops"] = not bad_ops
+        if bad_ops:
+            failures.append(f"ops not in TensorFlow Lite Micro: {', '.join(bad_ops)}")
+        mem = arena_estimate(models["int8"])
+        report["mcu"] = {**mem, "flash_bytes": len(models["int8"]), "flash_budget_bytes": int(flash_kb * 1024),
+                         "ram_budget_bytes": int(ram_kb * 1024)}
+        report["checks"]["flash_within_budget"] = ok = len(models["int8"]) <= flash_kb * 1024
+        if not ok:
+            failures.append(f"int8 model is {len(models['int8'])} bytes, over the {flash_kb:g} KB flash budget")
+        report["checks"]["arena_within_budget"] = ok = mem["peak_activation_bytes"] <= ram_kb * 1024
+        if not ok:
+            failures.append(f"peak activations {mem['peak_activation_bytes']} bytes, over the {ram_kb:g} KB RAM budget")
+    report["passed"] = not failures
+    if failures:
+        raise ExportError(f"{exp_dir}: export failed its checks, nothing written to {out_dir}: " + "; ".join(failures)
+                          + f"\nreport: {json.dumps(report['models'], indent=1)}")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent if out_dir.parent.exists() else None))
+    try:
+        for name, blob in models.items():
+            (tmp / f"model_{name}.tflite").write_bytes(blob)
+        fe = FrontendConfig.kws()
+        (tmp / "frontend.json").write_text(fe.to_json() + "\n")
+        np.save(tmp / "mel_filterbank.npy", mel_filterbank(fe).astype(np.float32))
+        np.save(tmp / "window.npy", analysis_window(fe).astype(np.float32))
+        if vocab:
+            (tmp / "labels.txt").write_text("\n".join(vocab) + "\n")
+        if target == "mcu":
+            header, source = c_array(models["int8"], "kws_model")
+            (tmp / "kws_model.h").write_text(header)
+            (tmp / "kws_model.cc").write_text(source)
+        atomic_write_text(tmp / "report.json", json.dumps(report, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
