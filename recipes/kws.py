@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from speechedge.features import FrontendConfig, TorchFrontend
 from speechedge.kws_data import Augmenter, ClipSet, load_manifest_clips, load_noise_bank, spec_augment
 from speechedge.models.bcresnet import BCResNet
-from speechedge.training import Experiment, init_distributed, load_config, pick_device, seed_everything
+from speechedge.training import load_config, training_run
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +87,7 @@ def accuracy(model: KWSClassifier, clips: ClipSet, label_ids: np.ndarray, device
 
 
 def train(cfg: KWSConfig, exp_dir) -> dict:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    dist_env = init_distributed(device)
-    if device.type == "cuda" and dist_env.world_size > 1:
-        device = torch.device("cuda", dist_env.local_rank)
-    seed_everything(cfg.seed)
-    exp = Experiment(exp_dir, cfg, dist_env)
-    try:
+    with training_run(cfg, exp_dir) as (device, dist_env, exp):
         if not cfg.train_manifest or not cfg.val_manifest:
             raise ValueError("set train_manifest and val_manifest (from `speechedge prepare speech-commands`)")
         train_clips, val_clips = load_manifest_clips(cfg.train_manifest), load_manifest_clips(cfg.val_manifest)
@@ -158,13 +150,6 @@ def train(cfg: KWSConfig, exp_dir) -> dict:
             log.info("test accuracy of the best checkpoint: %.4f", record["test_acc"])
             exp.log_metrics(record)
         return record
-    finally:
-        exp.close()
-        if dist_env.world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
-            dist.destroy_process_group()
 
 
 def main(config_path, exp_dir, overrides) -> int:

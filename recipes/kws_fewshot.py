@@ -34,7 +34,7 @@ from speechedge.features import FrontendConfig, TorchFrontend
 from speechedge.fewshot import DummyPrototypes, EpisodeSampler, auroc, episode_loss, mean_ci95, open_set_scores
 from speechedge.kws_data import Augmenter, ClipSet, load_manifest_clips, load_noise_bank, spec_augment
 from speechedge.models.bcresnet import BCResNet
-from speechedge.training import Experiment, init_distributed, load_config, pick_device, seed_everything
+from speechedge.training import load_config, training_run
 
 log = logging.getLogger(__name__)
 
@@ -186,15 +186,7 @@ def load_model(exp_dir: str | Path, which: str = "best", device="cpu") -> tuple[
 
 def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
     """Train (or resume) in ``exp_dir``; returns the final metrics record."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    dist_env = init_distributed(device)
-    if device.type == "cuda" and dist_env.world_size > 1:
-        device = torch.device("cuda", dist_env.local_rank)
-    seed_everything(cfg.seed + dist_env.rank)
-    exp = Experiment(exp_dir, cfg, dist_env)
-    try:
+    with training_run(cfg, exp_dir) as (device, dist_env, exp):
         if not cfg.train_manifest or not cfg.val_manifest:
             raise ValueError("set train_manifest and val_manifest (splitGSC manifests from `speechedge prepare "
                              "speech-commands`)")
@@ -280,13 +272,6 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
                 exp.save(ckpt, exp.latest)
                 exp.plot_curves(["train_loss", "train_acc", "val_acc", "val_auroc"])
         return record
-    finally:
-        exp.close()
-        if dist_env.world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
-            dist.destroy_process_group()
 
 
 def evaluate_cli(exp_dir: str, data: str, *, ways: int = 5, shots=(1, 5), queries: int = 15, episodes: int = 1000,

@@ -249,20 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = verbs.add_parser("train", help="train a recipe")
     tr_kinds = tr.add_subparsers(dest="kind", metavar="RECIPE", required=True)
-    tf = tr_kinds.add_parser("kws-fewshot", help="few-shot open-set KWS: BC-ResNet + (D-)ProtoNet (+ LibriWord AuxSL)")
-    tf.add_argument("--config", help="TOML config (recipes/configs/kws_fewshot_*.toml); fields not set keep defaults")
-    tf.add_argument("--exp-dir", required=True, help="experiment folder; an existing one is resumed")
-    tf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    tf.set_defaults(func=_train_kws_fewshot)
-    tk = tr_kinds.add_parser("kws", help="supervised KWS: BC-ResNet on Speech Commands 12/35 classes")
-    tk.add_argument("--config", help="TOML config (recipes/configs/kws_*.toml)")
-    tk.add_argument("--exp-dir", required=True, help="experiment folder; an existing one is resumed")
-    tk.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    tk.set_defaults(func=_train_kws)
+    for name, func, text, configs in (
+            ("kws-fewshot", _train_kws_fewshot, "few-shot open-set KWS: BC-ResNet + (D-)ProtoNet (+ LibriWord AuxSL)",
+             "kws_fewshot_*.toml"),
+            ("kws", _train_kws, "supervised KWS: BC-ResNet on Speech Commands 12/35 classes", "kws_*.toml")):
+        t = tr_kinds.add_parser(name, help=text)
+        t.add_argument("--config", help=f"TOML config (recipes/configs/{configs}); fields not set keep defaults")
+        t.add_argument("--exp-dir", required=True, help="experiment folder; an existing one is resumed")
+        t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+        t.set_defaults(func=func)
 
     ev = verbs.add_parser("eval", help="evaluate an experiment")
     ev_kinds = ev.add_subparsers(dest="kind", metavar="RECIPE", required=True)
-    ef = ev_kinds.add_parser("kws-fewshot", help="N-way K-shot accuracy and open-set AUROC with 95% CIs")
+    ef = ev_kinds.add_parser("kws-fewshot", help="N-way K-shot accuracy and open-set AUROC with 95%% CIs")
     ef.add_argument("--exp-dir", required=True, help="trained experiment folder")
     ef.add_argument("--data", required=True, help="ClipRecord manifest or any Speech Commands-layout folder of words")
     ef.add_argument("--ways", type=int, default=5)

@@ -13,6 +13,7 @@ again in the same folder resumes from ``checkpoint-latest.pt``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -34,7 +35,7 @@ from .io import atomic_write_text
 log = logging.getLogger(__name__)
 
 __all__ = ["load_config", "apply_overrides", "Experiment", "seed_everything", "DistEnv", "init_distributed",
-           "pick_device"]
+           "pick_device", "training_run"]
 
 
 def _coerce(value: str, tp, name: str):
@@ -253,3 +254,29 @@ class Experiment:
         if h is not None:
             logging.getLogger("speechedge").removeHandler(h)
             h.close()
+
+
+@contextlib.contextmanager
+def training_run(cfg, exp_dir: str | Path):
+    """Set up one training process and tear it down: threads, device, process group, seeds, experiment.
+
+    Yields ``(device, dist_env, experiment)``. Every recipe's ``train()`` runs inside it, so that
+    ``torchrun`` processes always leave the process group cleanly, also when training fails.
+    """
+    if getattr(cfg, "threads", 0):
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(getattr(cfg, "device", "auto"))
+    dist_env = init_distributed(device)
+    if device.type == "cuda" and dist_env.world_size > 1:
+        device = torch.device("cuda", dist_env.local_rank)
+    seed_everything(cfg.seed + dist_env.rank)
+    exp = Experiment(exp_dir, cfg, dist_env)
+    try:
+        yield device, dist_env, exp
+    finally:
+        exp.close()
+        if dist_env.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
