@@ -4,7 +4,8 @@ Stages so far: synthesize a small LibriSpeech-layout corpus (with word alignment
 Commands-layout corpus; build LibriWord and the Speech Commands / splitGSC manifests from them; compute
 log-mel features of every file with the Numba kernel; train a BC-ResNet-1 few-shot model with dummy
 prototypes and LibriWord supervision (tiny config); evaluate 5-way 1-/5-shot accuracy and open-set AUROC
-on the test keywords; print a summary. Later stages (export, demo) are added as they land. Finished stages are reused when the command is run again (delete the work
+on the test keywords; export the embedding network to a verified fp32 TFLite model; print a summary.
+Later stages (int8 export, the streaming demo, ASR) are added as they land. Finished stages are reused when the command is run again (delete the work
 folder to start over).
 """
 
@@ -106,6 +107,15 @@ def _eval_fewshot(work: Path) -> dict:
     return {k: {m: round(v, 4) for m, v in r.items() if not m.startswith("_")} for k, r in res.items()}
 
 
+def _export(work: Path) -> dict:
+    from .export.kws import export_kws
+
+    report = export_kws(work / "exp" / "kws_fewshot", work / "export" / "kws_fewshot", invokes=1000)
+    fp = report["models"]["fp32"]
+    return {"bytes": fp["bytes"], "max_err_rel": fp["max_err_rel_to_range"], "agreement": fp["decision_agreement"],
+            "invoke_ms": fp["median_invoke_ms"], "speed_vs_torch": fp["speed_vs_torch"]}
+
+
 def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
     from .synth.corpora import synth_librispeech, synth_speech_commands
 
@@ -121,6 +131,7 @@ def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
     feats = _stage(work, "features", lambda: _features_summary(files, progress), timings)
     tr = _stage(work, "train_kws_fewshot", lambda: _train_fewshot(work, seed), timings)
     ev = _stage(work, "eval_kws_fewshot", lambda: _eval_fewshot(work), timings)
+    ex = _stage(work, "export_kws_fewshot", lambda: _export(work), timings)
 
     lines = [
         "# speechedge quickstart",
@@ -146,6 +157,9 @@ def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
         f"| eval test keywords (5-way, 300 episodes) | 1-shot acc {ev['1shot']['acc']:.3f} +-{ev['1shot']['acc_ci95']:.3f}, "
         f"AUROC {ev['1shot']['auroc']:.3f}; 5-shot acc {ev['5shot']['acc']:.3f} +-{ev['5shot']['acc_ci95']:.3f}, "
         f"AUROC {ev['5shot']['auroc']:.3f} | {timings['eval_kws_fewshot'][0]:.1f} | {timings['eval_kws_fewshot'][1]} |",
+        f"| export TFLite fp32 (int8 not yet) | {ex['bytes']} bytes, max error {ex['max_err_rel']:.1e} of the output range, "
+        f"decision agreement {ex['agreement']:.3f}, {ex['invoke_ms']:.2f} ms per invoke ({ex['speed_vs_torch']:.1f}x torch) "
+        f"| {timings['export_kws_fewshot'][0]:.1f} | {timings['export_kws_fewshot'][1]} |",
     ]
     report = "\n".join(lines) + "\n"
     atomic_write_text(work / "report.md", report)
