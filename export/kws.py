@@ -11,7 +11,8 @@ Verification, always run, on held-out clips (the experiment's validation manifes
 Numba frontend as on the device:
 
 - fp32: max |TFLite - PyTorch| <= 1e-4 x the range of the PyTorch outputs;
-- int8 (int8 input and output, post-training quantization calibrated on training clips): top-1 agreement
+- int8 (int8 input and output, post-training quantization calibrated on training clips; not passing yet
+  for BC-ResNet, see the README): top-1 agreement
   >= 99% with PyTorch (classifier), or agreement of nearest-prototype decisions in 5-way 5-shot episodes
   (embedding network);
 - accuracy of each, file size, and the median per-invoke latency over 1000 invokes on one thread for TFLite
@@ -127,11 +128,10 @@ def _convert_fp32(net, example: torch.Tensor) -> bytes:
 
 
 def _convert_int8(net, example: torch.Tensor, calib: np.ndarray) -> bytes:
-    """Post-training static quantization (PT2E, per-channel int8 weights, int8 activations), then int8 I/O.
-
-    The PT2E graph keeps float input/output with quantize/dequantize at the edges; ai-edge-quantizer's
-    recipe path is not needed for that. The boundary is made integer by rewriting the flatbuffer's I/O to the
-    tensors after the first QUANTIZE / before the last DEQUANTIZE (see ``_integer_io``).
+    """Post-training static quantization through litert-torch's PT2E quantizer: per-channel symmetric int8
+    weights, int8 activations, calibrated one clip at a time (the exported graph has batch size 1). The
+    converted model has int8 input and output; ops the quantizer does not annotate stay float between
+    QUANTIZE/DEQUANTIZE pairs, which is why the agreement check currently fails for BC-ResNet.
     """
     import litert_torch
     from litert_torch.quantize import pt2e_quantizer, quant_config

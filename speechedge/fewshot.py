@@ -44,8 +44,9 @@ class EpisodeSampler:
         labels: class label of each item.
         ways, shots, queries: known classes, support clips and query clips per class.
         open_queries: total unknown queries from classes outside the episode (drawn from
-            ``open_pool`` labels if given, else from the other classes of ``labels``).
-        open_pool: optional separate labels list (and ``open_offset`` into a concatenated dataset).
+            ``open_labels`` if given, else from the other classes of ``labels``).
+        open_labels: optional labels of a separate unknown pool whose items follow the known ones at
+            ``open_offset`` in a concatenated dataset.
     """
 
     def __init__(self, labels, ways: int, shots: int, queries: int, open_queries: int = 0, seed: int = 0,
