@@ -294,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # our own log at INFO; third-party libraries (the converters log every lowering at INFO) at WARNING
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("speechedge").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
