@@ -39,7 +39,15 @@ import torch
 from speechedge.features import FrontendConfig, analysis_window, mel_filterbank
 from speechedge.io import atomic_write_text
 
-from .tflite_tools import arena_estimate, c_array, check_tflm_ops, make_interpreter, median_invoke_ms, run_tflite
+from .tflite_tools import (
+    arena_estimate,
+    c_array,
+    check_tflm_ops,
+    make_interpreter,
+    median_invoke_ms,
+    run_tflite,
+    strip_tensor_names,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +170,10 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     with torch.no_grad():
         ref = np.concatenate([net(torch.from_numpy(feats[i : i + 64])).numpy() for i in range(0, len(feats), 64)])
     t0 = time.perf_counter()
-    models = {"fp32": _convert_fp32(net, example)}
+    models = {"fp32": strip_tensor_names(_convert_fp32(net, example))}
     if int8:
         calib, _ = _features(calibration or config.train_manifest, num_calibration, seed=1)
-        models["int8"] = _convert_int8(models["fp32"], calib)
+        models["int8"] = strip_tensor_names(_convert_int8(models["fp32"], calib))
     report: dict = {"exp_dir": str(exp_dir), "kind": kind, "input_shape": list(feats.shape[1:]),
                     "output": "logits" if kind == "classifier" else "embedding", "held_out_clips": len(feats),
                     "convert_s": round(time.perf_counter() - t0, 1), "models": {}, "checks": {}}

@@ -256,6 +256,13 @@ def test_bcresnet_converts_to_tflite_and_matches(tmp_path):
     y = it.get_tensor(it.get_output_details()[0]["index"])
     ref = model(x).detach().numpy()
     assert np.abs(y - ref).max() <= 1e-4 * np.ptp(ref)
+    # short tensor names: a much smaller file computing exactly the same
+    from speechedge.export.tflite_tools import make_interpreter, run_tflite, strip_tensor_names
+
+    blob = (tmp_path / "m.tflite").read_bytes()
+    small = strip_tensor_names(blob)
+    assert len(small) < 0.6 * len(blob)
+    np.testing.assert_array_equal(run_tflite(make_interpreter(small), x.numpy()), y)
 
 
 def test_subspectral_norm_inference_form_equals_batch_norm_form():
@@ -310,3 +317,4 @@ def test_export_fp32_verified_and_failed_checks_write_nothing(gsc35, tmp_path):
         export_kws(exp, out, target="mcu", flash_kb=1, invokes=20, num_held_out=20, num_calibration=20)
     assert sorted(p.name for p in out.iterdir()) == before
     assert not list(tmp_path.glob(".export.*")), "no temporary export folder left behind"
+
