@@ -335,7 +335,9 @@ def build_libriword(
     shard_stats = {
         "shard": f"{i_shard}/{n_shards}", "config": asdict(cfg), "corpus": {**scan.counts},
         "eligible_words": sum(1 for c in scan.key_counts.values() if c >= cfg.clips_per_word),
-        "selected_words": len(selected), "clips_written": written, "clips_reused": reused,
+        "selected_words": len(selected),
+        "usable_occurrences": {k: scan.key_counts[k] for k in sorted(selected, key=lambda k: -scan.key_counts[k])},
+        "clips_written": written, "clips_reused": reused,
         "bad_sources": len(failed), "clips_lost_to_bad_sources": len(failed_ids),
         "bad_source_files": sorted(failed), "cut_wall_s": round(cut_s, 2),
         "clips_per_s": round(written / cut_s, 1) if written and cut_s > 0 else None, "workers": workers,
@@ -383,28 +385,34 @@ def merge_shards(out_dir: str | Path) -> dict:
         "corpus": shard_stats[0]["corpus"], "config": shard_stats[0]["config"],
         "eligible_words": shard_stats[0]["eligible_words"],
         "top_words": per_word.most_common(20),
+        "usable_occurrences": shard_stats[0]["usable_occurrences"],
     }
     atomic_write_text(out_dir / "stats.json", json.dumps(stats, indent=2))
-    _plot(out_dir / "stats.png", per_word, durations)
+    _plot(out_dir / "stats.png", stats["usable_occurrences"], per_word, durations)
     return stats
 
 
-def _plot(path: Path, per_word: Counter, durations: list[float]) -> None:
+def _plot(path: Path, occurrences: dict[str, int], per_word: Counter, durations: list[float]) -> None:
+    """Left: usable occurrences in the corpus of the selected words (the frequency curve the selection cut
+    from) with the clips kept; right: aligned word durations of the clips."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
-    top = per_word.most_common(40)
-    a.bar(range(len(top)), [c for _, c in top])
-    a.set_xticks(range(len(top)), [w for w, _ in top], rotation=90, fontsize=7)
-    a.set_ylabel("clips")
-    a.set_title(f"clips per word ({len(per_word)} words, top {len(top)})")
+    words = list(occurrences)[:40]
+    a.bar(range(len(words)), [occurrences[w] for w in words], label="usable occurrences in the corpus")
+    a.bar(range(len(words)), [per_word[w] for w in words], label="clips kept")
+    a.set_yscale("log")
+    a.set_xticks(range(len(words)), words, rotation=90, fontsize=7)
+    a.set_ylabel("count (log)")
+    a.legend(fontsize=8)
+    a.set_title(f"selected words ({len(occurrences)}, most frequent {len(words)} shown)")
     b.hist(durations, bins=40)
     b.set_xlabel("aligned word duration (s)")
     b.set_ylabel("clips")
-    b.set_title("word durations")
+    b.set_title("word durations of the clips")
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=100)
