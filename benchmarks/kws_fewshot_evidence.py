@@ -62,10 +62,10 @@ def main(argv=None) -> int:
                         noise_prob=0.3, spec_augment=False, seed=seed, threads=2, **v)
                     train(cfg, exp)
                     model, cfg = load_model(exp, "best")
-                    res = evaluate(model, test, method=cfg.method, ways=5, shots=(1, 5), queries=5,
-                                   episodes=args.episodes, seed=1234, temperature=cfg.temperature, gamma=cfg.gamma)
-                    out.write_text(json.dumps({k: {m: x for m, x in r.items() if not m.startswith("_")}
-                                               for k, r in res.items()}))
+                    res, _ = evaluate(model, test, method=cfg.method, ways=5, shots=(1, 5), queries=5,
+                                      episodes=args.episodes, seed=1234, temperature=cfg.temperature,
+                                      gamma=cfg.gamma)
+                    out.write_text(json.dumps(res))
                 results.setdefault((tau, name), []).append(json.loads(out.read_text()))
     print(f"few-shot open-set KWS on synthesized splitGSC test keywords; 5-way, 5 queries/class + 25 unknown; "
           f"{args.episodes} episodes; {args.steps} training steps; mean over seeds {args.seeds} (+- half the range)")

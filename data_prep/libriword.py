@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import AudioError, read_audio, write_audio
-from ..io import atomic_write_text
+from ..io import atomic_savefig, atomic_write_text
 from ..manifest import ClipRecord, ManifestWriter, read_manifest
 from .alignments import AlignmentFormatError, WordAlignment, read_alignment_file, read_textgrid_words
 from .librispeech import find_splits, iter_split
@@ -414,7 +414,4 @@ def _plot(path: Path, occurrences: dict[str, int], per_word: Counter, durations:
     b.set_ylabel("clips")
     b.set_title("word durations of the clips")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    atomic_savefig(fig, path)

@@ -112,15 +112,19 @@ def _embed_all(model: FewShotKWS, clips: ClipSet, device, batch: int = 256) -> t
 
 def evaluate(model: FewShotKWS, clips: ClipSet, *, method: str, ways: int = 5, shots=(1, 5), queries: int = 15,
              episodes: int = 1000, open_queries: int | None = None, seed: int = 0, temperature: float = 1.0,
-             gamma: float = 3.0, device=None) -> dict:
+             gamma: float = 3.0, device=None) -> tuple[dict, dict]:
     """Closed-set accuracy (known queries) and open-set AUROC (unknown vs known queries) per shot count,
     each a mean over ``episodes`` with a 95% confidence interval. Unknown queries come from the classes of
-    ``clips`` outside each episode (``open_queries``, default ``ways * queries``)."""
+    ``clips`` outside each episode (``open_queries``, default ``ways * queries``).
+
+    Returns ``(metrics, scores)``: ``metrics["5shot"] = {"acc", "acc_ci95", "auroc", "auroc_ci95",
+    "episodes"}`` and ``scores["5shot"] = (unknown_scores_of_unknown_queries, ..._of_known_queries)``
+    pooled over episodes (for ROC curves)."""
     device = device or next(model.parameters()).device
     emb = _embed_all(model, clips, device)
     labels, vocab = clips.label_ids()
     open_queries = ways * queries if open_queries is None else open_queries
-    results = {}
+    results, scores = {}, {}
     for k in shots:
         sampler = EpisodeSampler(labels, ways, k, queries, open_queries, seed=seed + k)
         accs, aucs, pooled_u, pooled_k = [], [], [], []
@@ -142,22 +146,23 @@ def evaluate(model: FewShotKWS, clips: ClipSet, *, method: str, ways: int = 5, s
         acc, acc_ci = mean_ci95(accs)
         auc, auc_ci = mean_ci95(aucs) if aucs else (float("nan"), float("nan"))
         results[f"{k}shot"] = {"acc": acc, "acc_ci95": acc_ci, "auroc": auc, "auroc_ci95": auc_ci,
-                               "episodes": episodes,
-                               "_roc": (np.concatenate(pooled_u), np.concatenate(pooled_k)) if pooled_u else None}
-    return results
+                               "episodes": episodes}
+        if pooled_u:
+            scores[f"{k}shot"] = (np.concatenate(pooled_u), np.concatenate(pooled_k))
+    return results, scores
 
 
-def _roc_png(path: Path, results: dict) -> None:
+def _roc_png(path: Path, results: dict, scores: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from speechedge.io import atomic_savefig
+
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    for name, r in results.items():
-        if r.get("_roc") is None:
-            continue
-        u, k = r["_roc"]
+    for name, (u, k) in scores.items():
+        r = results[name]
         thr = np.unique(np.concatenate([u, k]))[::-1]
         tpr = [(u >= t).mean() for t in thr]
         fpr = [(k >= t).mean() for t in thr]
@@ -168,8 +173,7 @@ def _roc_png(path: Path, results: dict) -> None:
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("open-set ROC")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    atomic_savefig(fig, path)
 
 
 def load_model(exp_dir: str | Path, which: str = "best", device="cpu") -> tuple[FewShotKWS, FewShotConfig]:
@@ -250,7 +254,7 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             losses.append(float(loss.detach()))
             accs.append(info["acc"])
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                res = evaluate(model, val_clips, method=cfg.method, ways=min(5, len(set(val_clips.labels)) - 1),
+                res, _ = evaluate(model, val_clips, method=cfg.method, ways=min(5, len(set(val_clips.labels)) - 1),
                                shots=(cfg.eval_shots,), queries=cfg.eval_queries, episodes=cfg.eval_episodes, seed=cfg.seed,
                                temperature=cfg.temperature, gamma=cfg.gamma, device=device)
                 r = res[f"{cfg.eval_shots}shot"]
@@ -274,10 +278,10 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         return record
 
 
-def evaluate_cli(exp_dir: str, data: str, *, ways: int = 5, shots=(1, 5), queries: int = 15, episodes: int = 1000,
-                 seed: int = 0, json_path: str | None = None) -> int:
-    import json
-
+def evaluate_experiment(exp_dir: str | Path, data: str | Path, *, ways: int = 5, shots=(1, 5), queries: int = 15,
+                        episodes: int = 1000, seed: int = 0) -> tuple[dict, FewShotConfig, ClipSet]:
+    """Evaluate the best checkpoint of ``exp_dir`` on a manifest or a Speech Commands-layout folder and
+    write ``roc.png`` beside it. Returns ``(metrics, config, clips)`` (see :func:`evaluate`)."""
     from speechedge.kws_data import load_folder_clips
 
     model, cfg = load_model(exp_dir)
@@ -285,20 +289,30 @@ def evaluate_cli(exp_dir: str, data: str, *, ways: int = 5, shots=(1, 5), querie
     n_classes = len(set(clips.labels))
     if n_classes <= ways:
         raise ValueError(f"{data}: {n_classes} classes; {ways}-way open-set episodes need at least {ways + 1}")
-    res = evaluate(model, clips, method=cfg.method, ways=ways, shots=shots, queries=queries, episodes=episodes,
-                   seed=seed, temperature=cfg.temperature, gamma=cfg.gamma)
-    _roc_png(Path(exp_dir) / "roc.png", res)
-    clean = {k: {m: v for m, v in r.items() if not m.startswith("_")} for k, r in res.items()}
-    print(f"{cfg.method} tau={cfg.tau} aux_weight={cfg.aux_weight} on {data} ({n_classes} classes, {len(clips)} clips), "
-          f"{ways}-way, {queries} queries/class + {ways * queries} unknown queries, {episodes} episodes")
+    metrics, scores = evaluate(model, clips, method=cfg.method, ways=ways, shots=shots, queries=queries,
+                               episodes=episodes, seed=seed, temperature=cfg.temperature, gamma=cfg.gamma)
+    _roc_png(Path(exp_dir) / "roc.png", metrics, scores)
+    return metrics, cfg, clips
+
+
+def evaluate_cli(exp_dir: str, data: str, *, ways: int = 5, shots=(1, 5), queries: int = 15, episodes: int = 1000,
+                 seed: int = 0, json_path: str | None = None) -> int:
+    import json
+
+    metrics, cfg, clips = evaluate_experiment(exp_dir, data, ways=ways, shots=shots, queries=queries,
+                                              episodes=episodes, seed=seed)
+    print(f"{cfg.method} tau={cfg.tau} aux_weight={cfg.aux_weight} on {data} ({len(set(clips.labels))} classes, "
+          f"{len(clips)} clips), {ways}-way, {queries} queries/class + {ways * queries} unknown queries, "
+          f"{episodes} episodes")
     print("| shots | accuracy | 95% CI | AUROC | 95% CI |\n|---:|---:|---:|---:|---:|")
-    for k, r in clean.items():
+    for k, r in metrics.items():
         print(f"| {k} | {r['acc']:.4f} | +-{r['acc_ci95']:.4f} | {r['auroc']:.4f} | +-{r['auroc_ci95']:.4f} |")
     print(f"ROC plot: {Path(exp_dir) / 'roc.png'}")
     if json_path:
         from speechedge.io import atomic_write_text
 
-        atomic_write_text(json_path, json.dumps({"exp_dir": str(exp_dir), "data": str(data), "results": clean}, indent=2))
+        atomic_write_text(json_path, json.dumps({"exp_dir": str(exp_dir), "data": str(data), "results": metrics},
+                                                indent=2))
     return 0
 
 

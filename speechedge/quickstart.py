@@ -95,16 +95,11 @@ def _train_fewshot(work: Path, seed: int) -> dict:
 
 
 def _eval_fewshot(work: Path) -> dict:
-    from .kws_data import load_manifest_clips
-    from .recipes.kws_fewshot import _roc_png, evaluate, load_model
+    from .recipes.kws_fewshot import evaluate_experiment
 
-    exp = work / "exp" / "kws_fewshot"
-    model, cfg = load_model(exp, "best")
-    clips = load_manifest_clips(work / "manifests" / "splitgsc_test.jsonl")
-    res = evaluate(model, clips, method=cfg.method, ways=5, shots=(1, 5), queries=5, episodes=300, seed=0,
-                   temperature=cfg.temperature, gamma=cfg.gamma)
-    _roc_png(exp / "roc.png", res)
-    return {k: {m: round(v, 4) for m, v in r.items() if not m.startswith("_")} for k, r in res.items()}
+    metrics, _, _ = evaluate_experiment(work / "exp" / "kws_fewshot", work / "manifests" / "splitgsc_test.jsonl",
+                                        ways=5, shots=(1, 5), queries=5, episodes=300, seed=0)
+    return {k: {m: round(v, 4) for m, v in r.items()} for k, r in metrics.items()}
 
 
 def _export(work: Path) -> dict:

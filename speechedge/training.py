@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import logging
 import os
 import random
 import subprocess
 import sys
-import tempfile
 import tomllib
 import types
 import typing
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_write_text
+from .io import atomic_savefig, atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -197,14 +197,9 @@ class Experiment:
         """Atomic ``torch.save`` (main process only)."""
         if not self.dist.is_main:
             return
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.dir)
-        os.close(fd)
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(path, buf.getvalue())
 
     def load_latest(self, map_location="cpu") -> dict | None:
         if not self.latest.exists():
@@ -244,10 +239,7 @@ class Experiment:
             ax.set_title(k)
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        tmp = self.dir / ".curves.tmp.png"
-        fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        os.replace(tmp, self.dir / "curves.png")
+        atomic_savefig(fig, self.dir / "curves.png")
 
     def close(self) -> None:
         h = getattr(self, "_handler", None)
