@@ -132,6 +132,27 @@ def _train_kws(args: argparse.Namespace) -> int:
     return kws_main(args.config, args.exp_dir, args.set)
 
 
+def _train_asr(args: argparse.Namespace) -> int:
+    from speechedge.recipes.asr import main
+
+    return main(args.config, args.exp_dir, args.set)
+
+
+def _eval_asr(args: argparse.Namespace) -> int:
+    from speechedge.recipes.asr import evaluate_cli
+
+    return evaluate_cli(args.exp_dir, args.data, args.chunk_ms, beam=args.beam, json_path=args.json)
+
+
+def _align(args: argparse.Namespace) -> int:
+    from speechedge.recipes.asr_align import align_corpus
+
+    stats = align_corpus(args.exp_dir, args.librispeech, args.out, splits=args.splits,
+                         reference=args.reference, progress=not args.quiet)
+    print(json.dumps(stats, indent=2))
+    return 0 if stats["aligned"] else 1
+
+
 def _eval_kws_fewshot(args: argparse.Namespace) -> int:
     from .recipes.kws_fewshot import evaluate_cli
 
@@ -252,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text, configs in (
             ("kws-fewshot", _train_kws_fewshot, "few-shot open-set KWS: BC-ResNet + (D-)ProtoNet (+ LibriWord AuxSL)",
              "kws_fewshot_*.toml"),
-            ("kws", _train_kws, "supervised KWS: BC-ResNet on Speech Commands 12/35 classes", "kws_*.toml")):
+            ("kws", _train_kws, "supervised KWS: BC-ResNet on Speech Commands 12/35 classes", "kws_*.toml"),
+            ("asr", _train_asr, "CTC Conformer: full-context teacher or streaming student (distill none/token/layer)",
+             "asr_*.toml")):
         t = tr_kinds.add_parser(name, help=text)
         t.add_argument("--config", help=f"TOML config (recipes/configs/{configs}); fields not set keep defaults")
         t.add_argument("--exp-dir", required=True, help="experiment folder; an existing one is resumed")
@@ -271,6 +294,26 @@ def build_parser() -> argparse.ArgumentParser:
     ef.add_argument("--seed", type=int, default=0)
     ef.add_argument("--json", help="also write the results to this JSON file")
     ef.set_defaults(func=_eval_kws_fewshot)
+
+    ea = ev_kinds.add_parser("asr", help="WER/CER per chunk size (masked forward = chunk-by-chunk streaming)")
+    ea.add_argument("--exp-dir", required=True, help="trained ASR experiment folder")
+    ea.add_argument("--data", required=True, help="utterance manifest (librispeech_{split}.jsonl.gz)")
+    ea.add_argument("--chunk-ms", nargs="+", default=["full"],
+                    help="chunk sizes in ms (multiples of 40) and/or 'full' (default: full)")
+    ea.add_argument("--beam", type=int, default=0, help="prefix beam search width (default 0 = greedy)")
+    ea.add_argument("--json", help="also write the rows to this JSON file")
+    ea.set_defaults(func=_eval_asr)
+
+    al = verbs.add_parser("align", help="CTC forced alignment of a LibriSpeech-layout corpus (MFA text format)")
+    al.add_argument("--exp-dir", required=True, help="trained ASR experiment (a full-context teacher aligns best)")
+    al.add_argument("--librispeech", required=True, type=Path, help="LibriSpeech folder (split/speaker/chapter)")
+    al.add_argument("--out", required=True, type=Path,
+                    help="alignments folder: {split}/{speaker}/{chapter}/{speaker}-{chapter}.alignment.txt")
+    al.add_argument("--splits", nargs="+", help="splits to align (default: all found)")
+    al.add_argument("--reference", type=Path,
+                    help="alignments folder to measure word-boundary error against (e.g. a synthesized corpus's)")
+    al.add_argument("--quiet", action="store_true", help="no progress bar")
+    al.set_defaults(func=_align)
 
     ex = verbs.add_parser("export", help="export a trained KWS experiment to TFLite, verified against PyTorch")
     ex.add_argument("--exp-dir", required=True, help="trained experiment folder (kws or kws-fewshot)")

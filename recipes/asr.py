@@ -1,0 +1,476 @@
+"""Streaming CTC ASR: a full-context teacher and streaming students distilled from it.
+
+Commands (tiny CPU configs; the LibriSpeech configs are ``asr_*_librispeech.toml``)::
+
+    speechedge prepare librispeech --corpus work/asr/LibriSpeech --out work/asr/manifests
+    speechedge train asr --config recipes/configs/asr_teacher_tiny.toml --exp-dir work/asr/teacher
+    speechedge train asr --config recipes/configs/asr_student_tiny.toml --exp-dir work/asr/student_layer \\
+        --set distill=layer --set teacher_exp_dir=work/asr/teacher
+    speechedge eval asr --exp-dir work/asr/student_layer --data work/asr/manifests/librispeech_test-clean.jsonl.gz \\
+        --chunk-ms 160 320 640 full
+
+A teacher is an encoder with ``causal = false`` and ``chunk_frames = 0``; a student is causal and chunk-wise
+(``chunk_frames`` output frames of 40 ms, ``left_chunks`` of left context). ``distill`` selects the
+student's extra loss (see :mod:`speechedge.distill`). Experiments hold ``tokens.txt`` beside the checkpoints.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from speechedge.ctc import CharTokenizer, ErrorCounts, greedy_decode, greedy_tokens, prefix_beam_search
+from speechedge.distill import DISTILL_MODES, LayerDistiller, parse_layer_map, token_kd_loss
+from speechedge.features import FrontendConfig, TorchFrontend, num_frames
+from speechedge.kws_data import spec_augment
+from speechedge.manifest import UtteranceRecord, read_manifest
+from speechedge.models.conformer import SUBSAMPLING, ConformerConfig, ConformerEncoder
+from speechedge.training import load_config, training_run
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ASRConfig", "ASRModel", "UttSet", "load_utterances", "train", "load_model", "decode", "evaluate",
+           "stream_decode", "main"]
+
+
+@dataclass(frozen=True)
+class ASRConfig:
+    train_manifest: str = ""  # librispeech_{split}.jsonl.gz from `speechedge prepare librispeech`
+    val_manifest: str = ""
+    max_duration_s: float = 20.0  # longer training utterances are skipped (counted in the log)
+    # encoder
+    d_model: int = 144
+    num_layers: int = 4
+    num_heads: int = 4
+    ff_mult: int = 4
+    conv_kernel: int = 15
+    sub_channels: int = 64
+    dropout: float = 0.1
+    causal: bool = True
+    chunk_frames: int = 8  # attention chunk in 40 ms output frames (8 = 320 ms); 0 = full context (teacher)
+    left_chunks: int = 4  # chunks of left context (-1 = unlimited; streaming needs >= 0)
+    dynamic_chunk: bool = False  # sample the chunk in 1..chunk_frames per batch (one model, many latencies)
+    # distillation (students only)
+    teacher_exp_dir: str = ""
+    distill: str = "none"  # none | token | layer
+    kd_weight: float = 1.0  # token KD
+    kd_temperature: float = 1.0
+    layer_map: str = "auto"  # "s:t,..." 1-based student:teacher layers; auto = every 2nd + last student layer
+    aux_layers: int = 1  # full-context transformer layers in each auxiliary branch
+    layer_weight: float = 1.0
+    apc_shift: int = 2  # APC predicts the teacher's frame t + apc_shift (40 ms frames)
+    apc_weight: float = 1.0
+    # optimisation
+    batch_frames: int = 20000  # padded input frames (10 ms) per batch
+    steps: int = 3000
+    lr: float = 2e-3
+    warmup_steps: int = 300
+    weight_decay: float = 1e-3
+    spec_augment: bool = True
+    eval_every: int = 500
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.distill not in DISTILL_MODES:
+            raise ValueError(f"distill must be one of {DISTILL_MODES}, got {self.distill!r}")
+        if self.distill != "none" and not self.teacher_exp_dir:
+            raise ValueError(f"distill={self.distill!r} needs teacher_exp_dir (a trained teacher experiment)")
+        if not self.causal and self.chunk_frames > 0:
+            raise ValueError("a non-causal encoder (causal=false) is a teacher: set chunk_frames=0")
+
+    def encoder_config(self) -> ConformerConfig:
+        return ConformerConfig(n_mels=80, d_model=self.d_model, num_layers=self.num_layers, num_heads=self.num_heads,
+                               ff_mult=self.ff_mult, conv_kernel=self.conv_kernel, sub_channels=self.sub_channels,
+                               dropout=self.dropout, causal=self.causal)
+
+
+class ASRModel(nn.Module):
+    """Frontend (80 log-mel) + Conformer encoder + CTC projection."""
+
+    def __init__(self, enc: ConformerConfig, vocab: int) -> None:
+        super().__init__()
+        self.frontend = TorchFrontend(FrontendConfig.asr())
+        self.encoder = ConformerEncoder(enc)
+        self.ctc = nn.Linear(enc.d_model, vocab)
+
+    def features(self, audio: torch.Tensor, num_samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, S)`` float audio -> ``((B, T, 80) log-mel, (B,) valid frames)``."""
+        feats = self.frontend(audio).transpose(1, 2)
+        lengths = 1 + torch.div(num_samples, self.frontend.config.hop_length, rounding_mode="floor")
+        return feats, lengths
+
+    def forward(self, feats, lengths, chunk_frames: int = 0, left_chunks: int = -1):
+        """-> ``(logits (B, T', V), out_lengths, hidden)``."""
+        out, out_len, hidden = self.encoder(feats, lengths, chunk_frames, left_chunks)
+        return self.ctc(out), out_len, hidden
+
+
+# -- data ------------------------------------------------------------------------------------------------
+@dataclass
+class UttSet:
+    """Utterances held in memory: int16 audio, normalised transcripts and their token ids."""
+
+    ids: list[str]
+    audio: list[np.ndarray]
+    texts: list[str]
+    tokens: list[list[int]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 ``(B, max_samples)`` zero-padded audio and ``(B,)`` lengths."""
+        n = [len(self.audio[i]) for i in idx]
+        out = np.zeros((len(idx), max(n)), np.float32)
+        for r, i in enumerate(idx):
+            out[r, : n[r]] = self.audio[i] / 32768.0
+        return torch.from_numpy(out), torch.tensor(n)
+
+    def batches(self, batch_frames: int, rng: np.random.Generator | None) -> list[list[int]]:
+        """Length-sorted batches of at most ``batch_frames`` padded 10 ms frames, in random order if ``rng``."""
+        order = sorted(range(len(self)), key=lambda i: len(self.audio[i]))
+        out, cur = [], []
+        for i in order:
+            frames = len(self.audio[i]) // 160 + 1
+            if cur and frames * (len(cur) + 1) > batch_frames:
+                out.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            out.append(cur)
+        if rng is not None:
+            rng.shuffle(out)
+        return out
+
+
+def load_utterances(manifest: str | Path, tokenizer: CharTokenizer, *, max_duration_s: float = math.inf,
+                    limit: int | None = None) -> UttSet:
+    """Read a LibriSpeech utterance manifest and its audio (16 kHz); skips and counts long or empty ones."""
+    from tqdm import tqdm
+
+    from speechedge.audio import read_audio
+
+    rows = list(read_manifest(manifest, UtteranceRecord))
+    if limit:
+        rows = rows[:limit]
+    ids, audio, texts, tokens, skipped = [], [], [], [], {"too_long": 0, "no_tokens": 0}
+    for r in tqdm(rows, desc=f"loading {Path(manifest).name}", unit="utt", leave=False):
+        if r.duration_s > max_duration_s:
+            skipped["too_long"] += 1
+            continue
+        tok = tokenizer.encode(r.transcript)
+        if not tok:
+            skipped["no_tokens"] += 1
+            continue
+        a, _ = read_audio(Path(r.path), sample_rate=16000)
+        ids.append(r.id)
+        audio.append((np.clip(a, -1, 1) * 32767).astype(np.int16))
+        texts.append(tokenizer.decode(tok))
+        tokens.append(tok)
+    if any(skipped.values()):
+        log.info("%s: skipped %s", manifest, skipped)
+    if not ids:
+        raise ValueError(f"{manifest}: no usable utterances ({len(rows)} rows, skipped {skipped})")
+    return UttSet(ids, audio, texts, tokens)
+
+
+def _cmvn(model: ASRModel, data: UttSet, max_utts: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    feats = []
+    with torch.no_grad():
+        for i in range(min(len(data), max_utts)):
+            x, n = data.batch([i])
+            f, _ = model.features(x, n)
+            feats.append(f[0])
+    f = torch.cat(feats)
+    return f.mean(0), f.std(0).clamp(min=1e-3)
+
+
+# -- model I/O -------------------------------------------------------------------------------------------
+def _config_from(state: dict) -> ASRConfig:
+    known = {f.name for f in fields(ASRConfig)}
+    return ASRConfig(**{k: v for k, v in state["config"].items() if k in known})
+
+
+def load_model(exp_dir: str | Path, which: str = "best", device="cpu") -> tuple[ASRModel, ASRConfig, CharTokenizer]:
+    exp_dir = Path(exp_dir)
+    path = exp_dir / f"checkpoint-{which}.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no checkpoint; train first (speechedge train asr --exp-dir {exp_dir})")
+    state = torch.load(path, map_location=device, weights_only=True)
+    cfg = _config_from(state)
+    tok = CharTokenizer.load(exp_dir / "tokens.txt")
+    model = ASRModel(cfg.encoder_config(), len(tok))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg, tok
+
+
+# -- decoding --------------------------------------------------------------------------------------------
+def _chunk_for(cfg: ASRConfig, chunk_frames: int | None) -> tuple[int, int]:
+    if chunk_frames is None:
+        return cfg.chunk_frames, cfg.left_chunks
+    return chunk_frames, (cfg.left_chunks if chunk_frames > 0 else -1)
+
+
+@torch.no_grad()
+def decode(model: ASRModel, data: UttSet, *, chunk_frames: int, left_chunks: int, beam: int = 0,
+           batch_frames: int = 40000, tokenizer: CharTokenizer | None = None, device="cpu") -> list[str]:
+    """Hypotheses for every utterance (masked full-sequence forward; equal to chunk-by-chunk streaming)."""
+    model.eval()
+    hyps: list[str | None] = [None] * len(data)
+    tok = tokenizer or CharTokenizer()
+    for idx in data.batches(batch_frames, None):
+        x, n = data.batch(idx)
+        feats, flen = model.features(x.to(device), n.to(device))
+        logits, olen, _ = model(feats, flen, chunk_frames, left_chunks)
+        lp = logits.log_softmax(-1).cpu().numpy()
+        for r, i in enumerate(idx):
+            frame_lp = lp[r, : int(olen[r])]
+            ids = prefix_beam_search(frame_lp, beam) if beam > 1 else greedy_decode(frame_lp)
+            hyps[i] = tok.decode(ids)
+    return hyps  # type: ignore[return-value]
+
+
+def evaluate(model: ASRModel, data: UttSet, *, chunk_frames: int, left_chunks: int, beam: int = 0,
+             device="cpu") -> dict:
+    hyps = decode(model, data, chunk_frames=chunk_frames, left_chunks=left_chunks, beam=beam, device=device)
+    counts = ErrorCounts()
+    for ref, hyp in zip(data.texts, hyps):
+        counts.add(ref, hyp)
+    return {"wer": counts.wer, "cer": counts.cer, "words": counts.words}
+
+
+@torch.no_grad()
+def stream_decode(model: ASRModel, audio: np.ndarray, chunk_frames: int, left_chunks: int
+                  ) -> tuple[str, list[tuple[str, float]]]:
+    """Decode one utterance chunk by chunk through ``step``; returns the text and, per word, the audio time
+    (seconds) at which its last character was emitted, i.e. when the chunk that emitted it was complete."""
+    model.eval()
+    tok = CharTokenizer()
+    x = torch.from_numpy(audio.astype(np.float32) / 32768.0)[None]
+    feats, _ = model.features(x, torch.tensor([len(audio)]))
+    cfg = model.frontend.config
+    step_frames = SUBSAMPLING * chunk_frames
+    t = feats.shape[1] // step_frames * step_frames
+    state = model.encoder.init_state(1, chunk_frames, left_chunks)
+    lps, ready_s = [], []
+    for k in range(0, t, step_frames):
+        y, state = model.encoder.step(feats[:, k: k + step_frames], state)
+        lps.append(model.ctc(y).log_softmax(-1)[0].numpy())
+        # the last feature frame of this chunk needs samples up to its centre + n_fft / 2
+        ready = ((k + step_frames - 1) * cfg.hop_length + cfg.n_fft // 2) / cfg.sample_rate
+        ready_s.extend([min(ready, len(audio) / cfg.sample_rate)] * chunk_frames)
+    if not lps:
+        return "", []
+    emitted = greedy_tokens(np.concatenate(lps))
+    words, cur, last_t = [], "", 0.0
+    for k, frame in emitted:
+        ch = tok.tokens[k]
+        if ch == "|":
+            if cur:
+                words.append((cur, last_t))
+            cur = ""
+        else:
+            cur += ch
+            last_t = ready_s[frame]
+    if cur:
+        words.append((cur, last_t))
+    return " ".join(w for w, _ in words), words
+
+
+def emission_latency(hyp_words: list[tuple[str, float]], ref_words: list) -> list[float]:
+    """For hypothesis words that match reference words (``WordAlignment``), emission time - word end."""
+    hw = [w for w, _ in hyp_words]
+    rw = [a.word.lower() for a in ref_words]
+    out = []
+    for block in difflib.SequenceMatcher(a=rw, b=hw, autojunk=False).get_matching_blocks():
+        for j in range(block.size):
+            out.append(hyp_words[block.b + j][1] - ref_words[block.a + j].end_s)
+    return out
+
+
+# -- training --------------------------------------------------------------------------------------------
+def _lr_lambda(cfg: ASRConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        p = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+    return f
+
+
+def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
+    """Train (or resume) a teacher or student in ``exp_dir``; returns the last metrics record."""
+    with training_run(cfg, exp_dir) as (device, dist_env, exp):
+        if not cfg.train_manifest or not cfg.val_manifest:
+            raise ValueError("set train_manifest and val_manifest (from `speechedge prepare librispeech`)")
+        tok = CharTokenizer()
+        tok.save(exp.dir / "tokens.txt")
+        train_set = load_utterances(cfg.train_manifest, tok, max_duration_s=cfg.max_duration_s)
+        val_set = load_utterances(cfg.val_manifest, tok)
+        model = ASRModel(cfg.encoder_config(), len(tok)).to(device)
+        teacher, distiller = None, None
+        if cfg.distill != "none":
+            teacher, tcfg, _ = load_model(cfg.teacher_exp_dir, device=device)
+            teacher.requires_grad_(False)
+            if cfg.distill == "layer":
+                pairs = parse_layer_map(cfg.layer_map, cfg.num_layers, tcfg.num_layers)
+                distiller = LayerDistiller(pairs, cfg.d_model, tcfg.encoder_config(), aux_layers=cfg.aux_layers,
+                                           apc_shift=cfg.apc_shift).to(device)
+                log.info("layer KD pairs (student:teacher, 1-based): %s",
+                         ", ".join(f"{s + 1}:{t + 1}" for s, t in pairs))
+        params = list(model.parameters()) + (list(distiller.parameters()) if distiller else [])
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+        n_params = sum(p.numel() for p in model.parameters())
+        log.info("train: %d utterances (%.2f h), val: %d; model %.2fM parameters; chunk %s, left %d, distill=%s",
+                 len(train_set), sum(map(len, train_set.audio)) / 16000 / 3600, len(val_set), n_params / 1e6,
+                 cfg.chunk_frames or "full", cfg.left_chunks, cfg.distill)
+        rng = np.random.default_rng(cfg.seed * 1000 + dist_env.rank)
+        spec_gen = torch.Generator().manual_seed(cfg.seed + 99 + dist_env.rank)
+        start_step, best = 0, math.inf
+        state = exp.load_latest(map_location=device)
+        if state is None:
+            mean, std = _cmvn(model, train_set)
+            model.encoder.feat_mean.copy_(mean)
+            model.encoder.feat_std.copy_(std)
+        else:
+            model.load_state_dict(state["model"])
+            if distiller is not None:
+                distiller.load_state_dict(state["distiller"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            rng.bit_generator.state = state["rng"]
+            spec_gen.set_state(state["spec_rng"])
+            start_step, best = state["step"], state["best"]
+            log.info("resumed from %s at step %d", exp.latest, start_step)
+        ddp = model
+        if dist_env.world_size > 1:
+            ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        queue: list[list[int]] = []
+        record: dict = {}
+        sums: dict[str, float] = {}
+        t0, n_batches = time.perf_counter(), 0
+        for step in range(start_step + 1, cfg.steps + 1):
+            if not queue:
+                queue = train_set.batches(cfg.batch_frames, rng)
+            idx = queue.pop()
+            model.train()
+            x, n = train_set.batch(idx)
+            with torch.no_grad():
+                feats, flen = model.features(x.to(device), n.to(device))
+                if cfg.spec_augment:  # masks fill with the global mean (0 after normalisation)
+                    mean = model.encoder.feat_mean
+                    feats = spec_augment((feats - mean).transpose(1, 2), spec_gen, freq_width=15,
+                                         time_width=40).transpose(1, 2) + mean
+            chunk = int(rng.integers(1, cfg.chunk_frames + 1)) if cfg.dynamic_chunk and cfg.chunk_frames > 0 \
+                else cfg.chunk_frames
+            logits, olen, hidden = ddp(feats, flen, chunk, cfg.left_chunks)
+            targets = torch.tensor([t for i in idx for t in train_set.tokens[i]], device=device)
+            tlen = torch.tensor([len(train_set.tokens[i]) for i in idx], device=device)
+            ctc = F.ctc_loss(logits.log_softmax(-1).transpose(0, 1), targets, olen, tlen, zero_infinity=True)
+            parts = {"ctc": ctc}
+            if teacher is not None:
+                valid = (torch.arange(logits.shape[1], device=device)[None] < olen[:, None]).float()
+                with torch.no_grad():
+                    t_logits, _, t_hidden = teacher(feats, flen)
+                if cfg.distill == "token":
+                    parts["kd"] = cfg.kd_weight * token_kd_loss(logits, t_logits, valid, cfg.kd_temperature)
+                else:
+                    layer_loss, apc_loss = distiller(hidden, t_hidden, valid)
+                    parts["layer"] = cfg.layer_weight * layer_loss
+                    parts["apc"] = cfg.apc_weight * apc_loss
+            loss = sum(parts.values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+            n_batches += 1
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                chunk_e, left_e = _chunk_for(cfg, None)
+                res = evaluate(model, val_set, chunk_frames=chunk_e, left_chunks=left_e, device=device)
+                record = {"step": step, **{f"train_{k}": v / n_batches for k, v in sums.items()},
+                          "val_cer": res["cer"], "val_wer": res["wer"], "lr": sched.get_last_lr()[0],
+                          "s_per_step": (time.perf_counter() - t0) / n_batches}
+                sums, n_batches, t0 = {}, 0, time.perf_counter()
+                log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
+                exp.log_metrics(record)
+                ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "step": step, "best": min(best, res["cer"]), "config": asdict(cfg),
+                        "rng": rng.bit_generator.state, "spec_rng": spec_gen.get_state()}
+                if distiller is not None:
+                    ckpt["distiller"] = distiller.state_dict()
+                if res["cer"] < best:
+                    best = res["cer"]
+                    exp.save({k: v for k, v in ckpt.items() if k not in ("optimizer", "distiller")}, exp.best)
+                exp.save(ckpt, exp.latest)
+                exp.plot_curves(["train_ctc", "train_kd", "train_layer", "train_apc", "val_cer", "val_wer"])
+        return record
+
+
+def parse_chunk_ms(values: list[str]) -> list[int]:
+    """``["160", "320", "full"]`` -> chunk sizes in output frames (40 ms); ``full`` -> 0."""
+    out = []
+    for v in values:
+        if v == "full":
+            out.append(0)
+            continue
+        try:
+            ms = int(v)
+        except ValueError:
+            raise ValueError(f"--chunk-ms: expected milliseconds or 'full', got {v!r}")
+        if ms <= 0 or ms % 40:
+            raise ValueError(f"--chunk-ms {ms}: must be a positive multiple of 40 ms (one encoder frame)")
+        out.append(ms // 40)
+    return out
+
+
+def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int], *, beam: int = 0,
+                        limit: int | None = None) -> list[dict]:
+    """WER/CER of ``exp_dir``'s best checkpoint on a manifest for each chunk size (0 = full context)."""
+    model, cfg, tok = load_model(exp_dir)
+    utts = load_utterances(data, tok, limit=limit)
+    rows = []
+    for c in chunks:
+        if c > 0 and not cfg.causal:
+            log.warning("%s is a full-context model; skipping chunk %d ms", exp_dir, c * 40)
+            continue
+        t0 = time.perf_counter()
+        res = evaluate(model, utts, chunk_frames=c, left_chunks=cfg.left_chunks if c > 0 else -1, beam=beam)
+        rows.append({"chunk_ms": c * 40 if c else "full", **res, "decode_s": time.perf_counter() - t0})
+    return rows
+
+
+def evaluate_cli(exp_dir: str, data: str, chunk_ms: list[str], beam: int = 0, json_path: str | None = None) -> int:
+    import json
+
+    rows = evaluate_experiment(exp_dir, data, parse_chunk_ms(chunk_ms), beam=beam)
+    print(f"{exp_dir} on {data} ({rows[0]['words'] if rows else 0} words, {'greedy' if beam <= 1 else f'beam {beam}'})")
+    print("| chunk | WER % | CER % |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r['chunk_ms']}{'' if r['chunk_ms'] == 'full' else ' ms'} | {r['wer']:.1f} | {r['cer']:.1f} |")
+    if json_path:
+        from speechedge.io import atomic_write_text
+
+        atomic_write_text(json_path, json.dumps(rows, indent=2))
+    return 0
+
+
+def main(config_path: str | None, exp_dir: str, overrides: list[str]) -> int:
+    cfg = load_config(ASRConfig, config_path, overrides)
+    train(cfg, exp_dir)
+    return 0

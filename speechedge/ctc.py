@@ -1,0 +1,166 @@
+"""Tokenizers, CTC decoding (greedy, prefix beam search) and error rates. NumPy only (no torch).
+
+Token id 0 is always the CTC blank. Decoders take log-probabilities ``(frames, vocab)`` as NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["Tokenizer", "CharTokenizer", "greedy_decode", "greedy_tokens", "prefix_beam_search", "edit_distance",
+           "error_rate", "ErrorCounts"]
+
+BLANK = "<blk>"
+
+
+class Tokenizer(Protocol):
+    """What the recipes need from a tokenizer; a BPE model can implement the same four members."""
+
+    tokens: list[str]  # id -> token; tokens[0] is the blank
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def save(self, path: str | Path) -> None: ...
+
+
+class CharTokenizer:
+    """Characters: blank, space (``|`` in the token list), a-z and the apostrophe. Text is lower-cased;
+    characters outside the set are dropped (:meth:`encode`) and counted by :meth:`unknown`."""
+
+    def __init__(self, tokens: list[str] | None = None) -> None:
+        self.tokens = tokens or [BLANK, "|", *"abcdefghijklmnopqrstuvwxyz", "'"]
+        if self.tokens[0] != BLANK:
+            raise ValueError(f"token 0 must be the blank {BLANK!r}, got {self.tokens[0]!r}")
+        self._ids = {("|" if t == " " else t): i for i, t in enumerate(self.tokens)}
+
+    def _norm(self, text: str) -> str:
+        return " ".join(text.lower().split()).replace(" ", "|")
+
+    def encode(self, text: str) -> list[int]:
+        return [self._ids[ch] for ch in self._norm(text) if ch in self._ids]
+
+    def unknown(self, text: str) -> int:
+        return sum(ch not in self._ids for ch in self._norm(text))
+
+    def decode(self, ids) -> str:
+        return "".join(self.tokens[i] for i in ids if i != 0).replace("|", " ").strip()
+
+    def save(self, path: str | Path) -> None:
+        from speechedge.io import atomic_write_text
+
+        atomic_write_text(path, "".join(f"{t} {i}\n" for i, t in enumerate(self.tokens)))
+
+    @classmethod
+    def load(cls, path: str | Path) -> CharTokenizer:
+        rows = [line.rsplit(" ", 1) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        return cls([t for t, _ in sorted(rows, key=lambda r: int(r[1]))])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def greedy_tokens(log_probs: np.ndarray) -> list[tuple[int, int]]:
+    """Best path, repeats merged, blanks dropped: ``[(token, frame), ...]`` (frame of first emission)."""
+    best = np.asarray(log_probs).argmax(-1)
+    out, prev = [], 0
+    for t, k in enumerate(best.tolist()):
+        if k != prev and k != 0:
+            out.append((k, t))
+        prev = k
+    return out
+
+
+def greedy_decode(log_probs: np.ndarray) -> list[int]:
+    return [k for k, _ in greedy_tokens(log_probs)]
+
+
+def _logsumexp(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    m = max(a, b)
+    return m + math.log(math.exp(a - m) + math.exp(b - m))
+
+
+def prefix_beam_search(log_probs: np.ndarray, beam: int = 8, token_prune: float = -12.0) -> list[int]:
+    """CTC prefix beam search without a language model (Hannun et al. 2014).
+
+    Tokens whose frame log-probability is below ``token_prune`` are not extended (speed; the blank and the
+    best token always are). Returns the best prefix's token ids.
+    """
+    lp = np.asarray(log_probs, dtype=np.float64)
+    beams: dict[tuple, tuple[float, float]] = {(): (0.0, -math.inf)}  # prefix -> (log p ending blank, non-blank)
+    for t in range(lp.shape[0]):
+        row = lp[t]
+        cand = np.flatnonzero(row >= token_prune)
+        cand = set(cand.tolist()) | {0, int(row.argmax())}
+        nxt: dict[tuple, list[float]] = defaultdict(lambda: [-math.inf, -math.inf])
+        for prefix, (pb, pnb) in beams.items():
+            total = _logsumexp(pb, pnb)
+            for k in cand:
+                p = row[k]
+                if k == 0:
+                    e = nxt[prefix]
+                    e[0] = _logsumexp(e[0], total + p)
+                    continue
+                new = prefix + (k,)
+                e = nxt[new]
+                if prefix and prefix[-1] == k:
+                    e[1] = _logsumexp(e[1], pb + p)  # a repeat needs a blank between
+                    same = nxt[prefix]
+                    same[1] = _logsumexp(same[1], pnb + p)  # collapse into the same token
+                else:
+                    e[1] = _logsumexp(e[1], total + p)
+        beams = dict(sorted(((k, (v[0], v[1])) for k, v in nxt.items()),
+                            key=lambda kv: -_logsumexp(*kv[1]))[:beam])
+    return list(max(beams.items(), key=lambda kv: _logsumexp(*kv[1]))[0])
+
+
+def edit_distance(ref: list, hyp: list) -> int:
+    """Levenshtein distance between two sequences."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+class ErrorCounts:
+    """Accumulates word and character errors over utterances (``wer``/``cer`` in percent)."""
+
+    def __init__(self) -> None:
+        self.word_err = self.words = self.char_err = self.chars = 0
+
+    def add(self, ref: str, hyp: str) -> None:
+        rw, hw = ref.split(), hyp.split()
+        self.word_err += edit_distance(rw, hw)
+        self.words += len(rw)
+        rc, hc = list(" ".join(rw)), list(" ".join(hw))
+        self.char_err += edit_distance(rc, hc)
+        self.chars += len(rc)
+
+    @property
+    def wer(self) -> float:
+        return 100.0 * self.word_err / max(1, self.words)
+
+    @property
+    def cer(self) -> float:
+        return 100.0 * self.char_err / max(1, self.chars)
+
+
+def error_rate(refs: list[str], hyps: list[str]) -> tuple[float, float]:
+    """``(wer, cer)`` in percent over a list of utterances."""
+    counts = ErrorCounts()
+    for r, h in zip(refs, hyps):
+        counts.add(r, h)
+    return counts.wer, counts.cer

@@ -1,0 +1,291 @@
+"""Streaming Conformer, CTC decoding, forced alignment, distillation losses and the ASR recipe."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from speechedge.ctc import CharTokenizer, edit_distance, error_rate, greedy_decode, prefix_beam_search
+from speechedge.distill import LayerDistiller, parse_layer_map, token_kd_loss
+from speechedge.kernels.align import AlignmentError, ctc_forced_align
+from speechedge.models.conformer import ConformerConfig, ConformerEncoder, chunk_mask
+
+TINY = ConformerConfig(n_mels=80, d_model=32, num_layers=2, num_heads=4, ff_mult=2, conv_kernel=5, sub_channels=8,
+                       dropout=0.0)
+
+
+def _encoder(seed: int = 0, **kw) -> ConformerEncoder:
+    torch.manual_seed(seed)
+    enc = ConformerEncoder(ConformerConfig(**{**TINY.__dict__, **kw})).eval()
+    with torch.no_grad():  # non-trivial CMVN and relative-position biases
+        enc.feat_mean.normal_()
+        enc.feat_std.uniform_(0.5, 2.0)
+        for layer in enc.layers:
+            layer.att.rel_bias.normal_()
+    return enc
+
+
+def _stream(enc, x, chunk, left):
+    state = enc.init_state(x.shape[0], chunk, left)
+    outs = []
+    for i in range(0, x.shape[1] - 4 * chunk + 1, 4 * chunk):
+        y, state = enc.step(x[:, i: i + 4 * chunk], state)
+        outs.append(y)
+    return torch.cat(outs, 1), state
+
+
+@pytest.mark.parametrize("chunk,left", [(1, 0), (1, 5), (3, 2), (8, 4), (7, 1)])
+def test_chunk_by_chunk_equals_masked_forward(chunk, left):
+    enc = _encoder()
+    x = torch.randn(2, 4 * 8 * 7, 80, generator=torch.Generator().manual_seed(1))
+    full, out_len, _ = enc(x, torch.tensor([x.shape[1]] * 2), chunk, left)
+    with torch.no_grad():
+        streamed, _ = _stream(enc, x, chunk, left)
+    assert out_len.tolist() == [x.shape[1] // 4] * 2
+    n = streamed.shape[1]
+    assert n >= full.shape[1] - chunk
+    torch.testing.assert_close(streamed, full[:, :n], atol=2e-5, rtol=1e-4)
+
+
+def test_chunk_context_is_limited():
+    """Changing input after a chunk must not change that chunk's outputs; changing input far before it
+    (beyond the left context) must not either."""
+    enc = _encoder()
+    x = torch.randn(1, 4 * 40, 80, generator=torch.Generator().manual_seed(2))
+    chunk, left = 4, 1
+    y0, _, _ = enc(x, torch.tensor([160]), chunk, left)
+    x2 = x.clone()
+    x2[:, 4 * 24:] += 5.0  # future of chunks 0..5
+    y1, _, _ = enc(x2, torch.tensor([160]), chunk, left)
+    torch.testing.assert_close(y0[:, :24], y1[:, :24])
+    assert not torch.allclose(y0[:, 24:], y1[:, 24:])
+
+
+def test_batched_equals_itemwise_with_padding():
+    enc = _encoder(causal=False)
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(1, 120, 80, generator=g), torch.randn(1, 77, 80, generator=g)
+    batch = torch.zeros(2, 120, 80)
+    batch[0], batch[1, :77] = a[0], b[0]
+    yb, lens, _ = enc(batch, torch.tensor([120, 77]))
+    ya, _, _ = enc(a, torch.tensor([120]))
+    yb1, _, _ = enc(b, torch.tensor([77]))
+    assert lens.tolist() == [30, 19]
+    torch.testing.assert_close(yb[0], ya[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(yb[1, :19], yb1[0], atol=1e-5, rtol=1e-4)
+
+
+def test_teacher_cannot_stream_and_bad_config_raises():
+    enc = _encoder(causal=False)
+    with pytest.raises(ValueError, match="causal"):
+        enc.init_state(1, 4, 2)
+    with pytest.raises(ValueError, match="chunk"):
+        enc(torch.zeros(1, 16, 80), torch.tensor([16]), 4, 1)
+    with pytest.raises(ValueError, match="left_chunks"):
+        _encoder().init_state(1, 4, -1)
+    with pytest.raises(ValueError, match="divisible"):
+        ConformerConfig(d_model=30, num_heads=4)
+
+
+def test_chunk_mask_is_finite_and_blockwise():
+    m = chunk_mask(6, 2, 1)
+    assert torch.isfinite(m).all()
+    allowed = (m == 0).int().tolist()
+    assert allowed == [[1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 0, 0],
+                       [0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]]
+
+
+def test_state_and_chunk_time_constant_over_ten_minutes():
+    """10 minutes of 320 ms chunks: the state keeps its size and late chunks cost what early ones do."""
+    enc = _encoder()
+    chunk, left = 8, 4
+    state = enc.init_state(1, chunk, left)
+    size0 = [t.numel() for t in state]
+    x = torch.randn(1, 4 * chunk, 80, generator=torch.Generator().manual_seed(4))
+    n_chunks = int(600 / 0.32)
+    times = []
+    with torch.no_grad():
+        for _ in range(n_chunks):
+            t0 = time.perf_counter()
+            _, state = enc.step(x, state)
+            times.append(time.perf_counter() - t0)
+    assert [t.numel() for t in state] == size0
+    early, late = np.median(times[50:250]), np.median(times[-200:])
+    assert late < 1.5 * early, (early, late)  # a growing cache would make late chunks several times slower
+
+
+# -- CTC ---------------------------------------------------------------------------------------------------
+def _labelling_probs(lp: np.ndarray) -> dict[tuple, float]:
+    """Brute force: probability of every labelling, summed over all paths."""
+    out: dict[tuple, float] = {}
+    for path in itertools.product(range(lp.shape[1]), repeat=lp.shape[0]):
+        p = math.exp(sum(lp[t, k] for t, k in enumerate(path)))
+        lab = tuple(k for i, k in enumerate(path) if k != 0 and (i == 0 or path[i - 1] != k))
+        out[lab] = out.get(lab, 0.0) + p
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_prefix_beam_search_finds_most_probable_labelling(seed):
+    r = np.random.default_rng(seed)
+    logits = r.normal(size=(5, 3)) * 2
+    lp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    probs = _labelling_probs(lp)
+    best = max(probs, key=probs.get)
+    assert tuple(prefix_beam_search(lp, beam=50, token_prune=-1e9)) == best
+
+
+def test_greedy_merges_repeats_and_drops_blanks():
+    lp = np.log(np.full((7, 4), 1e-3))
+    for t, k in enumerate([1, 1, 0, 1, 2, 2, 0]):
+        lp[t, k] = 0.0
+    assert greedy_decode(lp) == [1, 1, 2]
+
+
+def test_tokenizer_roundtrip(tmp_path):
+    tok = CharTokenizer()
+    ids = tok.encode("  HELLO, World's  end ")
+    assert tok.decode(ids) == "hello world's end"
+    assert tok.unknown("HELLO, 42") == 3
+    tok.save(tmp_path / "tokens.txt")
+    assert CharTokenizer.load(tmp_path / "tokens.txt").tokens == tok.tokens
+
+
+def test_error_rates():
+    assert edit_distance("kitten", "sitting") == 3
+    wer, cer = error_rate(["a b c d"], ["a x c"])
+    assert wer == pytest.approx(50.0)
+    assert cer == pytest.approx(100 * 3 / 7)
+
+
+# -- forced alignment --------------------------------------------------------------------------------------
+def _brute_force_align(lp: np.ndarray, targets: list[int]) -> float:
+    best = -math.inf
+    for path in itertools.product(range(lp.shape[1]), repeat=lp.shape[0]):
+        lab = [k for i, k in enumerate(path) if k != 0 and (i == 0 or path[i - 1] != k)]
+        if lab == targets:
+            best = max(best, sum(lp[t, k] for t, k in enumerate(path)))
+    return best
+
+
+@pytest.mark.parametrize("targets", [[1], [1, 2], [2, 2], [1, 2, 1]])
+def test_forced_alignment_is_the_best_path(targets):
+    r = np.random.default_rng(len(targets))
+    logits = r.normal(size=(6, 3)) * 2
+    lp = (logits - np.log(np.exp(logits).sum(1, keepdims=True))).astype(np.float32)
+    first, last, score = ctc_forced_align(lp, targets)
+    assert score == pytest.approx(_brute_force_align(lp.astype(np.float64), targets), abs=1e-4)
+    assert (first <= last).all() and (last[:-1] < first[1:]).all()
+
+
+def test_forced_alignment_finds_planted_spans():
+    lp = np.full((12, 4), np.log(0.01), np.float32)
+    planted = {1: (2, 3), 3: (6, 6), 2: (9, 10)}
+    for t in range(12):
+        lp[t, 0] = np.log(0.97)
+    for k, (a, b) in planted.items():
+        lp[a: b + 1, :] = np.log(0.01)
+        lp[a: b + 1, k] = np.log(0.97)
+    first, last, _ = ctc_forced_align(lp, [1, 3, 2])
+    assert list(zip(first.tolist(), last.tolist())) == [(2, 3), (6, 6), (9, 10)]
+
+
+def test_forced_alignment_errors():
+    lp = np.zeros((2, 3), np.float32)
+    with pytest.raises(AlignmentError, match="frames"):
+        ctc_forced_align(lp, [1, 1])  # a repeat needs a blank: 3 frames
+    with pytest.raises(ValueError, match="non-blank"):
+        ctc_forced_align(lp, [0, 1])
+
+
+# -- distillation ------------------------------------------------------------------------------------------
+def test_layer_map():
+    assert parse_layer_map("auto", 4, 8) == [(1, 3), (3, 7)]
+    assert parse_layer_map("1:2,3:3", 3, 3) == [(0, 1), (2, 2)]
+    with pytest.raises(ValueError, match="out of range"):
+        parse_layer_map("5:1", 4, 4)
+    with pytest.raises(ValueError, match="student:teacher"):
+        parse_layer_map("a-b", 4, 4)
+
+
+def test_token_kd_is_zero_for_equal_posteriors_and_positive_otherwise():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 5, 7, generator=g), torch.randn(2, 5, 7, generator=g)
+    valid = torch.ones(2, 5)
+    assert float(token_kd_loss(a, a, valid)) == pytest.approx(0.0, abs=1e-6)
+    assert float(token_kd_loss(a, b, valid)) > 0.1
+
+
+def test_apc_targets_the_teacher_k_frames_ahead():
+    k, d = 3, 8
+    teacher_cfg = ConformerConfig(n_mels=80, d_model=d, num_heads=2, causal=False)
+    dist = LayerDistiller([(0, 0)], d, teacher_cfg, apc_shift=k)
+    with torch.no_grad():
+        dist.predictors[0].weight.copy_(torch.eye(d))
+        dist.predictors[0].bias.zero_()
+    ht = torch.randn(2, 20, d, generator=torch.Generator().manual_seed(5))
+    hs = torch.zeros_like(ht)
+    hs[:, :-k] = ht[:, k:]  # the student "predicts" the teacher k frames ahead exactly
+    valid = torch.ones(2, 20)
+    with torch.no_grad():
+        _, apc = dist([hs], [ht], valid)
+        _, apc_wrong = dist([ht], [ht], valid)  # the same frame is not the target
+    assert float(apc) == pytest.approx(0.0, abs=1e-6)
+    assert float(apc_wrong) > 0.5
+
+
+def test_aux_branch_carries_gradient_to_the_student():
+    d = 16
+    dist = LayerDistiller([(0, 0)], d, ConformerConfig(n_mels=80, d_model=24, num_heads=2, causal=False))
+    hs = torch.randn(2, 10, d, requires_grad=True)
+    ht = torch.randn(2, 10, 24)
+    layer, apc = dist([hs], [ht], torch.ones(2, 10))
+    (layer + apc).backward()
+    assert hs.grad is not None and hs.grad.abs().sum() > 0
+
+
+# -- recipe end to end --------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys):
+    from speechedge.cli import main
+    from speechedge.data_prep.alignments import read_alignment_file
+
+    corpus, _ = librispeech_dir
+    man = tmp_path / "manifests"
+    assert main(["prepare", "librispeech", "--corpus", str(corpus), "--out", str(man)]) == 0
+    common = [f"train_manifest={man / 'librispeech_train-clean-100.jsonl.gz'}",
+              f"val_manifest={man / 'librispeech_dev-clean.jsonl.gz'}", "d_model=32", "num_layers=2", "num_heads=2",
+              "sub_channels=8", "batch_frames=4000", "steps=4", "eval_every=2", "warmup_steps=2", "threads=2"]
+    sets = lambda extra: [a for kv in common + extra for a in ("--set", kv)]  # noqa: E731
+    teacher = tmp_path / "teacher"
+    assert main(["train", "asr", "--exp-dir", str(teacher), *sets(["causal=false", "chunk_frames=0"])]) == 0
+    assert (teacher / "checkpoint-best.pt").exists() and (teacher / "tokens.txt").exists()
+    student = tmp_path / "student"
+    st = sets(["chunk_frames=2", "left_chunks=2", "distill=layer", f"teacher_exp_dir={teacher}", "steps=2"])
+    assert main(["train", "asr", "--exp-dir", str(student), *st]) == 0
+    first = [json.loads(x)["step"] for x in (student / "metrics.jsonl").read_text().splitlines()]
+    st = sets(["chunk_frames=2", "left_chunks=2", "distill=layer", f"teacher_exp_dir={teacher}", "steps=4"])
+    assert main(["train", "asr", "--exp-dir", str(student), *st]) == 0  # resumes at step 2
+    steps = [json.loads(x)["step"] for x in (student / "metrics.jsonl").read_text().splitlines()]
+    assert first == [2] and steps == [2, 4]
+    assert "train_layer" in json.loads((student / "metrics.jsonl").read_text().splitlines()[-1])
+    capsys.readouterr()
+    assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "librispeech_test-clean.jsonl.gz"),
+                 "--chunk-ms", "80", "160", "full"]) == 0
+    out = capsys.readouterr().out
+    assert "| 80 ms |" in out and "| full |" in out
+    assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "x.jsonl"),
+                 "--chunk-ms", "100"]) == 1  # not a multiple of 40 ms
+    aligned = tmp_path / "alignments"
+    assert main(["align", "--exp-dir", str(teacher), "--librispeech", str(corpus), "--out", str(aligned),
+                 "--splits", "dev-clean", "--reference", str(corpus / "alignments"), "--quiet"]) == 0
+    files = sorted(aligned.glob("dev-clean/*/*/*.alignment.txt"))
+    assert files
+    utts = {k: v for f in files for k, v in read_alignment_file(f).items()}
+    assert utts and all(w.end_s > w.start_s for ws in utts.values() for w in ws)
