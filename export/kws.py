@@ -66,6 +66,8 @@ def _load(exp_dir: Path):
 
         model, config = load_model(exp_dir, "best")
         net = _Embedder(model.encoder).eval()
+        net.dummy_weights = ({k: v.numpy() for k, v in model.dummy.state_dict().items()}
+                             if model.dummy is not None else None)  # D-ProtoNet's generator, run by the host
         return net, config, "embedding", None
     if recipe == "KWSConfig":
         from speechedge.recipes.kws import KWSClassifier, KWSConfig
@@ -125,6 +127,22 @@ def _episode_agreement(a: np.ndarray, b: np.ndarray, labels: list[str], episodes
         acc_b += int((preds[1] == ep.query_labels).sum())
         n += len(ep.query)
     return agree / n, acc_a / n, acc_b / n
+
+
+def open_set_threshold(emb: np.ndarray, labels: list[str], shots: int = 5, quantile: float = 0.95) -> float:
+    """Squared distance under which ``quantile`` of held-out clips fall from their own class's ``shots``-shot
+    prototype: the runtime's default unknown threshold (about 5% false rejects on data like the held-out set)."""
+    d = []
+    for w in sorted(set(labels)):
+        e = emb[[i for i, x in enumerate(labels) if x == w]]
+        k = min(shots, len(e) - 1)
+        if k < 1:
+            continue
+        proto = e[:k].mean(0)
+        d.extend(((e[k:] - proto) ** 2).sum(1).tolist())
+    if not d:
+        raise ExportError("held-out set has no class with 2 or more clips; cannot set the open-set threshold")
+    return float(np.quantile(d, quantile))
 
 
 def _convert_fp32(net, example: torch.Tensor) -> bytes:
@@ -229,6 +247,8 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         report["checks"]["arena_within_budget"] = ok = mem["peak_activation_bytes"] <= ram_kb * 1024
         if not ok:
             failures.append(f"peak activations {mem['peak_activation_bytes']} bytes, over the {ram_kb:g} KB RAM budget")
+    if kind == "embedding":
+        report["open_set_threshold"] = round(open_set_threshold(ref, labels), 4)
     report["passed"] = not failures
     if failures:
         raise ExportError(f"{exp_dir}: export failed its checks, nothing written to {out_dir}: " + "; ".join(failures)
@@ -243,6 +263,16 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         np.save(tmp / "window.npy", analysis_window(fe).astype(np.float32))
         if vocab:
             (tmp / "labels.txt").write_text("\n".join(vocab) + "\n")
+        else:  # few-shot: the open-set rule the runtime applies to enrolled prototypes
+            dummy = net.dummy_weights
+            if dummy is not None:
+                np.savez(tmp / "dummy_prototypes.npz", **dummy)
+            (tmp / "fewshot.json").write_text(json.dumps({
+                "method": config.method, "distance": "squared_euclidean", "temperature": float(config.temperature),
+                "gamma": float(config.gamma), "threshold": report["open_set_threshold"],
+                "threshold_rule": "0.95 quantile of held-out distances to their own 5-shot class prototype",
+                "unknown_rule": "dummy prototypes (dummy_prototypes.npz)" if dummy is not None else "threshold"},
+                indent=2) + "\n")
         if target == "mcu":
             header, source = c_array(models["int8"], "kws_model")
             (tmp / "kws_model.h").write_text(header)

@@ -21,16 +21,26 @@ from pathlib import Path
 
 from . import __version__
 
-NOT_BUILT = 2
+def _demo_kws(args: argparse.Namespace) -> int:
+    from speechedge.demos.kws import run_kws
+
+    return run_kws(args.model, enroll=args.enroll, enroll_mic=args.enroll_mic, name=args.name, input_spec=args.input,
+                   threshold=args.threshold, realtime=args.realtime, as_json=args.json, device=args.device,
+                   max_seconds=args.max_seconds, precision=args.precision)
 
 
-def _not_built(verb: str):
-    def run(args: argparse.Namespace) -> int:
-        print(f"speechedge {verb}: not built yet in this version ({__version__}); "
-              "see the project's issues for its status", file=sys.stderr)
-        return NOT_BUILT
+def _demo_asr(args: argparse.Namespace) -> int:
+    from speechedge.demos.asr import run_asr
 
-    return run
+    return run_asr(args.model, input_spec=args.input, realtime=args.realtime, device=args.device,
+                   max_seconds=args.max_seconds, precision=args.precision, as_json=args.json)
+
+
+def _eval_kws_stream(args: argparse.Namespace) -> int:
+    from speechedge.kws_stream import evaluate_cli
+
+    return evaluate_cli(args.model, positives=args.positives, negatives=args.negatives, synth_dir=args.synth_dir,
+                        json_path=args.json, png_path=args.det_png, precision=args.precision, seed=args.seed)
 
 
 def _synth_librispeech(args: argparse.Namespace) -> int:
@@ -295,6 +305,18 @@ def build_parser() -> argparse.ArgumentParser:
     ef.add_argument("--json", help="also write the results to this JSON file")
     ef.set_defaults(func=_eval_kws_fewshot)
 
+    es = ev_kinds.add_parser("kws-stream", help="long-form detection: false rejects at 0.5/1/2 FA per hour, DET")
+    es.add_argument("--model", required=True, help="exported KWS folder (few-shot: with enrolled keywords)")
+    es.add_argument("--positives", help="folder of recordings with keyword events in x.json beside x.wav "
+                                        "(default: synthesize them with the model's keywords)")
+    es.add_argument("--negatives", help="folder of long recordings without the keywords (default: synthesize)")
+    es.add_argument("--synth-dir", default="work/kws_stream", help="where synthesized streams go (default work/kws_stream)")
+    es.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto")
+    es.add_argument("--json", help="write the full result (all DET points) to this JSON file")
+    es.add_argument("--det-png", help="DET curve PNG (default: det.png in the model folder)")
+    es.add_argument("--seed", type=int, default=0)
+    es.set_defaults(func=_eval_kws_stream)
+
     ea = ev_kinds.add_parser("asr", help="WER/CER per chunk size (masked forward = chunk-by-chunk streaming)")
     ea.add_argument("--exp-dir", required=True, help="trained ASR experiment folder")
     ea.add_argument("--data", required=True, help="utterance manifest (librispeech_{split}.jsonl.gz)")
@@ -328,10 +350,28 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--invokes", type=int, default=1000, help="invokes per latency measurement (default 1000)")
     ex.set_defaults(func=_export)
 
-    for verb, text in (("demo", "live microphone demos"),):
-        v = verbs.add_parser(verb, help=f"{text} (not built yet)", description=f"{text}: not built yet.")
-        v.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        v.set_defaults(func=_not_built(verb))
+    dm = verbs.add_parser("demo", help="live demos: keyword spotting and streaming transcription (torch-free)")
+    dm_kinds = dm.add_subparsers(dest="kind", metavar="DEMO", required=True)
+    dk = dm_kinds.add_parser("kws", help="live keyword detection with few-shot enrolment")
+    dk.add_argument("--model", required=True, help="exported KWS folder (speechedge export)")
+    dk.add_argument("--enroll", nargs="+", metavar="WAV", help="enrol --name from these recordings (3-5 work well)")
+    dk.add_argument("--enroll-mic", type=int, default=0, metavar="N", help="enrol --name from N microphone takes")
+    dk.add_argument("--name", help="the keyword being enrolled")
+    dk.add_argument("--threshold", type=float, default=0.7, help="smoothed score that fires (default 0.7)")
+    dm_io = [dk]
+    da = dm_kinds.add_parser("asr", help="live streaming transcription")
+    da.add_argument("--model", required=True, help="exported streaming ASR folder (speechedge export)")
+    dm_io.append(da)
+    for d in dm_io:
+        d.add_argument("--input", default="mic", help="'mic' (default), an audio file, or '-' for raw s16le 16 kHz stdin")
+        d.add_argument("--realtime", action="store_true", help="play a file at real time (default: as fast as possible)")
+        d.add_argument("--device", help="input device name or index (default: the system default)")
+        d.add_argument("--max-seconds", type=float, help="stop after this much audio")
+        d.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto" if d is dk else "fp32",
+                       help="which exported model to run")
+        d.add_argument("--json", action="store_true", help="one JSON object per line (detections / text updates)")
+    dk.set_defaults(func=_demo_kws)
+    da.set_defaults(func=_demo_asr)
     return p
 
 

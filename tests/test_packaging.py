@@ -15,7 +15,6 @@ from speechedge.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 VERBS = ("synth", "prepare", "train", "eval", "export", "demo", "bench", "quickstart")
-NOT_BUILT = ("demo",)
 
 BLOCK_TORCH = textwrap.dedent("""
     import importlib.abc, sys
@@ -63,10 +62,10 @@ def test_every_verb_has_help(capsys):
     assert set(subs) == set(VERBS)
 
 
-def test_not_built_verbs_say_so_and_exit_2(capsys):
-    for verb in NOT_BUILT:
-        assert main([verb, "anything"]) == 2
-        assert "not built yet" in capsys.readouterr().err
+def test_demo_without_a_model_folder_is_one_clear_line(tmp_path, capsys):
+    assert main(["demo", "kws", "--model", str(tmp_path / "nope"), "--input", "x.wav"]) == 1
+    err = capsys.readouterr().err
+    assert "no such model folder" in err and "speechedge export" in err and "Traceback" not in err
 
 
 def test_version_and_console_script():

@@ -381,7 +381,8 @@ def speaker_hash(style: SpeakerStyle) -> str:
     return hashlib.sha1(f"{style.speaker_id}-{style.voice_name}".encode()).hexdigest()[:8]
 
 
-def _noise(kind: str, num_samples: int, rng: np.random.Generator) -> np.ndarray:
+def noise_signal(kind: str, num_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """16 kHz background noise: ``white_noise``, ``pink_noise``, ``brown_noise`` or ``hum``; peak 0.3."""
     white = rng.standard_normal(num_samples)
     if kind == "white_noise":
         x = white
@@ -478,7 +479,7 @@ def synth_speech_commands(
     _write_text(out_dir / "validation_list.txt", sorted(lists["val"]))
     _write_text(out_dir / "testing_list.txt", sorted(lists["test"]))
     for kind in ("white_noise", "pink_noise", "brown_noise", "hum"):
-        noise = _noise(kind, int(noise_seconds * 16000), rng)
+        noise = noise_signal(kind, int(noise_seconds * 16000), rng)
         write_audio(out_dir / "_background_noise_" / f"{kind}.wav", noise, 16000)
         report.audio_s += noise_seconds
     report.wall_s = time.perf_counter() - t0

@@ -1,0 +1,194 @@
+"""Audio sources for the demos: the microphone (sounddevice/PortAudio), a file, or raw PCM on stdin.
+
+Every source yields float32 mono blocks at 16 kHz. The microphone callback never raises: it copies the
+block into a bounded queue and counts overflows (PortAudio could not keep up) and drops (the queue was full
+because the consumer is behind). Problems that stop a demo before it starts -- no PortAudio library, no
+input device, a device that cannot record -- raise :class:`AudioInputError` with a message that says how
+to fix them.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ["AudioInputError", "MicSource", "FileSource", "StdinSource", "open_source"]
+
+SAMPLE_RATE = 16000
+
+
+class AudioInputError(RuntimeError):
+    """The audio input cannot be opened; the message says why and what to do."""
+
+
+def _sounddevice():
+    try:
+        import sounddevice as sd
+    except OSError as e:  # sounddevice imports fine but cannot load libportaudio
+        raise AudioInputError(f"cannot use the microphone: {e}. Install PortAudio (Debian/Ubuntu: "
+                              "`sudo apt install libportaudio2`; macOS: `brew install portaudio`) or use "
+                              "--input FILE") from e
+    except ImportError as e:
+        raise AudioInputError("cannot use the microphone: the sounddevice package is missing "
+                              "(pip install 'speechedge[demo]') or use --input FILE") from e
+    return sd
+
+
+class MicSource:
+    """Blocks from the default (or a named) input device.
+
+    Args:
+        block: samples per block (1600 = 100 ms).
+        device: a PortAudio device name or index (``None`` = the default input).
+        max_seconds: stop after this much audio (``None`` = until :meth:`stop` or Ctrl-C).
+        backlog_s: audio the queue may hold before blocks are dropped.
+    """
+
+    def __init__(self, *, block: int = 1600, device=None, max_seconds: float | None = None,
+                 backlog_s: float = 60.0) -> None:
+        sd = _sounddevice()
+        self.block = block
+        self.max_samples = int(max_seconds * SAMPLE_RATE) if max_seconds else None
+        self.q: queue.Queue = queue.Queue(maxsize=max(2, int(backlog_s * SAMPLE_RATE / block)))
+        self.captured = self.overflows = self.dropped = self.callback_errors = 0
+        self.done = False
+        try:
+            info = sd.query_devices(device, kind="input")
+        except (ValueError, sd.PortAudioError) as e:
+            raise AudioInputError(f"no audio input device ({e}). Plug in a microphone, check `python -m "
+                                  "sounddevice` for the device list, pass --device, or use --input FILE") from e
+        self.device_name = info["name"]
+        self.rate = SAMPLE_RATE
+        try:
+            sd.check_input_settings(device=device, samplerate=SAMPLE_RATE, channels=1, dtype="int16")
+        except Exception:
+            # the device cannot record at 16 kHz: record at its own rate and resample each block
+            self.rate = int(info["default_samplerate"])
+            try:
+                sd.check_input_settings(device=device, samplerate=self.rate, channels=1, dtype="int16")
+            except Exception as e:
+                raise AudioInputError(f"input device {self.device_name!r} records neither 16000 Hz nor its default "
+                                      f"{self.rate} Hz mono 16-bit ({e}); choose another with --device") from e
+        self._resampler = None
+        if self.rate != SAMPLE_RATE:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32")
+        # int16: the format microphones deliver (and the raw-file test device passes through unconverted)
+        self.stream = sd.InputStream(samplerate=self.rate, channels=1, dtype="int16", device=device,
+                                     blocksize=int(block * self.rate / SAMPLE_RATE), callback=self._callback)
+
+    def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread: never raise
+        try:
+            if status.input_overflow:
+                self.overflows += 1
+            if self.done:
+                return
+            self.q.put_nowait(indata[:, 0].copy())
+            self.captured += frames
+            if self.max_samples is not None and self.captured * SAMPLE_RATE / self.rate >= self.max_samples:
+                self.done = True
+        except queue.Full:
+            self.dropped += 1
+        except Exception:
+            self.callback_errors += 1
+
+    @property
+    def backlog(self) -> int:
+        return self.q.qsize()
+
+    def stop(self) -> None:
+        self.done = True
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        with self.stream:
+            while True:
+                try:
+                    raw = self.q.get(timeout=0.1)
+                except queue.Empty:
+                    if self.done:
+                        return
+                    continue
+                x = raw.astype(np.float32) / 32768.0
+                if self._resampler is not None:
+                    x = self._resampler.resample_chunk(x)
+                yield x
+
+    def record(self, seconds: float) -> np.ndarray:
+        """Blocking capture of ``seconds`` of audio (enrolment prompts)."""
+        out, need = [], int(seconds * SAMPLE_RATE)
+        self.done = False
+        with self.stream:
+            while sum(map(len, out)) < need:
+                try:
+                    raw = self.q.get(timeout=2.0)
+                except queue.Empty:
+                    raise AudioInputError(f"input device {self.device_name!r} delivers no audio") from None
+                x = raw.astype(np.float32) / 32768.0
+                out.append(self._resampler.resample_chunk(x) if self._resampler is not None else x)
+        while not self.q.empty():  # leftovers belong to this take
+            self.q.get_nowait()
+        return np.concatenate(out)[:need]
+
+
+class FileSource:
+    """Blocks of an audio file (resampled to 16 kHz), as fast as possible or paced at real time."""
+
+    def __init__(self, path: str | Path, *, block: int = 1600, realtime: bool = False) -> None:
+        from speechedge.audio import read_audio
+
+        self.audio, _ = read_audio(path, sample_rate=SAMPLE_RATE)
+        self.block, self.realtime = block, realtime
+        self.overflows = self.dropped = 0
+        self.backlog = 0
+        self.device_name = str(path)
+
+    def stop(self) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        t0 = time.perf_counter()
+        for i in range(0, len(self.audio), self.block):
+            if self.realtime:
+                wait = t0 + i / SAMPLE_RATE - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            yield self.audio[i: i + self.block].astype(np.float32)
+
+
+class StdinSource:
+    """Raw 16-bit little-endian mono 16 kHz PCM from stdin (``arecord -f S16_LE -r 16000 | speechedge ...``)."""
+
+    def __init__(self, *, block: int = 1600) -> None:
+        self.block = block
+        self.overflows = self.dropped = 0
+        self.backlog = 0
+        self.device_name = "stdin"
+
+    def stop(self) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        buf = sys.stdin.buffer
+        while True:
+            data = buf.read(2 * self.block)
+            if not data:
+                return
+            yield np.frombuffer(data[: len(data) // 2 * 2], "<i2").astype(np.float32) / 32768.0
+
+
+def open_source(spec: str, *, block: int = 1600, realtime: bool = False, device=None,
+                max_seconds: float | None = None):
+    """``mic`` -> :class:`MicSource`; ``-`` -> :class:`StdinSource`; anything else is an audio file."""
+    if spec == "mic":
+        return MicSource(block=block, device=device, max_seconds=max_seconds)
+    if spec == "-":
+        return StdinSource(block=block)
+    if not Path(spec).exists():
+        raise FileNotFoundError(f"--input {spec}: no such file (use 'mic', '-' for raw PCM on stdin, or a file)")
+    return FileSource(spec, block=block, realtime=realtime)

@@ -1,0 +1,118 @@
+"""Live keyword spotting: ``speechedge demo kws --model DIR [--enroll WAV ... --name WORD] [--input mic|FILE|-]``.
+
+Runs an exported KWS folder (``speechedge export``) through :class:`speechedge.runtime.StreamingKWS`.
+Few-shot models detect the keywords enrolled in the folder (``keywords.json``); ``--enroll`` adds one from
+files, ``--enroll-mic N`` from N prompted takes on the microphone. Detections print as they happen (one JSON
+object per line with ``--json``); on a terminal a status line shows the input level, the current scores and
+the counters. Ctrl-C ends with a summary. Torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from speechedge.runtime import UNKNOWN, KWSModel, StreamingKWS
+
+from .audio_input import AudioInputError, MicSource, open_source
+
+__all__ = ["run_kws", "enroll_from_mic", "best_second"]
+
+
+def best_second(audio: np.ndarray, samples: int = 16000) -> np.ndarray:
+    """The ``samples``-long span of ``audio`` with the most energy (centres a spoken word in a take)."""
+    if len(audio) <= samples:
+        return audio
+    e = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
+    win = e[samples:] - e[:-samples]
+    s = int(win.argmax())
+    return audio[s: s + samples]
+
+
+def enroll_from_mic(model: KWSModel, name: str, takes: int, *, device=None, seconds: float = 1.5,
+                    out=sys.stderr, max_seconds=None) -> np.ndarray:
+    mic = MicSource(device=device)
+    clips = []
+    for i in range(takes):
+        print(f"say '{name}' now ({i + 1}/{takes}) ...", file=out, flush=True)
+        take = mic.record(seconds)
+        level = float(np.sqrt(np.mean(take ** 2)))
+        if level < 1e-3:
+            print(f"  take {i + 1} is silent (RMS {level:.1e}); check the microphone level", file=out)
+        clips.append(best_second(take))
+    return model.enroll(name, clips)
+
+
+def _meter(level: float, width: int = 20) -> str:
+    db = 20 * np.log10(max(level, 1e-5))  # -100 .. 0 dBFS
+    n = int(np.clip((db + 60) / 60, 0, 1) * width)
+    return "#" * n + "." * (width - n)
+
+
+def run_kws(model_dir: str, *, enroll: list[str] | None = None, enroll_mic: int = 0, name: str | None = None,
+            input_spec: str = "mic", threshold: float = 0.7, realtime: bool = False, as_json: bool = False,
+            device=None, max_seconds: float | None = None, precision: str = "auto", stride_ms: float = 100.0,
+            smooth: int = 3, refractory_s: float = 1.0, out=None) -> int:
+    out = out or sys.stdout
+    model = KWSModel(model_dir, precision=precision)
+    if enroll or enroll_mic:
+        if not name:
+            raise ValueError("--enroll/--enroll-mic need --name WORD (the keyword being enrolled)")
+        if enroll:
+            from speechedge.audio import read_audio
+
+            model.enroll(name, [best_second(read_audio(p, sample_rate=16000)[0]) for p in enroll])
+        else:
+            enroll_from_mic(model, name, enroll_mic, device=device)
+        print(f"enrolled {name!r} in {model.folder / 'keywords.json'}; keywords: {', '.join(model.keywords)}",
+              file=sys.stderr)
+    try:
+        detector = StreamingKWS(model, threshold=threshold, stride_ms=stride_ms, smooth=smooth,
+                                refractory_s=refractory_s)
+        source = open_source(input_spec, realtime=realtime, device=device, max_seconds=max_seconds)
+    except AudioInputError as e:
+        print(f"speechedge demo kws: {e}", file=sys.stderr)
+        return 2
+    tty = out.isatty() and not as_json
+    if not as_json:
+        what = ", ".join(model.keywords) if model.kind == "embedding" else f"{len(model.labels)} classes"
+        print(f"listening on {source.device_name} for {what} (threshold {threshold}, {model.precision}); "
+              "Ctrl-C to stop", file=sys.stderr)
+    blocks = late = 0
+    detections: list = []
+    t0 = time.perf_counter()
+    try:
+        for block in source:
+            blocks += 1
+            if getattr(source, "backlog", 0) > 5:  # more than half a second behind the microphone
+                late += 1
+            for d in detector.push(block):
+                detections.append(d)
+                if as_json:
+                    print(d.to_json(), file=out, flush=True)
+                else:
+                    print(("\r" if tty else "") + f"{d.time_s:9.2f} s  {d.keyword:<16} score {d.score:.3f}" +
+                          (" " * 30 if tty else ""), file=out, flush=True)
+            if tty and blocks % 2 == 0:
+                level = float(np.sqrt(np.mean(block ** 2))) if len(block) else 0.0
+                top = sorted(((v, k) for k, v in detector.last_scores.items() if k != UNKNOWN), reverse=True)[:3]
+                scores = " ".join(f"{k} {v:.2f}" for v, k in top)
+                print(f"\r[{_meter(level)}] {detector.time_s:7.1f} s | {scores:<40} | blocks {blocks} late {late} "
+                      f"dropped {source.dropped} | detections {len(detections)}", end="", file=out, flush=True)
+    except KeyboardInterrupt:
+        source.stop()
+    wall = time.perf_counter() - t0
+    audio_s = detector.time_s
+    summary = {"audio_s": round(audio_s, 2), "wall_s": round(wall, 2), "blocks": blocks, "late_blocks": late,
+               "dropped_blocks": source.dropped, "overflows": source.overflows, "detections": len(detections),
+               "by_keyword": {k: sum(d.keyword == k for d in detections) for k in sorted({d.keyword for d in detections})},
+               "model_ms_per_window": round(1000 * detector.invoke_s / max(1, detector.windows), 3),
+               "real_time_factor": round(wall / max(audio_s, 1e-9), 4)}
+    if as_json:
+        print(json.dumps({"summary": summary}), file=out, flush=True)
+    else:
+        print(("\n" if tty else "") + "summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()), file=out)
+    return 0

@@ -1,0 +1,367 @@
+"""The on-device runtime: exported models run with the Numba frontend and a TFLite interpreter only.
+
+Imports numpy, numba and a TFLite interpreter (ai-edge-litert, else tflite_runtime) -- never torch or
+librosa (tested) -- so it runs on a Raspberry Pi-class device with the "device" requirements.
+
+- :class:`KWSModel` loads an exported KWS folder (``speechedge export``): one-shot classification for a
+  classifier, embeddings + few-shot enrolment (K clips -> prototype, saved in ``keywords.json``) and
+  open-set scoring for a few-shot model.
+- :class:`StreamingKWS` is the host-side detector: blocks of samples in, :class:`Detection` events out. It
+  keeps a ring buffer of feature frames, runs the model on the last second every ``stride_ms``, smooths
+  the keyword scores over the last ``smooth`` windows, and fires when a smoothed score crosses the
+  threshold, then stays quiet for ``refractory_s``.
+- :class:`StreamingASR` runs an exported streaming encoder chunk by chunk with its state as explicit
+  inputs/outputs and decodes greedily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from speechedge.features import FrontendConfig
+from speechedge.io import atomic_write_text
+from speechedge.kernels.frontend import StreamingLogMel, log_mel
+
+__all__ = ["TFLiteModel", "KWSModel", "StreamingKWS", "Detection", "StreamingASR", "UNKNOWN"]
+
+UNKNOWN = "_unknown_"
+
+
+class TFLiteModel:
+    """One interpreter with float in / float out whatever the model's I/O type (int8 is (de)quantized)."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        from speechedge.export.tflite_tools import make_interpreter
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such model file")
+        self.it = make_interpreter(self.path, threads=threads)
+        self.inputs = self.it.get_input_details()
+        self.outputs = self.it.get_output_details()
+
+    @staticmethod
+    def _q(x: np.ndarray, d: dict) -> np.ndarray:
+        if d["dtype"] in (np.int8, np.uint8, np.int16):
+            scale, zero = d["quantization"]
+            info = np.iinfo(d["dtype"])
+            return np.clip(np.round(x / scale + zero), info.min, info.max).astype(d["dtype"])
+        return np.asarray(x, d["dtype"])
+
+    @staticmethod
+    def _dq(y: np.ndarray, d: dict) -> np.ndarray:
+        if d["dtype"] in (np.int8, np.uint8, np.int16):
+            scale, zero = d["quantization"]
+            return (y.astype(np.float32) - zero) * scale
+        return y.astype(np.float32)
+
+    def __call__(self, *xs: np.ndarray) -> list[np.ndarray]:
+        """Inputs in the model's input order; returns the outputs in its output order."""
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"{self.path.name}: expects {len(self.inputs)} inputs, got {len(xs)}")
+        for x, d in zip(xs, self.inputs):
+            self.it.set_tensor(d["index"], self._q(np.asarray(x, np.float32), d))
+        self.it.invoke()
+        return [self._dq(self.it.get_tensor(d["index"]), d) for d in self.outputs]
+
+
+def _read_frontend(folder: Path) -> FrontendConfig:
+    p = folder / "frontend.json"
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: missing; is {folder} a folder written by `speechedge export`?")
+    return FrontendConfig.from_dict(json.loads(p.read_text()))
+
+
+class KWSModel:
+    """An exported KWS model folder.
+
+    Args:
+        folder: the output of ``speechedge export``.
+        precision: ``"fp32"`` or ``"int8"`` (``model_{precision}.tflite``); ``"auto"`` prefers int8.
+    """
+
+    def __init__(self, folder: str | Path, precision: str = "auto", threads: int = 1) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"{self.folder}: no such model folder (run `speechedge export` first)")
+        if precision == "auto":
+            precision = "int8" if (self.folder / "model_int8.tflite").exists() else "fp32"
+        self.precision = precision
+        self.net = TFLiteModel(self.folder / f"model_{precision}.tflite", threads)
+        self.frontend = _read_frontend(self.folder)
+        report = json.loads((self.folder / "report.json").read_text()) if (self.folder / "report.json").exists() else {}
+        self.kind = report.get("kind", "classifier" if (self.folder / "labels.txt").exists() else "embedding")
+        self.input_frames = int(self.net.inputs[0]["shape"][-1])
+        self.clip_samples = (self.input_frames - 1) * self.frontend.hop_length
+        self.labels = (self.folder / "labels.txt").read_text().split() if self.kind == "classifier" else []
+        fs = self.folder / "fewshot.json"
+        self.fewshot = json.loads(fs.read_text()) if fs.exists() else {"threshold": None, "temperature": 1.0}
+        dp = self.folder / "dummy_prototypes.npz"
+        self.dummy = dict(np.load(dp)) if dp.exists() else None
+        self.keywords: dict[str, np.ndarray] = {}
+        kw = self.folder / "keywords.json"
+        if kw.exists():
+            self.keywords = {k: np.asarray(v, np.float32) for k, v in json.loads(kw.read_text()).items()}
+
+    # -- features and inference --------------------------------------------------------------------------
+    def fit(self, audio: np.ndarray) -> np.ndarray:
+        """Centre-crop or zero-pad one clip to the model's input length."""
+        audio = np.asarray(audio, np.float32).reshape(-1)
+        n = self.clip_samples
+        if len(audio) >= n:
+            s = (len(audio) - n) // 2
+            return audio[s: s + n]
+        out = np.zeros(n, np.float32)
+        out[(n - len(audio)) // 2: (n - len(audio)) // 2 + len(audio)] = audio
+        return out
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """One clip (float in [-1, 1) or int16) -> ``(n_mels, frames)`` as in training."""
+        return log_mel(self.fit(audio), self.frontend)
+
+    def run_features(self, feats: np.ndarray) -> np.ndarray:
+        """``(n_mels, frames)`` -> the model output (logits or embedding), float32 ``(dim,)``."""
+        return self.net(feats[None, None])[0][0]
+
+    def classify(self, audio: np.ndarray) -> tuple[str, dict[str, float]]:
+        """Label and scores of one clip: softmax over the classes for a classifier, or the enrolled keywords'
+        open-set scores (:meth:`scores`) for a few-shot model."""
+        out = self.run_features(self.features(audio))
+        if self.kind == "classifier":
+            p = np.exp(out - out.max())
+            p /= p.sum()
+            scores = dict(zip(self.labels, p.tolist()))
+        else:
+            scores = self.scores(out)
+        best = max(scores, key=scores.get) if scores else UNKNOWN
+        return best, scores
+
+    # -- few-shot ------------------------------------------------------------------------------------------
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        if self.kind != "embedding":
+            raise ValueError(f"{self.folder}: a classifier has no embeddings to enrol keywords with; export a "
+                             "few-shot (kws-fewshot) experiment")
+        return self.run_features(self.features(audio))
+
+    def enroll(self, name: str, clips: list[np.ndarray], *, save: bool = True) -> np.ndarray:
+        """Prototype of ``name`` = mean embedding of ``clips``; kept (and saved to ``keywords.json``)."""
+        if not clips:
+            raise ValueError(f"enroll {name!r}: no clips given (need 1 or more, 3-5 work well)")
+        if not name or name == UNKNOWN:
+            raise ValueError(f"enroll: bad keyword name {name!r}")
+        proto = np.mean([self.embed(c) for c in clips], axis=0).astype(np.float32)
+        self.keywords[name] = proto
+        if save:
+            self.save_keywords()
+        return proto
+
+    def save_keywords(self) -> Path:
+        return atomic_write_text(self.folder / "keywords.json",
+                                 json.dumps({k: v.tolist() for k, v in self.keywords.items()}))
+
+    def dummy_prototypes(self) -> np.ndarray | None:
+        """D-ProtoNet's dummy prototypes for the enrolled set ``(L, dim)`` (the generator shipped by export)."""
+        if self.dummy is None or not self.keywords:
+            return None
+        w = self.dummy
+        p = np.stack(list(self.keywords.values()))
+        h = np.maximum(p @ w["point.0.weight"].T + w["point.0.bias"], 0)
+        h = np.maximum(h @ w["point.2.weight"].T + w["point.2.bias"], 0)
+        out = h.max(0) @ w["out.weight"].T + w["out.bias"]
+        return out.reshape(-1, p.shape[1]).astype(np.float32)
+
+    def scores(self, embedding: np.ndarray) -> dict[str, float]:
+        """Open-set keyword scores in [0, 1] that sum to 1 with the ``_unknown_`` entry.
+
+        With prototypes ``p_k`` and squared distances ``d_k``, the scores are a softmax over ``-d_k / T`` plus an
+        unknown logit: for a D-ProtoNet model, the nearest dummy prototype's ``-d / (gamma T)`` (as in training);
+        otherwise ``-threshold / T``, so that a keyword wins only when nearer than the threshold (export sets it
+        to the 95th percentile of held-out clips' distance to their own class prototype).
+        """
+        if not self.keywords:
+            return {}
+        names = list(self.keywords)
+        d = np.array([float(((embedding - self.keywords[k]) ** 2).sum()) for k in names])
+        t = float(self.fewshot.get("temperature", 1.0))
+        logits = -d / t
+        dummies = self.dummy_prototypes()
+        thr = self.fewshot.get("threshold")
+        if dummies is not None:
+            dd = ((embedding[None] - dummies) ** 2).sum(1)
+            logits = np.append(logits, -float(dd.min()) / (float(self.fewshot.get("gamma", 1.0)) * t))
+            names = names + [UNKNOWN]
+        elif thr is not None:
+            logits = np.append(logits, -float(thr) / t)
+            names = names + [UNKNOWN]
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        return dict(zip(names, p.tolist()))
+
+
+@dataclass(frozen=True)
+class Detection:
+    keyword: str
+    time_s: float  # stream time of the end of the window that fired
+    score: float
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+
+class StreamingKWS:
+    """Sliding-window keyword detection over a stream (host-side bookkeeping; the model is stateless).
+
+    Args:
+        model: a :class:`KWSModel` (a few-shot model needs enrolled keywords).
+        threshold: smoothed score that fires a detection.
+        stride_ms: how often the window is evaluated (a multiple of the 10 ms hop).
+        smooth: windows averaged per keyword (posterior smoothing).
+        refractory_s: quiet time after a detection (any keyword).
+        ignore: labels that never fire (``_unknown_``, ``_silence_``, ``_background_noise_``).
+    """
+
+    def __init__(self, model: KWSModel, *, threshold: float = 0.7, stride_ms: float = 100.0, smooth: int = 3,
+                 refractory_s: float = 1.0, ignore=(UNKNOWN, "_silence_", "_unknown_", "_background_noise_")) -> None:
+        if model.kind == "embedding" and not model.keywords:
+            raise ValueError(f"{model.folder}: no enrolled keywords; enrol some first (KWSModel.enroll or "
+                             "`speechedge demo kws --enroll ...`)")
+        hop = model.frontend.hop_length * 1000 / model.frontend.sample_rate
+        if stride_ms < hop or abs(stride_ms / hop - round(stride_ms / hop)) > 1e-6:
+            raise ValueError(f"stride_ms must be a positive multiple of the {hop:g} ms hop, got {stride_ms}")
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        self.model, self.threshold, self.smooth, self.refractory_s = model, threshold, max(1, smooth), refractory_s
+        self.ignore = set(ignore)
+        self.stride_frames = int(round(stride_ms / hop))
+        self.frontend = StreamingLogMel(dataclasses.replace(model.frontend, center=False))
+        self.frames = model.input_frames
+        self.ring = np.zeros((model.frontend.num_features, self.frames), np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        self.frontend.reset()
+        self.frontend.push(np.zeros(self.model.frontend.n_fft // 2, np.float32))  # = the batch frontend's centring
+        self.ring[:] = np.log(self.model.frontend.log_floor)  # silence
+        self.filled = 0
+        self.since_eval = 0
+        self.history: list[dict[str, float]] = []
+        self.last_fire_s = -np.inf
+        self.last_scores: dict[str, float] = {}
+        self.windows = 0
+        self.invoke_s = 0.0
+        self.trace: list[tuple[float, dict[str, float]]] | None = None  # set to [] to record (time, scores)
+
+    @property
+    def time_s(self) -> float:
+        """Seconds of audio pushed since the last reset."""
+        fe = self.model.frontend
+        return (self.frontend.num_samples_seen - fe.n_fft // 2) / fe.sample_rate
+
+    def push(self, samples: np.ndarray) -> list[Detection]:
+        """Feed a block of samples (any size, float in [-1, 1) or int16); returns the detections it caused."""
+        feats = self.frontend.push(samples)
+        out = []
+        for j in range(feats.shape[1]):
+            self.ring[:, :-1] = self.ring[:, 1:]
+            self.ring[:, -1] = feats[:, j]
+            self.filled += 1
+            self.since_eval += 1
+            if self.filled >= self.frames // 2 and self.since_eval >= self.stride_frames:
+                self.since_eval = 0
+                det = self._evaluate(self.frontend.num_frames_emitted - feats.shape[1] + j + 1)
+                if det is not None:
+                    out.append(det)
+        return out
+
+    def _evaluate(self, frames_done: int) -> Detection | None:
+        t0 = time.perf_counter()
+        y = self.model.run_features(self.ring)
+        self.invoke_s += time.perf_counter() - t0
+        self.windows += 1
+        if self.model.kind == "classifier":
+            p = np.exp(y - y.max())
+            p /= p.sum()
+            scores = dict(zip(self.model.labels, p.tolist()))
+        else:
+            scores = self.model.scores(y)
+        self.history = (self.history + [scores])[-self.smooth:]
+        smoothed = {k: float(np.mean([h.get(k, 0.0) for h in self.history])) for k in scores}
+        self.last_scores = smoothed
+        fe = self.model.frontend
+        now = ((frames_done - 1) * fe.hop_length + fe.n_fft // 2) / fe.sample_rate  # end of the window's last frame
+        if self.trace is not None:
+            self.trace.append((now, smoothed))
+        best = max((k for k in smoothed if k not in self.ignore), key=smoothed.get, default=None)
+        if best is None or smoothed[best] < self.threshold or now - self.last_fire_s < self.refractory_s:
+            return None
+        self.last_fire_s = now
+        return Detection(best, round(now, 3), round(smoothed[best], 4))
+
+
+def detect_file(model: KWSModel, audio: np.ndarray, *, block: int = 1600, **kw) -> list[Detection]:
+    """Run :class:`StreamingKWS` over a whole recording in blocks of ``block`` samples."""
+    det = StreamingKWS(model, **kw)
+    out = []
+    for i in range(0, len(audio), block):
+        out += det.push(audio[i: i + block])
+    return out
+
+
+class StreamingASR:
+    """An exported streaming ASR folder (``model_{precision}.tflite`` with state inputs/outputs, ``asr.json``,
+    ``tokens.txt``, ``frontend.json``): push audio blocks, get text.
+
+    The model's inputs are the features of one chunk then the state tensors, its outputs the chunk's
+    log-probabilities then the new state tensors, in the order ``asr.json`` lists them.
+    """
+
+    def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1) -> None:
+        self.folder = Path(folder)
+        meta_path = self.folder / "asr.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{meta_path}: missing; export a streaming ASR experiment with `speechedge export`")
+        self.meta = json.loads(meta_path.read_text())
+        self.net = TFLiteModel(self.folder / f"model_{precision}.tflite", threads)
+        self.frontend_config = _read_frontend(self.folder)
+        self.tokens = [line.rsplit(" ", 1)[0] for line in (self.folder / "tokens.txt").read_text().splitlines() if line]
+        self.chunk_input_frames = int(self.meta["chunk_input_frames"])
+        self.reset()
+
+    def reset(self) -> None:
+        self.frontend = StreamingLogMel(dataclasses.replace(self.frontend_config, center=False))
+        # n_fft / 2 leading zeros make stream frame t the batch (centred) frame t used in training
+        self.frontend.push(np.zeros(self.frontend_config.n_fft // 2, np.float32))
+        self.pending = np.zeros((0, self.frontend_config.num_features), np.float32)
+        self.state = [np.zeros(s, np.float32) + v for s, v in zip(self.meta["state_shapes"], self.meta["state_init"])]
+        self.prev = 0
+        self.text_ids: list[int] = []
+        self.chunks = 0
+        self.compute_s = 0.0
+
+    def push(self, samples: np.ndarray) -> str:
+        """Feed samples; returns the text decoded so far."""
+        feats = self.frontend.push(samples).T  # (frames, n_mels)
+        self.pending = np.concatenate([self.pending, feats])
+        while len(self.pending) >= self.chunk_input_frames:
+            x, self.pending = self.pending[: self.chunk_input_frames], self.pending[self.chunk_input_frames:]
+            t0 = time.perf_counter()
+            out = self.net(x[None], *self.state)
+            self.compute_s += time.perf_counter() - t0
+            lp, self.state = out[0][0], out[1:]
+            self.chunks += 1
+            for k in lp.argmax(-1).tolist():
+                if k != self.prev and k != 0:
+                    self.text_ids.append(k)
+                self.prev = k
+        return self.text
+
+    @property
+    def text(self) -> str:
+        return "".join(self.tokens[i] for i in self.text_ids).replace("|", " ").strip()
+
