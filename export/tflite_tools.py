@@ -38,6 +38,9 @@ def strip_tensor_names(model: bytes) -> bytes:
     from ai_edge_litert import schema_py_generated as schema
 
     m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    if any(b.offset for b in m.buffers or []):
+        # constants stored after the flatbuffer (offset/size): repacking would drop them; keep the file as is
+        return model
     for sg in m.subgraphs:
         keep = set(sg.inputs) | set(sg.outputs)
         for i, t in enumerate(sg.tensors):

@@ -178,12 +178,23 @@ def _bench_kws_data(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from .export import asr as export_asr_mod
     from .export.kws import ExportError, export_kws
 
+    config = Path(args.exp_dir) / "config.json"
+    if not config.exists():
+        raise FileNotFoundError(f"{config}: missing; --exp-dir must be a trained experiment folder")
     try:
-        report = export_kws(args.exp_dir, args.out, int8=args.int8, calibration=args.calibration, target=args.target,
-                            held_out=args.held_out, invokes=args.invokes, flash_kb=args.flash_kb, ram_kb=args.ram_kb)
-    except ExportError as e:
+        if json.loads(config.read_text()).get("recipe") == "ASRConfig":
+            if args.target == "mcu":
+                raise ValueError("--target mcu is for KWS models; a streaming ASR encoder targets phones")
+            report = export_asr_mod.export_asr(args.exp_dir, args.out, int8=args.int8, held_out=args.held_out,
+                                               invokes=args.invokes)
+        else:
+            report = export_kws(args.exp_dir, args.out, int8=args.int8, calibration=args.calibration,
+                                target=args.target, held_out=args.held_out, invokes=args.invokes,
+                                flash_kb=args.flash_kb, ram_kb=args.ram_kb)
+    except (ExportError, export_asr_mod.ExportError) as e:
         print(f"speechedge export: {e}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2))
@@ -337,12 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--quiet", action="store_true", help="no progress bar")
     al.set_defaults(func=_align)
 
-    ex = verbs.add_parser("export", help="export a trained KWS experiment to TFLite, verified against PyTorch")
-    ex.add_argument("--exp-dir", required=True, help="trained experiment folder (kws or kws-fewshot)")
+    ex = verbs.add_parser("export", help="export a trained KWS or streaming ASR experiment to TFLite, verified "
+                                         "against PyTorch")
+    ex.add_argument("--exp-dir", required=True, help="trained experiment folder (kws, kws-fewshot or a streaming asr)")
     ex.add_argument("--out", required=True, help="output folder (replaced only when every check passes)")
     ex.add_argument("--int8", action="store_true", help="also a full-integer int8 model (post-training quantization)")
     ex.add_argument("--calibration", help="ClipRecord manifest for int8 calibration (default: the training manifest)")
-    ex.add_argument("--held-out", help="ClipRecord manifest for the parity checks (default: the validation manifest)")
+    ex.add_argument("--held-out", help="manifest for the parity checks (default: the experiment's validation manifest)")
     ex.add_argument("--target", choices=("phone", "mcu"), default="phone",
                     help="mcu: int8 + C array + TFLite Micro op check + flash/arena budget (default phone)")
     ex.add_argument("--flash-kb", type=float, default=64.0, help="flash budget for --target mcu (default 64)")

@@ -318,7 +318,8 @@ class StreamingASR:
     ``tokens.txt``, ``frontend.json``): push audio blocks, get text.
 
     The model's inputs are the features of one chunk then the state tensors, its outputs the chunk's
-    log-probabilities then the new state tensors, in the order ``asr.json`` lists them.
+    log-probabilities then the new state tensors (``asr.json`` names them and maps them onto the
+    interpreter's tensor order).
     """
 
     def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1) -> None:
@@ -332,6 +333,14 @@ class StreamingASR:
         self.tokens = [line.rsplit(" ", 1)[0] for line in (self.folder / "tokens.txt").read_text().splitlines() if line]
         self.chunk_input_frames = int(self.meta["chunk_input_frames"])
         self.reset()
+
+    def _step(self, *xs: np.ndarray) -> list[np.ndarray]:
+        """One chunk: inputs/outputs in our order (feats + state), mapped onto the interpreter's order."""
+        ordered: list = [None] * len(xs)
+        for pos, idx in enumerate(self.meta["input_order"]):
+            ordered[idx] = xs[pos]
+        outs = self.net(*ordered)
+        return [outs[i] for i in self.meta["output_order"]]
 
     def reset(self) -> None:
         self.frontend = StreamingLogMel(dataclasses.replace(self.frontend_config, center=False))
@@ -351,7 +360,7 @@ class StreamingASR:
         while len(self.pending) >= self.chunk_input_frames:
             x, self.pending = self.pending[: self.chunk_input_frames], self.pending[self.chunk_input_frames:]
             t0 = time.perf_counter()
-            out = self.net(x[None], *self.state)
+            out = self._step(x[None], *self.state)
             self.compute_s += time.perf_counter() - t0
             lp, self.state = out[0][0], out[1:]
             self.chunks += 1
@@ -361,7 +370,10 @@ class StreamingASR:
                 self.prev = k
         return self.text
 
+    def tokens_to_text(self, ids: list[int]) -> str:
+        return "".join(self.tokens[i] for i in ids).replace("|", " ").strip()
+
     @property
     def text(self) -> str:
-        return "".join(self.tokens[i] for i in self.text_ids).replace("|", " ").strip()
+        return self.tokens_to_text(self.text_ids)
 
