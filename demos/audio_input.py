@@ -106,7 +106,10 @@ class MicSource:
         self.done = True
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        with self.stream:
+        self.done = False
+        self.captured = 0
+        self.stream.start()
+        try:
             while True:
                 try:
                     raw = self.q.get(timeout=0.1)
@@ -118,12 +121,15 @@ class MicSource:
                 if self._resampler is not None:
                     x = self._resampler.resample_chunk(x)
                 yield x
+        finally:
+            self.stream.stop()
 
     def record(self, seconds: float) -> np.ndarray:
         """Blocking capture of ``seconds`` of audio (enrolment prompts)."""
         out, need = [], int(seconds * SAMPLE_RATE)
         self.done = False
-        with self.stream:
+        self.stream.start()
+        try:
             while sum(map(len, out)) < need:
                 try:
                     raw = self.q.get(timeout=2.0)
@@ -131,6 +137,8 @@ class MicSource:
                     raise AudioInputError(f"input device {self.device_name!r} delivers no audio") from None
                 x = raw.astype(np.float32) / 32768.0
                 out.append(self._resampler.resample_chunk(x) if self._resampler is not None else x)
+        finally:
+            self.stream.stop()
         while not self.q.empty():  # leftovers belong to this take
             self.q.get_nowait()
         return np.concatenate(out)[:need]
@@ -139,10 +147,13 @@ class MicSource:
 class FileSource:
     """Blocks of an audio file (resampled to 16 kHz), as fast as possible or paced at real time."""
 
-    def __init__(self, path: str | Path, *, block: int = 1600, realtime: bool = False) -> None:
+    def __init__(self, path: str | Path, *, block: int = 1600, realtime: bool = False,
+                 max_seconds: float | None = None) -> None:
         from speechedge.audio import read_audio
 
         self.audio, _ = read_audio(path, sample_rate=SAMPLE_RATE)
+        if max_seconds:
+            self.audio = self.audio[: int(max_seconds * SAMPLE_RATE)]
         self.block, self.realtime = block, realtime
         self.overflows = self.dropped = 0
         self.backlog = 0
@@ -164,8 +175,9 @@ class FileSource:
 class StdinSource:
     """Raw 16-bit little-endian mono 16 kHz PCM from stdin (``arecord -f S16_LE -r 16000 | speechedge ...``)."""
 
-    def __init__(self, *, block: int = 1600) -> None:
+    def __init__(self, *, block: int = 1600, max_seconds: float | None = None) -> None:
         self.block = block
+        self.max_samples = int(max_seconds * SAMPLE_RATE) if max_seconds else None
         self.overflows = self.dropped = 0
         self.backlog = 0
         self.device_name = "stdin"
@@ -174,11 +186,12 @@ class StdinSource:
         pass
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        buf = sys.stdin.buffer
-        while True:
+        buf, seen = sys.stdin.buffer, 0
+        while self.max_samples is None or seen < self.max_samples:
             data = buf.read(2 * self.block)
             if not data:
                 return
+            seen += len(data) // 2
             yield np.frombuffer(data[: len(data) // 2 * 2], "<i2").astype(np.float32) / 32768.0
 
 
@@ -188,7 +201,7 @@ def open_source(spec: str, *, block: int = 1600, realtime: bool = False, device=
     if spec == "mic":
         return MicSource(block=block, device=device, max_seconds=max_seconds)
     if spec == "-":
-        return StdinSource(block=block)
+        return StdinSource(block=block, max_seconds=max_seconds)
     if not Path(spec).exists():
         raise FileNotFoundError(f"--input {spec}: no such file (use 'mic', '-' for raw PCM on stdin, or a file)")
-    return FileSource(spec, block=block, realtime=realtime)
+    return FileSource(spec, block=block, realtime=realtime, max_seconds=max_seconds)

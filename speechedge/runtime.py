@@ -322,8 +322,10 @@ class StreamingASR:
     interpreter's tensor order).
     """
 
-    def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1) -> None:
+    def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1,
+                 keep_log_probs: bool = False) -> None:
         self.folder = Path(folder)
+        self.keep_log_probs = keep_log_probs
         meta_path = self.folder / "asr.json"
         if not meta_path.exists():
             raise FileNotFoundError(f"{meta_path}: missing; export a streaming ASR experiment with `speechedge export`")
@@ -352,6 +354,7 @@ class StreamingASR:
         self.text_ids: list[int] = []
         self.chunks = 0
         self.compute_s = 0.0
+        self.log_probs: list[np.ndarray] = []  # per chunk, when keep_log_probs
 
     def push(self, samples: np.ndarray) -> str:
         """Feed samples; returns the text decoded so far."""
@@ -364,6 +367,8 @@ class StreamingASR:
             self.compute_s += time.perf_counter() - t0
             lp, self.state = out[0][0], out[1:]
             self.chunks += 1
+            if self.keep_log_probs:
+                self.log_probs.append(lp)
             for k in lp.argmax(-1).tolist():
                 if k != self.prev and k != 0:
                     self.text_ids.append(k)

@@ -87,3 +87,39 @@ def libriword_quick(librispeech_dir, tmp_path_factory):
     build_libriword(root, root / "alignments", out, LibriWordConfig(num_words=4, clips_per_word=4,
                     min_word_seconds=0.1), workers=1, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def kws_export(gsc35, tmp_path_factory):
+    """A few-shot KWS experiment trained for 2 episodes and exported (fp32): ``(exp_dir, export_dir)``."""
+    pytest.importorskip("litert_torch")
+    from speechedge.export.kws import export_kws
+    from speechedge.recipes.kws_fewshot import FewShotConfig, train
+    from speechedge.training import load_config
+
+    gsc_dir, manifests = gsc35
+    root = tmp_path_factory.mktemp("kws_export")
+    sets = [f"train_manifest={manifests / 'splitgsc_train.jsonl'}", f"val_manifest={manifests / 'splitgsc_val.jsonl'}",
+            "shots=2", "queries=2", "open_queries=4", "eval_shots=2", "eval_queries=2", "eval_episodes=5",
+            "threads=1", "steps=2", "eval_every=2"]
+    train(load_config(FewShotConfig, None, sets), root / "exp")
+    export_kws(root / "exp", root / "export", invokes=20, num_held_out=40)
+    return root / "exp", root / "export"
+
+
+@pytest.fixture(scope="session")
+def asr_student(librispeech_dir, tmp_path_factory):
+    """A streaming ASR student trained for 2 steps on the session corpus: ``(exp_dir, manifests_dir)``."""
+    from speechedge.data_prep.librispeech import prepare_librispeech
+    from speechedge.recipes.asr import ASRConfig, train
+    from speechedge.training import load_config
+
+    corpus, _ = librispeech_dir
+    root = tmp_path_factory.mktemp("asr_student")
+    prepare_librispeech(corpus, root / "manifests")
+    sets = [f"train_manifest={root / 'manifests' / 'librispeech_train-clean-100.jsonl.gz'}",
+            f"val_manifest={root / 'manifests' / 'librispeech_dev-clean.jsonl.gz'}", "d_model=32", "num_layers=2",
+            "num_heads=2", "sub_channels=8", "conv_kernel=5", "chunk_frames=2", "left_chunks=2", "batch_frames=4000",
+            "steps=2", "eval_every=2", "warmup_steps=1", "threads=2"]
+    train(load_config(ASRConfig, None, sets), root / "exp")
+    return root / "exp", root / "manifests"

@@ -1,0 +1,325 @@
+"""The torch-free runtime, the demos through a fake ALSA microphone, long-form KWS evaluation, ASR export."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speechedge.audio import read_audio, write_audio
+
+pytestmark = pytest.mark.slow
+
+
+def _fake_mic(tmp_path: Path, audio: np.ndarray) -> dict:
+    """Environment whose ALSA default capture device plays ``audio`` (raw s16le 16 kHz mono, not paced)."""
+    raw = tmp_path / "mic.raw"
+    (np.clip(audio, -1, 1) * 32767).astype("<i2").tofile(raw)
+    conf = tmp_path / "asound.conf"
+    conf.write_text(f"""</usr/share/alsa/alsa.conf>
+pcm.!default {{
+    type file
+    slave.pcm "null"
+    file "/dev/null"
+    infile "{raw}"
+    format "raw"
+}}
+""")
+    return {**os.environ, "ALSA_CONFIG_PATH": str(conf)}
+
+
+def _cli(args: list[str], env=None, stdin=None) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("speechedge")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, input=stdin, timeout=300)
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def enrolled(kws_export, gsc35, tmp_path_factory):
+    """A copy of the exported model with two keywords enrolled from Speech Commands clips, and a stream
+    (other words' clips and silence, the keyword clips inserted) with its events."""
+    import shutil
+
+    from speechedge.runtime import KWSModel
+
+    _, export = kws_export
+    gsc_dir, _ = gsc35
+    root = tmp_path_factory.mktemp("enrolled")
+    model_dir = root / "model"
+    shutil.copytree(export, model_dir)
+    model = KWSModel(model_dir)
+    words = ["marvin", "sheila"]
+    clips = {w: [read_audio(p, sample_rate=16000)[0] for p in sorted((gsc_dir / w).glob("*.wav"))] for w in words}
+    for w in words:
+        model.enroll(w, clips[w][:3])
+    fillers = [read_audio(p, sample_rate=16000)[0] for w in ("yes", "no", "house", "tree")
+               for p in sorted((gsc_dir / w).glob("*.wav"))]
+    rng = np.random.default_rng(0)
+    parts, events, t = [], [], 0.0
+    for i in range(8):
+        parts.append(fillers[i % len(fillers)])
+        w = words[i % 2]
+        start = t + 1.0
+        events.append({"keyword": w, "start_s": start, "end_s": start + 1.0})
+        parts.append(clips[w][3])
+        parts.append(np.zeros(int(16000 * rng.uniform(0.5, 1.0)), np.float32))
+        t = sum(len(p) for p in parts) / 16000
+    stream = np.concatenate(parts).astype(np.float32)
+    return model_dir, stream, events
+
+
+def test_runtime_and_demos_import_without_torch_or_librosa(kws_export, asr_export):
+    _, kws_dir = kws_export
+    code = f"""
+import sys
+for name in ("torch", "librosa", "torchaudio"):
+    sys.modules[name] = None  # any import of them now fails
+import numpy as np
+from speechedge.runtime import KWSModel, StreamingKWS, StreamingASR
+import speechedge.demos.kws, speechedge.demos.asr, speechedge.kws_stream
+m = KWSModel({str(kws_dir)!r})
+rng = np.random.default_rng(0)
+m.enroll("a", [rng.normal(0, 0.1, 16000).astype(np.float32) for _ in range(2)], save=False)
+label, scores = m.classify(rng.normal(0, 0.1, 16000).astype(np.float32))
+assert abs(sum(scores.values()) - 1) < 1e-5, scores
+asr = StreamingASR({str(asr_export[1])!r})
+asr.push(rng.normal(0, 0.1, 32000).astype(np.float32))
+assert asr.chunks > 0
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_enrolment_is_saved_and_dummy_prototypes_match_torch(kws_export, enrolled):
+    import torch
+
+    from speechedge.recipes.kws_fewshot import load_model
+    from speechedge.runtime import UNKNOWN, KWSModel
+
+    exp, _ = kws_export
+    model_dir, _, _ = enrolled
+    m = KWSModel(model_dir)  # reloads keywords.json
+    assert list(m.keywords) == ["marvin", "sheila"]
+    torch_model, _ = load_model(exp)
+    with torch.no_grad():
+        ref = torch_model.dummy(torch.from_numpy(np.stack(list(m.keywords.values())))).numpy()
+    np.testing.assert_allclose(m.dummy_prototypes(), ref, rtol=1e-5, atol=1e-5)
+    scores = m.scores(m.keywords["marvin"])
+    assert set(scores) == {"marvin", "sheila", UNKNOWN} and abs(sum(scores.values()) - 1) < 1e-6
+    assert scores["marvin"] > scores["sheila"]  # the prototype itself is nearest to its own keyword
+    with pytest.raises(ValueError, match="no clips"):
+        m.enroll("x", [])
+
+
+def test_streaming_frontend_frames_equal_the_batch_frames(enrolled):
+    from speechedge.kernels import log_mel
+    from speechedge.runtime import KWSModel, StreamingKWS
+
+    model_dir, stream, _ = enrolled
+    m = KWSModel(model_dir)
+    det = StreamingKWS(m, threshold=1.0)
+    audio = stream[:16000 + 160 * 30]
+    for i in range(0, len(audio), 700):  # odd block size
+        det.push(audio[i: i + 700])
+    batch = log_mel(audio, m.frontend)  # centred frames, as in training
+    n = det.frontend.num_frames_emitted
+    # the ring holds the last 101 emitted frames; emitted frame t is batch frame t
+    np.testing.assert_allclose(det.ring, batch[:, n - det.frames: n], atol=1e-5)
+
+
+def test_detector_equals_the_firing_rule_on_its_trace(enrolled):
+    from speechedge.kws_stream import fire, score_trace
+    from speechedge.runtime import KWSModel, StreamingKWS, detect_file
+
+    model_dir, stream, _ = enrolled
+    m = KWSModel(model_dir)
+    times, scores = score_trace(StreamingKWS(m, threshold=1.0), stream)
+    assert len(times) > 50 and set(scores) == {"marvin", "sheila"}
+    top = np.max(np.stack(list(scores.values())), 0)
+    for th in np.quantile(top, [0.5, 0.9, 0.99]):
+        live = detect_file(m, stream, threshold=float(th), block=1000)
+        assert live == fire(times, scores, float(th), 1.0) and live
+        gaps = np.diff([d.time_s for d in live])
+        assert (gaps >= 1.0 - 1e-9).all()  # the refractory period holds
+
+
+def test_eval_kws_stream_reports_operating_points_and_det(enrolled, tmp_path, capsys):
+    from speechedge.cli import main
+    from speechedge.kws_stream import music_signal
+
+    model_dir, stream, events = enrolled
+    pos, neg = tmp_path / "pos", tmp_path / "neg"
+    write_audio(pos / "p0.wav", stream, 16000)
+    (pos / "p0.json").write_text(json.dumps({"events": events}))
+    write_audio(neg / "music.wav", music_signal(16000 * 60, np.random.default_rng(1)), 16000)
+    write_audio(neg / "quiet.wav", np.random.default_rng(2).normal(0, 0.01, 16000 * 30).astype(np.float32), 16000)
+    out_json = tmp_path / "r.json"
+    assert main(["eval", "kws-stream", "--model", str(model_dir), "--positives", str(pos), "--negatives", str(neg),
+                 "--json", str(out_json), "--det-png", str(tmp_path / "det.png")]) == 0
+    text = capsys.readouterr().out
+    assert "| 0.5 |" in text and "| 2 |" in text and "8 keyword events" in text
+    r = json.loads(out_json.read_text())
+    assert (tmp_path / "det.png").stat().st_size > 1000
+    det = sorted(r["det"], key=lambda p: p["threshold"])
+    fa = [p["false_alarms"] for p in det]
+    hits = [p["hits"] for p in det]
+    assert all(a >= b for a, b in zip(hits, hits[1:])), "hits cannot grow with the threshold"
+    assert fa[0] >= fa[-1]
+    for p in det:
+        assert 0 <= p["frr"] <= 1 and p["hits"] <= 8
+    # a positive recording without its JSON of events is a clear error
+    (pos / "p0.json").unlink()
+    assert main(["eval", "kws-stream", "--model", str(model_dir), "--positives", str(pos), "--negatives",
+                 str(neg)]) == 1
+    assert "need a JSON of events" in capsys.readouterr().err
+
+
+def test_demo_kws_through_the_fake_microphone_equals_file_input(enrolled, tmp_path):
+    from speechedge.kws_stream import score_trace
+    from speechedge.runtime import KWSModel, StreamingKWS
+
+    model_dir, stream, _ = enrolled
+    wav = tmp_path / "stream.wav"
+    write_audio(wav, stream, 16000)
+    stream, _ = read_audio(wav)  # 16-bit, as the file and the microphone deliver it
+    times, scores = score_trace(StreamingKWS(KWSModel(model_dir), threshold=1.0), stream)
+    th = float(np.quantile(np.max(np.stack(list(scores.values())), 0), 0.9))
+    seconds = len(stream) // 1600 / 10  # whole blocks only: the fake device repeats the file after its end
+    args = ["demo", "kws", "--model", str(model_dir), "--threshold", repr(th), "--json"]
+    f = _cli(args + ["--input", str(wav), "--max-seconds", str(seconds)])
+    assert f.returncode == 0, f.stderr
+    mic = _cli(args + ["--input", "mic", "--max-seconds", str(seconds)], env=_fake_mic(tmp_path, stream))
+    assert mic.returncode == 0, mic.stderr
+    file_rows, mic_rows = _json_lines(f.stdout), _json_lines(mic.stdout)
+    summary = mic_rows[-1]["summary"]
+    assert summary["dropped_blocks"] == 0 and summary["blocks"] == int(seconds * 10)
+    file_dets = [r for r in file_rows if "keyword" in r]
+    mic_dets = [r for r in mic_rows if "keyword" in r]
+    assert file_dets, f.stdout[-2000:]
+    assert [d for d in file_dets if d["time_s"] <= seconds] == mic_dets
+    # stdin (raw PCM) gives the same detections too
+    raw = (np.clip(stream, -1, 1) * 32767).astype("<i2").tobytes()
+    exe = Path(sys.executable).with_name("speechedge")
+    p = subprocess.run([str(exe), *args, "--input", "-"], input=raw, capture_output=True, timeout=300)
+    assert [r for r in _json_lines(p.stdout.decode()) if "keyword" in r] == file_dets
+
+
+def test_demo_kws_enrols_from_the_microphone(kws_export, gsc35, tmp_path):
+    import shutil
+
+    _, export = kws_export
+    gsc_dir, _ = gsc35
+    model_dir = tmp_path / "model"
+    shutil.copytree(export, model_dir)
+    takes = [read_audio(p, sample_rate=16000)[0] for p in sorted((gsc_dir / "wow").glob("*.wav"))[:3]]
+    audio = np.concatenate([np.pad(t, (4000, 4000)) for t in takes])  # 1.5 s per take
+    wav = tmp_path / "x.wav"
+    write_audio(wav, audio, 16000)
+    r = _cli(["demo", "kws", "--model", str(model_dir), "--enroll-mic", "3", "--name", "wow", "--input", str(wav),
+              "--json"], env=_fake_mic(tmp_path, audio))
+    assert r.returncode == 0, r.stderr
+    assert "say 'wow' now (3/3)" in r.stderr
+    assert list(json.loads((model_dir / "keywords.json").read_text())) == ["wow"]
+
+
+def test_demo_errors_are_clear(enrolled, tmp_path):
+    model_dir, stream, _ = enrolled
+    env = _fake_mic(tmp_path, stream)
+    r = _cli(["demo", "kws", "--model", str(model_dir), "--device", "99"], env=env)
+    assert r.returncode == 2 and "no audio input device" in r.stderr and "--input FILE" in r.stderr
+    r = _cli(["demo", "kws", "--model", str(model_dir), "--input", str(tmp_path / "missing.wav")])
+    assert r.returncode == 1 and "no such file" in r.stderr
+
+
+def test_microphone_callback_never_raises(enrolled, tmp_path, monkeypatch):
+    model_dir, stream, _ = enrolled
+    monkeypatch.setenv("ALSA_CONFIG_PATH", _fake_mic(tmp_path, stream)["ALSA_CONFIG_PATH"])
+    from speechedge.demos.audio_input import MicSource
+
+    class Status:
+        input_overflow = True
+
+    mic = MicSource(backlog_s=0.2)  # room for 2 blocks
+    block = np.zeros((1600, 1), np.int16)
+    for _ in range(4):
+        mic._callback(block, 1600, None, Status())
+    mic._callback(None, 1600, None, Status())  # a broken block is counted, not raised
+    assert mic.overflows == 5 and mic.dropped == 2 + 0 and mic.callback_errors == 1
+
+
+# -- streaming ASR export and runtime ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def asr_export(asr_student, tmp_path_factory):
+    pytest.importorskip("litert_torch")
+    from speechedge.export.asr import export_asr
+
+    exp, manifests = asr_student
+    out = tmp_path_factory.mktemp("asr_export") / "export"
+    report = export_asr(exp, out, int8=True, num_held_out=3, num_calibration=3, invokes=20)
+    return report, out
+
+
+def test_asr_export_report_and_files(asr_export):
+    report, out = asr_export
+    assert report["passed"]
+    fp = report["models"]["fp32"]
+    assert fp["max_err_rel_to_range"] <= 1e-4 and fp["median_ms_per_chunk"] > 0
+    assert "int8" in report["models"] and report["models"]["int8"]["bytes"] < fp["bytes"]
+    for name in ("model_fp32.tflite", "model_int8.tflite", "asr.json", "tokens.txt", "frontend.json", "report.json"):
+        assert (out / name).exists(), name
+    meta = json.loads((out / "asr.json").read_text())
+    assert meta["inputs"][0] == "feats" and meta["outputs"][0] == "log_probs" and len(meta["state_shapes"]) == 5
+
+
+def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
+    import torch
+
+    from speechedge.recipes.asr import load_model, load_utterances
+    from speechedge.runtime import StreamingASR
+
+    exp, manifests = asr_student
+    _, out = asr_export
+    model, cfg, tok = load_model(exp)
+    utts = load_utterances(manifests / "librispeech_test-clean.jsonl.gz", tok, limit=1)
+    audio = utts.audio[0].astype(np.float32) / 32768.0
+    rt = StreamingASR(out, keep_log_probs=True)
+    for i in range(0, len(audio), 777):
+        rt.push(audio[i: i + 777])
+    x = torch.from_numpy(audio)[None]
+    feats, _ = model.features(x, torch.tensor([len(audio)]))
+    state = model.encoder.init_state(1, cfg.chunk_frames, cfg.left_chunks)
+    ref = []
+    step = 4 * cfg.chunk_frames
+    with torch.no_grad():
+        for k in range(rt.chunks):
+            y, state = model.encoder.step(feats[:, k * step: (k + 1) * step], state)
+            ref.append(model.ctc(y).log_softmax(-1)[0].numpy())
+    assert rt.chunks >= len(audio) // 160 // step - 1
+    ref, got = np.concatenate(ref), np.concatenate(rt.log_probs)
+    np.testing.assert_allclose(got, ref, atol=1e-3 * np.ptp(ref))  # Numba vs torch frontend + fp32 TFLite
+
+
+def test_demo_asr_through_the_fake_microphone(asr_export, librispeech_dir, tmp_path):
+    _, out = asr_export
+    corpus, _ = librispeech_dir
+    flac = sorted(corpus.glob("test-clean/*/*/*.flac"))[0]
+    audio, _ = read_audio(flac, sample_rate=16000)
+    seconds = len(audio) // 1600 / 10
+    f = _cli(["demo", "asr", "--model", str(out), "--input", str(flac), "--json", "--max-seconds", str(seconds)])
+    assert f.returncode == 0, f.stderr
+    mic = _cli(["demo", "asr", "--model", str(out), "--json", "--max-seconds", str(seconds)],
+               env=_fake_mic(tmp_path, audio))
+    assert mic.returncode == 0, mic.stderr
+    fs, ms = _json_lines(f.stdout)[-1]["summary"], _json_lines(mic.stdout)[-1]["summary"]
+    assert ms["chunks"] > 0 and ms["dropped_blocks"] == 0 and ms["ms_per_chunk"] > 0
+    assert ms["chunks"] == fs["chunks"] and ms["text"] == fs["text"]
