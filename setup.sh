@@ -2,7 +2,8 @@
 # Set up speechedge in ./.venv on a fresh Debian/Ubuntu machine with Python 3.11, then run a job.
 #
 #   bash setup.sh quickstart   # the main job: `speechedge quickstart` on synthesized data
-#   bash setup.sh test         # the test suite (what CI runs)
+#   bash setup.sh test         # the test suite (what CI runs); also builds .venv-device (see below)
+#   bash setup.sh device       # only .venv-device: numpy<2 + tflite-runtime + numba + soundfile (runtime check)
 #   bash setup.sh              # set up only
 #
 # Re-running is cheap: the install is skipped while pyproject.toml and constraints.txt are unchanged.
@@ -39,9 +40,23 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+device_env() {  # .venv-device: numpy<2 + tflite-runtime + numba + soundfile, speechedge without its deps
+  local dv=.venv-device dstamp=.venv-device/.speechedge-installed
+  local dwant
+  dwant=$(cat requirements-device.txt pyproject.toml | sha1sum | cut -d' ' -f1)
+  if [ ! -f "$dstamp" ] || [ "$(cat "$dstamp")" != "$dwant" ]; then
+    [ -x "$dv/bin/python" ] || "$PY" -m venv "$dv"
+    "$dv/bin/python" -m pip install -q --upgrade pip
+    "$dv/bin/python" -m pip install -q -r requirements-device.txt
+    "$dv/bin/python" -m pip install -q --no-deps -e .
+    echo "$dwant" > "$dstamp"
+  fi
+}
+
 case "${1:-}" in
   quickstart) shift; exec "$VENV/bin/speechedge" quickstart "$@" ;;
-  test) shift; exec "$VENV/bin/python" -m pytest "$@" ;;
+  test) shift; device_env; exec "$VENV/bin/python" -m pytest "$@" ;;
+  device) device_env; echo "setup: device environment ready in .venv-device" ;;
   "") echo "setup: ready; activate with: source $VENV/bin/activate" ;;
-  *) echo "usage: bash setup.sh [quickstart|test] [args...]" >&2; exit 2 ;;
+  *) echo "usage: bash setup.sh [quickstart|test|device] [args...]" >&2; exit 2 ;;
 esac

@@ -123,3 +123,15 @@ def asr_student(librispeech_dir, tmp_path_factory):
             "steps=2", "eval_every=2", "warmup_steps=1", "threads=2"]
     train(load_config(ASRConfig, None, sets), root / "exp")
     return root / "exp", root / "manifests"
+
+
+@pytest.fixture(scope="session")
+def asr_export(asr_student, tmp_path_factory):
+    """The session ASR student exported (fp32 + int8): ``(report, export_dir)``."""
+    pytest.importorskip("litert_torch")
+    from speechedge.export.asr import export_asr
+
+    exp, _ = asr_student
+    out = tmp_path_factory.mktemp("asr_export") / "export"
+    report = export_asr(exp, out, int8=True, num_held_out=3, num_calibration=3, invokes=20)
+    return report, out

@@ -14,7 +14,7 @@ from speechedge import __version__
 from speechedge.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
-VERBS = ("synth", "prepare", "train", "eval", "export", "demo", "bench", "quickstart")
+VERBS = ("synth", "prepare", "train", "eval", "export", "demo", "bench", "quickstart", "align")
 
 BLOCK_TORCH = textwrap.dedent("""
     import importlib.abc, sys

@@ -258,17 +258,6 @@ def test_microphone_callback_never_raises(enrolled, tmp_path, monkeypatch):
 
 
 # -- streaming ASR export and runtime ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def asr_export(asr_student, tmp_path_factory):
-    pytest.importorskip("litert_torch")
-    from speechedge.export.asr import export_asr
-
-    exp, manifests = asr_student
-    out = tmp_path_factory.mktemp("asr_export") / "export"
-    report = export_asr(exp, out, int8=True, num_held_out=3, num_calibration=3, invokes=20)
-    return report, out
-
-
 def test_asr_export_report_and_files(asr_export):
     report, out = asr_export
     assert report["passed"]

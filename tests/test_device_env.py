@@ -1,0 +1,55 @@
+"""The exported models run in the separate "device" environment (numpy<2, tflite-runtime, numba, soundfile;
+built by ``bash setup.sh test`` / ``bash setup.sh device``) and give the same outputs as under ai-edge-litert."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEVICE_PY = ROOT / ".venv-device" / "bin" / "python"
+
+SCRIPT = """
+import json, sys
+import numpy as np
+import tflite_runtime, numba
+from speechedge.runtime import KWSModel, StreamingASR
+kws_dir, asr_dir, out = sys.argv[1:4]
+rng = np.random.default_rng(0)
+audio = rng.normal(0, 0.1, 40000).astype(np.float32)
+m = KWSModel(kws_dir, precision="fp32")
+emb = m.embed(audio[:16000])
+asr = StreamingASR(asr_dir, keep_log_probs=True)
+asr.push(audio)
+np.savez(out, emb=emb, lp=np.concatenate(asr.log_probs))
+print(json.dumps({"numpy": np.__version__, "interpreter": type(m.net.it).__module__, "torch": "torch" in sys.modules}))
+"""
+
+
+@pytest.mark.slow
+def test_device_env_gives_the_same_outputs(kws_export, asr_export, tmp_path):
+    if not DEVICE_PY.exists():
+        pytest.skip("no .venv-device: build it with `bash setup.sh device` (CI builds it via `bash setup.sh test`)")
+    from speechedge.runtime import KWSModel, StreamingASR
+
+    _, kws_dir = kws_export
+    _, asr_dir = asr_export
+    out = tmp_path / "device.npz"
+    proc = subprocess.run([str(DEVICE_PY), "-c", SCRIPT, str(kws_dir), str(asr_dir), str(out)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["numpy"].startswith("1.") and info["interpreter"].startswith("tflite_runtime") and not info["torch"]
+    dev = np.load(out)
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.1, 40000).astype(np.float32)
+    emb = KWSModel(kws_dir, precision="fp32").embed(audio[:16000])
+    asr = StreamingASR(asr_dir, keep_log_probs=True)
+    asr.push(audio)
+    np.testing.assert_allclose(dev["emb"], emb, atol=1e-5 * max(1.0, np.ptp(emb)))
+    lp = np.concatenate(asr.log_probs)
+    np.testing.assert_allclose(dev["lp"], lp, atol=1e-4 * np.ptp(lp))
