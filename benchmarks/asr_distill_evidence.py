@@ -1,6 +1,6 @@
 """Evidence for layer distillation through auxiliary non-streaming layers, on a synthesized corpus, on the CPU.
 
-    python benchmarks/asr_distill_evidence.py --work work/asr --seeds 0 [--steps 1200]
+    python benchmarks/asr_distill_evidence.py --work work/asr --seeds 0 --steps 600
 
 1. synthesizes a LibriSpeech-layout corpus (1 h, 24 speakers) and its manifests (skipped when present);
 2. trains the full-context teacher (``recipes/configs/asr_teacher_tiny.toml``);
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", default="work/asr")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--steps", type=int, default=None, help="training steps for every model (default: the configs')")
+    p.add_argument("--steps", type=int, default=None, help="training steps of each student (default: the config's)")
+    p.add_argument("--teacher-steps", type=int, default=None, help="training steps of the teacher (default: the config's)")
     p.add_argument("--chunk-ms", nargs="+", default=["160", "320", "640"])
     args = p.parse_args(argv)
     import logging
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     chunks = parse_chunk_ms(args.chunk_ms)
     timings = {}
     teacher = work / "teacher"
-    timings["teacher"] = _train(CONFIGS / "asr_teacher_tiny.toml", teacher, data + steps)
+    t_steps = [f"steps={args.teacher_steps}"] if args.teacher_steps else []
+    timings["teacher"] = _train(CONFIGS / "asr_teacher_tiny.toml", teacher, data + t_steps)
     rows: dict[str, list[list[dict]]] = {"none": [], "token": [], "layer": []}
     for seed in args.seeds:
         for mode in rows:

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from speechedge.ctc import CharTokenizer, ErrorCounts, greedy_decode, greedy_tokens, prefix_beam_search
 from speechedge.distill import DISTILL_MODES, LayerDistiller, parse_layer_map, token_kd_loss
-from speechedge.features import FrontendConfig, TorchFrontend, num_frames
+from speechedge.features import FrontendConfig, TorchFrontend
 from speechedge.kws_data import spec_augment
 from speechedge.manifest import UtteranceRecord, read_manifest
 from speechedge.models.conformer import SUBSAMPLING, ConformerConfig, ConformerEncoder

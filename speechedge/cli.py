@@ -202,9 +202,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from .quickstart import run_quickstart
+    from .quickstart import run_quickstart, run_quickstart_asr
 
-    return run_quickstart(Path(args.work), seed=args.seed, progress=not args.quiet)
+    if args.pipeline == "asr":
+        return run_quickstart_asr(Path(args.work or "work/quickstart_asr"), seed=args.seed, progress=not args.quiet)
+    return run_quickstart(Path(args.work or "work/quickstart"), seed=args.seed, progress=not args.quiet)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     bk.set_defaults(func=_bench_kws_data)
 
     qs = verbs.add_parser("quickstart", help="run the whole pipeline offline on synthesized data")
-    qs.add_argument("--work", default="work/quickstart", help="work folder (default work/quickstart)")
+    qs.add_argument("pipeline", nargs="?", choices=("kws", "asr"), default="kws",
+                    help="kws (default): few-shot KWS end to end; asr: teacher, distilled streaming student, export")
+    qs.add_argument("--work", default=None, help="work folder (default work/quickstart or work/quickstart_asr)")
     qs.add_argument("--seed", type=int, default=0)
     qs.add_argument("--quiet", action="store_true", help="no progress bars")
     qs.set_defaults(func=_quickstart)

@@ -244,7 +244,7 @@ def det_png(result: dict, path: str | Path) -> None:
         if p is not None:
             ax.axvline(float(target), color="grey", lw=0.5, ls=":")
     ax.set_xscale("log")
-    ax.set_xlabel(f"false alarms per hour ({result['hours']:.2f} h of audio)")
+    ax.set_xlabel(f"false alarms per hour ({result['hours']:.2f} h of audio; 0 is drawn at 0.01)")
     ax.set_ylabel("false reject rate")
     ax.set_title(f"DET: {result['events']} keyword events")
     ax.grid(alpha=0.3)
