@@ -205,7 +205,8 @@ def _quickstart(args: argparse.Namespace) -> int:
     from .quickstart import run_quickstart, run_quickstart_asr
 
     if args.pipeline == "asr":
-        return run_quickstart_asr(Path(args.work or "work/quickstart_asr"), seed=args.seed, progress=not args.quiet)
+        return run_quickstart_asr(Path(args.work or "work/quickstart_asr"), seed=args.seed, progress=not args.quiet,
+                                  steps=args.asr_steps)
     return run_quickstart(Path(args.work or "work/quickstart"), seed=args.seed, progress=not args.quiet)
 
 
@@ -290,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="kws (default): few-shot KWS end to end; asr: teacher, distilled streaming student, export")
     qs.add_argument("--work", default=None, help="work folder (default work/quickstart or work/quickstart_asr)")
     qs.add_argument("--seed", type=int, default=0)
+    qs.add_argument("--asr-steps", type=int, default=600, help="asr: training steps per model (default 600)")
     qs.add_argument("--quiet", action="store_true", help="no progress bars")
     qs.set_defaults(func=_quickstart)
 

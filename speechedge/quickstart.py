@@ -239,7 +239,7 @@ def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
 ASR_STEPS = 600  # per model; the tiny configs' 1200 are the evidence run's
 
 
-def _train_asr(work: Path, name: str, config: str, sets: list[str]) -> dict:
+def _train_asr(work: Path, name: str, config: str, sets: list[str], steps: int = ASR_STEPS) -> dict:
     from importlib.resources import files
 
     from .recipes.asr import ASRConfig, train
@@ -249,7 +249,8 @@ def _train_asr(work: Path, name: str, config: str, sets: list[str]) -> dict:
     m = work / "manifests"
     cfg = load_config(ASRConfig, str(toml), [f"train_manifest={m / 'librispeech_train-clean-100.jsonl.gz'}",
                                              f"val_manifest={m / 'librispeech_dev-clean.jsonl.gz'}",
-                                             f"steps={ASR_STEPS}", "eval_every=200", *sets])
+                                             f"steps={steps}", f"eval_every={min(200, steps)}",
+                                             f"warmup_steps={min(150, max(1, steps // 4))}", *sets])
     record = train(cfg, work / "exp" / name)
     return {"steps": cfg.steps, "val_cer": record.get("val_cer"), "val_wer": record.get("val_wer"),
             "s_per_step": record.get("s_per_step")}
@@ -299,7 +300,7 @@ def _transcribe(work: Path, limit: int = 20) -> dict:
     return {"utterances": len(rows), **out, "examples": examples}
 
 
-def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True) -> int:
+def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True, steps: int = ASR_STEPS) -> int:
     from .data_prep.librispeech import prepare_librispeech
     from .synth.corpora import synth_librispeech
 
@@ -309,9 +310,9 @@ def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True) -> i
         work / "LibriSpeech", hours=1.0, num_speakers=24, seed=seed, progress=progress).to_dict(), timings)
     _stage(work, "prepare_librispeech", lambda: prepare_librispeech(work / "LibriSpeech", work / "manifests"), timings)
     te = _stage(work, "train_teacher", lambda: _train_asr(work, "teacher", "asr_teacher_tiny.toml",
-                                                          [f"seed={seed}"]), timings)
+                                                          [f"seed={seed}"], steps), timings)
     st = _stage(work, "train_student", lambda: _train_asr(work, "student", "asr_student_tiny.toml", [
-        f"seed={seed}", "distill=layer", f"teacher_exp_dir={work / 'exp' / 'teacher'}"]), timings)
+        f"seed={seed}", "distill=layer", f"teacher_exp_dir={work / 'exp' / 'teacher'}"], steps), timings)
     ev = _stage(work, "eval_asr", lambda: _eval_asr(work), timings)
     ex = _stage(work, "export_asr", lambda: _export_asr(work), timings)
     tr = _stage(work, "transcribe", lambda: _transcribe(work), timings)
