@@ -110,9 +110,12 @@ def align_corpus(exp_dir: str | Path, librispeech: str | Path, out_dir: str | Pa
             atomic_write_text(out_dir / split / spk / chap / f"{spk}-{chap}.alignment.txt", "\n".join(lines) + "\n")
     stats: dict = {"aligned": counts.pop("aligned", 0), **counts}
     if errors_ms:
-        e = np.abs(np.array(errors_ms))
+        signed = np.array(errors_ms)
+        e = np.abs(signed)
         stats["boundary_error_ms"] = {"mean": float(e.mean()), "median": float(np.median(e)),
                                       "within_20ms": float((e <= 20).mean()), "within_50ms": float((e <= 50).mean()),
+                                      "within_100ms": float((e <= 100).mean()),
+                                      "start_bias": float(signed[0::2].mean()), "end_bias": float(signed[1::2].mean()),
                                       "boundaries": int(e.size)}
     log.info("alignment: %s", stats)
     return stats
