@@ -439,9 +439,36 @@ def parse_chunk_ms(values: list[str]) -> list[int]:
     return out
 
 
+def streaming_latency(model: ASRModel, utts: UttSet, alignments: str | Path, chunk_frames: int, left_chunks: int
+                      ) -> dict:
+    """Decode every utterance chunk by chunk through ``step`` and measure word emission latency against the
+    word alignments in ``alignments`` (MFA text format, LibriSpeech layout): emission time of a correctly
+    recognised word's last character (when its chunk was complete) minus the word's end in the audio."""
+    from speechedge.data_prep.alignments import read_alignment_file
+
+    refs: dict[str, list] = {}
+    for f in Path(alignments).rglob("*.alignment.txt"):
+        refs.update(read_alignment_file(f))
+    lat: list[float] = []
+    matched = 0
+    for uid, audio in zip(utts.ids, utts.audio):
+        if uid not in refs:
+            continue
+        _, words = stream_decode(model, audio, chunk_frames, left_chunks)
+        got = emission_latency(words, refs[uid])
+        lat += got
+        matched += bool(got)
+    if not lat:
+        return {"latency_words": 0}
+    a = np.array(lat)
+    return {"latency_words": int(a.size), "latency_median_s": float(np.median(a)), "latency_mean_s": float(a.mean()),
+            "latency_p90_s": float(np.quantile(a, 0.9))}
+
+
 def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int], *, beam: int = 0,
-                        limit: int | None = None) -> list[dict]:
-    """WER/CER of ``exp_dir``'s best checkpoint on a manifest for each chunk size (0 = full context)."""
+                        limit: int | None = None, alignments: str | Path | None = None) -> list[dict]:
+    """WER/CER of ``exp_dir``'s best checkpoint on a manifest for each chunk size (0 = full context); with
+    ``alignments``, also the streaming emission latency of each chunk size."""
     model, cfg, tok = load_model(exp_dir)
     utts = load_utterances(data, tok, limit=limit)
     rows = []
@@ -450,19 +477,30 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int]
             log.warning("%s is a full-context model; skipping chunk %d ms", exp_dir, c * 40)
             continue
         t0 = time.perf_counter()
-        res = evaluate(model, utts, chunk_frames=c, left_chunks=cfg.left_chunks if c > 0 else -1, beam=beam)
-        rows.append({"chunk_ms": c * 40 if c else "full", **res, "decode_s": time.perf_counter() - t0})
+        left = cfg.left_chunks if c > 0 else -1
+        res = evaluate(model, utts, chunk_frames=c, left_chunks=left, beam=beam)
+        row = {"chunk_ms": c * 40 if c else "full", **res, "decode_s": time.perf_counter() - t0}
+        if alignments is not None and c > 0 and left >= 0:
+            row.update(streaming_latency(model, utts, alignments, c, left))
+        rows.append(row)
     return rows
 
 
-def evaluate_cli(exp_dir: str, data: str, chunk_ms: list[str], beam: int = 0, json_path: str | None = None) -> int:
+def evaluate_cli(exp_dir: str, data: str, chunk_ms: list[str], beam: int = 0, json_path: str | None = None,
+                 alignments: str | None = None) -> int:
     import json
 
-    rows = evaluate_experiment(exp_dir, data, parse_chunk_ms(chunk_ms), beam=beam)
+    rows = evaluate_experiment(exp_dir, data, parse_chunk_ms(chunk_ms), beam=beam, alignments=alignments)
     print(f"{exp_dir} on {data} ({rows[0]['words'] if rows else 0} words, {'greedy' if beam <= 1 else f'beam {beam}'})")
-    print("| chunk | WER % | CER % |\n|---|---|---|")
+    lat = alignments is not None
+    print("| chunk | WER % | CER % |" + (" median emission latency after word end |" if lat else "") +
+          "\n|---|---|---|" + ("---|" if lat else ""))
     for r in rows:
-        print(f"| {r['chunk_ms']}{'' if r['chunk_ms'] == 'full' else ' ms'} | {r['wer']:.1f} | {r['cer']:.1f} |")
+        cell = ""
+        if lat:
+            cell = f" {r['latency_median_s'] * 1000:.0f} ms ({r['latency_words']} words) |" \
+                if r.get("latency_words") else " - |"
+        print(f"| {r['chunk_ms']}{'' if r['chunk_ms'] == 'full' else ' ms'} | {r['wer']:.1f} | {r['cer']:.1f} |" + cell)
     if json_path:
         from speechedge.io import atomic_write_text
 

@@ -151,7 +151,8 @@ def _train_asr(args: argparse.Namespace) -> int:
 def _eval_asr(args: argparse.Namespace) -> int:
     from speechedge.recipes.asr import evaluate_cli
 
-    return evaluate_cli(args.exp_dir, args.data, args.chunk_ms, beam=args.beam, json_path=args.json)
+    return evaluate_cli(args.exp_dir, args.data, args.chunk_ms, beam=args.beam, json_path=args.json,
+                        alignments=args.alignments)
 
 
 def _align(args: argparse.Namespace) -> int:
@@ -341,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="chunk sizes in ms (multiples of 40) and/or 'full' (default: full)")
     ea.add_argument("--beam", type=int, default=0, help="prefix beam search width (default 0 = greedy)")
     ea.add_argument("--json", help="also write the rows to this JSON file")
+    ea.add_argument("--alignments", help="word alignments (MFA text format) of the data: also measure streaming "
+                                         "emission latency after each word's end")
     ea.set_defaults(func=_eval_asr)
 
     al = verbs.add_parser("align", help="CTC forced alignment of a LibriSpeech-layout corpus (MFA text format)")

@@ -157,6 +157,15 @@ def test_tokenizer_roundtrip(tmp_path):
     assert CharTokenizer.load(tmp_path / "tokens.txt").tokens == tok.tokens
 
 
+def test_emission_latency_matches_words_in_order():
+    from speechedge.data_prep.alignments import WordAlignment
+    from speechedge.recipes.asr import emission_latency
+
+    ref = [WordAlignment("THE", 0.1, 0.3), WordAlignment("CAT", 0.4, 0.8), WordAlignment("SAT", 0.9, 1.2)]
+    hyp = [("the", 0.5), ("hat", 1.0), ("sat", 1.6)]  # "hat" is wrong: no latency for it
+    assert emission_latency(hyp, ref) == pytest.approx([0.2, 0.4])
+
+
 def test_error_rates():
     assert edit_distance("kitten", "sitting") == 3
     wer, cer = error_rate(["a b c d"], ["a x c"])
@@ -267,19 +276,21 @@ def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys
     assert main(["train", "asr", "--exp-dir", str(teacher), *sets(["causal=false", "chunk_frames=0"])]) == 0
     assert (teacher / "checkpoint-best.pt").exists() and (teacher / "tokens.txt").exists()
     student = tmp_path / "student"
-    st = sets(["chunk_frames=2", "left_chunks=2", "distill=layer", f"teacher_exp_dir={teacher}", "steps=2"])
+    st = sets(["chunk_frames=2", "left_chunks=2", "distill=layer", f"teacher_exp_dir={teacher}", "steps=2",
+               "dynamic_chunk=true"])
     assert main(["train", "asr", "--exp-dir", str(student), *st]) == 0
     first = [json.loads(x)["step"] for x in (student / "metrics.jsonl").read_text().splitlines()]
-    st = sets(["chunk_frames=2", "left_chunks=2", "distill=layer", f"teacher_exp_dir={teacher}", "steps=4"])
+    st = sets(["chunk_frames=2", "left_chunks=2", "distill=layer", f"teacher_exp_dir={teacher}", "steps=4",
+               "dynamic_chunk=true"])
     assert main(["train", "asr", "--exp-dir", str(student), *st]) == 0  # resumes at step 2
     steps = [json.loads(x)["step"] for x in (student / "metrics.jsonl").read_text().splitlines()]
     assert first == [2] and steps == [2, 4]
     assert "train_layer" in json.loads((student / "metrics.jsonl").read_text().splitlines()[-1])
     capsys.readouterr()
     assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "librispeech_test-clean.jsonl.gz"),
-                 "--chunk-ms", "80", "160", "full"]) == 0
+                 "--chunk-ms", "80", "160", "full", "--alignments", str(corpus / "alignments")]) == 0
     out = capsys.readouterr().out
-    assert "| 80 ms |" in out and "| full |" in out
+    assert "| 80 ms |" in out and "| full |" in out and "emission latency" in out
     assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "x.jsonl"),
                  "--chunk-ms", "100"]) == 1  # not a multiple of 40 ms
     aligned = tmp_path / "alignments"

@@ -312,3 +312,20 @@ def test_demo_asr_through_the_fake_microphone(asr_export, librispeech_dir, tmp_p
     fs, ms = _json_lines(f.stdout)[-1]["summary"], _json_lines(mic.stdout)[-1]["summary"]
     assert ms["chunks"] > 0 and ms["dropped_blocks"] == 0 and ms["ms_per_chunk"] > 0
     assert ms["chunks"] == fs["chunks"] and ms["text"] == fs["text"]
+
+
+def test_missing_portaudio_says_how_to_fix(monkeypatch):
+    import importlib.abc
+
+    class NoPortAudio(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "sounddevice":  # what importing sounddevice does without libportaudio2
+                raise OSError("PortAudio library not found")
+            return None
+
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [NoPortAudio(), *sys.meta_path])
+    from speechedge.demos.audio_input import AudioInputError, MicSource
+
+    with pytest.raises(AudioInputError, match="apt install libportaudio2"):
+        MicSource()
