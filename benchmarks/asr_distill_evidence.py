@@ -7,8 +7,10 @@
 3. trains three streaming students (``asr_student_tiny.toml``: 320 ms chunks, 4 left chunks) per seed:
    alone (``distill=none``), token-level KD (``token``), layer KD with auxiliary non-streaming layers + APC
    (``layer``);
-4. prints CER/WER on test-clean per chunk size (160 / 320 / 640 ms, 1.28 s of left context at 320 ms) for
-   each, averaged over seeds, with the teacher's full-context numbers, and writes ``evidence.json``.
+4. prints CER/WER on test-clean per chunk size (160 / 320 / 640 ms; 4 chunks of left context) for each, with
+   the median emission latency of correctly recognised words after their end in the audio (streaming
+   decoding through ``step``, synthesis alignments as the reference), averaged over seeds, with the teacher's
+   full-context numbers, and writes ``evidence.json``.
 
 Experiments that finished are reused (training resumes from the last checkpoint), so the command can be
 re-run after an interruption.
@@ -77,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
             exp = work / f"student_{mode}_seed{seed}"
             timings[exp.name] = _train(CONFIGS / "asr_student_tiny.toml", exp,
                                        data + steps + [f"seed={seed}", f"distill={mode}", f"teacher_exp_dir={teacher}"])
-            rows[mode].append(evaluate_experiment(exp, test, chunks))
+            rows[mode].append(evaluate_experiment(exp, test, chunks, alignments=corpus / "alignments"))
     t_rows = evaluate_experiment(teacher, test, [0])
     names = {"none": "student alone", "token": "token-level KD", "layer": "layer KD + aux. non-streaming layers + APC"}
     table = {}
-    head = " | ".join(f"{c * 40} ms CER / WER" for c in chunks)
+    head = " | ".join(f"{c * 40} ms CER / WER / latency" for c in chunks)
     lines = [f"test-clean (synthesized), {len(args.seeds)} seed(s), mean over seeds", f"| model | {head} |",
              "|---|" + "---|" * len(chunks)]
     for mode, per_seed in rows.items():
@@ -89,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         for i, c in enumerate(chunks):
             cer = float(np.mean([r[i]["cer"] for r in per_seed]))
             wer = float(np.mean([r[i]["wer"] for r in per_seed]))
-            table.setdefault(mode, {})[f"{c * 40}ms"] = {"cer": cer, "wer": wer}
-            cells.append(f"{cer:.1f} / {wer:.1f}")
+            lat = [r[i].get("latency_median_s") for r in per_seed if r[i].get("latency_median_s") is not None]
+            lat_ms = 1000 * float(np.mean(lat)) if lat else float("nan")
+            table.setdefault(mode, {})[f"{c * 40}ms"] = {"cer": cer, "wer": wer, "latency_median_ms": lat_ms}
+            cells.append(f"{cer:.1f} / {wer:.1f} / {lat_ms:.0f} ms")
         lines.append(f"| {names[mode]} | " + " | ".join(cells) + " |")
     t = t_rows[0]
     lines.append(f"| teacher (full context) | {t['cer']:.1f} / {t['wer']:.1f} (full context) |" + " |" * (len(chunks) - 1))
