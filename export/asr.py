@@ -42,7 +42,11 @@ STATE_NAMES = StreamState._fields
 
 
 class ExportError(RuntimeError):
-    pass
+    """A check failed; nothing was written. ``report`` holds what was measured."""
+
+    def __init__(self, message: str, report: dict | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class _Step(torch.nn.Module):
@@ -206,7 +210,7 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     report["passed"] = not failures
     if failures:
         raise ExportError(f"{exp_dir}: export failed its checks, nothing written to {out_dir}: " + "; ".join(failures)
-                          + f"\nreport: {json.dumps(report['models'], indent=1)}")
+                          + f"\nreport: {json.dumps(report['models'], indent=1)}", report)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent if out_dir.parent.exists() else None))
     try:
         for name, blob in models.items():

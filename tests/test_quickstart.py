@@ -49,4 +49,4 @@ def test_quickstart_asr_pipeline(tmp_path):
     assert ex["models"]["fp32"]["max_err_rel_to_range"] <= 1e-4
     tr = json.loads((work / "transcribe.done.json").read_text())
     assert tr["utterances"] == 20 and tr["fp32"]["real_time_factor"] < 1
-    assert (work / "export" / "student" / "model_int8.tflite").exists()
+    assert (work / "export" / "student" / "model_fp32.tflite").exists()
