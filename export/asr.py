@@ -34,19 +34,12 @@ from speechedge.features import FrontendConfig, analysis_window, mel_filterbank
 from speechedge.io import atomic_write_text
 from speechedge.models.conformer import SUBSAMPLING, StreamState
 
+from . import ExportError
 from .tflite_tools import make_interpreter, strip_tensor_names
 
-__all__ = ["export_asr", "STATE_NAMES"]
+__all__ = ["ExportError", "export_asr", "STATE_NAMES"]
 
 STATE_NAMES = StreamState._fields
-
-
-class ExportError(RuntimeError):
-    """A check failed; nothing was written. ``report`` holds what was measured."""
-
-    def __init__(self, message: str, report: dict | None = None) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 class _Step(torch.nn.Module):

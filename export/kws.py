@@ -39,6 +39,7 @@ import torch
 from speechedge.features import FrontendConfig, analysis_window, mel_filterbank
 from speechedge.io import atomic_write_text
 
+from . import ExportError
 from .tflite_tools import (
     arena_estimate,
     c_array,
@@ -52,14 +53,6 @@ from .tflite_tools import (
 log = logging.getLogger(__name__)
 
 __all__ = ["ExportError", "export_kws"]
-
-
-class ExportError(RuntimeError):
-    """A parity or target check failed; nothing was written. ``report`` holds what was measured."""
-
-    def __init__(self, message: str, report: dict | None = None) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 def _load(exp_dir: Path):

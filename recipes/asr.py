@@ -439,25 +439,26 @@ def parse_chunk_ms(values: list[str]) -> list[int]:
     return out
 
 
-def streaming_latency(model: ASRModel, utts: UttSet, alignments: str | Path, chunk_frames: int, left_chunks: int
-                      ) -> dict:
-    """Decode every utterance chunk by chunk through ``step`` and measure word emission latency against the
-    word alignments in ``alignments`` (MFA text format, LibriSpeech layout): emission time of a correctly
-    recognised word's last character (when its chunk was complete) minus the word's end in the audio."""
+def read_alignments(folder: str | Path) -> dict[str, list]:
+    """Every ``*.alignment.txt`` under ``folder`` (MFA text format) as ``{utt_id: [WordAlignment, ...]}``."""
     from speechedge.data_prep.alignments import read_alignment_file
 
     refs: dict[str, list] = {}
-    for f in Path(alignments).rglob("*.alignment.txt"):
+    for f in Path(folder).rglob("*.alignment.txt"):
         refs.update(read_alignment_file(f))
+    return refs
+
+
+def streaming_latency(model: ASRModel, utts: UttSet, refs: dict[str, list], chunk_frames: int, left_chunks: int
+                      ) -> dict:
+    """Decode every utterance chunk by chunk through ``step`` and measure word emission latency against the
+    word alignments ``refs`` (:func:`read_alignments`): emission time of a correctly recognised word's last
+    character (when its chunk was complete) minus the word's end in the audio."""
     lat: list[float] = []
-    matched = 0
     for uid, audio in zip(utts.ids, utts.audio):
-        if uid not in refs:
-            continue
-        _, words = stream_decode(model, audio, chunk_frames, left_chunks)
-        got = emission_latency(words, refs[uid])
-        lat += got
-        matched += bool(got)
+        if uid in refs:
+            _, words = stream_decode(model, audio, chunk_frames, left_chunks)
+            lat += emission_latency(words, refs[uid])
     if not lat:
         return {"latency_words": 0}
     a = np.array(lat)
@@ -471,6 +472,7 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int]
     ``alignments``, also the streaming emission latency of each chunk size."""
     model, cfg, tok = load_model(exp_dir)
     utts = load_utterances(data, tok, limit=limit)
+    refs = read_alignments(alignments) if alignments is not None else None
     rows = []
     for c in chunks:
         if c > 0 and not cfg.causal:
@@ -480,8 +482,8 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int]
         left = cfg.left_chunks if c > 0 else -1
         res = evaluate(model, utts, chunk_frames=c, left_chunks=left, beam=beam)
         row = {"chunk_ms": c * 40 if c else "full", **res, "decode_s": time.perf_counter() - t0}
-        if alignments is not None and c > 0 and left >= 0:
-            row.update(streaming_latency(model, utts, alignments, c, left))
+        if refs is not None and c > 0 and left >= 0:
+            row.update(streaming_latency(model, utts, refs, c, left))
         rows.append(row)
     return rows
 

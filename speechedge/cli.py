@@ -179,8 +179,9 @@ def _bench_kws_data(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import asr as export_asr_mod
-    from .export.kws import ExportError, export_kws
+    from .export import ExportError
+    from .export.asr import export_asr
+    from .export.kws import export_kws
 
     config = Path(args.exp_dir) / "config.json"
     if not config.exists():
@@ -189,13 +190,13 @@ def _export(args: argparse.Namespace) -> int:
         if json.loads(config.read_text()).get("recipe") == "ASRConfig":
             if args.target == "mcu":
                 raise ValueError("--target mcu is for KWS models; a streaming ASR encoder targets phones")
-            report = export_asr_mod.export_asr(args.exp_dir, args.out, int8=args.int8, held_out=args.held_out,
+            report = export_asr(args.exp_dir, args.out, int8=args.int8, held_out=args.held_out,
                                                invokes=args.invokes)
         else:
             report = export_kws(args.exp_dir, args.out, int8=args.int8, calibration=args.calibration,
                                 target=args.target, held_out=args.held_out, invokes=args.invokes,
                                 flash_kb=args.flash_kb, ram_kb=args.ram_kb)
-    except (ExportError, export_asr_mod.ExportError) as e:
+    except ExportError as e:
         print(f"speechedge export: {e}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2))
