@@ -7,7 +7,7 @@ Same as `speechedge bench frontend`. Prints a Markdown table with ratios; see sp
 
 import sys
 
-from speechedge.cli import main
+from speechedge.apps.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", "frontend", *sys.argv[1:]]))

@@ -7,7 +7,7 @@ Same as `speechedge bench libriword`; see speechedge/bench.py.
 
 import sys
 
-from speechedge.cli import main
+from speechedge.apps.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", "libriword", *sys.argv[1:]]))

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from speechedge.data_prep.libriword import LibriWordConfig, build_libriword
     from speechedge.data_prep.speech_commands import prepare_speech_commands
-    from speechedge.kws_data import load_manifest_clips
+    from speechedge.training.kws_data import load_manifest_clips
     from speechedge.recipes.kws_fewshot import FewShotConfig, evaluate, load_model, train
     from speechedge.synth.corpora import synth_librispeech, synth_speech_commands
 

@@ -33,6 +33,7 @@ __all__ = [
     "validate_audio",
     "resample",
     "to_int16",
+    "fit_length",
     "from_int16",
 ]
 
@@ -278,6 +279,25 @@ def from_int16(audio: np.ndarray) -> np.ndarray:
     if audio.dtype != np.int16:
         raise AudioError(f"from_int16 expects int16 samples, got {audio.dtype}")
     return audio.astype(np.float32) / 32768.0
+
+
+def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
+    """Centre-crop or centre-zero-pad a 1-D signal to exactly ``num_samples`` (same dtype).
+
+    The one crop/pad rule of the toolkit: training data loading and the runtime both call it, so a clip
+    is cut the same way in both (Speech Commands clips can be shorter than the model's window).
+    """
+    audio = np.asarray(audio).reshape(-1)
+    if num_samples <= 0:
+        raise ValueError(f"fit_length: num_samples must be positive, got {num_samples}")
+    n = len(audio)
+    if n >= num_samples:
+        start = (n - num_samples) // 2
+        return audio[start : start + num_samples]
+    out = np.zeros(num_samples, audio.dtype)
+    left = (num_samples - n) // 2
+    out[left : left + n] = audio
+    return out
 
 
 _SUBTYPES = {".wav": "PCM_16", ".flac": "PCM_16", ".ogg": "VORBIS"}

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Tokenizer", "CharTokenizer", "greedy_decode", "greedy_tokens", "prefix_beam_search", "edit_distance",
+__all__ = ["Tokenizer", "CharTokenizer", "greedy_decode", "greedy_tokens", "GreedyCTC", "ids_to_text", "prefix_beam_search", "edit_distance",
            "error_rate", "ErrorCounts"]
 
 BLANK = "<blk>"
@@ -50,7 +50,7 @@ class CharTokenizer:
         return sum(ch not in self._ids for ch in self._norm(text))
 
     def decode(self, ids) -> str:
-        return "".join(self.tokens[i] for i in ids if i != 0).replace("|", " ").strip()
+        return ids_to_text(self.tokens, ids)
 
     def save(self, path: str | Path) -> None:
         from speechedge.io import atomic_write_text
@@ -66,10 +66,14 @@ class CharTokenizer:
         return len(self.tokens)
 
 
-def greedy_tokens(log_probs: np.ndarray) -> list[tuple[int, int]]:
-    """Best path, repeats merged, blanks dropped: ``[(token, frame), ...]`` (frame of first emission)."""
+def greedy_tokens(log_probs: np.ndarray, prev: int = 0) -> list[tuple[int, int]]:
+    """Best path, repeats merged, blanks dropped: ``[(token, frame), ...]`` (frame of first emission).
+
+    ``prev`` is the best token of the frame before ``log_probs[0]`` (0 = blank or start), so a stream decoded
+    chunk by chunk (:class:`GreedyCTC`) gives the same tokens as the whole sequence.
+    """
     best = np.asarray(log_probs).argmax(-1)
-    out, prev = [], 0
+    out = []
     for t, k in enumerate(best.tolist()):
         if k != prev and k != 0:
             out.append((k, t))
@@ -78,7 +82,37 @@ def greedy_tokens(log_probs: np.ndarray) -> list[tuple[int, int]]:
 
 
 def greedy_decode(log_probs: np.ndarray) -> list[int]:
+    """Token ids of the best path (the one greedy CTC decoder; see :func:`greedy_tokens`)."""
     return [k for k, _ in greedy_tokens(log_probs)]
+
+
+class GreedyCTC:
+    """Greedy CTC decoding of a stream, chunk by chunk: :meth:`push` log-probs ``(frames, vocab)``."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.frames: list[int] = []  # stream frame of each emitted token
+        self._prev = 0
+        self._t = 0
+
+    def push(self, log_probs: np.ndarray) -> list[int]:
+        """Returns the token ids this chunk emitted."""
+        log_probs = np.asarray(log_probs)
+        new = greedy_tokens(log_probs, self._prev)
+        if len(log_probs):
+            self._prev = int(log_probs[-1].argmax())
+        self.ids += [k for k, _ in new]
+        self.frames += [self._t + t for _, t in new]
+        self._t += len(log_probs)
+        return [k for k, _ in new]
+
+
+def ids_to_text(tokens: list[str], ids) -> str:
+    """Token ids -> text: ``|`` (or a leading ``▁`` of a subword) is a word boundary, the blank is dropped.
+
+    The one ids -> text function of the toolkit (tokenizers, export checks and the runtime call it)."""
+    text = "".join(tokens[i] for i in ids if i != 0)
+    return " ".join(text.replace("|", " ").replace("\u2581", " ").split())
 
 
 def _logsumexp(a: float, b: float) -> float:

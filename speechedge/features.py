@@ -1,8 +1,9 @@
 """The feature frontend: one frozen config, the constants it implies, and the torch implementation.
 
-Three implementations compute the same numbers for the same :class:`FrontendConfig` (checked by parity
-tests): :class:`TorchFrontend` here (training, batched, GPU), the Numba kernels in
-:mod:`speechedge.kernels` (devices and demos, no torch), and the constants written beside exported models.
+Two implementations compute the same numbers for the same :class:`FrontendConfig` (checked by parity
+tests): :class:`speechedge.models.frontend.TorchFrontend` (training, batched, GPU) and the Numba kernels in
+:mod:`speechedge.kernels` (devices and demos, no torch). The config is part of every recipe config and
+checkpoint, and is written beside every exported model (``frontend.json``).
 
 The math, for a signal ``x`` framed every ``hop_length`` samples:
 
@@ -13,7 +14,7 @@ The math, for a signal ``x`` framed every ``hop_length`` samples:
 4. mel energies ``M = fb.T @ power`` with the triangular filterbank of :func:`mel_filterbank`;
 5. ``log(M + log_floor)``; with ``n_mfcc`` set, an orthonormal DCT-II of the log-mel keeps ``n_mfcc`` rows.
 
-This module imports torch only inside :class:`TorchFrontend`, so the constants can be used without it.
+This module is NumPy only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["FrontendConfig", "mel_filterbank", "analysis_window", "dct_matrix", "TorchFrontend", "num_frames"]
+__all__ = ["FrontendConfig", "mel_filterbank", "analysis_window", "dct_matrix", "num_frames"]
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,36 @@ class FrontendConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> FrontendConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"a FrontendConfig is a JSON/TOML object, got {type(d).__name__}")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown FrontendConfig fields {sorted(unknown)}")
         return cls(**d)
+
+    def save(self, path) -> None:
+        """Write ``frontend.json`` (atomically)."""
+        from speechedge.io import atomic_write_text
+
+        atomic_write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path) -> FrontendConfig:
+        """Read a ``frontend.json``; errors name the file."""
+        from pathlib import Path
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; is {path.parent} a folder written by `speechedge export`?")
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: not a valid frontend config ({e}); re-run `speechedge export`") from None
+
+    @property
+    def frame_s(self) -> float:
+        """Seconds between frames (the hop)."""
+        return self.hop_length / self.sample_rate
 
 
 def num_frames(num_samples: int, config: FrontendConfig) -> int:
@@ -173,53 +200,3 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
     m = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * math.sqrt(2.0 / n_mels)
     m[0] /= math.sqrt(2.0)
     return m
-
-
-def _torch_frontend_class():
-    import torch
-    from torch import nn
-
-    class TorchFrontend(nn.Module):
-        """Batched log-mel / MFCC in torch (training; runs on GPU).
-
-        Shape: ``(batch, num_samples)`` or ``(num_samples,)`` -> ``(..., num_features, num_frames)``.
-        The constants are buffers, so ``.to(device)`` moves them.
-        """
-
-        def __init__(self, config: FrontendConfig) -> None:
-            super().__init__()
-            self.config = config
-            self.register_buffer("window", torch.from_numpy(analysis_window(config)).float(), persistent=False)
-            self.register_buffer("fb", torch.from_numpy(mel_filterbank(config)).float(), persistent=False)
-            if config.n_mfcc:
-                self.register_buffer("dct", torch.from_numpy(dct_matrix(config.n_mfcc, config.n_mels)).float(),
-                                     persistent=False)
-            else:
-                self.dct = None
-
-        def forward(self, audio: torch.Tensor) -> torch.Tensor:
-            squeeze = audio.dim() == 1
-            x = audio.unsqueeze(0) if squeeze else audio
-            if x.dim() != 2:
-                raise ValueError(f"audio must be (num_samples,) or (batch, num_samples), got {tuple(audio.shape)}")
-            c = self.config
-            # the window is already zero-padded to n_fft, so win_length=n_fft here
-            spec = torch.stft(x.float(), n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft,
-                              window=self.window, center=c.center, pad_mode="constant", return_complex=True)
-            power = spec.real.square() + spec.imag.square()  # (B, n_freqs, T)
-            mel = torch.matmul(self.fb.T, power)  # (B, n_mels, T)
-            out = torch.log(mel + c.log_floor)
-            if self.dct is not None:
-                out = torch.matmul(self.dct, out)
-            return out.squeeze(0) if squeeze else out
-
-    return TorchFrontend
-
-
-def __getattr__(name: str):
-    # TorchFrontend is built on first use so that importing this module does not import torch.
-    if name == "TorchFrontend":
-        cls = _torch_frontend_class()
-        globals()["TorchFrontend"] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -95,7 +95,7 @@ def kws_export(gsc35, tmp_path_factory):
     pytest.importorskip("litert_torch")
     from speechedge.export.kws import export_kws
     from speechedge.recipes.kws_fewshot import FewShotConfig, train
-    from speechedge.training import load_config
+    from speechedge.training.config import load_config
 
     gsc_dir, manifests = gsc35
     root = tmp_path_factory.mktemp("kws_export")
@@ -112,7 +112,7 @@ def asr_student(librispeech_dir, tmp_path_factory):
     """A streaming ASR student trained for 2 steps on the session corpus: ``(exp_dir, manifests_dir)``."""
     from speechedge.data_prep.librispeech import prepare_librispeech
     from speechedge.recipes.asr import ASRConfig, train
-    from speechedge.training import load_config
+    from speechedge.training.config import load_config
 
     corpus, _ = librispeech_dir
     root = tmp_path_factory.mktemp("asr_student")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from speechedge.ctc import CharTokenizer, edit_distance, error_rate, greedy_decode, prefix_beam_search
-from speechedge.distill import LayerDistiller, parse_layer_map, token_kd_loss
+from speechedge.models.distill import LayerDistiller, parse_layer_map, token_kd_loss
 from speechedge.kernels.align import AlignmentError, ctc_forced_align
 from speechedge.models.conformer import ConformerConfig, ConformerEncoder, chunk_mask
 
@@ -262,7 +262,7 @@ def test_aux_branch_carries_gradient_to_the_student():
 # -- recipe end to end --------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys):
-    from speechedge.cli import main
+    from speechedge.apps.cli import main
     from speechedge.data_prep.alignments import read_alignment_file
 
     corpus, _ = librispeech_dir

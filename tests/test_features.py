@@ -19,7 +19,8 @@ import scipy.fft
 import torch
 from conftest import SIGNALS, make_signal
 
-from speechedge.features import FrontendConfig, TorchFrontend, analysis_window, dct_matrix, mel_filterbank, num_frames
+from speechedge.models.frontend import TorchFrontend
+from speechedge.features import FrontendConfig, analysis_window, dct_matrix, mel_filterbank, num_frames
 from speechedge.kernels import StreamingLogMel, log_mel
 
 TONAL = {"sine", "chirp", "clipped"}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechedge.fewshot import (
+from speechedge.models.fewshot import (
     DummyPrototypes,
     EpisodeSampler,
     auroc,
@@ -21,7 +21,7 @@ from speechedge.fewshot import (
     protonet_logits,
 )
 from speechedge.models.bcresnet import BCResNet
-from speechedge.training import apply_overrides, load_config
+from speechedge.training.config import apply_overrides, load_config
 
 REFERENCE_PARAMS = {1: 9232, 1.5: 17154, 2: 27284, 3: 54168, 6: 187812, 8: 321068}
 
@@ -146,7 +146,7 @@ def _tiny_overrides(gsc_dir, manifests, extra=()):
 
 @pytest.mark.slow
 def test_fewshot_training_resumes_and_evaluates(gsc35, tmp_path, capsys):
-    from speechedge.cli import main
+    from speechedge.apps.cli import main
     from speechedge.recipes.kws_fewshot import FewShotConfig, load_model, train
 
     gsc_dir, manifests = gsc35
@@ -256,12 +256,13 @@ def test_bcresnet_converts_to_tflite_and_matches(tmp_path):
     ref = model(x).detach().numpy()
     assert np.abs(y - ref).max() <= 1e-4 * np.ptp(ref)
     # short tensor names: a much smaller file computing exactly the same
-    from speechedge.export.tflite_tools import make_interpreter, run_tflite, strip_tensor_names
+    from speechedge.export.tflite_tools import strip_tensor_names
+    from speechedge.runtime.tflite import TFLiteModel
 
     blob = (tmp_path / "m.tflite").read_bytes()
     small = strip_tensor_names(blob)
     assert len(small) < 0.6 * len(blob)
-    np.testing.assert_array_equal(run_tflite(make_interpreter(small), x.numpy()), y)
+    np.testing.assert_array_equal(TFLiteModel(small)(x.numpy())[0], y)
 
 
 def test_subspectral_norm_inference_form_equals_batch_norm_form():
@@ -283,8 +284,8 @@ def test_subspectral_norm_inference_form_equals_batch_norm_form():
 def test_export_fp32_verified_and_failed_checks_write_nothing(gsc35, tmp_path):
     pytest.importorskip("litert_torch")
     from speechedge.export.kws import ExportError, export_kws
-    from speechedge.export.tflite_tools import make_interpreter, run_tflite
     from speechedge.recipes.kws_fewshot import FewShotConfig, train
+    from speechedge.runtime.tflite import TFLiteModel
 
     gsc_dir, manifests = gsc35
     exp = tmp_path / "exp"
@@ -294,18 +295,18 @@ def test_export_fp32_verified_and_failed_checks_write_nothing(gsc35, tmp_path):
     assert report["passed"] and report["kind"] == "embedding"
     fp = report["models"]["fp32"]
     assert fp["max_err_rel_to_range"] <= 1e-4 and fp["decision_agreement"] == 1.0 and fp["median_invoke_ms"] > 0
-    for name in ("model_fp32.tflite", "frontend.json", "mel_filterbank.npy", "window.npy", "report.json"):
+    for name in ("model_fp32.tflite", "frontend.json", "report.json"):
         assert (out / name).exists(), name
     # the files beside the model reproduce the features: Numba frontend + TFLite = PyTorch embedding
     from speechedge.features import FrontendConfig
     from speechedge.kernels import log_mel
-    from speechedge.kws_data import load_manifest_clips
+    from speechedge.training.kws_data import load_manifest_clips
     from speechedge.recipes.kws_fewshot import load_model
 
-    cfg = FrontendConfig.from_dict(json.loads((out / "frontend.json").read_text()))
+    cfg = FrontendConfig.load(out / "frontend.json")
     clips = load_manifest_clips(manifests / "splitgsc_val.jsonl")
     audio = clips.batch([0]).numpy()
-    emb = run_tflite(make_interpreter(out / "model_fp32.tflite"), log_mel(audio, cfg)[:, None])
+    emb = TFLiteModel(out / "model_fp32.tflite")(log_mel(audio, cfg)[:, None])[0]
     model, _ = load_model(exp)
     with torch.no_grad():
         ref = model(model.features(torch.from_numpy(audio))).numpy()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from speechedge import __version__
-from speechedge.cli import build_parser, main
+from speechedge.apps.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 VERBS = ("synth", "prepare", "train", "eval", "export", "demo", "bench", "quickstart", "align")

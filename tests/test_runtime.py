@@ -84,7 +84,7 @@ for name in ("torch", "librosa", "torchaudio"):
     sys.modules[name] = None  # any import of them now fails
 import numpy as np
 from speechedge.runtime import KWSModel, StreamingKWS, StreamingASR
-import speechedge.demos.kws, speechedge.demos.asr, speechedge.kws_stream
+import speechedge.demos.kws, speechedge.demos.asr, speechedge.apps.longform
 m = KWSModel({str(kws_dir)!r})
 rng = np.random.default_rng(0)
 m.enroll("a", [rng.normal(0, 0.1, 16000).astype(np.float32) for _ in range(2)], save=False)
@@ -138,7 +138,7 @@ def test_streaming_frontend_frames_equal_the_batch_frames(enrolled):
 
 
 def test_detector_equals_the_firing_rule_on_its_trace(enrolled):
-    from speechedge.kws_stream import fire, score_trace
+    from speechedge.apps.longform import fire, score_trace
     from speechedge.runtime import KWSModel, StreamingKWS, detect_file
 
     model_dir, stream, _ = enrolled
@@ -154,8 +154,8 @@ def test_detector_equals_the_firing_rule_on_its_trace(enrolled):
 
 
 def test_eval_kws_stream_reports_operating_points_and_det(enrolled, tmp_path, capsys):
-    from speechedge.cli import main
-    from speechedge.kws_stream import music_signal
+    from speechedge.apps.cli import main
+    from speechedge.apps.longform import music_signal
 
     model_dir, stream, events = enrolled
     pos, neg = tmp_path / "pos", tmp_path / "neg"
@@ -185,7 +185,7 @@ def test_eval_kws_stream_reports_operating_points_and_det(enrolled, tmp_path, ca
 
 
 def test_demo_kws_through_the_fake_microphone_equals_file_input(enrolled, tmp_path):
-    from speechedge.kws_stream import score_trace
+    from speechedge.apps.longform import score_trace
     from speechedge.runtime import KWSModel, StreamingKWS
 
     model_dir, stream, _ = enrolled
@@ -267,14 +267,25 @@ def test_asr_export_report_and_files(asr_export):
     for name in ("model_fp32.tflite", "model_int8.tflite", "asr.json", "tokens.txt", "frontend.json", "report.json"):
         assert (out / name).exists(), name
     meta = json.loads((out / "asr.json").read_text())
-    assert meta["inputs"][0] == "feats" and meta["outputs"][0] == "log_probs" and len(meta["state_shapes"]) == 5
+    assert meta["inputs"][0]["name"] == "feats" and meta["outputs"][0]["name"] == "log_probs"
+    from speechedge.models.conformer import StreamState
+
+    assert [s["name"] for s in meta["state"]] == list(StreamState.names())
+    # the exported model's signature carries the names: inputs feats + state, outputs log_probs + the new state
+    from speechedge.runtime.tflite import TFLiteModel
+
+    for precision in ("fp32", "int8"):
+        m = TFLiteModel(out / f"model_{precision}.tflite")
+        assert sorted(m.input_names) == sorted(["feats", *StreamState.names()])
+        assert sorted(m.output_names) == sorted(["log_probs", *StreamState.names()])
 
 
 def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
     import torch
 
-    from speechedge.recipes.asr import load_model, load_utterances
+    from speechedge.recipes.asr import load_model
     from speechedge.runtime import StreamingASR
+    from speechedge.training.asr_data import load_utterances
 
     exp, manifests = asr_student
     _, out = asr_export

@@ -73,6 +73,23 @@ class StreamState(NamedTuple):
     att_mask: torch.Tensor
     conv_cache: torch.Tensor
 
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The state tensors' names, in field order: the names of the exported model's state inputs/outputs."""
+        return cls._fields
+
+    def flatten(self) -> dict[str, torch.Tensor]:
+        """``{name: tensor}`` (the one place the state is turned into named graph inputs/outputs)."""
+        return dict(zip(self._fields, self))
+
+    @classmethod
+    def unflatten(cls, tensors: dict) -> StreamState:
+        """Inverse of :meth:`flatten`; a missing or unknown name raises ``ValueError``."""
+        missing, extra = set(cls._fields) - set(tensors), set(tensors) - set(cls._fields)
+        if missing or extra:
+            raise ValueError(f"StreamState: missing {sorted(missing)}, unknown {sorted(extra)}")
+        return cls(**{k: tensors[k] for k in cls._fields})
+
 
 def chunk_mask(frames: int, chunk_frames: int, left_chunks: int, device=None) -> torch.Tensor:
     """Additive ``(frames, frames)`` attention mask: 0 where query ``i`` may see key ``j``, else -1e4.

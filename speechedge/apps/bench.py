@@ -77,7 +77,7 @@ def _measure_one(name: str, num_clips: int, repeats: int) -> dict:
     elif name == "torch (1 thread)":
         import torch
 
-        from speechedge.features import TorchFrontend
+        from speechedge.models.frontend import TorchFrontend
 
         torch.set_num_threads(1)
         fe = TorchFrontend(config)
@@ -120,7 +120,7 @@ def bench_frontend(num_clips: int = 100, repeats: int = 5, implementations=IMPLE
                NUMBA_NUM_THREADS="1")
     rows = []
     for name in implementations:
-        code = (f"import json; from speechedge.bench import _measure_one; "
+        code = (f"import json; from speechedge.apps.bench import _measure_one; "
                 f"print(json.dumps(_measure_one({name!r}, {num_clips}, {repeats})))")
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -192,8 +192,9 @@ def bench_kws_data(batch: int = 100, repeats: int = 10, taus=(1.0, 8.0), threads
     """
     import torch
 
-    from speechedge.features import FrontendConfig, TorchFrontend
-    from speechedge.kws_data import Augmenter, spec_augment
+    from speechedge.features import FrontendConfig
+    from speechedge.models.frontend import TorchFrontend
+    from speechedge.training.augment import Augmenter, spec_augment
     from speechedge.models.bcresnet import BCResNet
 
     torch.set_num_threads(threads)

@@ -3,15 +3,15 @@
 Commands (tiny CPU configs; the LibriSpeech configs are ``asr_*_librispeech.toml``)::
 
     speechedge prepare librispeech --corpus work/asr/LibriSpeech --out work/asr/manifests
-    speechedge train asr --config recipes/configs/asr_teacher_tiny.toml --exp-dir work/asr/teacher
-    speechedge train asr --config recipes/configs/asr_student_tiny.toml --exp-dir work/asr/student_layer \\
+    speechedge train asr --config speechedge/recipes/configs/asr_teacher_tiny.toml --exp-dir work/asr/teacher
+    speechedge train asr --config speechedge/recipes/configs/asr_student_tiny.toml --exp-dir work/asr/student_layer \\
         --set distill=layer --set teacher_exp_dir=work/asr/teacher
     speechedge eval asr --exp-dir work/asr/student_layer --data work/asr/manifests/librispeech_test-clean.jsonl.gz \\
         --chunk-ms 160 320 640 full
 
 A teacher is an encoder with ``causal = false`` and ``chunk_frames = 0``; a student is causal and chunk-wise
 (``chunk_frames`` output frames of 40 ms, ``left_chunks`` of left context). ``distill`` selects the
-student's extra loss (see :mod:`speechedge.distill`). Experiments hold ``tokens.txt`` beside the checkpoints.
+student's extra loss (see :mod:`speechedge.models.distill`). Experiments hold ``tokens.txt`` beside the checkpoints.
 """
 
 from __future__ import annotations
@@ -20,26 +20,27 @@ import difflib
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from speechedge.ctc import CharTokenizer, ErrorCounts, greedy_decode, greedy_tokens, prefix_beam_search
-from speechedge.distill import DISTILL_MODES, LayerDistiller, parse_layer_map, token_kd_loss
-from speechedge.features import FrontendConfig, TorchFrontend
-from speechedge.kws_data import spec_augment
-from speechedge.manifest import UtteranceRecord, read_manifest
-from speechedge.models.conformer import SUBSAMPLING, ConformerConfig, ConformerEncoder
-from speechedge.training import load_config, training_run
+from speechedge.features import FrontendConfig
+from speechedge.models import load_checkpoint
+from speechedge.models.asr import ASRModel
+from speechedge.models.conformer import SUBSAMPLING, ConformerConfig
+from speechedge.models.distill import DISTILL_MODES, LayerDistiller, parse_layer_map, token_kd_loss
+from speechedge.training.asr_data import UttSet, load_utterances
+from speechedge.training.augment import spec_augment
+from speechedge.training.config import config_from_dict, load_config
+from speechedge.training.loop import TrainTask, fit
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ASRConfig", "ASRModel", "UttSet", "load_utterances", "train", "load_model", "decode", "evaluate",
-           "stream_decode", "main"]
+__all__ = ["ASRConfig", "train", "load_model", "decode", "evaluate", "stream_decode", "evaluate_experiment", "main"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ASRConfig:
     train_manifest: str = ""  # librispeech_{split}.jsonl.gz from `speechedge prepare librispeech`
     val_manifest: str = ""
     max_duration_s: float = 20.0  # longer training utterances are skipped (counted in the log)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig.asr)
     # encoder
     d_model: int = 144
     num_layers: int = 4
@@ -88,101 +90,14 @@ class ASRConfig:
             raise ValueError(f"distill={self.distill!r} needs teacher_exp_dir (a trained teacher experiment)")
         if not self.causal and self.chunk_frames > 0:
             raise ValueError("a non-causal encoder (causal=false) is a teacher: set chunk_frames=0")
+        for name in ("steps", "eval_every", "batch_frames", "d_model", "num_layers", "num_heads"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
     def encoder_config(self) -> ConformerConfig:
-        return ConformerConfig(n_mels=80, d_model=self.d_model, num_layers=self.num_layers, num_heads=self.num_heads,
+        return ConformerConfig(n_mels=self.frontend.num_features, d_model=self.d_model, num_layers=self.num_layers, num_heads=self.num_heads,
                                ff_mult=self.ff_mult, conv_kernel=self.conv_kernel, sub_channels=self.sub_channels,
                                dropout=self.dropout, causal=self.causal)
-
-
-class ASRModel(nn.Module):
-    """Frontend (80 log-mel) + Conformer encoder + CTC projection."""
-
-    def __init__(self, enc: ConformerConfig, vocab: int) -> None:
-        super().__init__()
-        self.frontend = TorchFrontend(FrontendConfig.asr())
-        self.encoder = ConformerEncoder(enc)
-        self.ctc = nn.Linear(enc.d_model, vocab)
-
-    def features(self, audio: torch.Tensor, num_samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, S)`` float audio -> ``((B, T, 80) log-mel, (B,) valid frames)``."""
-        feats = self.frontend(audio).transpose(1, 2)
-        lengths = 1 + torch.div(num_samples, self.frontend.config.hop_length, rounding_mode="floor")
-        return feats, lengths
-
-    def forward(self, feats, lengths, chunk_frames: int = 0, left_chunks: int = -1):
-        """-> ``(logits (B, T', V), out_lengths, hidden)``."""
-        out, out_len, hidden = self.encoder(feats, lengths, chunk_frames, left_chunks)
-        return self.ctc(out), out_len, hidden
-
-
-# -- data ------------------------------------------------------------------------------------------------
-@dataclass
-class UttSet:
-    """Utterances held in memory: int16 audio, normalised transcripts and their token ids."""
-
-    ids: list[str]
-    audio: list[np.ndarray]
-    texts: list[str]
-    tokens: list[list[int]]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
-        """float32 ``(B, max_samples)`` zero-padded audio and ``(B,)`` lengths."""
-        n = [len(self.audio[i]) for i in idx]
-        out = np.zeros((len(idx), max(n)), np.float32)
-        for r, i in enumerate(idx):
-            out[r, : n[r]] = self.audio[i] / 32768.0
-        return torch.from_numpy(out), torch.tensor(n)
-
-    def batches(self, batch_frames: int, rng: np.random.Generator | None) -> list[list[int]]:
-        """Length-sorted batches of at most ``batch_frames`` padded 10 ms frames, in random order if ``rng``."""
-        order = sorted(range(len(self)), key=lambda i: len(self.audio[i]))
-        out, cur = [], []
-        for i in order:
-            frames = len(self.audio[i]) // 160 + 1
-            if cur and frames * (len(cur) + 1) > batch_frames:
-                out.append(cur)
-                cur = []
-            cur.append(i)
-        if cur:
-            out.append(cur)
-        if rng is not None:
-            rng.shuffle(out)
-        return out
-
-
-def load_utterances(manifest: str | Path, tokenizer: CharTokenizer, *, max_duration_s: float = math.inf,
-                    limit: int | None = None) -> UttSet:
-    """Read a LibriSpeech utterance manifest and its audio (16 kHz); skips and counts long or empty ones."""
-    from tqdm import tqdm
-
-    from speechedge.audio import read_audio
-
-    rows = list(read_manifest(manifest, UtteranceRecord))
-    if limit:
-        rows = rows[:limit]
-    ids, audio, texts, tokens, skipped = [], [], [], [], {"too_long": 0, "no_tokens": 0}
-    for r in tqdm(rows, desc=f"loading {Path(manifest).name}", unit="utt", leave=False):
-        if r.duration_s > max_duration_s:
-            skipped["too_long"] += 1
-            continue
-        tok = tokenizer.encode(r.transcript)
-        if not tok:
-            skipped["no_tokens"] += 1
-            continue
-        a, _ = read_audio(Path(r.path), sample_rate=16000)
-        ids.append(r.id)
-        audio.append((np.clip(a, -1, 1) * 32767).astype(np.int16))
-        texts.append(tokenizer.decode(tok))
-        tokens.append(tok)
-    if any(skipped.values()):
-        log.info("%s: skipped %s", manifest, skipped)
-    if not ids:
-        raise ValueError(f"{manifest}: no usable utterances ({len(rows)} rows, skipped {skipped})")
-    return UttSet(ids, audio, texts, tokens)
 
 
 def _cmvn(model: ASRModel, data: UttSet, max_utts: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,22 +112,16 @@ def _cmvn(model: ASRModel, data: UttSet, max_utts: int = 500) -> tuple[torch.Ten
 
 
 # -- model I/O -------------------------------------------------------------------------------------------
-def _config_from(state: dict) -> ASRConfig:
-    known = {f.name for f in fields(ASRConfig)}
-    return ASRConfig(**{k: v for k, v in state["config"].items() if k in known})
-
-
 def load_model(exp_dir: str | Path, which: str = "best", device="cpu") -> tuple[ASRModel, ASRConfig, CharTokenizer]:
-    exp_dir = Path(exp_dir)
-    path = exp_dir / f"checkpoint-{which}.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no checkpoint; train first (speechedge train asr --exp-dir {exp_dir})")
-    state = torch.load(path, map_location=device, weights_only=True)
-    cfg = _config_from(state)
-    tok = CharTokenizer.load(exp_dir / "tokens.txt")
-    model = ASRModel(cfg.encoder_config(), len(tok))
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), cfg, tok
+    """The trained model of ``exp_dir``, its config and its tokenizer (the token table the checkpoint carries)."""
+    model, state = load_checkpoint(exp_dir, which, device)
+    if not isinstance(model, ASRModel):
+        raise ValueError(f"{exp_dir}: not an ASR experiment ({state['arch'].get('name')})")
+    return model, config_from_dict(ASRConfig, state["config"], f"{exp_dir} config"), CharTokenizer(state["meta"]["tokens"])
+
+
+def _load_utts(manifest, tok, cfg: ASRConfig, **kw) -> UttSet:
+    return load_utterances(manifest, tok, sample_rate=cfg.frontend.sample_rate, hop_length=cfg.frontend.hop_length, **kw)
 
 
 # -- decoding --------------------------------------------------------------------------------------------
@@ -311,22 +220,28 @@ def _lr_lambda(cfg: ASRConfig):
 
 def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
     """Train (or resume) a teacher or student in ``exp_dir``; returns the last metrics record."""
-    with training_run(cfg, exp_dir) as (device, dist_env, exp):
-        if not cfg.train_manifest or not cfg.val_manifest:
-            raise ValueError("set train_manifest and val_manifest (from `speechedge prepare librispeech`)")
+    if not cfg.train_manifest or not cfg.val_manifest:
+        raise ValueError("set train_manifest and val_manifest (from `speechedge prepare librispeech`)")
+
+    def build(device, dist_env, exp) -> TrainTask:
         tok = CharTokenizer()
-        tok.save(exp.dir / "tokens.txt")
-        train_set = load_utterances(cfg.train_manifest, tok, max_duration_s=cfg.max_duration_s)
-        val_set = load_utterances(cfg.val_manifest, tok)
-        model = ASRModel(cfg.encoder_config(), len(tok)).to(device)
-        teacher, distiller = None, None
+        if dist_env.is_main:
+            tok.save(exp.dir / "tokens.txt")
+        train_set = _load_utts(cfg.train_manifest, tok, cfg, max_duration_s=cfg.max_duration_s)
+        val_set = _load_utts(cfg.val_manifest, tok, cfg)
+        model = ASRModel(cfg.encoder_config(), len(tok), cfg.frontend).to(device)
+        teacher, distiller, modules = None, None, {}
         if cfg.distill != "none":
             teacher, tcfg, _ = load_model(cfg.teacher_exp_dir, device=device)
+            if teacher.frontend.config != cfg.frontend:
+                raise ValueError(f"{cfg.teacher_exp_dir}: the teacher's frontend differs from this config's "
+                                 "[frontend]; distillation needs the same features")
             teacher.requires_grad_(False)
             if cfg.distill == "layer":
                 pairs = parse_layer_map(cfg.layer_map, cfg.num_layers, tcfg.num_layers)
                 distiller = LayerDistiller(pairs, cfg.d_model, tcfg.encoder_config(), aux_layers=cfg.aux_layers,
                                            apc_shift=cfg.apc_shift).to(device)
+                modules["distiller"] = distiller
                 log.info("layer KD pairs (student:teacher, 1-based): %s",
                          ", ".join(f"{s + 1}:{t + 1}" for s, t in pairs))
         params = list(model.parameters()) + (list(distiller.parameters()) if distiller else [])
@@ -334,38 +249,27 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
         n_params = sum(p.numel() for p in model.parameters())
         log.info("train: %d utterances (%.2f h), val: %d; model %.2fM parameters; chunk %s, left %d, distill=%s",
-                 len(train_set), sum(map(len, train_set.audio)) / 16000 / 3600, len(val_set), n_params / 1e6,
-                 cfg.chunk_frames or "full", cfg.left_chunks, cfg.distill)
+                 len(train_set), sum(map(len, train_set.audio)) / cfg.frontend.sample_rate / 3600, len(val_set),
+                 n_params / 1e6, cfg.chunk_frames or "full", cfg.left_chunks, cfg.distill)
         rng = np.random.default_rng(cfg.seed * 1000 + dist_env.rank)
         spec_gen = torch.Generator().manual_seed(cfg.seed + 99 + dist_env.rank)
-        start_step, best = 0, math.inf
-        state = exp.load_latest(map_location=device)
-        if state is None:
+        if not exp.latest.exists():  # a resume loads the statistics with the weights
             mean, std = _cmvn(model, train_set)
             model.encoder.feat_mean.copy_(mean)
             model.encoder.feat_std.copy_(std)
-        else:
-            model.load_state_dict(state["model"])
-            if distiller is not None:
-                distiller.load_state_dict(state["distiller"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            rng.bit_generator.state = state["rng"]
-            spec_gen.set_state(state["spec_rng"])
-            start_step, best = state["step"], state["best"]
-            log.info("resumed from %s at step %d", exp.latest, start_step)
-        ddp = model
-        if dist_env.world_size > 1:
-            ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        queue: list[list[int]] = []
-        record: dict = {}
-        sums: dict[str, float] = {}
-        t0, n_batches = time.perf_counter(), 0
-        for step in range(start_step + 1, cfg.steps + 1):
-            if not queue:
-                queue = train_set.batches(cfg.batch_frames, rng)
-            idx = queue.pop()
-            model.train()
+        # the batch order is a function of (seed, pass over the data): nothing extra to carry across a resume
+        n_batches = len(train_set.batches(cfg.batch_frames, None))
+        plan: dict[int, list[list[int]]] = {}
+
+        def batch_at(step: int) -> list[int]:
+            epoch, b = divmod(step - 1, n_batches)
+            if epoch not in plan:
+                plan.clear()
+                plan[epoch] = train_set.batches(cfg.batch_frames, np.random.default_rng([cfg.seed, dist_env.rank, epoch]))
+            return plan[epoch][b]
+
+        def train_step(step: int, net) -> dict:
+            idx = batch_at(step)
             x, n = train_set.batch(idx)
             with torch.no_grad():
                 feats, flen = model.features(x.to(device), n.to(device))
@@ -375,11 +279,10 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
                                          time_width=40).transpose(1, 2) + mean
             chunk = int(rng.integers(1, cfg.chunk_frames + 1)) if cfg.dynamic_chunk and cfg.chunk_frames > 0 \
                 else cfg.chunk_frames
-            logits, olen, hidden = ddp(feats, flen, chunk, cfg.left_chunks)
+            logits, olen, hidden = net(feats, flen, chunk, cfg.left_chunks)
             targets = torch.tensor([t for i in idx for t in train_set.tokens[i]], device=device)
             tlen = torch.tensor([len(train_set.tokens[i]) for i in idx], device=device)
-            ctc = F.ctc_loss(logits.log_softmax(-1).transpose(0, 1), targets, olen, tlen, zero_infinity=True)
-            parts = {"ctc": ctc}
+            parts = {"ctc": F.ctc_loss(logits.log_softmax(-1).transpose(0, 1), targets, olen, tlen, zero_infinity=True)}
             if teacher is not None:
                 valid = (torch.arange(logits.shape[1], device=device)[None] < olen[:, None]).float()
                 with torch.no_grad():
@@ -390,36 +293,19 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
                     layer_loss, apc_loss = distiller(hidden, t_hidden, valid)
                     parts["layer"] = cfg.layer_weight * layer_loss
                     parts["apc"] = cfg.apc_weight * apc_loss
-            loss = sum(parts.values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            sched.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
-            n_batches += 1
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                chunk_e, left_e = _chunk_for(cfg, None)
-                res = evaluate(model, val_set, chunk_frames=chunk_e, left_chunks=left_e, device=device)
-                record = {"step": step, **{f"train_{k}": v / n_batches for k, v in sums.items()},
-                          "val_cer": res["cer"], "val_wer": res["wer"], "lr": sched.get_last_lr()[0],
-                          "s_per_step": (time.perf_counter() - t0) / n_batches}
-                sums, n_batches, t0 = {}, 0, time.perf_counter()
-                log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
-                exp.log_metrics(record)
-                ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "step": step, "best": min(best, res["cer"]), "config": asdict(cfg),
-                        "rng": rng.bit_generator.state, "spec_rng": spec_gen.get_state()}
-                if distiller is not None:
-                    ckpt["distiller"] = distiller.state_dict()
-                if res["cer"] < best:
-                    best = res["cer"]
-                    exp.save({k: v for k, v in ckpt.items() if k not in ("optimizer", "distiller")}, exp.best)
-                exp.save(ckpt, exp.latest)
-                exp.plot_curves(["train_ctc", "train_kd", "train_layer", "train_apc", "val_cer", "val_wer"])
-        return record
+            return parts
+
+        def evaluate_val(step: int) -> tuple[dict, float]:
+            chunk_e, left_e = _chunk_for(cfg, None)
+            res = evaluate(model, val_set, chunk_frames=chunk_e, left_chunks=left_e, device=device)
+            return {"val_cer": res["cer"], "val_wer": res["wer"]}, -res["cer"]
+
+        return TrainTask(model=model, optimizer=opt, scheduler=sched, train_step=train_step, evaluate=evaluate_val,
+                         steps=cfg.steps, eval_every=cfg.eval_every, modules=modules,
+                         generators={"rng": rng, "specaug": spec_gen}, meta={"tokens": tok.tokens}, grad_clip=5.0,
+                         curves=["train_ctc", "train_kd", "train_layer", "train_apc", "val_cer", "val_wer"])
+
+    return fit(cfg, exp_dir, build)
 
 
 def parse_chunk_ms(values: list[str]) -> list[int]:
@@ -471,7 +357,7 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int]
     """WER/CER of ``exp_dir``'s best checkpoint on a manifest for each chunk size (0 = full context); with
     ``alignments``, also the streaming emission latency of each chunk size."""
     model, cfg, tok = load_model(exp_dir)
-    utts = load_utterances(data, tok, limit=limit)
+    utts = _load_utts(data, tok, cfg, limit=limit)
     refs = read_alignments(alignments) if alignments is not None else None
     rows = []
     for c in chunks:

@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
+from speechedge import __version__
 
 def _demo_kws(args: argparse.Namespace) -> int:
     from speechedge.demos.kws import run_kws
@@ -37,14 +37,14 @@ def _demo_asr(args: argparse.Namespace) -> int:
 
 
 def _eval_kws_stream(args: argparse.Namespace) -> int:
-    from speechedge.kws_stream import evaluate_cli
+    from speechedge.apps.longform import evaluate_cli
 
     return evaluate_cli(args.model, positives=args.positives, negatives=args.negatives, synth_dir=args.synth_dir,
                         json_path=args.json, png_path=args.det_png, precision=args.precision, seed=args.seed)
 
 
 def _synth_librispeech(args: argparse.Namespace) -> int:
-    from .synth.corpora import synth_librispeech
+    from speechedge.synth.corpora import synth_librispeech
 
     report = synth_librispeech(args.out, hours=args.hours, num_speakers=args.speakers, seed=args.seed,
                                progress=not args.quiet)
@@ -53,7 +53,7 @@ def _synth_librispeech(args: argparse.Namespace) -> int:
 
 
 def _synth_speech_commands(args: argparse.Namespace) -> int:
-    from .synth.corpora import SPEECH_COMMANDS_V2_WORDS, synth_speech_commands
+    from speechedge.synth.corpora import SPEECH_COMMANDS_V2_WORDS, synth_speech_commands
 
     report = synth_speech_commands(args.out, words=args.words or SPEECH_COMMANDS_V2_WORDS, per_word=args.per_word,
                                    num_speakers=args.speakers, seed=args.seed, progress=not args.quiet)
@@ -62,7 +62,7 @@ def _synth_speech_commands(args: argparse.Namespace) -> int:
 
 
 def _prepare_librispeech(args: argparse.Namespace) -> int:
-    from .data_prep.librispeech import prepare_librispeech
+    from speechedge.data_prep.librispeech import prepare_librispeech
 
     stats = prepare_librispeech(args.corpus, args.out, args.splits)
     print(json.dumps(stats, indent=2))
@@ -86,7 +86,7 @@ def _on_off(text: str) -> bool:
 
 
 def _prepare_libriword(args: argparse.Namespace) -> int:
-    from .data_prep.libriword import LibriWordConfig, build_libriword
+    from speechedge.data_prep.libriword import LibriWordConfig, build_libriword
 
     cfg = LibriWordConfig(
         splits=tuple(args.splits) if args.splits else None, num_words=args.num_words,
@@ -101,7 +101,7 @@ def _prepare_libriword(args: argparse.Namespace) -> int:
 
 
 def _prepare_libriword_merge(args: argparse.Namespace) -> int:
-    from .data_prep.libriword import merge_shards
+    from speechedge.data_prep.libriword import merge_shards
 
     stats = merge_shards(args.out)
     print(json.dumps({k: v for k, v in stats.items() if k != "config"}, indent=2))
@@ -109,14 +109,14 @@ def _prepare_libriword_merge(args: argparse.Namespace) -> int:
 
 
 def _prepare_speech_commands(args: argparse.Namespace) -> int:
-    from .data_prep.speech_commands import prepare_speech_commands
+    from speechedge.data_prep.speech_commands import prepare_speech_commands
 
     print(json.dumps(prepare_speech_commands(args.corpus, args.out), indent=2))
     return 0
 
 
 def _bench_frontend(args: argparse.Namespace) -> int:
-    from .bench import bench_frontend, format_table
+    from speechedge.apps.bench import bench_frontend, format_table
 
     rows = bench_frontend(num_clips=args.clips, repeats=args.repeats)
     print(format_table(rows, args.clips))
@@ -124,20 +124,20 @@ def _bench_frontend(args: argparse.Namespace) -> int:
 
 
 def _bench_libriword(args: argparse.Namespace) -> int:
-    from .bench import bench_libriword
+    from speechedge.apps.bench import bench_libriword
 
     print(bench_libriword(args.corpus, hours=args.hours))
     return 0
 
 
 def _train_kws_fewshot(args: argparse.Namespace) -> int:
-    from .recipes.kws_fewshot import main as fewshot_main
+    from speechedge.recipes.kws_fewshot import main as fewshot_main
 
     return fewshot_main(args.config, args.exp_dir, args.set)
 
 
 def _train_kws(args: argparse.Namespace) -> int:
-    from .recipes.kws import main as kws_main
+    from speechedge.recipes.kws import main as kws_main
 
     return kws_main(args.config, args.exp_dir, args.set)
 
@@ -156,7 +156,7 @@ def _eval_asr(args: argparse.Namespace) -> int:
 
 
 def _align(args: argparse.Namespace) -> int:
-    from speechedge.recipes.asr_align import align_corpus
+    from speechedge.apps.align import align_corpus
 
     stats = align_corpus(args.exp_dir, args.librispeech, args.out, splits=args.splits,
                          reference=args.reference, progress=not args.quiet)
@@ -165,23 +165,23 @@ def _align(args: argparse.Namespace) -> int:
 
 
 def _eval_kws_fewshot(args: argparse.Namespace) -> int:
-    from .recipes.kws_fewshot import evaluate_cli
+    from speechedge.recipes.kws_fewshot import evaluate_cli
 
     return evaluate_cli(args.exp_dir, args.data, ways=args.ways, shots=tuple(int(s) for s in args.shots.split(",")),
                         queries=args.queries, episodes=args.episodes, seed=args.seed, json_path=args.json)
 
 
 def _bench_kws_data(args: argparse.Namespace) -> int:
-    from .bench import bench_kws_data
+    from speechedge.apps.bench import bench_kws_data
 
     print(bench_kws_data(batch=args.batch))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import ExportError
-    from .export.asr import export_asr
-    from .export.kws import export_kws
+    from speechedge.export import ExportError
+    from speechedge.export.asr import export_asr
+    from speechedge.export.kws import export_kws
 
     config = Path(args.exp_dir) / "config.json"
     if not config.exists():
@@ -204,7 +204,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from .quickstart import run_quickstart, run_quickstart_asr
+    from speechedge.apps.quickstart import run_quickstart, run_quickstart_asr
 
     if args.pipeline == "asr":
         return run_quickstart_asr(Path(args.work or "work/quickstart_asr"), seed=args.seed, progress=not args.quiet,

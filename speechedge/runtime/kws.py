@@ -1,17 +1,14 @@
-"""The on-device runtime: exported models run with the Numba frontend and a TFLite interpreter only.
+"""Keyword spotting on the device: an exported KWS folder (:class:`KWSModel`) and the streaming detector.
 
-Imports numpy, numba and a TFLite interpreter (ai-edge-litert, else tflite_runtime) -- never torch or
-librosa (tested) -- so it runs on a Raspberry Pi-class device with the "device" requirements.
+Torch-free: numpy, the Numba frontend and a TFLite interpreter (tested).
 
 - :class:`KWSModel` loads an exported KWS folder (``speechedge export``): one-shot classification for a
   classifier, embeddings + few-shot enrolment (K clips -> prototype, saved in ``keywords.json``) and
   open-set scoring for a few-shot model.
 - :class:`StreamingKWS` is the host-side detector: blocks of samples in, :class:`Detection` events out. It
-  keeps a ring buffer of feature frames, runs the model on the last second every ``stride_ms``, smooths
+  keeps a ring buffer of feature frames, runs the model on the last window every ``stride_ms``, smooths
   the keyword scores over the last ``smooth`` windows, and fires when a smoothed score crosses the
   threshold, then stays quiet for ``refractory_s``.
-- :class:`StreamingASR` runs an exported streaming encoder chunk by chunk with its state as explicit
-  inputs/outputs and decodes greedily.
 """
 
 from __future__ import annotations
@@ -24,58 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from speechedge.audio import fit_length
 from speechedge.features import FrontendConfig
 from speechedge.io import atomic_write_text
 from speechedge.kernels.frontend import StreamingLogMel, log_mel
 
-__all__ = ["TFLiteModel", "KWSModel", "StreamingKWS", "Detection", "StreamingASR", "UNKNOWN"]
+from .tflite import TFLiteModel
+
+__all__ = ["KWSModel", "StreamingKWS", "Detection", "detect_file", "UNKNOWN"]
 
 UNKNOWN = "_unknown_"
-
-
-class TFLiteModel:
-    """One interpreter with float in / float out whatever the model's I/O type (int8 is (de)quantized)."""
-
-    def __init__(self, path: str | Path, threads: int = 1) -> None:
-        from speechedge.export.tflite_tools import make_interpreter
-
-        self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such model file")
-        self.it = make_interpreter(self.path, threads=threads)
-        self.inputs = self.it.get_input_details()
-        self.outputs = self.it.get_output_details()
-
-    @staticmethod
-    def _q(x: np.ndarray, d: dict) -> np.ndarray:
-        if d["dtype"] in (np.int8, np.uint8, np.int16):
-            scale, zero = d["quantization"]
-            info = np.iinfo(d["dtype"])
-            return np.clip(np.round(x / scale + zero), info.min, info.max).astype(d["dtype"])
-        return np.asarray(x, d["dtype"])
-
-    @staticmethod
-    def _dq(y: np.ndarray, d: dict) -> np.ndarray:
-        if d["dtype"] in (np.int8, np.uint8, np.int16):
-            scale, zero = d["quantization"]
-            return (y.astype(np.float32) - zero) * scale
-        return y.astype(np.float32)
-
-    def __call__(self, *xs: np.ndarray) -> list[np.ndarray]:
-        """Inputs in the model's input order; returns the outputs in its output order."""
-        if len(xs) != len(self.inputs):
-            raise ValueError(f"{self.path.name}: expects {len(self.inputs)} inputs, got {len(xs)}")
-        for x, d in zip(xs, self.inputs):
-            self.it.set_tensor(d["index"], self._q(np.asarray(x, np.float32), d))
-        self.it.invoke()
-        return [self._dq(self.it.get_tensor(d["index"]), d) for d in self.outputs]
-
-
-def _read_frontend(folder: Path) -> FrontendConfig:
-    p = folder / "frontend.json"
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: missing; is {folder} a folder written by `speechedge export`?")
-    return FrontendConfig.from_dict(json.loads(p.read_text()))
 
 
 class KWSModel:
@@ -94,11 +49,12 @@ class KWSModel:
             precision = "int8" if (self.folder / "model_int8.tflite").exists() else "fp32"
         self.precision = precision
         self.net = TFLiteModel(self.folder / f"model_{precision}.tflite", threads)
-        self.frontend = _read_frontend(self.folder)
+        self.frontend = FrontendConfig.load(self.folder / "frontend.json")
         report = json.loads((self.folder / "report.json").read_text()) if (self.folder / "report.json").exists() else {}
         self.kind = report.get("kind", "classifier" if (self.folder / "labels.txt").exists() else "embedding")
         self.input_frames = int(self.net.inputs[0]["shape"][-1])
-        self.clip_samples = (self.input_frames - 1) * self.frontend.hop_length
+        # the clip length the model was trained with (report.json); older exports: the centred-frame inverse
+        self.clip_samples = int(report.get("clip_samples", (self.input_frames - 1) * self.frontend.hop_length))
         self.labels = (self.folder / "labels.txt").read_text().split() if self.kind == "classifier" else []
         fs = self.folder / "fewshot.json"
         self.fewshot = json.loads(fs.read_text()) if fs.exists() else {"threshold": None, "temperature": 1.0}
@@ -111,15 +67,8 @@ class KWSModel:
 
     # -- features and inference --------------------------------------------------------------------------
     def fit(self, audio: np.ndarray) -> np.ndarray:
-        """Centre-crop or zero-pad one clip to the model's input length."""
-        audio = np.asarray(audio, np.float32).reshape(-1)
-        n = self.clip_samples
-        if len(audio) >= n:
-            s = (len(audio) - n) // 2
-            return audio[s: s + n]
-        out = np.zeros(n, np.float32)
-        out[(n - len(audio)) // 2: (n - len(audio)) // 2 + len(audio)] = audio
-        return out
+        """Centre-crop or zero-pad one clip to the model's input length (:func:`speechedge.audio.fit_length`)."""
+        return fit_length(np.asarray(audio, np.float32), self.clip_samples)
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """One clip (float in [-1, 1) or int16) -> ``(n_mels, frames)`` as in training."""
@@ -312,73 +261,4 @@ def detect_file(model: KWSModel, audio: np.ndarray, *, block: int = 1600, **kw) 
         out += det.push(audio[i: i + block])
     return out
 
-
-class StreamingASR:
-    """An exported streaming ASR folder (``model_{precision}.tflite`` with state inputs/outputs, ``asr.json``,
-    ``tokens.txt``, ``frontend.json``): push audio blocks, get text.
-
-    The model's inputs are the features of one chunk then the state tensors, its outputs the chunk's
-    log-probabilities then the new state tensors (``asr.json`` names them and maps them onto the
-    interpreter's tensor order).
-    """
-
-    def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1,
-                 keep_log_probs: bool = False) -> None:
-        self.folder = Path(folder)
-        self.keep_log_probs = keep_log_probs
-        meta_path = self.folder / "asr.json"
-        if not meta_path.exists():
-            raise FileNotFoundError(f"{meta_path}: missing; export a streaming ASR experiment with `speechedge export`")
-        self.meta = json.loads(meta_path.read_text())
-        self.net = TFLiteModel(self.folder / f"model_{precision}.tflite", threads)
-        self.frontend_config = _read_frontend(self.folder)
-        self.tokens = [line.rsplit(" ", 1)[0] for line in (self.folder / "tokens.txt").read_text().splitlines() if line]
-        self.chunk_input_frames = int(self.meta["chunk_input_frames"])
-        self.reset()
-
-    def _step(self, *xs: np.ndarray) -> list[np.ndarray]:
-        """One chunk: inputs/outputs in our order (feats + state), mapped onto the interpreter's order."""
-        ordered: list = [None] * len(xs)
-        for pos, idx in enumerate(self.meta["input_order"]):
-            ordered[idx] = xs[pos]
-        outs = self.net(*ordered)
-        return [outs[i] for i in self.meta["output_order"]]
-
-    def reset(self) -> None:
-        self.frontend = StreamingLogMel(dataclasses.replace(self.frontend_config, center=False))
-        # n_fft / 2 leading zeros make stream frame t the batch (centred) frame t used in training
-        self.frontend.push(np.zeros(self.frontend_config.n_fft // 2, np.float32))
-        self.pending = np.zeros((0, self.frontend_config.num_features), np.float32)
-        self.state = [np.zeros(s, np.float32) + v for s, v in zip(self.meta["state_shapes"], self.meta["state_init"])]
-        self.prev = 0
-        self.text_ids: list[int] = []
-        self.chunks = 0
-        self.compute_s = 0.0
-        self.log_probs: list[np.ndarray] = []  # per chunk, when keep_log_probs
-
-    def push(self, samples: np.ndarray) -> str:
-        """Feed samples; returns the text decoded so far."""
-        feats = self.frontend.push(samples).T  # (frames, n_mels)
-        self.pending = np.concatenate([self.pending, feats])
-        while len(self.pending) >= self.chunk_input_frames:
-            x, self.pending = self.pending[: self.chunk_input_frames], self.pending[self.chunk_input_frames:]
-            t0 = time.perf_counter()
-            out = self._step(x[None], *self.state)
-            self.compute_s += time.perf_counter() - t0
-            lp, self.state = out[0][0], out[1:]
-            self.chunks += 1
-            if self.keep_log_probs:
-                self.log_probs.append(lp)
-            for k in lp.argmax(-1).tolist():
-                if k != self.prev and k != 0:
-                    self.text_ids.append(k)
-                self.prev = k
-        return self.text
-
-    def tokens_to_text(self, ids: list[int]) -> str:
-        return "".join(self.tokens[i] for i in ids).replace("|", " ").strip()
-
-    @property
-    def text(self) -> str:
-        return self.tokens_to_text(self.text_ids)
 

@@ -4,11 +4,11 @@ supervision on LibriWord (AuxSL: lambda x cross-entropy through a separate head,
 Commands (the tiny config trains in a few minutes on a 2-core CPU on the quickstart's synthesized data)::
 
     speechedge prepare speech-commands --corpus DIR --out data/gsc
-    speechedge train kws-fewshot --config recipes/configs/kws_fewshot_tiny.toml --exp-dir exp/fs \\
+    speechedge train kws-fewshot --config speechedge/recipes/configs/kws_fewshot_tiny.toml --exp-dir exp/fs \\
         --set train_manifest=data/gsc/splitgsc_train.jsonl --set val_manifest=data/gsc/splitgsc_val.jsonl
     speechedge eval kws-fewshot --exp-dir exp/fs --data data/gsc/splitgsc_test.jsonl --shots 1,5
     # paper scale, several GPUs:
-    torchrun --nproc_per_node 4 -m speechedge train kws-fewshot --config recipes/configs/kws_fewshot_gsc.toml \\
+    torchrun --nproc_per_node 4 -m speechedge train kws-fewshot --config speechedge/recipes/configs/kws_fewshot_gsc.toml \\
         --exp-dir exp/fs-gsc
 
 Each training step samples one episode per process (``ways`` classes of the training split, ``shots`` +
@@ -22,23 +22,25 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from speechedge.features import FrontendConfig, TorchFrontend
-from speechedge.fewshot import DummyPrototypes, EpisodeSampler, auroc, episode_loss, mean_ci95, open_set_scores
-from speechedge.kws_data import Augmenter, ClipSet, load_manifest_clips, load_noise_bank, spec_augment
-from speechedge.models.bcresnet import BCResNet
-from speechedge.training import load_config, training_run
+from speechedge.features import FrontendConfig
+from speechedge.models import load_checkpoint
+from speechedge.models.fewshot import EpisodeSampler, auroc, episode_loss, mean_ci95, open_set_scores
+from speechedge.models.kws import FewShotKWS
+from speechedge.training.augment import Augmenter, spec_augment
+from speechedge.training.config import config_from_dict, load_config
+from speechedge.training.kws_data import ClipSet, load_folder_clips, load_manifest_clips, load_noise_bank
+from speechedge.training.loop import TrainTask, fit
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FewShotConfig", "FewShotKWS", "train", "evaluate", "load_model", "main"]
+__all__ = ["FewShotConfig", "train", "evaluate", "load_model", "evaluate_experiment", "main"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class FewShotConfig:
     train_manifest: str = ""  # splitgsc_train.jsonl (ClipRecord manifest)
     val_manifest: str = ""  # splitgsc_val.jsonl
     noise_dir: str = ""  # _background_noise_ folder for noise augmentation ("" = none)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig.kws)
+    clip_s: float = 1.0  # model input length in seconds
     libriword_manifest: str = ""  # LibriWord manifest.jsonl for AuxSL ("" = none)
     aux_weight: float = 0.0  # lambda of the LibriWord cross-entropy
     aux_batch: int = 32
@@ -80,24 +84,16 @@ class FewShotConfig:
             raise ValueError("aux_weight > 0 needs libriword_manifest (the LibriWord manifest.jsonl)")
         if self.tau not in (1, 1.5, 2, 3, 6, 8):
             raise ValueError(f"tau must be one of 1, 1.5, 2, 3, 6, 8 (BC-ResNet widths), got {self.tau}")
+        for name in ("ways", "shots", "queries", "steps", "eval_every", "eval_episodes", "eval_shots",
+                     "eval_queries", "num_dummies"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.clip_s <= 0:
+            raise ValueError(f"clip_s must be positive, got {self.clip_s}")
 
-
-class FewShotKWS(nn.Module):
-    """Frontend + BC-ResNet encoder (+ dummy generator, + LibriWord head). ``forward`` = embeddings."""
-
-    def __init__(self, tau: float, method: str, num_dummies: int = 3, aux_classes: int = 0) -> None:
-        super().__init__()
-        self.frontend = TorchFrontend(FrontendConfig.kws())
-        self.encoder = BCResNet(tau, num_classes=0)
-        dim = self.encoder.embedding_dim
-        self.dummy = DummyPrototypes(dim, num_dummies) if method == "dprotonet" else None
-        self.aux_head = nn.Linear(dim, aux_classes) if aux_classes else None
-
-    def features(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.frontend(audio)  # (B, 40, 101)
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.encoder.embed(feats)
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.clip_s * self.frontend.sample_rate))
 
 
 def _embed_all(model: FewShotKWS, clips: ClipSet, device, batch: int = 256) -> torch.Tensor:
@@ -177,57 +173,43 @@ def _roc_png(path: Path, results: dict, scores: dict) -> None:
 
 
 def load_model(exp_dir: str | Path, which: str = "best", device="cpu") -> tuple[FewShotKWS, FewShotConfig]:
-    exp_dir = Path(exp_dir)
-    path = exp_dir / f"checkpoint-{which}.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no checkpoint; train first (speechedge train kws-fewshot --exp-dir {exp_dir})")
-    state = torch.load(path, map_location=device, weights_only=True)
-    cfg = FewShotConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()})
-    model = FewShotKWS(cfg.tau, cfg.method, cfg.num_dummies, state["aux_classes"])
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), cfg
+    """The trained model of ``exp_dir`` (``checkpoint-{which}.pt``) and the config it was trained with."""
+    model, state = load_checkpoint(exp_dir, which, device)
+    if not isinstance(model, FewShotKWS):
+        raise ValueError(f"{exp_dir}: not a few-shot KWS experiment ({state['arch'].get('name')})")
+    return model, config_from_dict(FewShotConfig, state["config"], f"{exp_dir} config")
 
 
 def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
     """Train (or resume) in ``exp_dir``; returns the final metrics record."""
-    with training_run(cfg, exp_dir) as (device, dist_env, exp):
-        if not cfg.train_manifest or not cfg.val_manifest:
-            raise ValueError("set train_manifest and val_manifest (splitGSC manifests from `speechedge prepare "
-                             "speech-commands`)")
-        train_clips = load_manifest_clips(cfg.train_manifest)
-        val_clips = load_manifest_clips(cfg.val_manifest)
-        aux_clips = load_manifest_clips(cfg.libriword_manifest, splits=("train",)) if cfg.aux_weight > 0 else None
+    if not cfg.train_manifest or not cfg.val_manifest:
+        raise ValueError("set train_manifest and val_manifest (splitGSC manifests from `speechedge prepare "
+                         "speech-commands`)")
+    fe = cfg.frontend
+
+    def build(device, dist_env, exp) -> TrainTask:
+        load = dict(sample_rate=fe.sample_rate, clip_samples=cfg.clip_samples)
+        train_clips = load_manifest_clips(cfg.train_manifest, **load)
+        val_clips = load_manifest_clips(cfg.val_manifest, **load)
+        aux_clips = load_manifest_clips(cfg.libriword_manifest, splits=("train",), **load) if cfg.aux_weight > 0 else None
         aux_ids, aux_vocab = aux_clips.label_ids() if aux_clips is not None else (None, [])
         labels, vocab = train_clips.label_ids()
         log.info("train: %d clips of %d classes; val: %d clips; LibriWord: %s", len(train_clips), len(vocab),
                  len(val_clips), f"{len(aux_clips)} clips of {len(aux_vocab)} words" if aux_clips else "off")
-        model = FewShotKWS(cfg.tau, cfg.method, cfg.num_dummies, len(aux_vocab)).to(device)
+        model = FewShotKWS(cfg.tau, cfg.method, cfg.num_dummies, len(aux_vocab), fe, cfg.clip_samples).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps))
         sampler = EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.queries, cfg.open_queries,
                                  seed=cfg.seed * 1000 + dist_env.rank)
-        aug = Augmenter(load_noise_bank(cfg.noise_dir), shift_samples=int(cfg.time_shift_ms * 16),
+        aug = Augmenter(load_noise_bank(cfg.noise_dir, fe.sample_rate),
+                        shift_samples=int(cfg.time_shift_ms * fe.sample_rate / 1000),
                         noise_prob=cfg.noise_prob, seed=cfg.seed * 1000 + dist_env.rank)
         aux_rng = np.random.default_rng(cfg.seed * 1000 + 7 + dist_env.rank)
-        start_step, best = 0, -1.0
-        state = exp.load_latest(map_location=device)
-        if state is not None:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            sampler.rng.bit_generator.state = state["sampler_rng"]
-            aux_rng.bit_generator.state = state["aux_rng"]
-            aug.gen.set_state(state["aug_rng"])
-            start_step, best = state["step"], state["best"]
-            log.info("resumed from %s at step %d", exp.latest, start_step)
-        ddp = model
-        if dist_env.world_size > 1:
-            ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         spec_gen = torch.Generator().manual_seed(cfg.seed + 99 + dist_env.rank)
-        record: dict = {}
-        t0, losses, accs = time.perf_counter(), [], []
-        for step in range(start_step + 1, cfg.steps + 1):
-            model.train()
+        accs: list[float] = []
+        t_eval = [time.perf_counter()]
+
+        def train_step(step: int, net) -> dict:
             ep = sampler.sample()
             idx = np.concatenate([ep.support.reshape(-1), ep.query])
             x = aug(train_clips.batch(idx)).to(device)
@@ -238,54 +220,41 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             feats = model.features(x)
             if cfg.spec_augment:
                 feats = spec_augment(feats, spec_gen)
-            emb = ddp(feats)
+            emb = net(feats)
             n_sup = cfg.ways * cfg.shots
             loss, info = episode_loss(emb[:n_sup].view(cfg.ways, cfg.shots, -1), emb[n_sup:n_fs],
                                       torch.from_numpy(ep.query_labels).to(device), method=cfg.method,
                                       temperature=cfg.temperature, dummy=model.dummy, gamma=cfg.gamma,
                                       lambda_u=cfg.lambda_u)
+            parts = {"episode": loss, "acc": info["acc"]}
             if aux_clips is not None:
                 aux_logits = model.aux_head(emb[n_fs:])
-                loss = loss + cfg.aux_weight * F.cross_entropy(aux_logits, torch.from_numpy(aux_ids[aidx]).to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            accs.append(info["acc"])
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                res, _ = evaluate(model, val_clips, method=cfg.method, ways=min(5, len(set(val_clips.labels)) - 1),
-                               shots=(cfg.eval_shots,), queries=cfg.eval_queries, episodes=cfg.eval_episodes, seed=cfg.seed,
-                               temperature=cfg.temperature, gamma=cfg.gamma, device=device)
-                r = res[f"{cfg.eval_shots}shot"]
-                score = (r["acc"] + r["auroc"]) / 2
-                record = {"step": step, "train_loss": float(np.mean(losses)), "train_acc": float(np.mean(accs)),
-                          "val_acc": r["acc"], "val_auroc": r["auroc"], "lr": sched.get_last_lr()[0],
-                          "s_per_step": (time.perf_counter() - t0) / len(losses)}
-                losses, accs, t0 = [], [], time.perf_counter()
-                log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
-                exp.log_metrics(record)
-                ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "step": step, "best": max(best, score), "config": asdict(cfg),
-                        "aux_classes": len(aux_vocab), "aux_vocab": aux_vocab,
-                        "sampler_rng": sampler.rng.bit_generator.state, "aux_rng": aux_rng.bit_generator.state,
-                        "aug_rng": aug.gen.get_state()}
-                if score > best:
-                    best = score
-                    exp.save(ckpt, exp.best)
-                exp.save(ckpt, exp.latest)
-                exp.plot_curves(["train_loss", "train_acc", "val_acc", "val_auroc"])
-        return record
+                parts["aux"] = cfg.aux_weight * F.cross_entropy(aux_logits, torch.from_numpy(aux_ids[aidx]).to(device))
+            return parts
+
+        def evaluate_val(step: int) -> tuple[dict, float]:
+            res, _ = evaluate(model, val_clips, method=cfg.method, ways=min(5, len(set(val_clips.labels)) - 1),
+                              shots=(cfg.eval_shots,), queries=cfg.eval_queries, episodes=cfg.eval_episodes,
+                              seed=cfg.seed, temperature=cfg.temperature, gamma=cfg.gamma, device=device)
+            r = res[f"{cfg.eval_shots}shot"]
+            return {"val_acc": r["acc"], "val_auroc": r["auroc"]}, (r["acc"] + r["auroc"]) / 2
+
+        return TrainTask(model=model, optimizer=opt, scheduler=sched, train_step=train_step, evaluate=evaluate_val,
+                         steps=cfg.steps, eval_every=cfg.eval_every,
+                         generators={"sampler": sampler.rng, "aux": aux_rng, "aug": aug.gen, "specaug": spec_gen},
+                         meta={"aux_vocab": aux_vocab},
+                         curves=["train_loss", "train_acc", "val_acc", "val_auroc"])
+
+    return fit(cfg, exp_dir, build)
 
 
 def evaluate_experiment(exp_dir: str | Path, data: str | Path, *, ways: int = 5, shots=(1, 5), queries: int = 15,
                         episodes: int = 1000, seed: int = 0) -> tuple[dict, FewShotConfig, ClipSet]:
     """Evaluate the best checkpoint of ``exp_dir`` on a manifest or a Speech Commands-layout folder and
     write ``roc.png`` beside it. Returns ``(metrics, config, clips)`` (see :func:`evaluate`)."""
-    from speechedge.kws_data import load_folder_clips
-
     model, cfg = load_model(exp_dir)
-    clips = load_folder_clips(data) if Path(data).is_dir() else load_manifest_clips(data)
+    load = dict(sample_rate=cfg.frontend.sample_rate, clip_samples=cfg.clip_samples)
+    clips = load_folder_clips(data, **load) if Path(data).is_dir() else load_manifest_clips(data, **load)
     n_classes = len(set(clips.labels))
     if n_classes <= ways:
         raise ValueError(f"{data}: {n_classes} classes; {ways}-way open-set episodes need at least {ways + 1}")

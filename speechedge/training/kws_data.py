@@ -1,9 +1,5 @@
-"""Keyword-spotting data: clips from manifests or Speech Commands-layout folders, held in memory as int16,
-and on-the-fly augmentation on batches (time shift, background noise at a random SNR, SpecAugment).
-
-Augmentation runs on whole batches of tensors (on the training device), so a 2-core CPU spends its time
-in the model, not in the data pipeline (``speechedge bench kws-data`` measures both).
-"""
+"""Keyword-spotting data: clips from manifests or Speech Commands-layout folders, held in memory as int16
+(augmentation is in :mod:`speechedge.training.augment`)."""
 
 from __future__ import annotations
 
@@ -14,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioError, read_audio
-from .manifest import ClipRecord, read_manifest
+from speechedge.audio import AudioError, fit_length, read_audio
+from speechedge.manifest import ClipRecord, read_manifest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClipSet", "load_manifest_clips", "load_folder_clips", "load_noise_bank", "Augmenter", "spec_augment"]
+__all__ = ["ClipSet", "load_manifest_clips", "load_folder_clips", "load_noise_bank"]
 
 
 @dataclass
@@ -44,17 +40,6 @@ class ClipSet:
         return np.array([index[w] for w in self.labels]), vocab
 
 
-def _fit(audio: np.ndarray, n: int) -> np.ndarray:
-    """Centre-crop or zero-pad to ``n`` samples (Speech Commands clips can be shorter than 1 s)."""
-    if len(audio) >= n:
-        start = (len(audio) - n) // 2
-        return audio[start : start + n]
-    out = np.zeros(n, np.float32)
-    left = (n - len(audio)) // 2
-    out[left : left + len(audio)] = audio
-    return out
-
-
 def _load_rows(rows: list[ClipRecord], base: Path, sample_rate: int, clip_samples: int, what: str) -> ClipSet:
     from tqdm import tqdm
 
@@ -72,7 +57,7 @@ def _load_rows(rows: list[ClipRecord], base: Path, sample_rate: int, clip_sample
             keep[i] = False
             log.warning("skipped clip: %s", e)
             continue
-        audio[i] = np.clip(np.round(_fit(x, clip_samples) * 32768.0), -32768, 32767).astype(np.int16)
+        audio[i] = np.clip(np.round(fit_length(x, clip_samples) * 32768.0), -32768, 32767).astype(np.int16)
     if not keep.all():
         log.warning("%s: %d unreadable clips skipped", what, int((~keep).sum()))
     return ClipSet(audio[keep], [r.label or r.word for r, k in zip(rows, keep) if k],
@@ -109,52 +94,3 @@ def load_noise_bank(noise_dir: str | Path | None, sample_rate: int = 16000) -> t
     if not files:
         raise FileNotFoundError(f"{noise_dir}: no .wav noise files")
     return torch.from_numpy(np.concatenate([read_audio(f, sample_rate=sample_rate)[0] for f in files]))
-
-
-def spec_augment(feats: torch.Tensor, generator: torch.Generator, freq_masks: int = 2, freq_width: int = 7,
-                 time_masks: int = 2, time_width: int = 25) -> torch.Tensor:
-    """Zero random frequency bands and time spans per example. ``(B, F, T)`` -> same (a new tensor)."""
-    b, f, t = feats.shape
-    out = feats.clone()
-    fidx = torch.arange(f, device=feats.device)[None, :]
-    tidx = torch.arange(t, device=feats.device)[None, :]
-    for _ in range(freq_masks):
-        w = torch.randint(0, freq_width + 1, (b, 1), generator=generator).to(feats.device)
-        s = (torch.rand(b, 1, generator=generator).to(feats.device) * (f - w + 1)).long()
-        out = out.masked_fill(((fidx >= s) & (fidx < s + w))[:, :, None], 0.0)
-    for _ in range(time_masks):
-        w = torch.randint(0, time_width + 1, (b, 1), generator=generator).to(feats.device)
-        s = (torch.rand(b, 1, generator=generator).to(feats.device) * (t - w + 1)).long()
-        out = out.masked_fill(((tidx >= s) & (tidx < s + w))[:, None, :], 0.0)
-    return out
-
-
-class Augmenter:
-    """Batched waveform augmentation: random time shift (zero fill) and noise mixing at a random SNR."""
-
-    def __init__(self, noise: torch.Tensor | None, *, shift_samples: int = 1600, noise_prob: float = 0.8,
-                 snr_db: tuple[float, float] = (0.0, 20.0), seed: int = 0) -> None:
-        self.noise = noise
-        self.shift = shift_samples
-        self.noise_prob = noise_prob if noise is not None else 0.0
-        self.snr_db = snr_db
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        b, n = x.shape
-        g = self.gen
-        if self.shift:
-            shifts = torch.randint(-self.shift, self.shift + 1, (b,), generator=g)
-            idx = torch.arange(n)[None, :] - shifts[:, None]
-            valid = (idx >= 0) & (idx < n)
-            x = torch.where(valid, x.gather(1, idx.clamp(0, n - 1)), torch.zeros(()))
-        if self.noise_prob > 0:
-            starts = torch.randint(0, len(self.noise) - n, (b,), generator=g)
-            seg = self.noise[starts[:, None] + torch.arange(n)[None, :]]
-            snr = torch.empty(b).uniform_(*self.snr_db, generator=g)
-            p_sig = x.pow(2).mean(1).clamp_min(1e-8)
-            p_noise = seg.pow(2).mean(1).clamp_min(1e-8)
-            scale = torch.sqrt(p_sig / (p_noise * 10 ** (snr / 10)))
-            use = (torch.rand(b, generator=g) < self.noise_prob).float()
-            x = x + (use * scale)[:, None] * seg
-        return x

@@ -2,13 +2,14 @@
 
     speechedge export --exp-dir exp/fs --out export/fs [--int8] [--calibration MANIFEST] [--target phone|mcu]
 
-What is exported: for a supervised experiment the classifier (log-mel ``(1, 1, 40, 101)`` -> logits), for a
+What is exported: for a supervised experiment the classifier (features ``(1, 1, F, T)`` -> logits), for a
 few-shot experiment the embedding network (-> ``(1, 4b)`` embedding; prototypes are computed on the device
 from enrolment clips). The frontend is not in the graph: the device computes it with the Numba kernel from
-the constants written beside the model (``frontend.json``, ``mel_filterbank.npy``, ``window.npy``).
+``frontend.json``, the frontend config the model was trained with (taken from the checkpoint).
 
-Verification, always run, on held-out clips (the experiment's validation manifest), features computed by the
-Numba frontend as on the device:
+Verification, always run, on held-out clips (the experiment's validation manifest), end to end: audio ->
+PyTorch with its torch frontend (as in training) against audio -> Numba frontend -> TFLite (as on the device),
+so a frontend that differs from training shows:
 
 - fp32: max |TFLite - PyTorch| <= 1e-4 x the range of the PyTorch outputs;
 - int8 (int8 input and output, post-training quantization calibrated on training clips; not passing yet
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -36,19 +36,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechedge.features import FrontendConfig, analysis_window, mel_filterbank
 from speechedge.io import atomic_write_text
+from speechedge.kernels import log_mel
+from speechedge.models import load_checkpoint
+from speechedge.models.fewshot import EpisodeSampler
+from speechedge.models.kws import FewShotKWS, KWSClassifier
+from speechedge.runtime.tflite import TFLiteModel, median_invoke_ms
 
-from . import ExportError
-from .tflite_tools import (
-    arena_estimate,
-    c_array,
-    check_tflm_ops,
-    make_interpreter,
-    median_invoke_ms,
-    run_tflite,
-    strip_tensor_names,
-)
+from . import ExportError, replace_folder
+from .tflite_tools import arena_estimate, c_array, check_tflm_ops, strip_tensor_names
 
 log = logging.getLogger(__name__)
 
@@ -56,52 +52,26 @@ __all__ = ["ExportError", "export_kws"]
 
 
 def _load(exp_dir: Path):
-    cfg = json.loads((exp_dir / "config.json").read_text())
-    recipe = cfg.get("recipe")
-    if recipe == "FewShotConfig":
-        from speechedge.recipes.kws_fewshot import load_model
-
-        model, config = load_model(exp_dir, "best")
-        net = _Embedder(model.encoder).eval()
-        net.dummy_weights = ({k: v.numpy() for k, v in model.dummy.state_dict().items()}
-                             if model.dummy is not None else None)  # D-ProtoNet's generator, run by the host
-        return net, config, "embedding", None
-    if recipe == "KWSConfig":
-        from speechedge.recipes.kws import KWSClassifier, KWSConfig
-
-        state = torch.load(exp_dir / "checkpoint-best.pt", map_location="cpu", weights_only=True)
-        config = KWSConfig(**state["config"])
-        model = KWSClassifier(config.tau, len(state["vocab"]))
-        model.load_state_dict(state["model"])
-        return model.net.eval(), config, "classifier", state["vocab"]
-    raise ValueError(f"{exp_dir}: not a KWS experiment (recipe {recipe!r}); train with `speechedge train kws` "
-                     "or `speechedge train kws-fewshot`")
+    """(model, checkpoint) of a KWS experiment."""
+    model, ckpt = load_checkpoint(exp_dir, "best")
+    if not isinstance(model, (KWSClassifier, FewShotKWS)):
+        raise ValueError(f"{exp_dir}: not a KWS experiment ({ckpt['arch'].get('name')}); train with `speechedge "
+                         "train kws` or `speechedge train kws-fewshot`")
+    return model, ckpt
 
 
-class _Embedder(torch.nn.Module):
-    def __init__(self, encoder) -> None:
-        super().__init__()
-        self.encoder = encoder
+def _clips(model, manifest: str, limit: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Up to ``limit`` clips of a manifest as float32 audio ``(N, clip_samples)`` and their labels."""
+    from speechedge.training.kws_data import load_manifest_clips
 
-    def forward(self, x):
-        return self.encoder.embed(x)
-
-
-def _features(manifest: str, limit: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
-    from speechedge.kernels import log_mel
-    from speechedge.kws_data import load_manifest_clips
-
-    clips = load_manifest_clips(manifest)
+    clips = load_manifest_clips(manifest, sample_rate=model.frontend.config.sample_rate,
+                                clip_samples=model.clip_samples)
     idx = np.sort(np.random.default_rng(seed).permutation(len(clips))[:limit])
-    audio = clips.audio[idx].astype(np.float32) / 32768.0
-    feats = log_mel(audio, FrontendConfig.kws())[:, None]  # (N, 1, 40, 101)
-    return feats.astype(np.float32), [clips.labels[i] for i in idx]
+    return clips.audio[idx].astype(np.float32) / 32768.0, [clips.labels[i] for i in idx]
 
 
 def _episode_agreement(a: np.ndarray, b: np.ndarray, labels: list[str], episodes: int = 200) -> tuple[float, float, float]:
     """Agreement of 5-way 5-shot nearest-prototype decisions from two embedding sets, and each's accuracy."""
-    from speechedge.fewshot import EpisodeSampler
-
     ids = np.unique(labels, return_inverse=True)[1]
     counts = np.sort(np.bincount(ids))[::-1]
     ways = min(5, len(counts))
@@ -161,8 +131,7 @@ def _convert_int8(fp32: bytes, calib: np.ndarray) -> bytes:
     """
     from ai_edge_quantizer import quantizer, recipe
 
-    it = make_interpreter(fp32)
-    signature, spec = next(iter(it.get_signature_list().items()))
+    signature, spec = next(iter(TFLiteModel(fp32).it.get_signature_list().items()))
     q = quantizer.Quantizer(bytearray(fp32))
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     calibration = q.calibrate({signature: [{spec["inputs"][0]: c[None]} for c in calib]})
@@ -178,18 +147,26 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         raise ValueError(f"--target must be phone or mcu, got {target!r}")
     if target == "mcu":
         int8 = True  # microcontrollers run the integer model
-    net, config, kind, vocab = _load(exp_dir)
-    feats, labels = _features(held_out or config.val_manifest, num_held_out)
+    model, ckpt = _load(exp_dir)
+    cfg = ckpt["config"]
+    kind = "classifier" if isinstance(model, KWSClassifier) else "embedding"
+    vocab = ckpt["meta"].get("vocab") if kind == "classifier" else None
+    fe = model.frontend.config
+    net = model.graph()
+    audio, labels = _clips(model, held_out or cfg["val_manifest"], num_held_out)
+    feats = log_mel(audio, fe)[:, None].astype(np.float32)  # (N, 1, F, T): the device's features (Numba)
     example = torch.from_numpy(feats[:1])
     torch.set_num_threads(1)
-    with torch.no_grad():
-        ref = np.concatenate([net(torch.from_numpy(feats[i : i + 64])).numpy() for i in range(0, len(feats), 64)])
+    with torch.no_grad():  # the reference: audio -> torch frontend -> PyTorch, as in training
+        ref = np.concatenate([net(model.features(torch.from_numpy(audio[i : i + 64]))[:, None]).numpy()
+                              for i in range(0, len(audio), 64)])
     t0 = time.perf_counter()
     models = {"fp32": strip_tensor_names(_convert_fp32(net, example))}
     if int8:
-        calib, _ = _features(calibration or config.train_manifest, num_calibration, seed=1)
-        models["int8"] = strip_tensor_names(_convert_int8(models["fp32"], calib))
+        calib_audio, _ = _clips(model, calibration or cfg["train_manifest"], num_calibration, seed=1)
+        models["int8"] = strip_tensor_names(_convert_int8(models["fp32"], log_mel(calib_audio, fe)[:, None]))
     report: dict = {"exp_dir": str(exp_dir), "kind": kind, "input_shape": list(feats.shape[1:]),
+                    "clip_samples": model.clip_samples,
                     "output": "logits" if kind == "classifier" else "embedding", "held_out_clips": len(feats),
                     "convert_s": round(time.perf_counter() - t0, 1), "models": {}, "checks": {}}
     label_ids = np.array([vocab.index(w) for w in labels]) if vocab else None
@@ -203,11 +180,11 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     report["torch_eager_ms"] = round(torch_ms, 4)
     failures = []
     for name, blob in models.items():
-        it = make_interpreter(blob, threads=1)
-        out = np.concatenate([run_tflite(it, f[None]) for f in feats])
+        tfl = TFLiteModel(blob)
+        out = np.concatenate([tfl(f[None])[0] for f in feats])
         err = float(np.abs(out - ref).max())
         rng = float(np.ptp(ref))
-        ms = median_invoke_ms(it, feats[:1], invokes)
+        ms = median_invoke_ms(tfl, feats[:1], n=invokes)
         m = {"bytes": len(blob), "max_abs_err": err, "max_err_rel_to_range": err / rng, "median_invoke_ms": round(ms, 4),
              "speed_vs_torch": round(torch_ms / ms, 2)}
         if kind == "classifier":
@@ -250,36 +227,27 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     if failures:
         raise ExportError(f"{exp_dir}: export failed its checks, nothing written to {out_dir}: " + "; ".join(failures)
                           + f"\nreport: {json.dumps(report['models'], indent=1)}", report)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent if out_dir.parent.exists() else None))
-    try:
+
+    def write(tmp: Path) -> None:
         for name, blob in models.items():
             (tmp / f"model_{name}.tflite").write_bytes(blob)
-        fe = FrontendConfig.kws()
-        (tmp / "frontend.json").write_text(fe.to_json() + "\n")
-        np.save(tmp / "mel_filterbank.npy", mel_filterbank(fe).astype(np.float32))
-        np.save(tmp / "window.npy", analysis_window(fe).astype(np.float32))
+        fe.save(tmp / "frontend.json")
         if vocab:
             (tmp / "labels.txt").write_text("\n".join(vocab) + "\n")
         else:  # few-shot: the open-set rule the runtime applies to enrolled prototypes
-            dummy = net.dummy_weights
-            if dummy is not None:
-                np.savez(tmp / "dummy_prototypes.npz", **dummy)
+            if model.dummy is not None:  # D-ProtoNet's generator, run by the host
+                np.savez(tmp / "dummy_prototypes.npz", **{k: v.numpy() for k, v in model.dummy.state_dict().items()})
             (tmp / "fewshot.json").write_text(json.dumps({
-                "method": config.method, "distance": "squared_euclidean", "temperature": float(config.temperature),
-                "gamma": float(config.gamma), "threshold": report["open_set_threshold"],
+                "method": cfg["method"], "distance": "squared_euclidean", "temperature": float(cfg["temperature"]),
+                "gamma": float(cfg["gamma"]), "threshold": report["open_set_threshold"],
                 "threshold_rule": "0.95 quantile of held-out distances to their own 5-shot class prototype",
-                "unknown_rule": "dummy prototypes (dummy_prototypes.npz)" if dummy is not None else "threshold"},
+                "unknown_rule": "dummy prototypes (dummy_prototypes.npz)" if model.dummy is not None else "threshold"},
                 indent=2) + "\n")
         if target == "mcu":
             header, source = c_array(models["int8"], "kws_model")
             (tmp / "kws_model.h").write_text(header)
             (tmp / "kws_model.cc").write_text(source)
         atomic_write_text(tmp / "report.json", json.dumps(report, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    replace_folder(out_dir, write)
     return report

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write_text
+from speechedge.io import atomic_write_text
 
 
 def _stage(work: Path, name: str, fn, timings: dict) -> dict:
@@ -46,9 +46,9 @@ def _stage(work: Path, name: str, fn, timings: dict) -> dict:
 def _features_summary(files: list[Path], progress: bool) -> dict:
     from tqdm import tqdm
 
-    from .audio import read_audio
-    from .features import FrontendConfig
-    from .kernels import log_mel
+    from speechedge.audio import read_audio
+    from speechedge.features import FrontendConfig
+    from speechedge.kernels import log_mel
 
     config = FrontendConfig.kws()
     frames, total_s, sums, sq = 0, 0.0, 0.0, 0.0
@@ -70,7 +70,7 @@ def _features_summary(files: list[Path], progress: bool) -> dict:
 
 
 def _libriword(work: Path, seed: int, progress: bool) -> dict:
-    from .data_prep.libriword import LibriWordConfig, build_libriword
+    from speechedge.data_prep.libriword import LibriWordConfig, build_libriword
 
     # a tiny corpus: fewer words and clips than the reference 1000 x 300, and synthetic speech is fast,
     # so words as short as 0.1 s count
@@ -81,7 +81,7 @@ def _libriword(work: Path, seed: int, progress: bool) -> dict:
 
 
 def _prepare_gsc(work: Path) -> dict:
-    from .data_prep.speech_commands import prepare_speech_commands
+    from speechedge.data_prep.speech_commands import prepare_speech_commands
 
     return prepare_speech_commands(work / "speech_commands", work / "manifests")
 
@@ -89,8 +89,8 @@ def _prepare_gsc(work: Path) -> dict:
 def _train_fewshot(work: Path, seed: int) -> dict:
     from importlib.resources import files
 
-    from .recipes.kws_fewshot import FewShotConfig, train
-    from .training import load_config
+    from speechedge.recipes.kws_fewshot import FewShotConfig, train
+    from speechedge.training.loop import load_config
 
     toml = files("speechedge.recipes") / "configs" / "kws_fewshot_tiny.toml"
     cfg = load_config(FewShotConfig, str(toml), [
@@ -103,7 +103,7 @@ def _train_fewshot(work: Path, seed: int) -> dict:
 
 
 def _eval_fewshot(work: Path) -> dict:
-    from .recipes.kws_fewshot import evaluate_experiment
+    from speechedge.recipes.kws_fewshot import evaluate_experiment
 
     metrics, _, _ = evaluate_experiment(work / "exp" / "kws_fewshot", work / "manifests" / "splitgsc_test.jsonl",
                                         ways=5, shots=(1, 5), queries=5, episodes=300, seed=0)
@@ -111,7 +111,7 @@ def _eval_fewshot(work: Path) -> dict:
 
 
 def _export(work: Path) -> dict:
-    from .export.kws import ExportError, export_kws
+    from speechedge.export.kws import ExportError, export_kws
 
     exp, out = work / "exp" / "kws_fewshot", work / "export" / "kws_fewshot"
     result: dict = {}
@@ -140,10 +140,10 @@ CUSTOM_KEYWORDS = ("pineapple", "jupiter")  # not Speech Commands words
 
 
 def _enroll_and_detect(work: Path, seed: int, progress: bool) -> dict:
-    from .audio import read_audio
-    from .kws_stream import det_png, evaluate_streams, load_streams, synth_streams
-    from .runtime import KWSModel
-    from .synth.corpora import synth_speech_commands
+    from speechedge.audio import read_audio
+    from speechedge.apps.longform import det_png, evaluate_streams, load_streams, synth_streams
+    from speechedge.runtime import KWSModel
+    from speechedge.synth.corpora import synth_speech_commands
 
     model = KWSModel(work / "export" / "kws_fewshot")
     enroll_dir = work / "enroll"
@@ -165,7 +165,7 @@ def _enroll_and_detect(work: Path, seed: int, progress: bool) -> dict:
 
 
 def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
-    from .synth.corpora import synth_librispeech, synth_speech_commands
+    from speechedge.synth.corpora import synth_librispeech, synth_speech_commands
 
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, tuple[float, str]] = {}
@@ -242,8 +242,8 @@ ASR_STEPS = 600  # per model; the tiny configs' 1200 are the evidence run's
 def _train_asr(work: Path, name: str, config: str, sets: list[str], steps: int = ASR_STEPS) -> dict:
     from importlib.resources import files
 
-    from .recipes.asr import ASRConfig, train
-    from .training import load_config
+    from speechedge.recipes.asr import ASRConfig, train
+    from speechedge.training.loop import load_config
 
     toml = files("speechedge.recipes") / "configs" / config
     m = work / "manifests"
@@ -257,7 +257,7 @@ def _train_asr(work: Path, name: str, config: str, sets: list[str], steps: int =
 
 
 def _eval_asr(work: Path) -> dict:
-    from .recipes.asr import evaluate_experiment
+    from speechedge.recipes.asr import evaluate_experiment
 
     test = work / "manifests" / "librispeech_test-clean.jsonl.gz"
     return {"teacher": evaluate_experiment(work / "exp" / "teacher", test, [0]),
@@ -265,7 +265,7 @@ def _eval_asr(work: Path) -> dict:
 
 
 def _export_asr(work: Path) -> dict:
-    from .export.asr import ExportError, export_asr
+    from speechedge.export.asr import ExportError, export_asr
 
     refused = None
     try:
@@ -281,10 +281,10 @@ def _export_asr(work: Path) -> dict:
 
 
 def _transcribe(work: Path, limit: int = 20) -> dict:
-    from .audio import read_audio
-    from .ctc import CharTokenizer, ErrorCounts
-    from .manifest import UtteranceRecord, read_manifest
-    from .runtime import StreamingASR
+    from speechedge.audio import read_audio
+    from speechedge.ctc import CharTokenizer, ErrorCounts
+    from speechedge.manifest import UtteranceRecord, read_manifest
+    from speechedge.runtime import StreamingASR
 
     tok = CharTokenizer()
     rows = list(read_manifest(work / "manifests" / "librispeech_test-clean.jsonl.gz", UtteranceRecord))[:limit]
@@ -310,8 +310,8 @@ def _transcribe(work: Path, limit: int = 20) -> dict:
 
 
 def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True, steps: int = ASR_STEPS) -> int:
-    from .data_prep.librispeech import prepare_librispeech
-    from .synth.corpora import synth_librispeech
+    from speechedge.data_prep.librispeech import prepare_librispeech
+    from speechedge.synth.corpora import synth_librispeech
 
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, tuple[float, str]] = {}

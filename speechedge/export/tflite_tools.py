@@ -1,16 +1,14 @@
-"""TFLite helpers that need no torch: an interpreter wrapper (ai-edge-litert, falling back to tflite_runtime),
-op listing, a TensorFlow Lite Micro op check, an activation-memory (tensor arena) estimate, C arrays.
-"""
+"""Export-side TFLite tools (no torch): tensor-name stripping, op listing, a TensorFlow Lite Micro op check,
+an activation-memory (tensor arena) estimate, C arrays. The interpreter wrapper itself is
+:mod:`speechedge.runtime.tflite`, shared with the runtime."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import numpy as np
 
-__all__ = ["strip_tensor_names", "make_interpreter", "run_tflite", "ops_used", "TFLM_BUILTINS", "check_tflm_ops", "arena_estimate",
-           "c_array", "median_invoke_ms"]
+from speechedge.runtime.tflite import make_interpreter
+
+__all__ = ["strip_tensor_names", "ops_used", "TFLM_BUILTINS", "check_tflm_ops", "arena_estimate", "c_array"]
 
 # Builtin operators of TensorFlow Lite Micro's all-ops resolver (micro_mutable_op_resolver.h), the
 # kernels a microcontroller build can link.
@@ -49,55 +47,6 @@ def strip_tensor_names(model: bytes) -> bytes:
     builder = flatbuffers.Builder(len(model))
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
-
-
-def _interpreter_class():
-    try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter, OpResolverType
-        except ImportError as e:
-            raise ImportError("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime on numpy<2)") from e
-    return Interpreter, OpResolverType
-
-
-def make_interpreter(model: str | Path | bytes, *, threads: int = 1, delegate: bool = True):
-    """An allocated interpreter. ``delegate=False`` runs the reference kernels (no XNNPACK), which keeps the
-    op list as written in the file."""
-    Interpreter, OpResolverType = _interpreter_class()
-    kwargs = {"num_threads": threads}
-    if not delegate:
-        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    if isinstance(model, (bytes, bytearray)):
-        it = Interpreter(model_content=bytes(model), **kwargs)
-    else:
-        it = Interpreter(model_path=str(model), **kwargs)
-    it.allocate_tensors()
-    return it
-
-
-def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
-    if detail["dtype"] in (np.int8, np.uint8, np.int16):
-        scale, zero = detail["quantization"]
-        info = np.iinfo(detail["dtype"])
-        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
-    return x.astype(detail["dtype"])
-
-
-def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
-    if detail["dtype"] in (np.int8, np.uint8, np.int16):
-        scale, zero = detail["quantization"]
-        return (y.astype(np.float32) - zero) * scale
-    return y.astype(np.float32)
-
-
-def run_tflite(it, x: np.ndarray) -> np.ndarray:
-    """One invoke with float input/output, (de)quantizing when the model's I/O is integer."""
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    it.set_tensor(inp["index"], _quantize(np.asarray(x, np.float32), inp))
-    it.invoke()
-    return _dequantize(it.get_tensor(out["index"]), out)
 
 
 def ops_used(model: str | Path | bytes) -> list[str]:
@@ -146,16 +95,3 @@ def c_array(data: bytes, name: str) -> tuple[str, str]:
     source = (f'#include "{name}.h"\nalignas(16) const unsigned char {name}[] = {{\n  ' + ",\n  ".join(rows)
               + f"\n}};\nconst size_t {name}_len = {len(data)};\n")
     return header, source
-
-
-def median_invoke_ms(it, x: np.ndarray, n: int = 1000) -> float:
-    inp = it.get_input_details()[0]
-    it.set_tensor(inp["index"], _quantize(np.asarray(x, np.float32), inp))
-    for _ in range(10):
-        it.invoke()
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        it.invoke()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000)

@@ -1,0 +1,57 @@
+"""TFLite export of trained models (KWS, streaming ASR), verified against PyTorch, and the export-side
+TFLite tools. Export imports models, never recipes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["ExportError", "replace_folder"]
+
+
+class ExportError(RuntimeError):
+    """A parity or target check failed; nothing was written. ``report`` holds what was measured."""
+
+    def __init__(self, message: str, report: dict | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
+    """Write a complete export into a temporary folder beside ``out_dir`` with ``write(tmp)``, then put it in
+    place: the old folder is renamed aside first and removed only after the new one is in place.
+
+    Refuses (``ExportError``) an ``out_dir`` that holds files but is not a previous export (no
+    ``report.json``), that is an experiment folder, or that contains the working directory, so that an
+    export never deletes what the toolkit did not write.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise ExportError(f"--out {out_dir}: exists and is not a folder")
+        if Path.cwd().resolve().is_relative_to(out_dir.resolve()):
+            raise ExportError(f"--out {out_dir}: contains the working directory; choose a new folder")
+        if (out_dir / "config.json").exists() or any(out_dir.glob("checkpoint-*.pt")):
+            raise ExportError(f"--out {out_dir}: is an experiment folder; export into a folder of its own")
+        if any(out_dir.iterdir()) and not (out_dir / "report.json").exists():
+            raise ExportError(f"--out {out_dir}: not empty and not a previous export; choose a new or empty folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    old = None
+    try:
+        write(tmp)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            os.rename(out_dir, old / "x")
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and (old / "x").exists() and not out_dir.exists():
+            os.rename(old / "x", out_dir)  # put the previous export back
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,105 @@
+"""Streaming ASR on the device: an exported step model run chunk by chunk with named state.
+
+Torch-free: numpy, the Numba frontend and a TFLite interpreter (tested).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from speechedge.ctc import GreedyCTC, ids_to_text
+from speechedge.features import FrontendConfig
+from speechedge.kernels.frontend import StreamingLogMel
+
+from .tflite import TFLiteModel
+
+__all__ = ["StreamingASR"]
+
+
+class StreamingASR:
+    """An exported streaming ASR folder (``model_{precision}.tflite`` with named state inputs/outputs,
+    ``asr.json``, ``tokens.txt``, ``frontend.json``): push audio blocks, get text.
+
+    The model's signature names its inputs (``feats`` and every state tensor) and outputs (``log_probs`` and
+    the new state under the same names); ``asr.json`` lists the state's names, shapes, dtypes and initial
+    values. The host binds by name and keeps the state between calls.
+    """
+
+    def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1,
+                 keep_log_probs: bool = False) -> None:
+        self.folder = Path(folder)
+        self.keep_log_probs = keep_log_probs
+        meta_path = self.folder / "asr.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{meta_path}: missing; export a streaming ASR experiment with `speechedge export`")
+        try:
+            self.meta = json.loads(meta_path.read_text())
+            self.state_spec = list(self.meta["state"])
+            self.chunk_input_frames = int(self.meta["chunk_input_frames"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{meta_path}: not a valid streaming ASR description ({e}); re-run `speechedge export`") \
+                from None
+        self.net = TFLiteModel(self.folder / f"model_{precision}.tflite", threads)
+        missing = {s["name"] for s in self.state_spec} - set(self.net.input_names)
+        if missing or "feats" not in self.net.input_names:
+            raise ValueError(f"{self.folder}: the model's inputs {self.net.input_names} do not match asr.json "
+                             f"(missing {sorted(missing | ({'feats'} - set(self.net.input_names)))})")
+        npz = self.folder / "state_init.npz"
+        self._init_arrays = dict(np.load(npz)) if npz.exists() else {}
+        self.frontend_config = FrontendConfig.load(self.folder / "frontend.json")
+        self.tokens = [line.rsplit(" ", 1)[0] for line in (self.folder / "tokens.txt").read_text().splitlines() if line]
+        self.reset()
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """``{name: array}`` of the state before the first chunk."""
+        out = {}
+        for s in self.state_spec:
+            if s["init"] is None:
+                out[s["name"]] = self._init_arrays[s["name"]].astype(s["dtype"])
+            else:
+                out[s["name"]] = np.full(s["shape"], s["init"], dtype=s["dtype"])
+        return out
+
+    def reset(self) -> None:
+        self.frontend = StreamingLogMel(dataclasses.replace(self.frontend_config, center=False))
+        # n_fft / 2 leading zeros make stream frame t the batch (centred) frame t used in training
+        self.frontend.push(np.zeros(self.frontend_config.n_fft // 2, np.float32))
+        self.pending = np.zeros((0, self.frontend_config.num_features), np.float32)
+        self.state = self.initial_state()
+        self.decoder = GreedyCTC()
+        self.chunks = 0
+        self.compute_s = 0.0
+        self.log_probs: list[np.ndarray] = []  # per chunk, when keep_log_probs
+
+    def push(self, samples: np.ndarray) -> str:
+        """Feed samples; returns the text decoded so far."""
+        feats = self.frontend.push(samples).T  # (frames, F)
+        self.pending = np.concatenate([self.pending, feats])
+        while len(self.pending) >= self.chunk_input_frames:
+            x, self.pending = self.pending[: self.chunk_input_frames], self.pending[self.chunk_input_frames:]
+            t0 = time.perf_counter()
+            out = self.net.run({"feats": x[None], **self.state})
+            self.compute_s += time.perf_counter() - t0
+            self.state = {s["name"]: out[s["name"]] for s in self.state_spec}
+            lp = out["log_probs"][0]
+            self.chunks += 1
+            if self.keep_log_probs:
+                self.log_probs.append(lp)
+            self.decoder.push(lp)
+        return self.text
+
+    @property
+    def text_ids(self) -> list[int]:
+        return self.decoder.ids
+
+    def tokens_to_text(self, ids: list[int]) -> str:
+        return ids_to_text(self.tokens, ids)
+
+    @property
+    def text(self) -> str:
+        return self.tokens_to_text(self.decoder.ids)

@@ -1,0 +1,141 @@
+"""The one TFLite interpreter wrapper: float in, float out, inputs and outputs bound by name.
+
+Torch-free (numpy and a TFLite interpreter only); both the runtime and export use it, so quantization of
+integer inputs and dequantization of integer outputs are written once (:func:`quantize`, :func:`dequantize`).
+The interpreter is ai-edge-litert (LiteRT), falling back to tflite-runtime on numpy<2 devices.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["make_interpreter", "quantize", "dequantize", "TFLiteModel", "median_invoke_ms"]
+
+_INT_TYPES = (np.int8, np.uint8, np.int16)
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter, OpResolverType
+        except ImportError as e:
+            raise ImportError("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime on numpy<2)") from e
+    return Interpreter, OpResolverType
+
+
+def make_interpreter(model: str | Path | bytes, *, threads: int = 1, delegate: bool = True):
+    """An allocated interpreter for a file or flatbuffer bytes.
+
+    ``delegate=False`` runs the reference kernels (no XNNPACK), which keeps the op list as written in the
+    file. A file that is not a TFLite flatbuffer raises ``ValueError`` naming it.
+    """
+    Interpreter, OpResolverType = _interpreter_class()
+    kwargs = {"num_threads": threads}
+    if not delegate:
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    what = "<in-memory model>" if isinstance(model, (bytes, bytearray)) else str(model)
+    try:
+        if isinstance(model, (bytes, bytearray)):
+            it = Interpreter(model_content=bytes(model), **kwargs)
+        else:
+            it = Interpreter(model_path=str(model), **kwargs)
+        it.allocate_tensors()
+    except ValueError as e:
+        raise ValueError(f"{what}: not a loadable TFLite model ({e}); re-run `speechedge export`") from e
+    return it
+
+
+def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Float -> the tensor's type (affine int8/uint8/int16 with its scale and zero point; float as is)."""
+    dtype = detail["dtype"]
+    if dtype in _INT_TYPES:
+        scale, zero = detail["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(np.asarray(x, np.float32) / scale + zero), info.min, info.max).astype(dtype)
+    return np.asarray(x, dtype)
+
+
+def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    """The tensor's type -> float32."""
+    if detail["dtype"] in _INT_TYPES:
+        scale, zero = detail["quantization"]
+        return (y.astype(np.float32) - zero) * scale
+    return y.astype(np.float32)
+
+
+class TFLiteModel:
+    """One model with float inputs/outputs whatever its I/O types, called by position or by name.
+
+    ``model(x)`` feeds the inputs in the model's order and returns the outputs in its order (single-input
+    classifiers and embedders). ``model.run({"feats": x, "att_key": ...})`` binds by the names of the model's
+    signature (streaming models with named state) and returns ``{name: array}``.
+
+    Args:
+        model: a ``.tflite`` file or its bytes.
+        threads: interpreter threads.
+    """
+
+    def __init__(self, model: str | Path | bytes, threads: int = 1) -> None:
+        if isinstance(model, (bytes, bytearray)):
+            self.path = Path("<memory>")
+        else:
+            self.path = Path(model)
+            if not self.path.is_file():
+                raise FileNotFoundError(f"{self.path}: no such model file (run `speechedge export` first)")
+        self.it = make_interpreter(model, threads=threads)
+        self.inputs = self.it.get_input_details()
+        self.outputs = self.it.get_output_details()
+        signatures = self.it.get_signature_list()
+        self._runner = None
+        if signatures:
+            key = next(iter(signatures))
+            self._runner = self.it.get_signature_runner(key)
+            self.input_names = list(signatures[key]["inputs"])
+            self.output_names = list(signatures[key]["outputs"])
+            self._in_details = self._runner.get_input_details()
+            self._out_details = self._runner.get_output_details()
+        else:
+            self.input_names = [d["name"] for d in self.inputs]
+            self.output_names = [d["name"] for d in self.outputs]
+
+    def __call__(self, *xs: np.ndarray) -> list[np.ndarray]:
+        """Inputs in the model's input order; returns the outputs in its output order."""
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"{self.path.name}: expects {len(self.inputs)} inputs, got {len(xs)}")
+        for x, d in zip(xs, self.inputs):
+            self.it.set_tensor(d["index"], quantize(x, d))
+        self.it.invoke()
+        return [dequantize(self.it.get_tensor(d["index"]), d) for d in self.outputs]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Inputs and outputs by signature name (float in, float out)."""
+        if self._runner is None:
+            raise ValueError(f"{self.path}: the model has no signature; call it with positional inputs")
+        missing = set(self.input_names) - set(inputs)
+        extra = set(inputs) - set(self.input_names)
+        if missing or extra:
+            raise ValueError(f"{self.path.name}: inputs {sorted(self.input_names)} expected; missing "
+                             f"{sorted(missing)}, unknown {sorted(extra)}")
+        feed = {k: quantize(v, self._in_details[k]) for k, v in inputs.items()}
+        out = self._runner(**feed)
+        return {k: dequantize(np.asarray(v), self._out_details[k]) for k, v in out.items()}
+
+
+def median_invoke_ms(model: TFLiteModel, *xs: np.ndarray, n: int = 1000) -> float:
+    """Median wall time of one invoke (inputs set once), in milliseconds."""
+    it = model.it
+    for x, d in zip(xs, model.inputs):
+        it.set_tensor(d["index"], quantize(x, d))
+    for _ in range(10):
+        it.invoke()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        it.invoke()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)

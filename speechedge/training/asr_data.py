@@ -1,0 +1,91 @@
+"""ASR data: utterances of a LibriSpeech manifest held in memory (int16) with their token ids, and
+duration-sorted batches."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechedge.ctc import Tokenizer
+from speechedge.manifest import UtteranceRecord, read_manifest
+
+log = logging.getLogger(__name__)
+
+__all__ = ["UttSet", "load_utterances"]
+
+
+@dataclass
+class UttSet:
+    """Utterances held in memory: int16 audio, normalised transcripts and their token ids."""
+
+    ids: list[str]
+    audio: list[np.ndarray]
+    texts: list[str]
+    tokens: list[list[int]]
+    hop_length: int = 160
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 ``(B, max_samples)`` zero-padded audio and ``(B,)`` lengths."""
+        n = [len(self.audio[i]) for i in idx]
+        out = np.zeros((len(idx), max(n)), np.float32)
+        for r, i in enumerate(idx):
+            out[r, : n[r]] = self.audio[i] / 32768.0
+        return torch.from_numpy(out), torch.tensor(n)
+
+    def batches(self, batch_frames: int, rng: np.random.Generator | None) -> list[list[int]]:
+        """Length-sorted batches of at most ``batch_frames`` padded 10 ms frames, in random order if ``rng``."""
+        order = sorted(range(len(self)), key=lambda i: len(self.audio[i]))
+        out, cur = [], []
+        for i in order:
+            frames = len(self.audio[i]) // self.hop_length + 1
+            if cur and frames * (len(cur) + 1) > batch_frames:
+                out.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            out.append(cur)
+        if rng is not None:
+            rng.shuffle(out)
+        return out
+
+
+def load_utterances(manifest: str | Path, tokenizer: Tokenizer, *, max_duration_s: float = math.inf,
+                    limit: int | None = None, sample_rate: int = 16000, hop_length: int = 160) -> UttSet:
+    """Read a LibriSpeech utterance manifest and its audio (at ``sample_rate``); skips and counts long or
+    empty ones. ``hop_length`` sets how :meth:`UttSet.batches` counts frames."""
+    from tqdm import tqdm
+
+    from speechedge.audio import read_audio
+
+    rows = list(read_manifest(manifest, UtteranceRecord))
+    if limit:
+        rows = rows[:limit]
+    ids, audio, texts, tokens, skipped = [], [], [], [], {"too_long": 0, "no_tokens": 0}
+    for r in tqdm(rows, desc=f"loading {Path(manifest).name}", unit="utt", leave=False):
+        if r.duration_s > max_duration_s:
+            skipped["too_long"] += 1
+            continue
+        tok = tokenizer.encode(r.transcript)
+        if not tok:
+            skipped["no_tokens"] += 1
+            continue
+        a, _ = read_audio(Path(r.path), sample_rate=sample_rate)
+        ids.append(r.id)
+        audio.append((np.clip(a, -1, 1) * 32767).astype(np.int16))
+        texts.append(tokenizer.decode(tok))
+        tokens.append(tok)
+    if any(skipped.values()):
+        log.info("%s: skipped %s", manifest, skipped)
+    if not ids:
+        raise ValueError(f"{manifest}: no usable utterances ({len(rows)} rows, skipped {skipped})")
+    return UttSet(ids, audio, texts, tokens, hop_length)
+
+
