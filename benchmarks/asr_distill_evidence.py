@@ -32,7 +32,7 @@ CONFIGS = ROOT / "recipes" / "configs"
 
 def _train(config: Path, exp: Path, sets: list[str]) -> float:
     from speechedge.recipes.asr import ASRConfig, train
-    from speechedge.training.loop import load_config
+    from speechedge.training.config import load_config
 
     cfg = load_config(ASRConfig, config, sets)
     done = exp / "metrics.jsonl"

@@ -127,15 +127,40 @@ def test_config_toml_and_overrides(tmp_path):
     p.write_text('tau = 2.0\nmethod = "protonet"\nsteps = 7\n')
     cfg = load_config(FewShotConfig, p, ["lr=0.5", "spec_augment=false"])
     assert (cfg.tau, cfg.method, cfg.steps, cfg.lr, cfg.spec_augment) == (2.0, "protonet", 7, 0.5, False)
-    with pytest.raises(ValueError, match="unknown field"):
+    with pytest.raises(ValueError, match="unknown key 'nope'"):
         apply_overrides(cfg, ["nope=1"])
+    with pytest.raises(ValueError, match="did you mean 'steps'"):
+        apply_overrides(cfg, ["stesp=3"])
     with pytest.raises(ValueError, match="not a valid int"):
         apply_overrides(cfg, ["steps=many"])
     p.write_text("bogus = 1\n")
     with pytest.raises(ValueError, match="bogus"):
         load_config(FewShotConfig, p)
+    p.write_text('steps = "sixty"\n')
+    with pytest.raises(ValueError, match=r"c.toml: steps='sixty' is not a valid int"):
+        load_config(FewShotConfig, p)
     with pytest.raises(ValueError, match="method"):
         FewShotConfig(method="magic")
+    with pytest.raises(ValueError, match="eval_every must be positive"):
+        apply_overrides(cfg, ["eval_every=0"])
+
+
+def test_config_frontend_table_dotted_overrides_and_absolute_paths(tmp_path, monkeypatch):
+    from speechedge.features import FrontendConfig
+    from speechedge.recipes.kws_fewshot import FewShotConfig
+    from speechedge.training.config import config_from_dict, config_to_dict
+
+    p = tmp_path / "c.toml"
+    p.write_text('train_manifest = "m/train.jsonl"\n[frontend]\nn_mels = 80\nhop_length = 320\n')
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(FewShotConfig, p, ["frontend.win_length=640", "frontend.n_fft=1024"])
+    assert cfg.frontend == FrontendConfig.kws(n_mels=80, hop_length=320, win_length=640, n_fft=1024)
+    assert cfg.train_manifest == str(tmp_path / "m" / "train.jsonl")  # resolved where the command ran
+    assert config_from_dict(FewShotConfig, config_to_dict(cfg)) == cfg  # config.json / checkpoint round trip
+    with pytest.raises(ValueError, match="did you mean 'n_mels'"):
+        apply_overrides(cfg, ["frontend.n_mel=64"])
+    with pytest.raises(ValueError, match="win_length"):
+        apply_overrides(cfg, ["frontend.win_length=4096"])  # FrontendConfig's own range check
 
 
 def _tiny_overrides(gsc_dir, manifests, extra=()):
@@ -175,6 +200,51 @@ def test_fewshot_training_resumes_and_evaluates(gsc35, tmp_path, capsys):
     for r in res.values():
         assert 0 <= r["acc"] <= 1 and 0 <= r["auroc"] <= 1 and r["acc_ci95"] >= 0
     assert (exp / "roc.png").exists() and "AUROC" in capsys.readouterr().out
+
+
+def test_fewshot_resume_after_a_crash_is_exact(gsc35, tmp_path, monkeypatch):
+    """A run that dies right after its step-2 checkpoint and is started again ends with the same weights,
+    optimizer state and metric rows as one that never stopped (dropout and Gumbel-softmax draw from torch's
+    global RNG, which the checkpoint restores), and the folder lock is released by the crash."""
+    from speechedge.recipes.kws_fewshot import FewShotConfig, train
+    from speechedge.training.loop import Experiment
+
+    gsc_dir, manifests = gsc35
+    cfg = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, ["steps=4", "eval_every=2"]))
+    train(cfg, tmp_path / "straight")
+    real_plot = Experiment.plot_curves
+
+    def crash_once(self, keys):
+        real_plot(self, keys)
+        monkeypatch.setattr(Experiment, "plot_curves", real_plot)
+        raise KeyboardInterrupt("killed after the step-2 checkpoint")
+
+    monkeypatch.setattr(Experiment, "plot_curves", crash_once)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed")
+    train(cfg, tmp_path / "resumed")  # the lock of the dead run does not block this one
+    a = torch.load(tmp_path / "straight" / "checkpoint-latest.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "checkpoint-latest.pt", weights_only=True)
+    assert a["step"] == b["step"] == 4
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    rows = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    ref = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in ref]
+
+
+def test_a_second_run_on_a_locked_experiment_is_refused(tmp_path):
+    from speechedge.recipes.kws_fewshot import FewShotConfig
+    from speechedge.training.loop import Experiment, ExperimentLockedError
+
+    first = Experiment(tmp_path / "exp", FewShotConfig())
+    try:
+        with pytest.raises(ExperimentLockedError, match="another training process"):
+            Experiment(tmp_path / "exp", FewShotConfig())
+    finally:
+        first.close()
+    Experiment(tmp_path / "exp", FewShotConfig()).close()  # free again once the first closed
 
 
 @pytest.mark.slow
@@ -221,7 +291,7 @@ def test_supervised_kws_recipe(gsc35, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "exp" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows[:2]] == [1, 2] and 0 <= record["test_acc"] <= 1
     state = torch.load(tmp_path / "exp" / "checkpoint-best.pt", weights_only=True)
-    assert state["vocab"] == sorted(["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+    assert state["meta"]["vocab"] == sorted(["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
                                      "_unknown_", "_silence_"])
     # resuming a finished run trains nothing more and keeps the metrics
     train(cfg, tmp_path / "exp")
@@ -318,3 +388,30 @@ def test_export_fp32_verified_and_failed_checks_write_nothing(gsc35, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == before
     assert not list(tmp_path.glob(".export.*")), "no temporary export folder left behind"
 
+
+
+@pytest.mark.slow
+def test_non_default_frontend_travels_from_training_to_export_and_runtime(gsc35, tmp_path):
+    """80 mels, 20 ms hop, 0.8 s clips: the checkpoint, the export and the runtime all use them, and the
+    runtime (Numba frontend + TFLite) reproduces the PyTorch embedding computed from the same audio."""
+    pytest.importorskip("litert_torch")
+    from speechedge.export.kws import export_kws
+    from speechedge.features import FrontendConfig
+    from speechedge.recipes.kws_fewshot import FewShotConfig, load_model, train
+    from speechedge.runtime import KWSModel
+
+    gsc_dir, manifests = gsc35
+    sets = ["steps=2", "eval_every=2", "clip_s=0.8", "frontend.n_mels=80", "frontend.hop_length=320",
+            "frontend.win_length=640", "frontend.n_fft=1024"]
+    train(load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, sets)), tmp_path / "exp")
+    fe = FrontendConfig.kws(n_mels=80, hop_length=320, win_length=640, n_fft=1024)
+    model, cfg = load_model(tmp_path / "exp")
+    assert model.frontend.config == cfg.frontend == fe and model.clip_samples == 12800
+    report = export_kws(tmp_path / "exp", tmp_path / "out", invokes=20, num_held_out=30)
+    assert report["input_shape"] == [1, 80, 41] and report["models"]["fp32"]["max_err_rel_to_range"] <= 1e-4
+    rt = KWSModel(tmp_path / "out")
+    assert rt.frontend == fe and rt.clip_samples == 12800
+    audio = np.random.default_rng(0).standard_normal(15000).astype(np.float32) * 0.1  # cropped to 0.8 s
+    with torch.no_grad():
+        ref = model(model.features(torch.from_numpy(rt.fit(audio))[None]))[0].numpy()
+    np.testing.assert_allclose(rt.embed(audio), ref, atol=1e-4 * np.ptp(ref) + 1e-5)

@@ -36,7 +36,7 @@ def test_on_device_path_imports_and_runs_without_torch():
         import speechedge.kernels as k, speechedge.audio, speechedge.features as f
         from speechedge.data_prep import alignments
         x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
-        feats = k.log_mel(x)
+        feats = k.log_mel(x, f.FrontendConfig.kws())
         s = k.StreamingLogMel(f.FrontendConfig.kws(center=False))
         s.push(x)
         assert "torch" not in sys.modules and "librosa" not in sys.modules
@@ -90,6 +90,8 @@ def test_wheel_installs_and_imports_outside_the_repo(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist),
                            str(ROOT)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    for warning in ("SetuptoolsDeprecationWarning", "is absent from the `packages`", "License classifiers"):
+        assert warning not in proc.stdout + proc.stderr, warning  # an install prints no warning of ours
     wheel = next(dist.glob("speechedge-*.whl"))
     import zipfile
 
@@ -106,12 +108,28 @@ def test_wheel_installs_and_imports_outside_the_repo(tmp_path):
     code = textwrap.dedent("""
         import importlib, sys
         for name in ["speechedge", "speechedge.kernels", "speechedge.data_prep", "speechedge.recipes",
-                     "speechedge.export", "speechedge.demos", "speechedge.audio", "speechedge.features"]:
+                     "speechedge.export", "speechedge.demos", "speechedge.audio", "speechedge.features",
+                     "speechedge.runtime", "speechedge.apps", "speechedge.training", "speechedge.models"]:
             m = importlib.import_module(name)
             assert "site-packages" in m.__file__, m.__file__
-        import numpy as np, speechedge.kernels as k
-        print(k.log_mel(np.zeros(16000, np.float32)).shape, "torch" in sys.modules)
+        import numpy as np, speechedge.kernels as k, speechedge.features
+        print(k.log_mel(np.zeros(16000, np.float32), speechedge.features.FrontendConfig.kws()).shape, "torch" in sys.modules)
     """)
     proc = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "(40, 101) False"
+
+
+@pytest.mark.parametrize("toml", sorted((ROOT / "speechedge" / "recipes" / "configs").glob("*.toml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_config_loads_with_its_frontend(toml):
+    from speechedge.recipes.asr import ASRConfig
+    from speechedge.recipes.kws import KWSConfig
+    from speechedge.recipes.kws_fewshot import FewShotConfig
+    from speechedge.training.config import load_config
+
+    cls = FewShotConfig if toml.stem.startswith("kws_fewshot") else KWSConfig if toml.stem.startswith("kws") \
+        else ASRConfig
+    cfg = load_config(cls, toml)
+    assert cfg.frontend.n_mels == (80 if cls is ASRConfig else 40)
+    assert all(Path(v).is_absolute() for k, v in vars(cfg).items() if k.endswith("_manifest") and v)

@@ -81,7 +81,7 @@ def align_corpus(exp_dir: str | Path, librispeech: str | Path, out_dir: str | Pa
         rows = list(iter_split(librispeech, split, counts))
         for r in tqdm(rows, desc=f"align {split}", unit="utt", disable=not progress):
             try:
-                audio, _ = read_audio(Path(r.path), sample_rate=16000)
+                audio, _ = read_audio(Path(r.path), sample_rate=cfg.frontend.sample_rate)
             except AudioError as e:
                 log.warning("%s", e)
                 counts["bad_audio"] += 1

@@ -50,7 +50,7 @@ def _measure_one(name: str, num_clips: int, repeats: int) -> dict:
 
     rng = np.random.default_rng(0)
     clips = (0.1 * rng.standard_normal((num_clips, 16000))).astype(np.float32)
-    config = FrontendConfig.kws()
+    config = FrontendConfig.kws()  # the KWS preset: the frontend every KWS config starts from
     t0 = time.perf_counter()
     if name == "numba batch":
         from speechedge.kernels import log_mel
@@ -202,7 +202,7 @@ def bench_kws_data(batch: int = 100, repeats: int = 10, taus=(1.0, 8.0), threads
     audio = torch.randn(batch * 4, 16000, generator=g) * 0.1
     noise = torch.randn(16000 * 30, generator=g) * 0.05
     aug = Augmenter(noise, shift_samples=1600, noise_prob=0.8)
-    fe = TorchFrontend(FrontendConfig.kws())
+    fe = TorchFrontend(FrontendConfig.kws())  # the KWS preset, as in bench_frontend
 
     def data_step(i):
         x = aug(audio[(i % 4) * batch : (i % 4 + 1) * batch])

@@ -47,10 +47,10 @@ def _features_summary(files: list[Path], progress: bool) -> dict:
     from tqdm import tqdm
 
     from speechedge.audio import read_audio
-    from speechedge.features import FrontendConfig
     from speechedge.kernels import log_mel
+    from speechedge.recipes.kws_fewshot import FewShotConfig
 
-    config = FrontendConfig.kws()
+    config = FewShotConfig().frontend  # the few-shot recipe's frontend
     frames, total_s, sums, sq = 0, 0.0, 0.0, 0.0
     t_feat = 0.0
     for f in tqdm(files, desc="log-mel features", unit="file", disable=not progress):
@@ -90,7 +90,7 @@ def _train_fewshot(work: Path, seed: int) -> dict:
     from importlib.resources import files
 
     from speechedge.recipes.kws_fewshot import FewShotConfig, train
-    from speechedge.training.loop import load_config
+    from speechedge.training.config import load_config
 
     toml = files("speechedge.recipes") / "configs" / "kws_fewshot_tiny.toml"
     cfg = load_config(FewShotConfig, str(toml), [
@@ -151,7 +151,7 @@ def _enroll_and_detect(work: Path, seed: int, progress: bool) -> dict:
                           progress=progress)
     model.keywords = {}
     for w in CUSTOM_KEYWORDS:
-        model.enroll(w, [read_audio(p, sample_rate=16000)[0] for p in sorted((enroll_dir / w).glob("*.wav"))])
+        model.enroll(w, [read_audio(p, sample_rate=model.frontend.sample_rate)[0] for p in sorted((enroll_dir / w).glob("*.wav"))])
     pos, neg = synth_streams(work / "kws_stream", list(CUSTOM_KEYWORDS), positive_streams=4, per_stream=6,
                              speech_minutes=10, noise_minutes=2, music_minutes=2, seed=seed, progress=progress)
     positives, negatives = load_streams(pos, positive=True), load_streams(neg, positive=False)
@@ -243,7 +243,7 @@ def _train_asr(work: Path, name: str, config: str, sets: list[str], steps: int =
     from importlib.resources import files
 
     from speechedge.recipes.asr import ASRConfig, train
-    from speechedge.training.loop import load_config
+    from speechedge.training.config import load_config
 
     toml = files("speechedge.recipes") / "configs" / config
     m = work / "manifests"

@@ -42,7 +42,7 @@ def enroll_from_mic(model: KWSModel, name: str, takes: int, *, device=None, seco
         level = float(np.sqrt(np.mean(take ** 2)))
         if level < 1e-3:
             print(f"  take {i + 1} is silent (RMS {level:.1e}); check the microphone level", file=out)
-        clips.append(best_second(take))
+        clips.append(best_second(take, model.clip_samples))
     return model.enroll(name, clips)
 
 
@@ -64,7 +64,8 @@ def run_kws(model_dir: str, *, enroll: list[str] | None = None, enroll_mic: int 
         if enroll:
             from speechedge.audio import read_audio
 
-            model.enroll(name, [best_second(read_audio(p, sample_rate=16000)[0]) for p in enroll])
+            sr = model.frontend.sample_rate
+            model.enroll(name, [best_second(read_audio(p, sample_rate=sr)[0], model.clip_samples) for p in enroll])
         else:
             enroll_from_mic(model, name, enroll_mic, device=device)
         print(f"enrolled {name!r} in {model.folder / 'keywords.json'}; keywords: {', '.join(model.keywords)}",

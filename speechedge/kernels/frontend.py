@@ -285,7 +285,7 @@ def log_mel(audio: np.ndarray, config: FrontendConfig | None = None) -> np.ndarr
 
     Args:
         audio: ``(num_samples,)`` or ``(batch, num_samples)``; float (any precision) or int16.
-        config: the frontend; defaults to :meth:`FrontendConfig.kws`.
+        config: the frontend (the model's: from its recipe config, checkpoint or ``frontend.json``).
 
     Returns:
         float32 ``(..., num_features, num_frames)``; ``num_frames`` is
@@ -294,7 +294,8 @@ def log_mel(audio: np.ndarray, config: FrontendConfig | None = None) -> np.ndarr
     Raises:
         ValueError: wrong rank, dtype, or non-finite samples.
     """
-    config = config or FrontendConfig.kws()
+    if config is None:
+        raise ValueError("log_mel: pass the frontend config (the model's, from its recipe config or frontend.json)")
     audio = _as_signal(audio)
     if audio.ndim not in (1, 2):
         raise ValueError(f"audio must be (num_samples,) or (batch, num_samples), got shape {audio.shape}")

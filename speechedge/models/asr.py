@@ -21,12 +21,11 @@ class ASRModel(nn.Module):
     Args:
         enc: the encoder; its ``n_mels`` must equal the frontend's number of features.
         vocab: output classes (token 0 is the CTC blank).
-        frontend: the feature frontend (default: the ASR preset).
+        frontend: the feature frontend (the recipe config's).
     """
 
-    def __init__(self, enc: ConformerConfig, vocab: int, frontend: FrontendConfig | None = None) -> None:
+    def __init__(self, enc: ConformerConfig, vocab: int, frontend: FrontendConfig) -> None:
         super().__init__()
-        frontend = frontend or FrontendConfig.asr()
         if enc.n_mels != frontend.num_features:
             raise ValueError(f"encoder n_mels={enc.n_mels} but the frontend gives {frontend.num_features} features")
         self.frontend = TorchFrontend(frontend)

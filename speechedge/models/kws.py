@@ -41,9 +41,7 @@ class _KWSBase(nn.Module):
 class KWSClassifier(_KWSBase):
     """Frontend + BC-ResNet classifier. ``forward`` takes features ``(B, F, T)`` -> ``(B, classes)`` logits."""
 
-    def __init__(self, tau: float, num_classes: int, frontend: FrontendConfig | None = None,
-                 clip_samples: int = 16000) -> None:
-        frontend = frontend or FrontendConfig()
+    def __init__(self, tau: float, num_classes: int, frontend: FrontendConfig, clip_samples: int) -> None:
         super().__init__(frontend, clip_samples)
         self.net = BCResNet(tau, num_classes, n_mels=frontend.num_features)
         self.arch = {"name": "kws_classifier", "tau": tau, "num_classes": num_classes,
@@ -72,9 +70,8 @@ class FewShotKWS(_KWSBase):
     ``forward`` takes features ``(B, F, T)`` -> ``(B, 4b)`` embeddings.
     """
 
-    def __init__(self, tau: float, method: str, num_dummies: int = 3, aux_classes: int = 0,
-                 frontend: FrontendConfig | None = None, clip_samples: int = 16000) -> None:
-        frontend = frontend or FrontendConfig()
+    def __init__(self, tau: float, method: str, num_dummies: int, aux_classes: int, frontend: FrontendConfig,
+                 clip_samples: int) -> None:
         super().__init__(frontend, clip_samples)
         self.encoder = BCResNet(tau, num_classes=0, n_mels=frontend.num_features)
         dim = self.encoder.embedding_dim

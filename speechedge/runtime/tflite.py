@@ -90,18 +90,19 @@ class TFLiteModel:
         self.it = make_interpreter(model, threads=threads)
         self.inputs = self.it.get_input_details()
         self.outputs = self.it.get_output_details()
-        signatures = self.it.get_signature_list()
-        self._runner = None
-        if signatures:
-            key = next(iter(signatures))
-            self._runner = self.it.get_signature_runner(key)
-            self.input_names = list(signatures[key]["inputs"])
-            self.output_names = list(signatures[key]["outputs"])
-            self._in_details = self._runner.get_input_details()
-            self._out_details = self._runner.get_output_details()
+        # signature name -> tensor index (the interpreter's own table; no SignatureRunner, whose reference to
+        # the interpreter would make plain invoke() refuse to run)
+        full = self.it._get_full_signature_list() if self.it.get_signature_list() else {}
+        sig = next(iter(full.values()), None)
+        by_index = {d["index"]: d for d in self.inputs + self.outputs}
+        if sig is not None:
+            self._in = {name: by_index[i] for name, i in sig["inputs"].items()}
+            self._out = {name: by_index[i] for name, i in sig["outputs"].items()}
         else:
-            self.input_names = [d["name"] for d in self.inputs]
-            self.output_names = [d["name"] for d in self.outputs]
+            self._in = {d["name"]: d for d in self.inputs}
+            self._out = {d["name"]: d for d in self.outputs}
+        self.input_names = list(self._in)
+        self.output_names = list(self._out)
 
     def __call__(self, *xs: np.ndarray) -> list[np.ndarray]:
         """Inputs in the model's input order; returns the outputs in its output order."""
@@ -114,16 +115,16 @@ class TFLiteModel:
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Inputs and outputs by signature name (float in, float out)."""
-        if self._runner is None:
-            raise ValueError(f"{self.path}: the model has no signature; call it with positional inputs")
-        missing = set(self.input_names) - set(inputs)
-        extra = set(inputs) - set(self.input_names)
+        missing = set(self._in) - set(inputs)
+        extra = set(inputs) - set(self._in)
         if missing or extra:
-            raise ValueError(f"{self.path.name}: inputs {sorted(self.input_names)} expected; missing "
+            raise ValueError(f"{self.path.name}: inputs {sorted(self._in)} expected; missing "
                              f"{sorted(missing)}, unknown {sorted(extra)}")
-        feed = {k: quantize(v, self._in_details[k]) for k, v in inputs.items()}
-        out = self._runner(**feed)
-        return {k: dequantize(np.asarray(v), self._out_details[k]) for k, v in out.items()}
+        for name, x in inputs.items():
+            d = self._in[name]
+            self.it.set_tensor(d["index"], quantize(x, d))
+        self.it.invoke()
+        return {name: dequantize(self.it.get_tensor(d["index"]), d) for name, d in self._out.items()}
 
 
 def median_invoke_ms(model: TFLiteModel, *xs: np.ndarray, n: int = 1000) -> float:
