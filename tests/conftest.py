@@ -135,3 +135,15 @@ def asr_export(asr_student, tmp_path_factory):
     out = tmp_path_factory.mktemp("asr_export") / "export"
     report = export_asr(exp, out, int8=True, num_held_out=3, num_calibration=3, invokes=20)
     return report, out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_numba():
+    """Compile (or load from the on-disk cache) the Numba frontend kernels once per session, so the first
+    test that touches them does not pay for it and per-test timings stay comparable."""
+    from speechedge.features import FrontendConfig
+    from speechedge.kernels import StreamingLogMel, log_mel
+
+    x = np.zeros(1600, np.float32)
+    log_mel(x, FrontendConfig.kws())
+    StreamingLogMel(FrontendConfig.kws(center=False)).push(x)

@@ -31,9 +31,9 @@ print(json.dumps({"numpy": np.__version__, "interpreter": type(m.net.it).__modul
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not DEVICE_PY.exists(),
+                    reason="no .venv-device: build it with `bash setup.sh device` (CI builds it via `bash setup.sh test`)")
 def test_device_env_gives_the_same_outputs(kws_export, asr_export, tmp_path):
-    if not DEVICE_PY.exists():
-        pytest.skip("no .venv-device: build it with `bash setup.sh device` (CI builds it via `bash setup.sh test`)")
     from speechedge.runtime import KWSModel, StreamingASR
 
     _, kws_dir = kws_export

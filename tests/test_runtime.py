@@ -13,7 +13,6 @@ import pytest
 
 from speechedge.audio import read_audio, write_audio
 
-pytestmark = pytest.mark.slow
 
 
 def _fake_mic(tmp_path: Path, audio: np.ndarray) -> dict:
@@ -76,6 +75,7 @@ def enrolled(kws_export, gsc35, tmp_path_factory):
     return model_dir, stream, events
 
 
+@pytest.mark.slow
 def test_runtime_and_demos_import_without_torch_or_librosa(kws_export, asr_export):
     _, kws_dir = kws_export
     code = f"""
@@ -100,6 +100,7 @@ print("ok")
     assert proc.stdout.strip().endswith("ok")
 
 
+@pytest.mark.slow
 def test_enrolment_is_saved_and_dummy_prototypes_match_torch(kws_export, enrolled):
     import torch
 
@@ -121,6 +122,7 @@ def test_enrolment_is_saved_and_dummy_prototypes_match_torch(kws_export, enrolle
         m.enroll("x", [])
 
 
+@pytest.mark.slow
 def test_streaming_frontend_frames_equal_the_batch_frames(enrolled):
     from speechedge.kernels import log_mel
     from speechedge.runtime import KWSModel, StreamingKWS
@@ -137,6 +139,7 @@ def test_streaming_frontend_frames_equal_the_batch_frames(enrolled):
     np.testing.assert_allclose(det.ring, batch[:, n - det.frames: n], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_detector_equals_the_firing_rule_on_its_trace(enrolled):
     from speechedge.apps.longform import fire, score_trace
     from speechedge.runtime import KWSModel, StreamingKWS, detect_file
@@ -153,6 +156,7 @@ def test_detector_equals_the_firing_rule_on_its_trace(enrolled):
         assert (gaps >= 1.0 - 1e-9).all()  # the refractory period holds
 
 
+@pytest.mark.slow
 def test_eval_kws_stream_reports_operating_points_and_det(enrolled, tmp_path, capsys):
     from speechedge.apps.cli import main
     from speechedge.apps.longform import music_signal
@@ -184,6 +188,7 @@ def test_eval_kws_stream_reports_operating_points_and_det(enrolled, tmp_path, ca
     assert "need a JSON of events" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_kws_through_the_fake_microphone_equals_file_input(enrolled, tmp_path):
     from speechedge.apps.longform import score_trace
     from speechedge.runtime import KWSModel, StreamingKWS
@@ -214,6 +219,7 @@ def test_demo_kws_through_the_fake_microphone_equals_file_input(enrolled, tmp_pa
     assert [r for r in _json_lines(p.stdout.decode()) if "keyword" in r] == file_dets
 
 
+@pytest.mark.slow
 def test_demo_kws_enrols_from_the_microphone(kws_export, gsc35, tmp_path):
     import shutil
 
@@ -232,6 +238,7 @@ def test_demo_kws_enrols_from_the_microphone(kws_export, gsc35, tmp_path):
     assert list(json.loads((model_dir / "keywords.json").read_text())) == ["wow"]
 
 
+@pytest.mark.slow
 def test_demo_errors_are_clear(enrolled, tmp_path):
     model_dir, stream, _ = enrolled
     env = _fake_mic(tmp_path, stream)
@@ -241,6 +248,7 @@ def test_demo_errors_are_clear(enrolled, tmp_path):
     assert r.returncode == 1 and "no such file" in r.stderr
 
 
+@pytest.mark.slow
 def test_microphone_callback_never_raises(enrolled, tmp_path, monkeypatch):
     model_dir, stream, _ = enrolled
     monkeypatch.setenv("ALSA_CONFIG_PATH", _fake_mic(tmp_path, stream)["ALSA_CONFIG_PATH"])
@@ -258,6 +266,7 @@ def test_microphone_callback_never_raises(enrolled, tmp_path, monkeypatch):
 
 
 # -- streaming ASR export and runtime ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_asr_export_report_and_files(asr_export):
     report, out = asr_export
     assert report["passed"]
@@ -280,6 +289,7 @@ def test_asr_export_report_and_files(asr_export):
         assert sorted(m.output_names) == sorted(["log_probs", *StreamState.names()])
 
 
+@pytest.mark.slow
 def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
     import torch
 
@@ -309,6 +319,7 @@ def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
     np.testing.assert_allclose(got, ref, atol=1e-3 * np.ptp(ref))  # Numba vs torch frontend + fp32 TFLite
 
 
+@pytest.mark.slow
 def test_demo_asr_through_the_fake_microphone(asr_export, librispeech_dir, tmp_path):
     _, out = asr_export
     corpus, _ = librispeech_dir
