@@ -109,7 +109,7 @@ def test_wheel_installs_and_imports_outside_the_repo(tmp_path):
         import importlib, sys
         for name in ["speechedge", "speechedge.kernels", "speechedge.data_prep", "speechedge.recipes",
                      "speechedge.export", "speechedge.demos", "speechedge.audio", "speechedge.features",
-                     "speechedge.runtime", "speechedge.apps"]  # models and training need torch:
+                     "speechedge.runtime", "speechedge.apps"]:  # models and training need torch
             m = importlib.import_module(name)
             assert "site-packages" in m.__file__, m.__file__
         import numpy as np, speechedge.kernels as k, speechedge.features
