@@ -350,8 +350,7 @@ class StreamingLogMel:
         >>> feats = stream.push(block)  # (n_mels, new_frames), new_frames may be 0
     """
 
-    def __init__(self, config: FrontendConfig | None = None) -> None:
-        config = config or FrontendConfig.kws(center=False)
+    def __init__(self, config: FrontendConfig) -> None:
         if config.center:
             raise ValueError(
                 "StreamingLogMel needs FrontendConfig(center=False): a stream has no future samples to pad "
