@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     from speechedge.data_prep.speech_commands import prepare_speech_commands
     from speechedge.training.kws_data import load_manifest_clips
     from speechedge.recipes.kws_fewshot import FewShotConfig, evaluate, load_model, train
+    from speechedge.training.augment import AugmentConfig
     from speechedge.synth.corpora import synth_librispeech, synth_speech_commands
 
     work = Path(args.work)
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
                         val_manifest=str(work / "manifests" / "splitgsc_val.jsonl"),
                         noise_dir=str(work / "gsc" / "_background_noise_"), tau=tau, ways=5, shots=3, queries=3,
                         open_queries=6, steps=args.steps, lr=0.003, eval_every=100, eval_episodes=100, eval_shots=3,
-                        noise_prob=0.3, spec_augment=False, seed=seed, threads=2, **v)
+                        augment=AugmentConfig(noise_prob=0.3), spec_augment=False, seed=seed, threads=2, **v)
                     train(cfg, exp)
                     model, cfg = load_model(exp, "best")
                     res, _ = evaluate(model, test, method=cfg.method, ways=5, shots=(1, 5), queries=5,

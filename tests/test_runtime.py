@@ -159,7 +159,7 @@ def test_detector_equals_the_firing_rule_on_its_trace(enrolled):
 @pytest.mark.slow
 def test_eval_kws_stream_reports_operating_points_and_det(enrolled, tmp_path, capsys):
     from speechedge.apps.cli import main
-    from speechedge.apps.longform import music_signal
+    from speechedge.synth.corpora import music_signal
 
     model_dir, stream, events = enrolled
     pos, neg = tmp_path / "pos", tmp_path / "neg"

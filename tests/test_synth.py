@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +169,60 @@ def test_synth_rejects_bad_arguments(tmp_path):
         synth_librispeech(tmp_path, hours=0.01, num_speakers=2, progress=False)
     with pytest.raises(ValueError, match="words"):
         synth_speech_commands(tmp_path, words=["Bad Word"], per_word=3, progress=False)
+
+
+# -- speech engines ---------------------------------------------------------------------------------------
+def test_voices_spread_over_engines_and_are_distinct():
+    from speechedge.synth.engines import make_voices
+
+    voices = make_voices(12, np.random.default_rng(0), ("espeak", "pico", "hibari"))
+    assert Counter(v.engine for v in voices) == {"espeak": 4, "pico": 4, "hibari": 4}
+    assert len({v.key for v in voices}) == 12 and all(0.85 <= v.vtlp <= 1.15 for v in voices)
+    with pytest.raises(ValueError, match="engines"):
+        make_voices(3, np.random.default_rng(0), ("festival",))
+
+
+@pytest.mark.parametrize("engine", ["espeak", "pico", "hibari"])
+def test_every_engine_speaks_a_word_deterministically(engine):
+    from speechedge.synth.engines import Voice, available_engines, synthesize
+
+    if engine not in available_engines():
+        pytest.skip(f"{engine} is not installed (pip install 'speechedge[data]')")
+    voice = Voice(engine, {"espeak": "en-us+f2", "pico": "en-GB", "hibari": "heart"}[engine], 1.1, 1.2, 0.9, 7)
+    a = synthesize(voice, "pineapple")
+    assert a.dtype == np.float32 and 0.3 < len(a) / 16000 < 2.5 and abs(np.abs(a).max() - 0.9) < 1e-6
+    frames = a[: len(a) // 160 * 160].reshape(-1, 160)
+    db = 10 * np.log10((frames**2).mean(axis=1) + 1e-12)
+    assert db.max() - np.percentile(db, 10) > 15  # speech over silence, not noise
+    np.testing.assert_array_equal(synthesize(voice, "pineapple"), a)
+    # the vocal-tract-length factor changes the voice: a shorter tract is faster and higher
+    b = synthesize(Voice(voice.engine, voice.name, voice.rate, voice.pitch, 1.1, voice.seed), "pineapple")
+    assert len(b) < len(a)
+
+
+def test_speech_commands_from_several_engines_holds_one_out(tmp_path):
+    from speechedge.synth.engines import available_engines
+
+    engines = [e for e in ("espeak", "pico", "hibari") if e in available_engines()]
+    if len(engines) < 2:
+        pytest.skip("needs two engines")
+    report = synth_speech_commands(tmp_path, words=["yes", "no"], per_word=9, seed=3, noise_seconds=3,
+                                   engines=engines, held_out_engines=engines[-1:], progress=False)
+    assert report.num_files == 18
+    voices = [json.loads(x) for x in (tmp_path / "voices.jsonl").read_text().splitlines()]
+    assert {v["engine"] for v in voices} == set(engines)
+    held = {v["speaker"] for v in voices if v["engine"] == engines[-1]}
+    assert held and all(v["split"] == "test" for v in voices if v["engine"] == engines[-1])
+    testing = (tmp_path / "testing_list.txt").read_text().split()
+    assert {Path(t).name.split("_")[0] for t in testing} >= held
+    trained = {v["engine"] for v in voices if v["split"] == "train"}
+    assert engines[-1] not in trained and trained
+    from speechedge.manifest import ClipRecord, read_manifest
+
+    rows = list(read_manifest(tmp_path / "manifest.jsonl", ClipRecord))
+    split_of = {v["speaker"]: v["split"] for v in voices}
+    assert len(rows) == 18 and all(r.split == split_of[r.speaker] and r.label == r.word for r in rows)
+    assert all((tmp_path / r.path).exists() for r in rows)
+    with pytest.raises(ValueError, match="held_out_engines"):
+        synth_speech_commands(tmp_path / "x", words=["yes"], per_word=3, engines=["espeak"],
+                              held_out_engines=["pico"], progress=False)

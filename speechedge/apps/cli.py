@@ -56,7 +56,9 @@ def _synth_speech_commands(args: argparse.Namespace) -> int:
     from speechedge.synth.corpora import SPEECH_COMMANDS_V2_WORDS, synth_speech_commands
 
     report = synth_speech_commands(args.out, words=args.words or SPEECH_COMMANDS_V2_WORDS, per_word=args.per_word,
-                                   num_speakers=args.speakers, seed=args.seed, progress=not args.quiet)
+                                   num_speakers=args.speakers, seed=args.seed, engines=args.engines.split(","),
+                                   held_out_engines=[e for e in args.held_out_engines.split(",") if e],
+                                   progress=not args.quiet)
     print(json.dumps(report.to_dict(), indent=2))
     return 0
 
@@ -232,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--words", nargs="+", help="words to synthesize (default: the 35 v2 words)")
     sc.add_argument("--per-word", type=int, default=20, help="clips per word (default 20)")
     sc.add_argument("--speakers", type=int, default=None, help="number of speakers (default: --per-word)")
+    sc.add_argument("--engines", default="espeak",
+                    help="comma-separated speech engines speakers are drawn from: espeak, pico, hibari (default espeak)")
+    sc.add_argument("--held-out-engines", default="",
+                    help="engines whose speakers all go to the test list (an unseen synthesizer), e.g. hibari")
     sc.add_argument("--seed", type=int, default=0)
     sc.add_argument("--quiet", action="store_true", help="no progress bar")
     sc.set_defaults(func=_synth_speech_commands)

@@ -30,7 +30,7 @@ from speechedge.runtime import UNKNOWN, Detection, KWSModel, StreamingKWS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Stream", "load_streams", "synth_streams", "score_trace", "fire", "evaluate_streams", "music_signal"]
+__all__ = ["Stream", "load_streams", "synth_streams", "score_trace", "fire", "evaluate_streams"]
 
 AUDIO_EXT = (".wav", ".flac", ".ogg")
 
@@ -67,22 +67,6 @@ def load_streams(folder: str | Path, *, positive: bool) -> list[Stream]:
     return out
 
 
-def music_signal(num_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """A music-like signal: random melodies of harmonic notes with attack/decay envelopes over a bass line."""
-    sr, out, t0 = 16000, np.zeros(num_samples, np.float32), 0
-    while t0 < num_samples:
-        n = int(sr * rng.uniform(0.15, 0.6))
-        t = np.arange(n) / sr
-        f0 = 220 * 2 ** (rng.integers(-12, 13) / 12)
-        note = sum(np.sin(2 * np.pi * f0 * k * t) * 0.6 ** k for k in range(1, 6))
-        env = np.minimum(1, t / 0.01) * np.exp(-t * rng.uniform(2, 8))
-        bass = 0.5 * np.sin(2 * np.pi * f0 / 4 * t)
-        seg = ((note + bass) * env).astype(np.float32)
-        out[t0: t0 + n] += seg[: num_samples - t0]
-        t0 += n
-    return (0.3 * out / max(1e-6, np.abs(out).max())).astype(np.float32)
-
-
 def _trim(clip: np.ndarray) -> np.ndarray:
     """The voiced part of a keyword clip (10 ms frames above 5% of the clip's peak frame energy)."""
     frames = clip[: len(clip) // 160 * 160].reshape(-1, 160)
@@ -97,7 +81,7 @@ def synth_streams(out_dir: str | Path, keywords: list[str], *, positive_streams:
     """Synthesize ``positives/`` (filler speech with the keywords inserted at known times, said by voices
     not used for enrolment) and ``negatives/`` (speech without the keywords, noise, music) under ``out_dir``.
     Resumable: an existing ``done.json`` with the same arguments returns at once."""
-    from speechedge.synth.corpora import noise_signal, synth_librispeech, synth_speech_commands
+    from speechedge.synth.corpora import music_signal, noise_signal, synth_librispeech, synth_speech_commands
 
     out_dir = Path(out_dir)
     args = {"keywords": keywords, "positive_streams": positive_streams, "per_stream": per_stream,

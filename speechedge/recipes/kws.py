@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from speechedge.features import FrontendConfig
 from speechedge.models import load_checkpoint
 from speechedge.models.kws import KWSClassifier
-from speechedge.training.augment import Augmenter, spec_augment
+from speechedge.training.augment import AugmentConfig, Augmenter, spec_augment
 from speechedge.training.config import load_config
 from speechedge.training.kws_data import ClipSet, load_manifest_clips, load_noise_bank
 from speechedge.training.loop import TrainTask, fit
@@ -52,8 +52,7 @@ class KWSConfig:
     warmup_epochs: int = 5
     momentum: float = 0.9
     weight_decay: float = 1e-3
-    noise_prob: float = 0.8
-    time_shift_ms: float = 100.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # the [augment] table
     spec_augment: bool | None = None  # None = on for tau >= 1.5 (the reference)
     seed: int = 0
     device: str = "auto"
@@ -106,9 +105,8 @@ def train(cfg: KWSConfig, exp_dir) -> dict:
         y_val, _ = val_clips.label_ids(vocab)
         model = KWSClassifier(cfg.tau, len(vocab), fe, cfg.clip_samples).to(device)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        aug = Augmenter(load_noise_bank(cfg.noise_dir, fe.sample_rate),
-                        shift_samples=int(cfg.time_shift_ms * fe.sample_rate / 1000),
-                        noise_prob=cfg.noise_prob, seed=cfg.seed * 1000 + dist_env.rank)
+        aug = Augmenter(cfg.augment, fe.sample_rate, load_noise_bank(cfg.noise_dir, fe.sample_rate),
+                        seed=cfg.seed * 1000 + dist_env.rank)
         use_specaug = cfg.spec_augment if cfg.spec_augment is not None else cfg.tau >= 1.5
         spec_gen = torch.Generator().manual_seed(cfg.seed + 99 + dist_env.rank)
         spe = max(1, len(train_clips) // (cfg.batch_size * dist_env.world_size))

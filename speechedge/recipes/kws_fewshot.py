@@ -33,7 +33,7 @@ from speechedge.features import FrontendConfig
 from speechedge.models import load_checkpoint
 from speechedge.models.fewshot import EpisodeSampler, auroc, episode_loss, mean_ci95, open_set_scores
 from speechedge.models.kws import FewShotKWS
-from speechedge.training.augment import Augmenter, spec_augment
+from speechedge.training.augment import AugmentConfig, Augmenter, spec_augment
 from speechedge.training.config import config_from_dict, load_config
 from speechedge.training.kws_data import ClipSet, load_folder_clips, load_manifest_clips, load_noise_bank
 from speechedge.training.loop import TrainTask, fit
@@ -70,8 +70,7 @@ class FewShotConfig:
     eval_episodes: int = 100
     eval_shots: int = 5
     eval_queries: int = 5
-    noise_prob: float = 0.8
-    time_shift_ms: float = 100.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # the [augment] table
     spec_augment: bool = True
     seed: int = 0
     device: str = "auto"
@@ -201,9 +200,8 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps))
         sampler = EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.queries, cfg.open_queries,
                                  seed=cfg.seed * 1000 + dist_env.rank)
-        aug = Augmenter(load_noise_bank(cfg.noise_dir, fe.sample_rate),
-                        shift_samples=int(cfg.time_shift_ms * fe.sample_rate / 1000),
-                        noise_prob=cfg.noise_prob, seed=cfg.seed * 1000 + dist_env.rank)
+        aug = Augmenter(cfg.augment, fe.sample_rate, load_noise_bank(cfg.noise_dir, fe.sample_rate),
+                        seed=cfg.seed * 1000 + dist_env.rank)
         aux_rng = np.random.default_rng(cfg.seed * 1000 + 7 + dist_env.rank)
         spec_gen = torch.Generator().manual_seed(cfg.seed + 99 + dist_env.rank)
         accs: list[float] = []

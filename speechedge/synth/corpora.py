@@ -1,8 +1,10 @@
 """Synthesized corpora laid out exactly like LibriSpeech (+ MFA word alignments) and Speech Commands v2.
 
-Tests and the quickstart run on these instead of downloads. A "speaker" is an espeak voice x variant x
-rate x pitch x pitch range x gain x background-noise level; every choice comes from a seeded generator, so
-the same ``seed`` gives byte-identical corpora.
+Tests and the quickstart run on these instead of downloads. A LibriSpeech "speaker" is an espeak voice x
+variant x rate x pitch x pitch range x gain x background-noise level (espeak alone reports word timings); a
+Speech Commands speaker is a :class:`speechedge.synth.engines.Voice` of any installed engine (espeak-ng,
+SVOX Pico, hibari) with a vocal-tract-length factor, gain and noise floor. Every choice comes from a seeded
+generator, so the same ``seed`` gives byte-identical corpora.
 
 Word boundaries (LibriSpeech alignments) come from espeak's word events: the event gives the sample at
 which a word starts; the word is taken to last until the next word's event (or the end of the audio), and
@@ -19,12 +21,14 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import resample, write_audio
+from ..manifest import ClipRecord, write_manifest
+from .engines import ESPEAK_VARIANTS, ESPEAK_VOICES
 from .espeak import Espeak, Utterance
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,9 @@ __all__ = [
     "SynthReport",
     "WordSpan",
     "SPEECH_COMMANDS_V2_WORDS",
+    "voice_hash",
+    "noise_signal",
+    "music_signal",
     "make_speakers",
     "vocabulary",
     "word_spans",
@@ -48,11 +55,6 @@ SPEECH_COMMANDS_V2_WORDS = (
     "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
 )
 
-_VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbclan")
-_VARIANTS = (
-    "", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
-    "klatt3", "croak", "whisper", "adam", "linda", "steph", "robert", "david", "john", "paul",
-)
 _FRAME_S = 0.010
 _SILENCE_DB = 40.0
 
@@ -108,9 +110,9 @@ def make_speakers(num_speakers: int, rng: np.random.Generator, *, noise: bool = 
     speakers: list[SpeakerStyle] = []
     seen: set[tuple[str, str]] = set()
     while len(speakers) < num_speakers:
-        voice = _VOICES[rng.integers(len(_VOICES))]
-        variant = _VARIANTS[rng.integers(len(_VARIANTS))]
-        if (voice, variant) in seen and len(seen) < len(_VOICES) * len(_VARIANTS):
+        voice = ESPEAK_VOICES[rng.integers(len(ESPEAK_VOICES))]
+        variant = ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))]
+        if (voice, variant) in seen and len(seen) < len(ESPEAK_VOICES) * len(ESPEAK_VARIANTS):
             continue
         seen.add((voice, variant))
         snr = float(rng.uniform(10, 30)) if noise and rng.random() < 0.35 else None
@@ -376,11 +378,6 @@ def _write_text(path: Path, lines: list[str]) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def speaker_hash(style: SpeakerStyle) -> str:
-    """An 8-hex-digit speaker id in the style of Speech Commands file names."""
-    return hashlib.sha1(f"{style.speaker_id}-{style.voice_name}".encode()).hexdigest()[:8]
-
-
 def noise_signal(kind: str, num_samples: int, rng: np.random.Generator) -> np.ndarray:
     """16 kHz background noise: ``white_noise``, ``pink_noise``, ``brown_noise`` or ``hum``; peak 0.3."""
     white = rng.standard_normal(num_samples)
@@ -401,35 +398,61 @@ def noise_signal(kind: str, num_samples: int, rng: np.random.Generator) -> np.nd
     return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
 
+def music_signal(num_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """A music-like signal: random melodies of harmonic notes with attack/decay envelopes over a bass line."""
+    sr, out, t0 = 16000, np.zeros(num_samples, np.float32), 0
+    while t0 < num_samples:
+        n = int(sr * rng.uniform(0.15, 0.6))
+        t = np.arange(n) / sr
+        f0 = 220 * 2 ** (rng.integers(-12, 13) / 12)
+        note = sum(np.sin(2 * np.pi * f0 * k * t) * 0.6 ** k for k in range(1, 6))
+        env = np.minimum(1, t / 0.01) * np.exp(-t * rng.uniform(2, 8))
+        bass = 0.5 * np.sin(2 * np.pi * f0 / 4 * t)
+        seg = ((note + bass) * env).astype(np.float32)
+        out[t0: t0 + n] += seg[: num_samples - t0]
+        t0 += n
+    return (0.3 * out / max(1e-6, np.abs(out).max())).astype(np.float32)
+
+
 def _speech_commands_task(tasks: list, *, out_dir: str, words: list[str], per_word: int, num_speakers: int,
                           seed: int) -> list[tuple[str, str]]:
-    """Worker: every word for each ``(index, style)`` in ``tasks``; returns ``(relative path, speaker id)``."""
-    sample_rate = clip = 16000
+    """Worker: every word for each ``(index, voice)`` in ``tasks``; returns ``(relative path, voice key)``."""
+    from .engines import synthesize
+
+    clip = 16000
     out = Path(out_dir)
-    tts = Espeak()
     written = []
-    for index, style in tasks:
+    for index, voice in tasks:
         rng = np.random.default_rng([seed, index])
+        gain = float(rng.uniform(0.3, 0.9))
+        snr_db = float(rng.uniform(10, 30)) if rng.random() < 0.35 else None
         for word in words:
-            for n in range(len(range(index, per_word, num_speakers))):  # this speaker's repetitions
-                utt = tts.synthesize(word, voice=style.voice_name, rate=style.rate + 7 * n, pitch=style.pitch,
-                                     pitch_range=style.pitch_range, seed=int(rng.integers(2**31)))
-                audio = _render(utt, style, sample_rate, rng)
+            for n in range(len(range(index, per_word, num_speakers))):  # this voice's repetitions
+                # each repetition a little faster, with its own engine randomness
+                take = replace(voice, rate=round(voice.rate * (1 + 0.04 * n), 3), seed=voice.seed + n)
+                audio = synthesize(take, word) * gain
                 # trim to the audible part, then place it at a random offset inside the 1-second clip
-                voiced = np.flatnonzero(np.abs(audio) > 0.02 * style.gain)
+                voiced = np.flatnonzero(np.abs(audio) > 0.02 * gain)
                 if voiced.size:
                     audio = audio[voiced[0] : voiced[-1] + 1]
-                audio = audio[:clip]
+                if len(audio) > clip:  # a slow voice: keep the middle second
+                    start = (len(audio) - clip) // 2
+                    audio = audio[start : start + clip]
                 clip_audio = np.zeros(clip, np.float32)
                 offset = int(rng.integers(0, clip - len(audio) + 1))
                 clip_audio[offset : offset + len(audio)] = audio
-                if style.snr_db is not None:  # keep the noise floor across the whole clip
-                    level = np.sqrt(np.mean(audio**2) / 10 ** (style.snr_db / 10))
+                if snr_db is not None:  # a noise floor across the whole clip
+                    level = np.sqrt(np.mean(audio**2) / 10 ** (snr_db / 10))
                     clip_audio += rng.standard_normal(clip).astype(np.float32) * level
-                rel = f"{word}/{speaker_hash(style)}_nohash_{n}.wav"
-                write_audio(out / rel, clip_audio, sample_rate)
-                written.append((rel, style.speaker_id))
+                rel = f"{word}/{voice_hash(voice)}_nohash_{n}.wav"
+                write_audio(out / rel, np.clip(clip_audio, -1, 1), 16000)
+                written.append((rel, voice.key))
     return written
+
+
+def voice_hash(voice) -> str:
+    """An 8-hex-digit speaker id in the style of Speech Commands file names."""
+    return hashlib.sha1(voice.key.encode()).hexdigest()[:8]
 
 
 def synth_speech_commands(
@@ -440,16 +463,26 @@ def synth_speech_commands(
     num_speakers: int | None = None,
     seed: int = 0,
     noise_seconds: float = 20.0,
+    engines: tuple[str, ...] | list[str] = ("espeak",),
+    held_out_engines: tuple[str, ...] | list[str] = (),
     progress: bool = True,
 ) -> SynthReport:
     """Write a Speech Commands v2-layout corpus under ``out_dir``.
 
-    ``{word}/{speaker_hash}_nohash_{n}.wav`` (1 s, 16 kHz, int16, the word at a random offset),
-    ``validation_list.txt`` and ``testing_list.txt`` (speaker-disjoint, about 10% each), and
-    ``_background_noise_/`` with white, pink, brown and hum noise files of ``noise_seconds`` each.
-    Clip ``i`` of a word is said by speaker ``i % num_speakers`` (default ``num_speakers = per_word``);
-    ``n`` in the file name counts that speaker's repetitions of the word.
+    ``{word}/{voice_hash}_nohash_{n}.wav`` (1 s, 16 kHz, int16, the word at a random offset),
+    ``validation_list.txt`` and ``testing_list.txt`` (speaker-disjoint), ``_background_noise_/`` with white,
+    pink, brown and hum noise files of ``noise_seconds`` each, ``voices.jsonl`` (every speaker's engine,
+    voice settings and split) and ``manifest.jsonl`` (every clip with its split: a word-clip manifest the
+    few-shot recipe takes as ``libriword_manifest``). Clip ``i`` of a word is said by speaker ``i % num_speakers`` (default
+    ``num_speakers = per_word``); ``n`` in the file name counts that speaker's repetitions of the word.
+
+    Args:
+        engines: the speech engines speakers are drawn from, in turn (:mod:`speechedge.synth.engines`).
+        held_out_engines: engines whose speakers all go to the test list (an unseen synthesizer for
+            evaluation); the other speakers are split about 80/10/10 into train/validation/test.
     """
+    from .engines import available_engines, make_voices
+
     out_dir = Path(out_dir)
     words = list(words)
     bad = [w for w in words if not re.fullmatch(r"[a-z][a-z_']*", w)]
@@ -457,27 +490,46 @@ def synth_speech_commands(
         raise ValueError(f"words must be non-empty lower-case words, got bad entries {bad}")
     if per_word < 1:
         raise ValueError(f"per_word must be >= 1, got {per_word}")
+    engines, held_out_engines = list(engines), list(held_out_engines)
+    missing = [e for e in engines if e not in available_engines()]
+    if missing:
+        raise ValueError(f"engines {missing} are not installed here (available: {list(available_engines())}); "
+                         "pip install 'speechedge[data]'")
+    if set(held_out_engines) - set(engines):
+        raise ValueError(f"held_out_engines {held_out_engines} must be among engines {engines}")
     num_speakers = min(num_speakers or per_word, per_word)
     if num_speakers < 3:
         raise ValueError(f"need at least 3 speakers for a speaker-disjoint split, got num_speakers={num_speakers}")
     rng = np.random.default_rng(seed)
-    speakers = make_speakers(num_speakers, rng)
-    train, val, test = _split_speakers(sorted(speakers, key=speaker_hash), (0.8, 0.1, 0.1))
-    split_of = {s.speaker_id: name for name, group in (("train", train), ("val", val), ("test", test)) for s in group}
+    voices = make_voices(num_speakers, rng, engines)
+    shared = [v for v in voices if v.engine not in held_out_engines]
+    if len(shared) < 3:
+        raise ValueError(f"{len(shared)} speakers left for train/val/test after holding out {held_out_engines}; "
+                         "use more speakers")
+    train, val, test = _split_speakers(sorted(shared, key=voice_hash), (0.8, 0.1, 0.1))
+    test = test + [v for v in voices if v.engine in held_out_engines]
+    split_of = {v.key: name for name, group in (("train", train), ("val", val), ("test", test)) for v in group}
     t0 = time.perf_counter()
-    results = _run_groups(_speech_commands_task, _groups(list(enumerate(speakers)), len(words) * per_word), dict(
+    results = _run_groups(_speech_commands_task, _groups(list(enumerate(voices)), len(words) * per_word), dict(
         out_dir=str(out_dir), words=words, per_word=per_word, num_speakers=num_speakers, seed=seed),
         "synth speech-commands", progress)
     report = SynthReport(str(out_dir), splits={"train": 0, "val": 0, "test": 0})
     lists: dict[str, list[str]] = {"val": [], "test": []}
-    for rel, speaker_id in (item for group in results for item in group):
-        split = split_of[speaker_id]
+    for rel, key in (item for group in results for item in group):
+        split = split_of[key]
         report.splits[split] += 1
         lists.get(split, []).append(rel)
         report.num_files += 1
         report.audio_s += 1.0
     _write_text(out_dir / "validation_list.txt", sorted(lists["val"]))
     _write_text(out_dir / "testing_list.txt", sorted(lists["test"]))
+    _write_text(out_dir / "voices.jsonl", [json.dumps({"speaker": voice_hash(v), "split": split_of[v.key], **asdict(v)})
+                                           for v in voices])
+    # every clip with its voice-disjoint split: usable directly as a word-clip (LibriWord-style) manifest
+    write_manifest(out_dir / "manifest.jsonl", sorted(
+        (ClipRecord(id=rel[:-4], word=rel.split("/")[0], speaker=Path(rel).name.split("_")[0], path=rel,
+                    split=split_of[key], label=rel.split("/")[0], duration_s=1.0)
+         for rel, key in (item for group in results for item in group)), key=lambda r: r.id))
     for kind in ("white_noise", "pink_noise", "brown_noise", "hum"):
         noise = noise_signal(kind, int(noise_seconds * 16000), rng)
         write_audio(out_dir / "_background_noise_" / f"{kind}.wav", noise, 16000)

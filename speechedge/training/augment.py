@@ -1,15 +1,209 @@
-"""Augmentation shared by the recipes: batched waveform augmentation (time shift, background noise at a
-random SNR) and SpecAugment on features.
+"""Augmentation shared by the recipes: realistic recording conditions on batches of waveforms, and SpecAugment.
 
-Augmentation runs on whole batches of tensors (on the training device), so a 2-core CPU spends its time
-in the model, not in the data pipeline (``speechedge bench kws-data`` measures both).
+:class:`Augmenter` runs on whole batches of tensors (on the training device), each stage with its own
+probability per example (:class:`AugmentConfig`, the ``[augment]`` table of a recipe config), in the order a
+sound travels: speed (speaking rate and pitch), time shift, room reverberation, other talkers (babble),
+background noise, microphone colouring and band-limiting, gain (with clipping).
+
+- Rooms are simulated with pyroomacoustics (image source method, shoe-box rooms of random size with the
+  absorption that gives a random RT60 by Sabine's formula, random source and microphone positions); a bank
+  of impulse responses is made once and convolved through the FFT per batch.
+- Babble is other speech from the same batch (1 to 3 talkers, circularly shifted).
+- Noise comes from the background files (Speech Commands' ``_background_noise_``) plus, with
+  ``synthetic_noise``, generated music-like, hum, pink and brown noise.
+- Colouring is a random smooth EQ curve (+-``eq_db``) with random high-pass (0-400 Hz) and low-pass
+  (3.4-8 kHz) edges: phones, cheap microphones, telephone bands.
+
+``speechedge bench kws-data`` measures what it costs next to a training step.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
-__all__ = ["Augmenter", "spec_augment"]
+__all__ = ["AugmentConfig", "Augmenter", "spec_augment", "simulate_rirs"]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Per-example probabilities and ranges of each augmentation stage (0 switches a stage off)."""
+
+    shift_ms: float = 100.0  # random time shift +-shift_ms (zero fill)
+    noise_prob: float = 0.8  # background noise
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    synthetic_noise: bool = False  # add generated music-like, hum, pink and brown noise to the noise bank
+    reverb_prob: float = 0.0  # a simulated room
+    rt60_s: tuple[float, float] = (0.15, 0.9)
+    num_rooms: int = 200  # impulse responses simulated once per run
+    babble_prob: float = 0.0  # other talkers from the batch
+    babble_snr_db: tuple[float, float] = (5.0, 20.0)
+    colour_prob: float = 0.0  # microphone colouring and band-limiting
+    eq_db: float = 6.0
+    gain_prob: float = 0.0  # level change, clipped to [-1, 1]
+    gain_db: tuple[float, float] = (-18.0, 12.0)
+    speed_prob: float = 0.0  # resampling: rate and pitch together
+    speed: tuple[float, float] = (0.9, 1.1)
+
+    def __post_init__(self) -> None:
+        for name in ("noise_prob", "reverb_prob", "babble_prob", "colour_prob", "gain_prob", "speed_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("snr_db", "rt60_s", "babble_snr_db", "gain_db", "speed"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"augment.{name}: low {lo} > high {hi}")
+        if self.speed[0] <= 0 or self.rt60_s[0] <= 0:
+            raise ValueError("augment.speed and augment.rt60_s must be positive")
+        if self.shift_ms < 0 or self.num_rooms < 1:
+            raise ValueError("augment.shift_ms must be >= 0 and augment.num_rooms >= 1")
+
+
+def simulate_rirs(num: int, sample_rate: int, rt60_s: tuple[float, float], seed: int = 0,
+                  max_order: int = 17) -> list[np.ndarray]:
+    """``num`` room impulse responses (float32, direct path first, unit energy) from pyroomacoustics.
+
+    Each room: a shoe box of 3-10 x 3-8 x 2.4-4 m with uniform absorption chosen by Sabine's formula for a
+    random RT60 in ``rt60_s``, source and microphone at random positions at least 0.5 m from the walls.
+    """
+    import pyroomacoustics as pra
+
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < num:
+        dims = rng.uniform([3.0, 3.0, 2.4], [10.0, 8.0, 4.0])
+        rt60 = rng.uniform(*rt60_s)
+        try:
+            e_abs, order = pra.inverse_sabine(rt60, dims)
+        except ValueError:  # an RT60 this room cannot have
+            continue
+        room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(e_abs), max_order=min(order, max_order))
+        room.add_source(rng.uniform(0.5, dims - 0.5))
+        room.add_microphone(rng.uniform(0.5, dims - 0.5))
+        room.compute_rir()
+        h = np.asarray(room.rir[0][0], np.float64)
+        h = h[int(np.argmax(np.abs(h))):]  # align the direct path to sample 0 (no added delay)
+        h = h[: int(sample_rate * min(1.2, 1.5 * rt60))]
+        out.append((h / np.sqrt((h**2).sum())).astype(np.float32))
+    return out
+
+
+def _synthetic_noise(sample_rate: int, seconds: float, seed: int) -> torch.Tensor:
+    from speechedge.synth.corpora import music_signal, noise_signal
+
+    rng = np.random.default_rng(seed)
+    n = int(sample_rate * seconds)
+    parts = [music_signal(n, rng), noise_signal("hum", n, rng), noise_signal("pink_noise", n, rng),
+             noise_signal("brown_noise", n, rng)]
+    return torch.from_numpy(np.concatenate(parts))
+
+
+class Augmenter:
+    """Batched waveform augmentation ``(B, S) -> (B, S)`` (see the module docstring).
+
+    Args:
+        config: stage probabilities and ranges.
+        sample_rate: of the audio.
+        noise: concatenated background noise (1-D), or None.
+        seed: the generator's seed (its state is part of a training checkpoint: ``self.gen``).
+    """
+
+    def __init__(self, config: AugmentConfig, sample_rate: int, noise: torch.Tensor | None = None,
+                 seed: int = 0) -> None:
+        self.config = config
+        self.sample_rate = sample_rate
+        self.gen = torch.Generator().manual_seed(seed)
+        if config.synthetic_noise:
+            extra = _synthetic_noise(sample_rate, 30.0, seed)
+            noise = extra if noise is None else torch.cat([noise, extra])
+        self.noise = noise
+        self.rirs = None
+        if config.reverb_prob > 0:
+            rirs = simulate_rirs(config.num_rooms, sample_rate, config.rt60_s, seed)
+            length = max(len(h) for h in rirs)
+            self.rirs = torch.zeros(len(rirs), length)
+            for i, h in enumerate(rirs):
+                self.rirs[i, : len(h)] = torch.from_numpy(h)
+
+    def _uniform(self, b: int, lo: float, hi: float) -> torch.Tensor:
+        return torch.empty(b).uniform_(lo, hi, generator=self.gen)
+
+    def _pick(self, b: int, p: float) -> torch.Tensor:
+        return torch.rand(b, generator=self.gen) < p
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        c, g = self.config, self.gen
+        x = x.float()
+        b, n = x.shape
+        if c.speed_prob > 0:  # read the clip at rate `factor` (linear interpolation), centred
+            use = self._pick(b, c.speed_prob)
+            factor = torch.where(use, self._uniform(b, *c.speed), torch.ones(b))
+            pos = (torch.arange(n)[None, :] - n / 2) * factor[:, None] + n / 2
+            lo = pos.floor().long()
+            frac = pos - lo
+            valid = (lo >= 0) & (lo + 1 < n)
+            lo = lo.clamp(0, n - 2)
+            y = x.gather(1, lo) * (1 - frac) + x.gather(1, lo + 1) * frac
+            x = torch.where(valid, y, torch.zeros(()))
+        shift = int(c.shift_ms * self.sample_rate / 1000)
+        if shift:
+            shifts = torch.randint(-shift, shift + 1, (b,), generator=g)
+            idx = torch.arange(n)[None, :] - shifts[:, None]
+            valid = (idx >= 0) & (idx < n)
+            x = torch.where(valid, x.gather(1, idx.clamp(0, n - 1)), torch.zeros(()))
+        if self.rirs is not None:
+            use = self._pick(b, c.reverb_prob)
+            if use.any():
+                h = self.rirs[torch.randint(0, len(self.rirs), (b,), generator=g)]
+                m = 1 << math.ceil(math.log2(n + h.shape[1]))
+                wet = torch.fft.irfft(torch.fft.rfft(x, m) * torch.fft.rfft(h, m), m)[:, :n]
+                # keep the level: reverberant energy scaled to the dry clip's
+                wet = wet * torch.sqrt(x.pow(2).sum(1, keepdim=True) / wet.pow(2).sum(1, keepdim=True).clamp_min(1e-10))
+                x = torch.where(use[:, None], wet, x)
+        p_sig = x.pow(2).mean(1).clamp_min(1e-8)
+        if c.babble_prob > 0 and b > 1:
+            use = self._pick(b, c.babble_prob).float()
+            talkers = torch.randint(1, 4, (b,), generator=g)
+            babble = torch.zeros_like(x)
+            for k in range(1, 4):
+                other = torch.roll(x, shifts=k, dims=0)
+                other = torch.roll(other, shifts=int(torch.randint(0, n, (1,), generator=g)), dims=1)
+                babble = babble + other * (talkers >= k).float()[:, None]
+            snr = self._uniform(b, *c.babble_snr_db)
+            scale = torch.sqrt(p_sig / (babble.pow(2).mean(1).clamp_min(1e-8) * 10 ** (snr / 10)))
+            x = x + (use * scale)[:, None] * babble
+        if c.noise_prob > 0 and self.noise is not None:
+            starts = torch.randint(0, len(self.noise) - n, (b,), generator=g)
+            seg = self.noise[starts[:, None] + torch.arange(n)[None, :]]
+            snr = self._uniform(b, *c.snr_db)
+            scale = torch.sqrt(p_sig / (seg.pow(2).mean(1).clamp_min(1e-8) * 10 ** (snr / 10)))
+            use = self._pick(b, c.noise_prob).float()
+            x = x + (use * scale)[:, None] * seg
+        if c.colour_prob > 0:
+            use = self._pick(b, c.colour_prob)
+            spec = torch.fft.rfft(x)
+            f = torch.linspace(0, self.sample_rate / 2, spec.shape[1])
+            # a smooth random EQ: three Gaussian bumps on a log-frequency axis, +-eq_db
+            logf = torch.log2(f.clamp_min(50.0))[None, :]
+            gain_db = torch.zeros(b, spec.shape[1])
+            for _ in range(3):
+                centre = self._uniform(b, math.log2(100), math.log2(self.sample_rate / 2))[:, None]
+                width = self._uniform(b, 0.5, 2.0)[:, None]
+                gain_db = gain_db + self._uniform(b, -c.eq_db, c.eq_db)[:, None] * torch.exp(
+                    -0.5 * ((logf - centre) / width) ** 2)
+            hp = self._uniform(b, 0.0, 400.0)[:, None]
+            lp = self._uniform(b, 3400.0, self.sample_rate / 2)[:, None]
+            band = torch.sigmoid((f[None] - hp) / 30.0) * torch.sigmoid((lp - f[None]) / 150.0)
+            coloured = torch.fft.irfft(spec * (10 ** (gain_db / 20)) * band, n)
+            x = torch.where(use[:, None], coloured, x)
+        if c.gain_prob > 0:
+            use = self._pick(b, c.gain_prob)
+            gain = torch.where(use, 10 ** (self._uniform(b, *c.gain_db) / 20), torch.ones(b))
+            x = (x * gain[:, None]).clamp(-1.0, 1.0)
+        return x
 
 
 def spec_augment(feats: torch.Tensor, generator: torch.Generator, freq_masks: int = 2, freq_width: int = 7,
@@ -28,34 +222,3 @@ def spec_augment(feats: torch.Tensor, generator: torch.Generator, freq_masks: in
         s = (torch.rand(b, 1, generator=generator).to(feats.device) * (t - w + 1)).long()
         out = out.masked_fill(((tidx >= s) & (tidx < s + w))[:, None, :], 0.0)
     return out
-
-
-class Augmenter:
-    """Batched waveform augmentation: random time shift (zero fill) and noise mixing at a random SNR."""
-
-    def __init__(self, noise: torch.Tensor | None, *, shift_samples: int = 1600, noise_prob: float = 0.8,
-                 snr_db: tuple[float, float] = (0.0, 20.0), seed: int = 0) -> None:
-        self.noise = noise
-        self.shift = shift_samples
-        self.noise_prob = noise_prob if noise is not None else 0.0
-        self.snr_db = snr_db
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        b, n = x.shape
-        g = self.gen
-        if self.shift:
-            shifts = torch.randint(-self.shift, self.shift + 1, (b,), generator=g)
-            idx = torch.arange(n)[None, :] - shifts[:, None]
-            valid = (idx >= 0) & (idx < n)
-            x = torch.where(valid, x.gather(1, idx.clamp(0, n - 1)), torch.zeros(()))
-        if self.noise_prob > 0:
-            starts = torch.randint(0, len(self.noise) - n, (b,), generator=g)
-            seg = self.noise[starts[:, None] + torch.arange(n)[None, :]]
-            snr = torch.empty(b).uniform_(*self.snr_db, generator=g)
-            p_sig = x.pow(2).mean(1).clamp_min(1e-8)
-            p_noise = seg.pow(2).mean(1).clamp_min(1e-8)
-            scale = torch.sqrt(p_sig / (p_noise * 10 ** (snr / 10)))
-            use = (torch.rand(b, generator=g) < self.noise_prob).float()
-            x = x + (use * scale)[:, None] * seg
-        return x

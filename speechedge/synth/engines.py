@@ -1,0 +1,165 @@
+"""Offline English speech engines behind one interface, for voice diversity in synthesized keyword data.
+
+Each engine turns a word or phrase into float32 audio at 16 kHz for one :class:`Voice`:
+
+- ``espeak``: espeak-ng through :mod:`speechedge.synth.espeak` (7 accents x 25 variants, rate, pitch, range);
+- ``pico``: SVOX Pico through the ``py-nanotts`` wheel (en-US and en-GB voices, speed and pitch multipliers);
+- ``hibari``: hibari-tts (a small neural model, one US voice shipped in the wheel; speed and sampling seed).
+
+On top of the engine's own controls every voice has a vocal-tract-length factor (``vtlp``): the audio is
+resampled by that factor and played back at the original rate, which scales formants, pitch and duration
+together, the way a longer or shorter vocal tract would (Jaitly & Hinton, 2013). A voice is deterministic:
+the same voice and text give the same samples in a fresh process.
+
+The engines are optional dependencies (the ``data`` extra); :func:`available_engines` says which import here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..audio import resample
+
+__all__ = ["Voice", "ENGINES", "ESPEAK_VOICES", "ESPEAK_VARIANTS", "available_engines", "make_voices", "synthesize", "EngineError"]
+
+ENGINES = ("espeak", "pico", "hibari")
+SAMPLE_RATE = 16000
+
+ESPEAK_VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbclan")
+ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
+                    "klatt3", "croak", "whisper", "adam", "linda", "steph", "robert", "david", "john", "paul")
+_PICO_VOICES = ("en-US", "en-GB")
+
+
+class EngineError(RuntimeError):
+    """An engine is not installed or refused a request."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One synthetic speaker.
+
+    Attributes:
+        engine: ``espeak``, ``pico`` or ``hibari``.
+        name: the engine's voice (espeak ``en-us+f2``, pico ``en-US``, hibari ``heart``).
+        rate: speaking-rate multiplier (1 = the engine's default).
+        pitch: pitch multiplier (espeak, pico; 1 = default).
+        vtlp: vocal-tract-length factor (0.85..1.15; 1 = unchanged).
+        seed: seeds the engine's randomness (espeak's noise, hibari's sampling).
+    """
+
+    engine: str
+    name: str
+    rate: float = 1.0
+    pitch: float = 1.0
+    vtlp: float = 1.0
+    seed: int = 0
+
+    @property
+    def key(self) -> str:
+        """A readable id of this voice (for reports and model cards)."""
+        return f"{self.engine}:{self.name}:r{self.rate:.2f}:p{self.pitch:.2f}:v{self.vtlp:.2f}:s{self.seed}"
+
+
+def available_engines() -> tuple[str, ...]:
+    """The engines whose packages import here."""
+    out = []
+    for engine, module in (("espeak", "espeakng_loader"), ("pico", "py_nanotts"), ("hibari", "hibari")):
+        if importlib.util.find_spec(module) is not None:
+            out.append(engine)
+    return tuple(out)
+
+
+def make_voices(num_voices: int, rng: np.random.Generator, engines: tuple[str, ...] | list[str]) -> list[Voice]:
+    """``num_voices`` distinct voices spread over ``engines`` in turn (round robin), each with random engine
+    controls and a vocal-tract-length factor in 0.85..1.15."""
+    engines = list(engines)
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown or not engines:
+        raise ValueError(f"engines must be a non-empty subset of {ENGINES}, got {engines}")
+    voices: list[Voice] = []
+    seen: set[str] = set()
+    while len(voices) < num_voices:
+        engine = engines[len(voices) % len(engines)]
+        if engine == "espeak":
+            name = ESPEAK_VOICES[rng.integers(len(ESPEAK_VOICES))]
+            variant = ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))]
+            name += f"+{variant}" if variant else ""
+            rate, pitch = float(rng.uniform(0.75, 1.2)), float(rng.uniform(0.5, 1.6))
+        elif engine == "pico":
+            name = _PICO_VOICES[rng.integers(len(_PICO_VOICES))]
+            rate, pitch = float(rng.uniform(0.8, 1.25)), float(rng.uniform(0.75, 1.35))
+        else:
+            name, rate, pitch = "heart", float(rng.uniform(0.8, 1.2)), 1.0
+        v = Voice(engine, name, round(rate, 3), round(pitch, 3), round(float(rng.uniform(0.85, 1.15)), 3),
+                  int(rng.integers(2**31)))
+        if v.key not in seen:
+            seen.add(v.key)
+            voices.append(v)
+    return voices
+
+
+@lru_cache(maxsize=1)
+def _espeak():
+    from .espeak import Espeak
+
+    return Espeak()
+
+
+@lru_cache(maxsize=1)
+def _pico():
+    try:
+        import py_nanotts
+    except ImportError as e:
+        raise EngineError("the pico engine needs py-nanotts: pip install 'speechedge[data]'") from e
+    return py_nanotts.NanoTTS()
+
+
+@lru_cache(maxsize=1)
+def _hibari():
+    try:
+        import hibari
+    except ImportError as e:
+        raise EngineError("the hibari engine needs hibari-tts: pip install 'speechedge[data]'") from e
+    return hibari.Hibari(threads=1)
+
+
+def _engine_audio(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    if voice.engine == "espeak":
+        utt = _espeak().synthesize(text, voice=voice.name, rate=int(round(175 * voice.rate)),
+                                   pitch=int(np.clip(round(50 * voice.pitch), 0, 100)), pitch_range=50,
+                                   seed=voice.seed)
+        return utt.samples.astype(np.float32) / 32768.0, utt.sample_rate
+    if voice.engine == "pico":
+        # volume 0.5: Pico clips at its default volume
+        pcm = _pico().speak(text, voice=voice.name, speed=voice.rate, pitch=voice.pitch, volume=0.5)
+        return np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0, 16000
+    if voice.engine == "hibari":
+        h = _hibari()
+        # a sentence end makes the model close the word naturally
+        parts = list(h.stream(text.rstrip(".") + ".", speed=voice.rate, seed=voice.seed))
+        audio = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+        return audio, int(h.sample_rate)
+    raise EngineError(f"unknown engine {voice.engine!r}; expected one of {ENGINES}")
+
+
+def synthesize(voice: Voice, text: str) -> np.ndarray:
+    """``text`` spoken by ``voice``: float32 mono at 16 kHz, peak-normalised to 0.9 (the caller sets the gain).
+
+    Raises:
+        EngineError: the engine is not installed or produced no audio.
+    """
+    audio, sr = _engine_audio(voice, text)
+    if audio.size == 0 or not np.isfinite(audio).all():
+        raise EngineError(f"{voice.key}: no usable audio for {text!r}")
+    # vocal-tract-length perturbation: resample to sr / vtlp and play at sr (formants and pitch x vtlp)
+    target = int(round(SAMPLE_RATE / voice.vtlp))
+    audio = resample(audio, sr, target) if target != sr else audio
+    peak = float(np.abs(audio).max())
+    if peak <= 0:
+        raise EngineError(f"{voice.key}: silent output for {text!r}")
+    return (0.9 * audio / peak).astype(np.float32)
