@@ -2,7 +2,7 @@
 
 Layers, lowest first; a module imports only from its own layer or below, with the exceptions spelled out:
 
-0. primitives: ``speechedge`` (package), ``audio``, ``manifest``, ``features``, ``ctc``, ``io``
+0. primitives: ``speechedge`` (package), ``audio``, ``manifest``, ``features``, ``ctc``, ``io``, ``pretrained``
 1. ``kernels`` (Numba)
 2. ``models`` (torch), ``runtime`` (torch-free interpreter host), ``synth`` (speech synthesis)
 3. ``training`` (the shared training loop, configs, augmentation, data loading)
@@ -19,10 +19,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "speechedge"
 
-LAYER = {"": 0, "audio": 0, "manifest": 0, "features": 0, "ctc": 0, "io": 0, "__main__": 5,
+LAYER = {"": 0, "audio": 0, "manifest": 0, "features": 0, "ctc": 0, "io": 0, "pretrained": 0, "__main__": 5,
          "kernels": 1, "models": 2, "runtime": 2, "synth": 2, "training": 3,
          "data_prep": 4, "recipes": 4, "export": 4, "apps": 5, "demos": 5}
-TORCH_FREE = {"kernels", "runtime", "audio", "manifest", "features", "ctc", "io", "data_prep", "synth", ""}
+TORCH_FREE = {"kernels", "runtime", "audio", "manifest", "features", "ctc", "io", "data_prep", "synth", "pretrained", ""}
 # same-layer imports that are not allowed (the rest of a layer may use each other)
 FORBIDDEN = {("export", "recipes"), ("recipes", "export"), ("data_prep", "recipes"), ("data_prep", "export"),
              ("runtime", "models"), ("runtime", "synth"), ("models", "runtime"), ("models", "synth"),

@@ -351,3 +351,45 @@ def test_missing_portaudio_says_how_to_fix(monkeypatch):
 
     with pytest.raises(AudioInputError, match="apt install libportaudio2"):
         MicSource()
+
+
+@pytest.mark.slow
+def test_a_shipped_model_is_never_written_keywords_go_to_the_user_file(kws_export, gsc35, tmp_path, monkeypatch):
+    """Enrolling on a shipped (read-only) model stores the prototypes per user (XDG data dir), not in the
+    package; an explicit --keywords file wins over both."""
+    import speechedge.pretrained as pretrained
+    from speechedge.runtime import KWSModel
+
+    _, export = kws_export
+    gsc_dir, _ = gsc35
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(pretrained, "is_pretrained", lambda folder: Path(folder) == export)
+    before = sorted(p.name for p in export.iterdir())
+    model = KWSModel(export)
+    assert model.keywords_file == tmp_path / "xdg" / "speechedge" / "keywords" / f"{export.name}.json"
+    clips = [read_audio(p, sample_rate=16000)[0] for p in sorted((gsc_dir / "marvin").glob("*.wav"))[:3]]
+    model.enroll("marvin", clips)
+    assert model.keywords_file.exists() and sorted(p.name for p in export.iterdir()) == before
+    assert set(KWSModel(export).keywords) == {"marvin"}  # read back from the user file
+    own = KWSModel(export, keywords_file=tmp_path / "mine.json")
+    assert own.keywords == {} and own.keywords_file == tmp_path / "mine.json"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "speechedge" / "pretrained" / "kws_fewshot"
+                         / "frontend.json").exists(), reason="no shipped pretrained KWS model in this checkout")
+def test_demo_kws_without_model_uses_the_shipped_model(gsc35, tmp_path, monkeypatch, capsys):
+    from speechedge.apps.cli import main
+    from speechedge.pretrained import pretrained_dir
+
+    gsc_dir, _ = gsc35
+    shipped = pretrained_dir()
+    before = {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()}
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    enrol = [str(p) for p in sorted((gsc_dir / "sheila").glob("*.wav"))[:3]]
+    stream = tmp_path / "s.wav"
+    write_audio(stream, np.concatenate([np.zeros(8000, np.float32), read_audio(enrol[0])[0], np.zeros(8000, np.float32)]),
+                16000)
+    assert main(["demo", "kws", "--enroll", *enrol, "--name", "sheila", "--input", str(stream), "--json"]) == 0
+    assert (tmp_path / "xdg" / "speechedge" / "keywords" / "kws_fewshot.json").exists()
+    assert {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()} == before

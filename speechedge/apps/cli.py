@@ -26,7 +26,7 @@ def _demo_kws(args: argparse.Namespace) -> int:
 
     return run_kws(args.model, enroll=args.enroll, enroll_mic=args.enroll_mic, name=args.name, input_spec=args.input,
                    threshold=args.threshold, realtime=args.realtime, as_json=args.json, device=args.device,
-                   max_seconds=args.max_seconds, precision=args.precision)
+                   max_seconds=args.max_seconds, precision=args.precision, keywords_file=args.keywords)
 
 
 def _demo_asr(args: argparse.Namespace) -> int:
@@ -381,7 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     dm = verbs.add_parser("demo", help="live demos: keyword spotting and streaming transcription (torch-free)")
     dm_kinds = dm.add_subparsers(dest="kind", metavar="DEMO", required=True)
     dk = dm_kinds.add_parser("kws", help="live keyword detection with few-shot enrolment")
-    dk.add_argument("--model", required=True, help="exported KWS folder (speechedge export)")
+    dk.add_argument("--model", default=None,
+                    help="exported KWS folder (speechedge export); default: the shipped pretrained few-shot model")
+    dk.add_argument("--keywords", default=None, metavar="FILE",
+                    help="enrolled keywords file (default: MODEL/keywords.json; for the shipped model a per-user "
+                         "file, ~/.local/share/speechedge/keywords/kws_fewshot.json)")
     dk.add_argument("--enroll", nargs="+", metavar="WAV", help="enrol --name from these recordings (3-5 work well)")
     dk.add_argument("--enroll-mic", type=int, default=0, metavar="N", help="enrol --name from N microphone takes")
     dk.add_argument("--name", help="the keyword being enrolled")

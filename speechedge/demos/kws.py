@@ -52,12 +52,15 @@ def _meter(level: float, width: int = 20) -> str:
     return "#" * n + "." * (width - n)
 
 
-def run_kws(model_dir: str, *, enroll: list[str] | None = None, enroll_mic: int = 0, name: str | None = None,
+def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mic: int = 0, name: str | None = None,
             input_spec: str = "mic", threshold: float = 0.7, realtime: bool = False, as_json: bool = False,
             device=None, max_seconds: float | None = None, precision: str = "auto", stride_ms: float = 100.0,
-            smooth: int = 3, refractory_s: float = 1.0, out=None) -> int:
+            smooth: int = 3, refractory_s: float = 1.0, keywords_file: str | None = None, out=None) -> int:
+    """Enrol (optional) and detect; ``model_dir=None`` uses the shipped pretrained few-shot model."""
+    from speechedge.pretrained import pretrained_dir
+
     out = out or sys.stdout
-    model = KWSModel(model_dir, precision=precision)
+    model = KWSModel(model_dir or pretrained_dir(), precision=precision, keywords_file=keywords_file)
     if enroll or enroll_mic:
         if not name:
             raise ValueError("--enroll/--enroll-mic need --name WORD (the keyword being enrolled)")
@@ -68,7 +71,7 @@ def run_kws(model_dir: str, *, enroll: list[str] | None = None, enroll_mic: int 
             model.enroll(name, [best_second(read_audio(p, sample_rate=sr)[0], model.clip_samples) for p in enroll])
         else:
             enroll_from_mic(model, name, enroll_mic, device=device)
-        print(f"enrolled {name!r} in {model.folder / 'keywords.json'}; keywords: {', '.join(model.keywords)}",
+        print(f"enrolled {name!r} in {model.keywords_file}; keywords: {', '.join(model.keywords)}",
               file=sys.stderr)
     try:
         detector = StreamingKWS(model, threshold=threshold, stride_ms=stride_ms, smooth=smooth,

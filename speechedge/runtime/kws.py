@@ -37,11 +37,16 @@ class KWSModel:
     """An exported KWS model folder.
 
     Args:
-        folder: the output of ``speechedge export``.
+        folder: the output of ``speechedge export`` (or a shipped model, :mod:`speechedge.pretrained`).
         precision: ``"fp32"`` or ``"int8"`` (``model_{precision}.tflite``); ``"auto"`` prefers int8.
+        keywords_file: where enrolled keywords are read and saved; default ``folder/keywords.json``, or the
+            per-user file for a shipped (read-only) model.
     """
 
-    def __init__(self, folder: str | Path, precision: str = "auto", threads: int = 1) -> None:
+    def __init__(self, folder: str | Path, precision: str = "auto", threads: int = 1,
+                 keywords_file: str | Path | None = None) -> None:
+        from speechedge.pretrained import is_pretrained, user_keywords_file
+
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"{self.folder}: no such model folder (run `speechedge export` first)")
@@ -60,8 +65,14 @@ class KWSModel:
         self.fewshot = json.loads(fs.read_text()) if fs.exists() else {"threshold": None, "temperature": 1.0}
         dp = self.folder / "dummy_prototypes.npz"
         self.dummy = dict(np.load(dp)) if dp.exists() else None
+        if keywords_file is not None:
+            self.keywords_file = Path(keywords_file)
+        elif is_pretrained(self.folder):
+            self.keywords_file = user_keywords_file(self.folder.name)
+        else:
+            self.keywords_file = self.folder / "keywords.json"
         self.keywords: dict[str, np.ndarray] = {}
-        kw = self.folder / "keywords.json"
+        kw = self.keywords_file
         if kw.exists():
             self.keywords = {k: np.asarray(v, np.float32) for k, v in json.loads(kw.read_text()).items()}
 
@@ -111,8 +122,9 @@ class KWSModel:
         return proto
 
     def save_keywords(self) -> Path:
-        return atomic_write_text(self.folder / "keywords.json",
-                                 json.dumps({k: v.tolist() for k, v in self.keywords.items()}))
+        """Write the enrolled prototypes to :attr:`keywords_file` (atomically)."""
+        self.keywords_file.parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write_text(self.keywords_file, json.dumps({k: v.tolist() for k, v in self.keywords.items()}))
 
     def dummy_prototypes(self) -> np.ndarray | None:
         """D-ProtoNet's dummy prototypes for the enrolled set ``(L, dim)`` (the generator shipped by export)."""
