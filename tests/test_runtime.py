@@ -213,9 +213,12 @@ def test_demo_kws_through_the_fake_microphone_equals_file_input(enrolled, tmp_pa
     assert file_dets, f.stdout[-2000:]
     assert [d for d in file_dets if d["time_s"] <= seconds] == mic_dets
     # stdin (raw PCM) gives the same detections too
-    raw = (np.clip(stream, -1, 1) * 32767).astype("<i2").tobytes()
+    from speechedge.audio import to_int16
+
+    raw = to_int16(stream).astype("<i2").tobytes()  # the exact samples of the 16-bit file
     exe = Path(sys.executable).with_name("speechedge")
-    p = subprocess.run([str(exe), *args, "--input", "-"], input=raw, capture_output=True, timeout=300)
+    p = subprocess.run([str(exe), *args, "--input", "-", "--max-seconds", str(seconds)], input=raw,
+                       capture_output=True, timeout=300)
     assert [r for r in _json_lines(p.stdout.decode()) if "keyword" in r] == file_dets
 
 

@@ -17,6 +17,8 @@ from typing import Iterator
 
 import numpy as np
 
+from speechedge.audio import from_int16, read_audio
+
 __all__ = ["AudioInputError", "MicSource", "FileSource", "StdinSource", "open_source"]
 
 SAMPLE_RATE = 16000
@@ -117,7 +119,7 @@ class MicSource:
                     if self.done:
                         return
                     continue
-                x = raw.astype(np.float32) / 32768.0
+                x = from_int16(raw)
                 if self._resampler is not None:
                     x = self._resampler.resample_chunk(x)
                 yield x
@@ -135,7 +137,7 @@ class MicSource:
                     raw = self.q.get(timeout=2.0)
                 except queue.Empty:
                     raise AudioInputError(f"input device {self.device_name!r} delivers no audio") from None
-                x = raw.astype(np.float32) / 32768.0
+                x = from_int16(raw)
                 out.append(self._resampler.resample_chunk(x) if self._resampler is not None else x)
         finally:
             self.stream.stop()
@@ -149,7 +151,6 @@ class FileSource:
 
     def __init__(self, path: str | Path, *, block: int = 1600, realtime: bool = False,
                  max_seconds: float | None = None) -> None:
-        from speechedge.audio import read_audio
 
         self.audio, _ = read_audio(path, sample_rate=SAMPLE_RATE)
         if max_seconds:
@@ -192,7 +193,7 @@ class StdinSource:
             if not data:
                 return
             seen += len(data) // 2
-            yield np.frombuffer(data[: len(data) // 2 * 2], "<i2").astype(np.float32) / 32768.0
+            yield from_int16(np.frombuffer(data[: len(data) // 2 * 2], "<i2"))
 
 
 def open_source(spec: str, *, block: int = 1600, realtime: bool = False, device=None,

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speechedge.audio import from_int16
 from speechedge.ctc import ErrorCounts, greedy_decode, ids_to_text
 from speechedge.features import FrontendConfig
 from speechedge.io import atomic_write_text
@@ -128,7 +129,7 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     init = model.encoder.init_state(1, chunk, left)
     utts = load_utterances(held_out or cfg["val_manifest"], tok, limit=num_held_out, sample_rate=fe.sample_rate,
                            hop_length=fe.hop_length)
-    audio = [a.astype(np.float32) / 32768.0 for a in utts.audio]
+    audio = [from_int16(a) for a in utts.audio]
     device_chunks = [_numba_chunks(a, fe, step_frames) for a in audio]
     torch.set_num_threads(1)
     ref, calls = [], []

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speechedge.audio import from_int16
 from speechedge.io import atomic_write_text
 from speechedge.kernels import log_mel
 from speechedge.models import load_checkpoint
@@ -67,7 +68,7 @@ def _clips(model, manifest: str, limit: int, seed: int = 0) -> tuple[np.ndarray,
     clips = load_manifest_clips(manifest, sample_rate=model.frontend.config.sample_rate,
                                 clip_samples=model.clip_samples)
     idx = np.sort(np.random.default_rng(seed).permutation(len(clips))[:limit])
-    return clips.audio[idx].astype(np.float32) / 32768.0, [clips.labels[i] for i in idx]
+    return from_int16(clips.audio[idx]), [clips.labels[i] for i in idx]
 
 
 def _episode_agreement(a: np.ndarray, b: np.ndarray, labels: list[str], episodes: int = 200) -> tuple[float, float, float]:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from speechedge.audio import from_int16
 from speechedge.ctc import CharTokenizer, ErrorCounts, greedy_decode, greedy_tokens, prefix_beam_search
 from speechedge.features import FrontendConfig
 from speechedge.models import load_checkpoint
@@ -166,7 +167,7 @@ def stream_decode(model: ASRModel, audio: np.ndarray, chunk_frames: int, left_ch
     (seconds) at which its last character was emitted, i.e. when the chunk that emitted it was complete."""
     model.eval()
     tok = CharTokenizer()
-    x = torch.from_numpy(audio.astype(np.float32) / 32768.0)[None]
+    x = torch.from_numpy(from_int16(audio))[None]
     feats, _ = model.features(x, torch.tensor([len(audio)]))
     cfg = model.frontend.config
     step_frames = SUBSAMPLING * chunk_frames

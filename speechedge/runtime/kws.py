@@ -77,13 +77,13 @@ class KWSModel:
             self.keywords = {k: np.asarray(v, np.float32) for k, v in json.loads(kw.read_text()).items()}
 
     # -- features and inference --------------------------------------------------------------------------
-    def fit(self, audio: np.ndarray) -> np.ndarray:
+    def fit_length(self, audio: np.ndarray) -> np.ndarray:
         """Centre-crop or zero-pad one clip to the model's input length (:func:`speechedge.audio.fit_length`)."""
         return fit_length(np.asarray(audio, np.float32), self.clip_samples)
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """One clip (float in [-1, 1) or int16) -> ``(n_mels, frames)`` as in training."""
-        return log_mel(self.fit(audio), self.frontend)
+        return log_mel(self.fit_length(audio), self.frontend)
 
     def run_features(self, feats: np.ndarray) -> np.ndarray:
         """``(n_mels, frames)`` -> the model output (logits or embedding), float32 ``(dim,)``."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import resample, write_audio
+from ..audio import from_int16, resample, write_audio
 from ..manifest import ClipRecord, write_manifest
 from .engines import ESPEAK_VARIANTS, ESPEAK_VOICES
 from .espeak import Espeak, Utterance
@@ -207,7 +207,7 @@ def _render(utt: Utterance, style: SpeakerStyle, sample_rate: int, rng: np.rando
             lead_s: float = 0.0, trail_s: float = 0.0) -> np.ndarray:
     """int16 at espeak's rate -> float32 at ``sample_rate`` with the speaker's gain, silence padding
     (``lead_s`` before, ``trail_s`` after) and background noise over the whole recording."""
-    audio = resample(utt.samples.astype(np.float32) / 32768.0, utt.sample_rate, sample_rate)
+    audio = resample(from_int16(utt.samples), utt.sample_rate, sample_rate)
     peak = float(np.abs(audio).max()) or 1.0
     audio = audio * (style.gain / peak)
     if lead_s or trail_s:

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..audio import resample
+from ..audio import from_int16, resample
 
 __all__ = ["Voice", "ENGINES", "ESPEAK_VOICES", "ESPEAK_VARIANTS", "available_engines", "make_voices", "synthesize", "EngineError"]
 
@@ -133,11 +133,11 @@ def _engine_audio(voice: Voice, text: str) -> tuple[np.ndarray, int]:
         utt = _espeak().synthesize(text, voice=voice.name, rate=int(round(175 * voice.rate)),
                                    pitch=int(np.clip(round(50 * voice.pitch), 0, 100)), pitch_range=50,
                                    seed=voice.seed)
-        return utt.samples.astype(np.float32) / 32768.0, utt.sample_rate
+        return from_int16(utt.samples), utt.sample_rate
     if voice.engine == "pico":
         # volume 0.5: Pico clips at its default volume
         pcm = _pico().speak(text, voice=voice.name, speed=voice.rate, pitch=voice.pitch, volume=0.5)
-        return np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0, 16000
+        return from_int16(np.frombuffer(pcm, np.int16)), 16000
     if voice.engine == "hibari":
         h = _hibari()
         # a sentence end makes the model close the word naturally

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speechedge.audio import from_int16, read_audio, to_int16
 from speechedge.ctc import Tokenizer
 from speechedge.manifest import UtteranceRecord, read_manifest
 
@@ -37,7 +38,7 @@ class UttSet:
         n = [len(self.audio[i]) for i in idx]
         out = np.zeros((len(idx), max(n)), np.float32)
         for r, i in enumerate(idx):
-            out[r, : n[r]] = self.audio[i] / 32768.0
+            out[r, : n[r]] = from_int16(self.audio[i])
         return torch.from_numpy(out), torch.tensor(n)
 
     def batches(self, batch_frames: int, rng: np.random.Generator | None) -> list[list[int]]:
@@ -63,8 +64,6 @@ def load_utterances(manifest: str | Path, tokenizer: Tokenizer, *, max_duration_
     empty ones. ``hop_length`` sets how :meth:`UttSet.batches` counts frames."""
     from tqdm import tqdm
 
-    from speechedge.audio import read_audio
-
     rows = list(read_manifest(manifest, UtteranceRecord))
     if limit:
         rows = rows[:limit]
@@ -79,7 +78,7 @@ def load_utterances(manifest: str | Path, tokenizer: Tokenizer, *, max_duration_
             continue
         a, _ = read_audio(Path(r.path), sample_rate=sample_rate)
         ids.append(r.id)
-        audio.append((np.clip(a, -1, 1) * 32767).astype(np.int16))
+        audio.append(to_int16(a))
         texts.append(tokenizer.decode(tok))
         tokens.append(tok)
     if any(skipped.values()):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechedge.audio import AudioError, fit_length, read_audio
+from speechedge.audio import AudioError, fit_length, from_int16, read_audio, to_int16
 from speechedge.manifest import ClipRecord, read_manifest
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class ClipSet:
 
     def batch(self, idx) -> torch.Tensor:
         """float32 ``(len(idx), clip_samples)`` in [-1, 1)."""
-        return torch.from_numpy(self.audio[np.asarray(idx)].astype(np.float32) / 32768.0)
+        return torch.from_numpy(from_int16(self.audio[np.asarray(idx)]))
 
     def label_ids(self, vocab: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
         vocab = vocab or sorted(set(self.labels))
@@ -57,7 +57,7 @@ def _load_rows(rows: list[ClipRecord], base: Path, sample_rate: int, clip_sample
             keep[i] = False
             log.warning("skipped clip: %s", e)
             continue
-        audio[i] = np.clip(np.round(fit_length(x, clip_samples) * 32768.0), -32768, 32767).astype(np.int16)
+        audio[i] = to_int16(fit_length(x, clip_samples))
     if not keep.all():
         log.warning("%s: %d unreadable clips skipped", what, int((~keep).sum()))
     return ClipSet(audio[keep], [r.label or r.word for r, k in zip(rows, keep) if k],
