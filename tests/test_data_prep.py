@@ -156,6 +156,29 @@ def test_prepare_librispeech_counts_bad_files(librispeech_dir, tmp_path):
         prepare_librispeech(corpus, tmp_path / "out", ["nope"])
 
 
+def test_utterance_ids_that_escape_the_corpus_are_refused_and_counted(librispeech_dir, tmp_path):
+    """An ID is a file name: `SPK-CH-x/../../elsewhere/NAME` must neither read audio outside the corpus nor
+    (through LibriWord) write clips outside --out."""
+    root, _ = librispeech_dir
+    corpus = tmp_path / "LS"
+    shutil.copytree(root / "dev-clean", corpus / "dev-clean")
+    trans = sorted((corpus / "dev-clean").rglob("*.trans.txt"))[0]
+    spk, ch = trans.parent.parent.name, trans.parent.name
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    flac = sorted(trans.parent.glob("*.flac"))[0]
+    shutil.copy(flac, outside / "NAME.flac")  # a real file the traversal would reach
+    evil = f"{spk}-{ch}-x/../../../../elsewhere/NAME"
+    trans.write_text(trans.read_text() + f"{evil} HELLO WORLD\n")
+    stats = prepare_librispeech(corpus, tmp_path / "out")
+    s = stats["splits"]["dev-clean"]
+    assert s["bad_utterance_id"] == 1
+    from speechedge.manifest import UtteranceRecord, read_manifest
+
+    rows = list(read_manifest(tmp_path / "out" / "librispeech_dev-clean.jsonl.gz", UtteranceRecord))
+    assert rows and all(Path(r.path).resolve().is_relative_to(corpus.resolve()) for r in rows)
+
+
 # ---------------------------------------------------------------- LibriWord
 
 CFG = LibriWordConfig(num_words=6, clips_per_word=5, min_word_seconds=0.1, max_clips_per_speaker=2,

@@ -46,7 +46,8 @@ def iter_split(corpus_dir: str | Path, split: str, counts: Counter | None = None
     """Yield the utterances of one split in sorted order; problems are counted in ``counts`` and logged.
 
     Counted problems: ``missing_audio`` (transcript line without a file), ``bad_audio`` (unreadable
-    header), ``bad_transcript_line``, ``audio_without_transcript``.
+    header), ``bad_transcript_line``, ``bad_utterance_id`` (not ``SPEAKER-CHAPTER-NUMBER``: refused, it would
+    name a path outside the corpus), ``audio_without_transcript``.
     """
     counts = counts if counts is not None else Counter()
     split_dir = Path(corpus_dir) / split
@@ -62,6 +63,12 @@ def iter_split(corpus_dir: str | Path, split: str, counts: Counter | None = None
             if len(parts) != 2 or not parts[0].startswith(f"{speaker}-{chapter}-"):
                 counts["bad_transcript_line"] += 1
                 log.warning("%s:%d: not 'UTT-ID TRANSCRIPT' for this chapter; skipped", trans, i)
+                continue
+            # the ID becomes a file name (audio here, clips in LibriWord): only the corpus pattern is accepted,
+            # so an ID such as "1-2-x/../../elsewhere" can neither read nor write outside the corpus / output
+            if not re.fullmatch(rf"{re.escape(speaker)}-{re.escape(chapter)}-\d{{1,8}}", parts[0]):
+                counts["bad_utterance_id"] += 1
+                log.warning("%s:%d: utterance ID %r is not SPEAKER-CHAPTER-NUMBER; skipped", trans, i, parts[0][:80])
                 continue
             utt_id, text = parts
             seen.add(utt_id)
