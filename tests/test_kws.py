@@ -415,3 +415,27 @@ def test_non_default_frontend_travels_from_training_to_export_and_runtime(gsc35,
     with torch.no_grad():
         ref = model(model.features(torch.from_numpy(rt.fit_length(audio))[None]))[0].numpy()
     np.testing.assert_allclose(rt.embed(audio), ref, atol=1e-4 * np.ptp(ref) + 1e-5)
+
+
+@pytest.mark.slow
+def test_export_refuses_an_out_folder_it_did_not_write(kws_export, tmp_path, monkeypatch):
+    """--out on user files, on the experiment itself or on an ancestor of the working directory is refused
+    before any work, and nothing there is touched."""
+    from speechedge.export import ExportError
+    from speechedge.export.kws import export_kws
+
+    exp, _ = kws_export
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    with pytest.raises(ExportError, match="not a previous export"):
+        export_kws(exp, user, invokes=5, num_held_out=10)
+    assert (user / "notes.txt").read_text() == "keep me"
+    before = sorted(p.name for p in exp.iterdir())
+    with pytest.raises(ExportError, match="experiment folder"):
+        export_kws(exp, exp, invokes=5, num_held_out=10)
+    assert sorted(p.name for p in exp.iterdir()) == before
+    monkeypatch.chdir(user)
+    with pytest.raises(ExportError, match="working directory"):
+        export_kws(exp, tmp_path, invokes=5, num_held_out=10)
+    assert (user / "notes.txt").exists()

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["ExportError", "replace_folder"]
+__all__ = ["ExportError", "check_out_dir", "replace_folder"]
 
 
 class ExportError(RuntimeError):
@@ -20,14 +20,10 @@ class ExportError(RuntimeError):
         self.report = report
 
 
-def replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
-    """Write a complete export into a temporary folder beside ``out_dir`` with ``write(tmp)``, then put it in
-    place: the old folder is renamed aside first and removed only after the new one is in place.
-
-    Refuses (``ExportError``) an ``out_dir`` that holds files but is not a previous export (no
-    ``report.json``), that is an experiment folder, or that contains the working directory, so that an
-    export never deletes what the toolkit did not write.
-    """
+def check_out_dir(out_dir: str | Path) -> Path:
+    """Refuse (``ExportError``) an ``--out`` that an export must not replace: one that holds files but is not a
+    previous export (no ``report.json``), an experiment folder, or one that contains the working directory.
+    Called before any work is done, and again just before the swap."""
     out_dir = Path(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -38,6 +34,16 @@ def replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
             raise ExportError(f"--out {out_dir}: is an experiment folder; export into a folder of its own")
         if any(out_dir.iterdir()) and not (out_dir / "report.json").exists():
             raise ExportError(f"--out {out_dir}: not empty and not a previous export; choose a new or empty folder")
+    return out_dir
+
+
+def replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
+    """Write a complete export into a temporary folder beside ``out_dir`` with ``write(tmp)``, then put it in
+    place: the old folder is renamed aside first and removed only after the new one is in place (a kill
+    between the two renames leaves the previous export whole in ``.NAME.old.*`` beside it). Refuses what
+    :func:`check_out_dir` refuses, so an export never deletes what the toolkit did not write.
+    """
+    out_dir = check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     old = None

@@ -41,7 +41,7 @@ from speechedge.models.asr import ASRModel, ASRStep
 from speechedge.models.conformer import SUBSAMPLING, StreamState
 from speechedge.runtime.tflite import TFLiteModel
 
-from . import ExportError, replace_folder
+from . import ExportError, check_out_dir, replace_folder
 from .tflite_tools import strip_tensor_names
 
 __all__ = ["ExportError", "export_asr"]
@@ -113,6 +113,7 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     from speechedge.training.asr_data import load_utterances
 
     exp_dir, out_dir = Path(exp_dir), Path(out_dir)
+    check_out_dir(out_dir)  # before any work: never replace what the toolkit did not write
     model, ckpt = load_checkpoint(exp_dir)
     if not isinstance(model, ASRModel):
         raise ExportError(f"{exp_dir}: not an ASR experiment")

@@ -44,7 +44,7 @@ from speechedge.models.fewshot import EpisodeSampler
 from speechedge.models.kws import FewShotKWS, KWSClassifier
 from speechedge.runtime.tflite import TFLiteModel, median_invoke_ms
 
-from . import ExportError, replace_folder
+from . import ExportError, check_out_dir, replace_folder
 from .tflite_tools import arena_estimate, c_array, check_tflm_ops, strip_tensor_names
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,7 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         raise ValueError(f"--target must be phone or mcu, got {target!r}")
     if target == "mcu":
         int8 = True  # microcontrollers run the integer model
+    check_out_dir(out_dir)  # before any work: never replace what the toolkit did not write
     model, ckpt = _load(exp_dir)
     cfg = ckpt["config"]
     kind = "classifier" if isinstance(model, KWSClassifier) else "embedding"
