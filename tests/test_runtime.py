@@ -396,3 +396,44 @@ def test_demo_kws_without_model_uses_the_shipped_model(gsc35, tmp_path, monkeypa
     assert main(["demo", "kws", "--enroll", *enrol, "--name", "sheila", "--input", str(stream), "--json"]) == 0
     assert (tmp_path / "xdg" / "speechedge" / "keywords" / "kws_fewshot.json").exists()
     assert {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_bad_model_files_are_one_clear_error(kws_export, tmp_path):
+    """NaN or wrong-sized prototypes, a keywords file that is not an object, a missing dummy-prototype file the
+    open-set rule needs, and a too-short enrolment clip: each a ValueError/FileNotFoundError naming the file."""
+    import shutil
+
+    from speechedge.runtime import KWSModel
+
+    _, export = kws_export
+    m = tmp_path / "m"
+    shutil.copytree(export, m)
+    dim = int(KWSModel(m).net.outputs[0]["shape"][-1])
+    (m / "keywords.json").write_text(json.dumps({"a": [float("nan")] * dim}).replace("NaN", "NaN"))
+    with pytest.raises(ValueError, match=r"keywords.json: keyword 'a' is not a finite vector"):
+        KWSModel(m)
+    (m / "keywords.json").write_text(json.dumps({"a": [0.0] * (dim + 1)}))
+    with pytest.raises(ValueError, match="keywords.json"):
+        KWSModel(m)
+    (m / "keywords.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="keywords.json: expected a JSON object"):
+        KWSModel(m)
+    (m / "keywords.json").unlink()
+    with pytest.raises(ValueError, match="shorter than 0.1 s"):
+        KWSModel(m).enroll("w", [np.zeros(1, np.float32)], save=False)
+    if json.loads((m / "fewshot.json").read_text())["unknown_rule"].startswith("dummy"):
+        (m / "dummy_prototypes.npz").unlink()
+        with pytest.raises(FileNotFoundError, match="dummy_prototypes.npz: missing"):
+            KWSModel(m)
+
+
+@pytest.mark.slow
+def test_eval_fewshot_on_a_relative_folder(kws_export, gsc35, tmp_path, monkeypatch):
+    from speechedge.recipes.kws_fewshot import evaluate_experiment
+
+    exp, _ = kws_export
+    gsc_dir, _ = gsc35
+    monkeypatch.chdir(gsc_dir.parent)
+    metrics, _, clips = evaluate_experiment(exp, gsc_dir.name, ways=5, shots=(1,), queries=2, episodes=5)
+    assert len(set(clips.labels)) == 35 and 0 <= metrics["1shot"]["acc"] <= 1

@@ -33,6 +33,17 @@ __all__ = ["KWSModel", "StreamingKWS", "Detection", "detect_file", "UNKNOWN"]
 UNKNOWN = "_unknown_"
 
 
+def _read_json_object(path: Path) -> dict:
+    """A JSON object from ``path``; a clear one-line error naming the file otherwise."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 class KWSModel:
     """An exported KWS model folder.
 
@@ -55,15 +66,19 @@ class KWSModel:
         self.precision = precision
         self.net = TFLiteModel(self.folder / f"model_{precision}.tflite", threads)
         self.frontend = FrontendConfig.load(self.folder / "frontend.json")
-        report = json.loads((self.folder / "report.json").read_text()) if (self.folder / "report.json").exists() else {}
+        report = _read_json_object(self.folder / "report.json") if (self.folder / "report.json").exists() else {}
         self.kind = report.get("kind", "classifier" if (self.folder / "labels.txt").exists() else "embedding")
         self.input_frames = int(self.net.inputs[0]["shape"][-1])
         # the clip length the model was trained with (report.json); older exports: the centred-frame inverse
         self.clip_samples = int(report.get("clip_samples", (self.input_frames - 1) * self.frontend.hop_length))
         self.labels = (self.folder / "labels.txt").read_text().split() if self.kind == "classifier" else []
         fs = self.folder / "fewshot.json"
-        self.fewshot = json.loads(fs.read_text()) if fs.exists() else {"threshold": None, "temperature": 1.0}
+        self.fewshot = _read_json_object(fs) if fs.exists() else {"threshold": None, "temperature": 1.0}
         dp = self.folder / "dummy_prototypes.npz"
+        if str(self.fewshot.get("unknown_rule", "")).startswith("dummy") and not dp.exists():
+            # silently falling back to the threshold rule would change what fires (3 -> 31 detections a minute)
+            raise FileNotFoundError(f"{dp}: missing, but {fs.name} says the open-set rule uses dummy prototypes; "
+                                    "re-run `speechedge export`")
         self.dummy = dict(np.load(dp)) if dp.exists() else None
         if keywords_file is not None:
             self.keywords_file = Path(keywords_file)
@@ -72,9 +87,25 @@ class KWSModel:
         else:
             self.keywords_file = self.folder / "keywords.json"
         self.keywords: dict[str, np.ndarray] = {}
-        kw = self.keywords_file
-        if kw.exists():
-            self.keywords = {k: np.asarray(v, np.float32) for k, v in json.loads(kw.read_text()).items()}
+        if self.keywords_file.exists():
+            self.keywords = self._read_keywords(self.keywords_file)
+
+    def _read_keywords(self, path: Path) -> dict[str, np.ndarray]:
+        """``{name: prototype}`` from a keywords file; anything but finite vectors of the model's size is an
+        error naming the file (a NaN prototype would make the detector fire every second)."""
+        data = _read_json_object(path)
+        dim = int(self.net.outputs[0]["shape"][-1])
+        out = {}
+        for name, v in data.items():
+            try:
+                a = np.asarray(v, np.float32)
+            except (TypeError, ValueError):
+                a = np.zeros(0, np.float32)
+            if a.shape != (dim,) or not np.isfinite(a).all():
+                raise ValueError(f"{path}: keyword {name!r} is not a finite vector of {dim} numbers; re-enrol it "
+                                 "(speechedge demo kws --enroll ... --name WORD) or delete the file")
+            out[name] = a
+        return out
 
     # -- features and inference --------------------------------------------------------------------------
     def fit_length(self, audio: np.ndarray) -> np.ndarray:
@@ -115,6 +146,10 @@ class KWSModel:
             raise ValueError(f"enroll {name!r}: no clips given (need 1 or more, 3-5 work well)")
         if not name or name == UNKNOWN:
             raise ValueError(f"enroll: bad keyword name {name!r}")
+        min_samples = self.frontend.sample_rate // 10
+        short = [i for i, c in enumerate(clips) if np.asarray(c).size < min_samples]
+        if short:
+            raise ValueError(f"enroll {name!r}: clip(s) {short} shorter than 0.1 s; record the whole word")
         proto = np.mean([self.embed(c) for c in clips], axis=0).astype(np.float32)
         self.keywords[name] = proto
         if save:

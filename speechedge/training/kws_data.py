@@ -81,7 +81,9 @@ def load_folder_clips(folder: str | Path, *, sample_rate: int = 16000, clip_samp
         if folder.is_dir() else []
     if not words:
         raise FileNotFoundError(f"{folder}: no word folders with .wav clips (expected a Speech Commands layout)")
-    rows = [ClipRecord(id=f"{w}/{p.stem}", word=w, speaker=p.name.split("_")[0], path=str(p), split="", label=w)
+    # absolute paths: _load_rows joins relative ones onto the folder, which would double a relative folder
+    rows = [ClipRecord(id=f"{w}/{p.stem}", word=w, speaker=p.name.split("_")[0], path=str(p.resolve()), split="",
+                       label=w)
             for w in words for p in sorted((folder / w).glob("*.wav"))]
     return _load_rows(rows, folder, sample_rate, clip_samples, folder.name)
 
