@@ -1,7 +1,7 @@
 """Train the pretrained few-shot KWS model on voice-diverse synthesized data and measure it on unseen voices.
 
     python benchmarks/kws_pretrained.py [--work work/pretrained] [--voices 200] [--aux-words 500]
-        [--aux-voices 100] [--steps 7000] [--threads 2] [--ship]
+        [--aux-voices 100] [--steps 5000] [--threads 2] [--ship]
 
 Every stage is resumable (a finished stage is reused, training resumes from its last checkpoint):
 
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     p.add_argument("--voices", type=int, default=200)
     p.add_argument("--aux-words", type=int, default=500)
     p.add_argument("--aux-voices", type=int, default=100)
-    p.add_argument("--steps", type=int, default=7000)
+    p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)

@@ -99,3 +99,17 @@ def test_gain_clips_to_the_valid_range():
 def test_bad_config_names_the_field(bad):
     with pytest.raises(ValueError, match="augment"):
         AugmentConfig(**bad)
+
+
+def test_spec_augment_masks_with_the_example_mean_not_zero():
+    """On raw log-mel (silence -13.8, speech about -5) a zero mask would be the loudest thing in the clip."""
+    from speechedge.training.augment import spec_augment
+
+    feats = torch.randn(4, 40, 101, generator=torch.Generator().manual_seed(0)) - 6.0
+    out = spec_augment(feats, torch.Generator().manual_seed(1), freq_width=10, time_width=30)
+    changed = out != feats
+    assert changed.any()
+    means = feats.mean(dim=(1, 2))
+    for i in range(4):
+        torch.testing.assert_close(out[i][changed[i]], means[i].expand(int(changed[i].sum())))
+    assert float(out.max()) <= float(feats.max())

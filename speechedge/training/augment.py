@@ -208,17 +208,23 @@ class Augmenter:
 
 def spec_augment(feats: torch.Tensor, generator: torch.Generator, freq_masks: int = 2, freq_width: int = 7,
                  time_masks: int = 2, time_width: int = 25) -> torch.Tensor:
-    """Zero random frequency bands and time spans per example. ``(B, F, T)`` -> same (a new tensor)."""
+    """Mask random frequency bands and time spans per example. ``(B, F, T)`` -> same (a new tensor).
+
+    Masked cells take the example's mean feature value. (Zero is the mean only of normalised features: on raw
+    log-mel, whose silence is log(1e-6) = -13.8 and speech around -5, a zero mask is a band far louder than
+    anything in the clip, and it stopped few-shot training from learning at all.)
+    """
     b, f, t = feats.shape
-    out = feats.clone()
+    fill = feats.mean(dim=(1, 2), keepdim=True).expand(b, f, t)
+    mask = torch.zeros(b, f, t, dtype=torch.bool, device=feats.device)
     fidx = torch.arange(f, device=feats.device)[None, :]
     tidx = torch.arange(t, device=feats.device)[None, :]
     for _ in range(freq_masks):
         w = torch.randint(0, freq_width + 1, (b, 1), generator=generator).to(feats.device)
         s = (torch.rand(b, 1, generator=generator).to(feats.device) * (f - w + 1)).long()
-        out = out.masked_fill(((fidx >= s) & (fidx < s + w))[:, :, None], 0.0)
+        mask |= ((fidx >= s) & (fidx < s + w))[:, :, None]
     for _ in range(time_masks):
         w = torch.randint(0, time_width + 1, (b, 1), generator=generator).to(feats.device)
         s = (torch.rand(b, 1, generator=generator).to(feats.device) * (t - w + 1)).long()
-        out = out.masked_fill(((tidx >= s) & (tidx < s + w))[:, None, :], 0.0)
-    return out
+        mask |= ((tidx >= s) & (tidx < s + w))[:, None, :]
+    return torch.where(mask, fill, feats)
