@@ -121,8 +121,8 @@ def main(argv=None) -> int:
 
     from speechedge.export.kws import export_kws
 
-    report = _stage(work, "export", lambda: export_kws(exp, work / "export", held_out=str(m / "test_voices.jsonl"),
-                                                       invokes=300))
+    # verified on the validation speakers/words (the experiment's val manifest), never on the test sets
+    report = _stage(work, "export", lambda: export_kws(exp, work / "export", invokes=300))
     results["export"] = {k: report["models"]["fp32"][k] for k in ("bytes", "max_err_rel_to_range", "median_invoke_ms")}
     (work / "results.json").write_text(json.dumps(results, indent=2))
     print("| test set | 1-shot acc | 5-shot acc | 5-shot AUROC |\n|---|---:|---:|---:|")
