@@ -139,29 +139,48 @@ def _export(work: Path) -> dict:
 CUSTOM_KEYWORDS = ("pineapple", "jupiter")  # not Speech Commands words
 
 
-def _enroll_and_detect(work: Path, seed: int, progress: bool) -> dict:
-    from speechedge.audio import read_audio
+def _detect_with(model_dir: Path, work: Path, out_name: str, seed: int, progress: bool,
+                 keywords_file: Path | None = None) -> dict:
+    """Enrol the custom keywords on one exported model and run the long-form evaluation."""
     from speechedge.apps.longform import det_png, evaluate_streams, load_streams, synth_streams
+    from speechedge.audio import read_audio
     from speechedge.runtime import KWSModel
     from speechedge.synth.corpora import synth_speech_commands
 
-    model = KWSModel(work / "export" / "kws_fewshot")
+    model = KWSModel(model_dir, keywords_file=keywords_file)
     enroll_dir = work / "enroll"
-    synth_speech_commands(enroll_dir, words=list(CUSTOM_KEYWORDS), per_word=3, seed=seed + 500, noise_seconds=1.0,
-                          progress=progress)
+    if not (enroll_dir / "synth_report.json").exists():
+        synth_speech_commands(enroll_dir, words=list(CUSTOM_KEYWORDS), per_word=3, seed=seed + 500,
+                              noise_seconds=1.0, progress=progress)
     model.keywords = {}
     for w in CUSTOM_KEYWORDS:
-        model.enroll(w, [read_audio(p, sample_rate=model.frontend.sample_rate)[0] for p in sorted((enroll_dir / w).glob("*.wav"))])
+        model.enroll(w, [read_audio(p, sample_rate=model.frontend.sample_rate)[0]
+                         for p in sorted((enroll_dir / w).glob("*.wav"))])
     pos, neg = synth_streams(work / "kws_stream", list(CUSTOM_KEYWORDS), positive_streams=4, per_stream=6,
                              speech_minutes=10, noise_minutes=2, music_minutes=2, seed=seed, progress=progress)
     positives, negatives = load_streams(pos, positive=True), load_streams(neg, positive=False)
     result = evaluate_streams(model, positives, negatives, progress=progress)
-    det_png(result, work / "det.png")
-    atomic_write_text(work / "kws_stream.json", json.dumps(result, indent=2))
+    det_png(result, work / f"{out_name}.png")
+    atomic_write_text(work / f"{out_name}.json", json.dumps(result, indent=2))
     at = min(result["det"], key=lambda p: abs(p["threshold"] - 0.7))  # the demo's default threshold
     return {"keywords": list(CUSTOM_KEYWORDS), "events": result["events"], "hours": round(result["hours"], 3),
             "default_threshold": at, "operating_points": result["operating_points"],
             "model_invoke_ms": round(result["model_invoke_ms"], 3)}
+
+
+def _enroll_and_detect(work: Path, seed: int, progress: bool) -> dict:
+    """The freshly trained model and, side by side, the shipped pretrained one (when the package has it)."""
+    from speechedge.pretrained import pretrained_dir
+
+    result = _detect_with(work / "export" / "kws_fewshot", work, "det", seed, progress)
+    try:
+        shipped = pretrained_dir()
+    except FileNotFoundError:
+        return result
+    # the shipped folder is read-only: its enrolled keywords live in the work folder
+    result["shipped"] = _detect_with(shipped, work, "det_shipped", seed, progress,
+                                     keywords_file=work / "shipped_keywords.json")
+    return result
 
 
 def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
@@ -225,6 +244,14 @@ def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
         f"({p07['fa_per_hour']:.1f}/h); {ops}; DET in det.png | {timings['enroll_and_detect'][0]:.1f} "
         f"| {timings['enroll_and_detect'][1]} |",
     ]
+    if "shipped" in dt:
+        sh = dt["shipped"]
+        q07 = sh["default_threshold"]
+        sops = "; ".join(f"{t} FA/h: FRR {p['frr']:.2f}" if p else f"{t} FA/h: not reached"
+                         for t, p in sh["operating_points"].items())
+        lines.append(f"| the same with the shipped pretrained model | threshold 0.7: {q07['hits']} hits, "
+                     f"{q07['false_alarms']} false alarms ({q07['fa_per_hour']:.1f}/h); {sops}; DET in det_shipped.png "
+                     f"| | |")
     total = sum(t for t, _ in timings.values())
     lines += ["", f"Total of the stage times: {total / 60:.1f} min (stages reused from an earlier run count their "
               "original time). Plots: exp/kws_fewshot/curves.png, exp/kws_fewshot/roc.png, libriword/stats.png, det.png."]
