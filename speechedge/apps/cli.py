@@ -40,7 +40,8 @@ def _eval_kws_stream(args: argparse.Namespace) -> int:
     from speechedge.apps.longform import evaluate_cli
 
     return evaluate_cli(args.model, positives=args.positives, negatives=args.negatives, synth_dir=args.synth_dir,
-                        json_path=args.json, png_path=args.det_png, precision=args.precision, seed=args.seed)
+                        json_path=args.json, png_path=args.det_png, precision=args.precision, seed=args.seed,
+                        keywords_file=args.keywords, negative_hours=args.negative_hours)
 
 
 def _synth_librispeech(args: argparse.Namespace) -> int:
@@ -331,14 +332,19 @@ def build_parser() -> argparse.ArgumentParser:
     ef.set_defaults(func=_eval_kws_fewshot)
 
     es = ev_kinds.add_parser("kws-stream", help="long-form detection: false rejects at 0.5/1/2 FA per hour, DET")
-    es.add_argument("--model", required=True, help="exported KWS folder (few-shot: with enrolled keywords)")
+    es.add_argument("--model", default=None,
+                    help="exported KWS folder (few-shot: with enrolled keywords); default: the shipped pretrained model")
+    es.add_argument("--keywords", default=None, metavar="FILE", help="enrolled keywords file (see demo kws)")
+    es.add_argument("--negative-hours", type=float, default=2.0,
+                    help="hours of synthesized negatives (speech by other voices 5/6, noise 1/12, music 1/12; "
+                         "default 2, so that 0.5 false alarms per hour is resolvable)")
     es.add_argument("--positives", help="folder of recordings with keyword events in x.json beside x.wav "
                                         "(default: synthesize them with the model's keywords)")
     es.add_argument("--negatives", help="folder of long recordings without the keywords (default: synthesize)")
     es.add_argument("--synth-dir", default="work/kws_stream", help="where synthesized streams go (default work/kws_stream)")
     es.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto")
     es.add_argument("--json", help="write the full result (all DET points) to this JSON file")
-    es.add_argument("--det-png", help="DET curve PNG (default: det.png in the model folder)")
+    es.add_argument("--det-png", help="DET curve PNG (default: det.png in --synth-dir)")
     es.add_argument("--seed", type=int, default=0)
     es.set_defaults(func=_eval_kws_stream)
 

@@ -257,19 +257,27 @@ def keywords_of(model: KWSModel) -> list[str]:
     return [w for w in model.labels if w not in (UNKNOWN, "_silence_", "_unknown_", "_background_noise_")]
 
 
-def evaluate_cli(model_dir: str, *, positives: str | None, negatives: str | None, synth_dir: str,
-                 json_path: str | None, png_path: str | None, precision: str = "auto", seed: int = 0) -> int:
-    model = KWSModel(model_dir, precision=precision)
+def evaluate_cli(model_dir: str | None, *, positives: str | None, negatives: str | None, synth_dir: str,
+                 json_path: str | None, png_path: str | None, precision: str = "auto", seed: int = 0,
+                 keywords_file: str | None = None, negative_hours: float = 2.0) -> int:
+    from speechedge.pretrained import pretrained_dir
+
+    if negative_hours <= 0:
+        raise ValueError(f"--negative-hours must be positive, got {negative_hours}")
+    model_dir = model_dir or str(pretrained_dir())
+    model = KWSModel(model_dir, precision=precision, keywords_file=keywords_file)
     keywords = keywords_of(model)
     if not keywords:
         raise ValueError(f"{model_dir}: no keywords to detect; enrol some first (speechedge demo kws --model "
                          f"{model_dir} --enroll a.wav b.wav c.wav --name WORD)")
     if positives is None or negatives is None:
-        pos, neg = synth_streams(synth_dir, keywords, seed=seed)
+        minutes = 60 * negative_hours
+        pos, neg = synth_streams(synth_dir, keywords, seed=seed, speech_minutes=minutes * 5 / 6,
+                                 noise_minutes=minutes / 12, music_minutes=minutes / 12)
         positives, negatives = positives or str(pos), negatives or str(neg)
     result = evaluate_streams(model, load_streams(positives, positive=True), load_streams(negatives, positive=False))
     print(format_summary(result))
-    png = Path(png_path) if png_path else model.folder / "det.png"
+    png = Path(png_path) if png_path else Path(synth_dir) / "det.png"  # never into a (shipped) model folder
     det_png(result, png)
     print(f"DET curve: {png}")
     if json_path:
