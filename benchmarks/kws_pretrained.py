@@ -157,7 +157,7 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
 An embedding network for open-set few-shot keyword spotting: enrol a keyword from 3-5 recordings, detect it in
 a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TFLite, {ex['bytes']} bytes,
 {ex['median_invoke_ms']:.2f} ms per 1-second window on one x86 core; input: 40 log-mel x 101 frames
-(`frontend.json`), output: a {cfg.tau:g}-width BC-ResNet embedding; the open-set rule is in `fewshot.json`
+(`frontend.json`), output: a {int(32 * cfg.tau)}-dimensional embedding (BC-ResNet-{cfg.tau:g}); the open-set rule is in `fewshot.json`
 (+ `dummy_prototypes.npz`).
 
 ## Data (all synthesized offline; no recording of a real person)
@@ -171,7 +171,8 @@ a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TF
   babble (p={cfg.augment.babble_prob:g}), noise incl. music-like and hum (p={cfg.augment.noise_prob:g}, SNR
   {cfg.augment.snr_db[0]:g}-{cfg.augment.snr_db[1]:g} dB), microphone colouring / band-limiting
   (p={cfg.augment.colour_prob:g}), gain with clipping (p={cfg.augment.gain_prob:g}), speed
-  (p={cfg.augment.speed_prob:g}), time shift, SpecAugment.
+  (p={cfg.augment.speed_prob:g}), time shift{', SpecAugment' if cfg.spec_augment else ''} (the light set: the full set kept
+  this model at chance, see the README's ablation).
 
 ## Held out
 - Words: the 10 splitGSC test keywords (yes, no, up, down, left, right, on, off, stop, go) are never trained on.
