@@ -381,19 +381,20 @@ def test_a_shipped_model_is_never_written_keywords_go_to_the_user_file(kws_expor
 @pytest.mark.slow
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "speechedge" / "pretrained" / "kws_fewshot"
                          / "frontend.json").exists(), reason="no shipped pretrained KWS model in this checkout")
-def test_demo_kws_without_model_uses_the_shipped_model(gsc35, tmp_path, monkeypatch, capsys):
-    from speechedge.apps.cli import main
+def test_demo_kws_without_model_uses_the_shipped_model(gsc35, tmp_path):
     from speechedge.pretrained import pretrained_dir
 
     gsc_dir, _ = gsc35
     shipped = pretrained_dir()
     before = {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()}
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     enrol = [str(p) for p in sorted((gsc_dir / "sheila").glob("*.wav"))[:3]]
     stream = tmp_path / "s.wav"
     write_audio(stream, np.concatenate([np.zeros(8000, np.float32), read_audio(enrol[0])[0], np.zeros(8000, np.float32)]),
                 16000)
-    assert main(["demo", "kws", "--enroll", *enrol, "--name", "sheila", "--input", str(stream), "--json"]) == 0
+    # in a subprocess: importing sounddevice here would initialise PortAudio before the fake-microphone tests
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "xdg"))
+    p = _cli(["demo", "kws", "--enroll", *enrol, "--name", "sheila", "--input", str(stream), "--json"], env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
     assert (tmp_path / "xdg" / "speechedge" / "keywords" / "kws_fewshot.json").exists()
     assert {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()} == before
 
