@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -252,20 +253,28 @@ def test_demo_errors_are_clear(enrolled, tmp_path):
 
 
 @pytest.mark.slow
-def test_microphone_callback_never_raises(enrolled, tmp_path, monkeypatch):
+def test_microphone_callback_never_raises(enrolled, tmp_path):
+    # in a fresh process: PortAudio reads the (fake) ALSA configuration once, when sounddevice is first imported,
+    # and other packages (pyroomacoustics) import sounddevice too
     model_dir, stream, _ = enrolled
-    monkeypatch.setenv("ALSA_CONFIG_PATH", _fake_mic(tmp_path, stream)["ALSA_CONFIG_PATH"])
-    from speechedge.demos.audio_input import MicSource
+    code = textwrap.dedent("""
+        import numpy as np
+        from speechedge.demos.audio_input import MicSource
 
-    class Status:
-        input_overflow = True
+        class Status:
+            input_overflow = True
 
-    mic = MicSource(backlog_s=0.2)  # room for 2 blocks
-    block = np.zeros((1600, 1), np.int16)
-    for _ in range(4):
-        mic._callback(block, 1600, None, Status())
-    mic._callback(None, 1600, None, Status())  # a broken block is counted, not raised
-    assert mic.overflows == 5 and mic.dropped == 2 + 0 and mic.callback_errors == 1
+        mic = MicSource(backlog_s=0.2)  # room for 2 blocks
+        block = np.zeros((1600, 1), np.int16)
+        for _ in range(4):
+            mic._callback(block, 1600, None, Status())
+        mic._callback(None, 1600, None, Status())  # a broken block is counted, not raised
+        print(mic.overflows, mic.dropped, mic.callback_errors)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=_fake_mic(tmp_path, stream))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["5", "2", "1"]
 
 
 # -- streaming ASR export and runtime ------------------------------------------------------------------------
