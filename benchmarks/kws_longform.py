@@ -20,7 +20,7 @@ if __name__ == '__main__':
         synth_speech_commands(enroll, words=kws, per_word=3, seed=500, noise_seconds=1.0, progress=False,
                               engines=("espeak", "hibari", "pico"))
     m = KWSModel(model_dir, keywords_file=work / "keywords.json")
-    m.keywords = {}
+    m.forget()
     for w in kws:
         m.enroll(w, [read_audio(p, sample_rate=16000)[0] for p in sorted((enroll / w).glob("*.wav"))])
     minutes = 60 * hours

@@ -60,6 +60,10 @@ def main(argv=None) -> int:
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ship", action="store_true", help="copy the export into speechedge/pretrained/kws_fewshot")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (e.g. tau=2); use with --tag")
+    p.add_argument("--tag", default="", help="name of this variant: exp{tag}/, export{tag}/, results{tag}.json "
+                   "(data stages are shared)")
     args = p.parse_args(argv)
 
     from speechedge.data_prep.speech_commands import prepare_speech_commands
@@ -109,22 +113,23 @@ def main(argv=None) -> int:
     cfg = load_config(FewShotConfig, str(files("speechedge.recipes") / "configs" / "kws_fewshot_voices.toml"), [
         f"train_manifest={m / 'train.jsonl'}", f"val_manifest={m / 'val.jsonl'}",
         f"noise_dir={work / 'keywords' / '_background_noise_'}", f"libriword_manifest={work / 'aux_words' / 'manifest.jsonl'}",
-        f"steps={args.steps}", f"threads={args.threads}", f"seed={args.seed}"])
-    exp = work / "exp"
-    record = _stage(work, "train", lambda: train(cfg, exp))
+        f"steps={args.steps}", f"threads={args.threads}", f"seed={args.seed}", *args.set])
+    tag = args.tag
+    exp = work / f"exp{tag}"
+    record = _stage(work, f"train{tag}", lambda: train(cfg, exp))
 
     results = {"data": sizes, "train": {k: v for k, v in record.items() if isinstance(v, (int, float))}}
     for name in ("test_voices", "test_pico"):
-        metrics = _stage(work, f"eval_{name}", lambda: evaluate_experiment(
+        metrics = _stage(work, f"eval_{name}{tag}", lambda: evaluate_experiment(
             exp, m / f"{name}.jsonl", ways=5, shots=(1, 5), queries=5, episodes=args.episodes, seed=1234)[0])
         results[name] = {k: v for k, v in metrics.items() if not k.startswith("_")}
 
     from speechedge.export.kws import export_kws
 
     # verified on the validation speakers/words (the experiment's val manifest), never on the test sets
-    report = _stage(work, "export", lambda: export_kws(exp, work / "export", invokes=300))
+    report = _stage(work, f"export{tag}", lambda: export_kws(exp, work / f"export{tag}", invokes=300))
     results["export"] = {k: report["models"]["fp32"][k] for k in ("bytes", "max_err_rel_to_range", "median_invoke_ms")}
-    (work / "results.json").write_text(json.dumps(results, indent=2))
+    (work / f"results{tag}.json").write_text(json.dumps(results, indent=2))
     print("| test set | 1-shot acc | 5-shot acc | 5-shot AUROC |\n|---|---:|---:|---:|")
     for name, label in (("test_voices", "held-out espeak/hibari speakers"), ("test_pico", "SVOX Pico (unseen engine)")):
         r = results[name]
@@ -137,7 +142,7 @@ def main(argv=None) -> int:
         dst = Path(__file__).resolve().parents[1] / "speechedge" / "pretrained" / "kws_fewshot"
         if dst.exists():
             shutil.rmtree(dst)
-        shutil.copytree(work / "export", dst, ignore=shutil.ignore_patterns("keywords.json", "*.h", "*.cc"))
+        shutil.copytree(work / f"export{tag}", dst, ignore=shutil.ignore_patterns("keywords.json", "*.h", "*.cc"))
         (dst / "MODEL_CARD.md").write_text(model_card(results, sizes, cfg, args))
         print(f"shipped {dst}", file=sys.stderr)
     return 0

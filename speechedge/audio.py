@@ -34,6 +34,7 @@ __all__ = [
     "resample",
     "to_int16",
     "fit_length",
+    "trim_silence",
     "from_int16",
 ]
 
@@ -298,6 +299,18 @@ def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
     left = (num_samples - n) // 2
     out[left : left + n] = audio
     return out
+
+
+def trim_silence(audio: np.ndarray, *, frame: int = 160, rel: float = 0.05) -> np.ndarray:
+    """The voiced part of a word clip: from the first to the last ``frame``-sample frame whose RMS exceeds
+    ``rel`` of the loudest frame's (the clip itself when it is silent)."""
+    audio = np.asarray(audio).reshape(-1)
+    n = len(audio) // frame
+    if n == 0:
+        return audio
+    e = np.sqrt((audio[: n * frame].astype(np.float64).reshape(n, frame) ** 2).mean(1))
+    on = np.flatnonzero(e > rel * e.max())
+    return audio[on[0] * frame: (on[-1] + 1) * frame] if on.size else audio
 
 
 _SUBTYPES = {".wav": "PCM_16", ".flac": "PCM_16", ".ogg": "VORBIS"}

@@ -124,6 +124,42 @@ def test_enrolment_is_saved_and_dummy_prototypes_match_torch(kws_export, enrolle
 
 
 @pytest.mark.slow
+def test_calibrated_rule_is_nearest_exemplar_over_the_background(enrolled, tmp_path):
+    """The detector's score: 1 - (distance to the nearest enrolment exemplar) / (the background set's mean of
+    that distance); older keyword files and exports without a background set still load."""
+    import shutil
+
+    from speechedge.runtime import UNKNOWN, KWSModel, StreamingKWS
+
+    model_dir, _, _ = enrolled
+    m = KWSModel(model_dir)
+    dim = m.dim
+    assert m.calibrated and m.background.shape[1] == dim and 100 <= len(m.background) <= 1024
+    ex = m.exemplars["marvin"]
+    assert ex.shape == (3, dim)
+    s = m.detection_scores(ex[1])
+    assert s["marvin"] == pytest.approx(1.0, abs=1e-6) and s["sheila"] < 1  # an exemplar is its own nearest
+    mid = (ex[0] + ex[1]) / 2  # nearer to an exemplar than to the mean prototype is what counts
+    d = min(float(((mid - e) ** 2).sum()) for e in ex)
+    assert m.detection_scores(mid)["marvin"] == pytest.approx(1 - d / m.background_distance["marvin"], rel=1e-5)
+    bg = np.mean([m.detection_scores(b)["marvin"] for b in m.background])
+    assert abs(bg) < 1e-4  # by construction the background scores 0 on average
+    old = tmp_path / "old.json"  # format 1: name -> prototype
+    old.write_text(json.dumps({"marvin": m.keywords["marvin"].tolist()}))
+    o = KWSModel(model_dir, keywords_file=old)
+    assert o.exemplars["marvin"].shape == (1, dim) and o.background_distance["marvin"] > 0
+    legacy = tmp_path / "legacy"  # an export from before the background set: the softmax rule, old defaults
+    shutil.copytree(model_dir, legacy)
+    (legacy / "background.npy").unlink()
+    lm = KWSModel(legacy)
+    assert not lm.calibrated and UNKNOWN in lm.detection_scores(ex[0])
+    assert (StreamingKWS(lm).threshold, StreamingKWS(lm).agree) == (0.7, 1)
+    np.save(legacy / "background.npy", np.full((20, dim), np.nan, np.float16))
+    with pytest.raises(ValueError, match="background.npy: expected a finite"):
+        KWSModel(legacy)
+
+
+@pytest.mark.slow
 def test_streaming_frontend_frames_equal_the_batch_frames(enrolled):
     from speechedge.kernels import log_mel
     from speechedge.runtime import KWSModel, StreamingKWS
@@ -147,14 +183,18 @@ def test_detector_equals_the_firing_rule_on_its_trace(enrolled):
 
     model_dir, stream, _ = enrolled
     m = KWSModel(model_dir)
-    times, scores = score_trace(StreamingKWS(m, threshold=1.0), stream)
-    assert len(times) > 50 and set(scores) == {"marvin", "sheila"}
-    top = np.max(np.stack(list(scores.values())), 0)
-    for th in np.quantile(top, [0.5, 0.9, 0.99]):
-        live = detect_file(m, stream, threshold=float(th), block=1000)
-        assert live == fire(times, scores, float(th), 1.0) and live
-        gaps = np.diff([d.time_s for d in live])
-        assert (gaps >= 1.0 - 1e-9).all()  # the refractory period holds
+    for agree in (None, 1):  # the calibrated rule's default (4 windows must agree) and none
+        det = StreamingKWS(m, threshold=1.0, agree=agree)
+        times, scores = score_trace(det, stream)
+        assert len(times) > 50 and set(scores) == {"marvin", "sheila"}
+        top = np.max(np.stack(list(scores.values())), 0)
+        for th in np.quantile(top, [0.3, 0.5, 0.9]):
+            live = detect_file(m, stream, threshold=float(th), block=1000, agree=agree)
+            assert live == fire(times, scores, float(th), 1.0, det.agree)
+            assert live or th > np.quantile(top, 0.3)
+            gaps = np.diff([d.time_s for d in live])
+            assert (gaps >= 1.0 - 1e-9).all()  # the refractory period holds
+    assert (StreamingKWS(m).threshold, StreamingKWS(m).smooth, StreamingKWS(m).agree) == (0.8, 4, 4)
 
 
 @pytest.mark.slow
@@ -178,8 +218,9 @@ def test_eval_kws_stream_reports_operating_points_and_det(enrolled, tmp_path, ca
     det = sorted(r["det"], key=lambda p: p["threshold"])
     fa = [p["false_alarms"] for p in det]
     hits = [p["hits"] for p in det]
-    assert all(a >= b for a, b in zip(hits, hits[1:])), "hits cannot grow with the threshold"
-    assert fa[0] >= fa[-1]
+    # not monotone point by point (a false alarm at a low threshold can hold a hit off for the refractory
+    # time; a streak of windows can break or form), but the ends are ordered
+    assert hits[0] >= hits[-1] and fa[0] >= fa[-1] and fa[-1] == 0
     for p in det:
         assert 0 <= p["frr"] <= 1 and p["hits"] <= 8
     # a positive recording without its JSON of events is a clear error
@@ -212,7 +253,9 @@ def test_demo_kws_through_the_fake_microphone_equals_file_input(enrolled, tmp_pa
     file_dets = [r for r in file_rows if "keyword" in r]
     mic_dets = [r for r in mic_rows if "keyword" in r]
     assert file_dets, f.stdout[-2000:]
-    assert [d for d in file_dets if d["time_s"] <= seconds] == mic_dets
+    # the same detections at the same times; scores to 1e-2: the two paths push different block sizes (frames
+    # agree to 1e-5) and this 2-step model's calibration scale (1e-8) magnifies that
+    assert _same_detections([d for d in file_dets if d["time_s"] <= seconds], mic_dets)
     # stdin (raw PCM) gives the same detections too
     from speechedge.audio import to_int16
 
@@ -220,7 +263,12 @@ def test_demo_kws_through_the_fake_microphone_equals_file_input(enrolled, tmp_pa
     exe = Path(sys.executable).with_name("speechedge")
     p = subprocess.run([str(exe), *args, "--input", "-", "--max-seconds", str(seconds)], input=raw,
                        capture_output=True, timeout=300)
-    assert [r for r in _json_lines(p.stdout.decode()) if "keyword" in r] == file_dets
+    assert _same_detections([r for r in _json_lines(p.stdout.decode()) if "keyword" in r], file_dets)
+
+
+def _same_detections(a: list[dict], b: list[dict], score_tol: float = 1e-2) -> bool:
+    return [(d["keyword"], d["time_s"]) for d in a] == [(d["keyword"], d["time_s"]) for d in b] and all(
+        abs(x["score"] - y["score"]) <= score_tol for x, y in zip(a, b))
 
 
 @pytest.mark.slow
@@ -239,7 +287,7 @@ def test_demo_kws_enrols_from_the_microphone(kws_export, gsc35, tmp_path):
               "--json"], env=_fake_mic(tmp_path, audio))
     assert r.returncode == 0, r.stderr
     assert "say 'wow' now (3/3)" in r.stderr
-    assert list(json.loads((model_dir / "keywords.json").read_text())) == ["wow"]
+    assert list(json.loads((model_dir / "keywords.json").read_text())["keywords"]) == ["wow"]
 
 
 @pytest.mark.slow
@@ -421,7 +469,7 @@ def test_bad_model_files_are_one_clear_error(kws_export, tmp_path):
     shutil.copytree(export, m)
     dim = int(KWSModel(m).net.outputs[0]["shape"][-1])
     (m / "keywords.json").write_text(json.dumps({"a": [float("nan")] * dim}).replace("NaN", "NaN"))
-    with pytest.raises(ValueError, match=r"keywords.json: keyword 'a' is not a finite vector"):
+    with pytest.raises(ValueError, match=r"keywords.json: keyword 'a' is not a list of finite vectors"):
         KWSModel(m)
     (m / "keywords.json").write_text(json.dumps({"a": [0.0] * (dim + 1)}))
     with pytest.raises(ValueError, match="keywords.json"):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechedge.audio import read_audio, write_audio
+from speechedge.audio import read_audio, trim_silence, write_audio
 from speechedge.io import atomic_write_text
 from speechedge.runtime import UNKNOWN, Detection, KWSModel, StreamingKWS
 
@@ -67,26 +67,20 @@ def load_streams(folder: str | Path, *, positive: bool) -> list[Stream]:
     return out
 
 
-def _trim(clip: np.ndarray) -> np.ndarray:
-    """The voiced part of a keyword clip (10 ms frames above 5% of the clip's peak frame energy)."""
-    frames = clip[: len(clip) // 160 * 160].reshape(-1, 160)
-    e = np.sqrt((frames ** 2).mean(1))
-    on = np.flatnonzero(e > 0.05 * e.max())
-    return clip[on[0] * 160: (on[-1] + 1) * 160] if on.size else clip
-
-
-def synth_streams(out_dir: str | Path, keywords: list[str], *, positive_streams: int = 4, per_stream: int = 6,
+def synth_streams(out_dir: str | Path, keywords: list[str], *, positive_streams: int = 10, per_stream: int = 6,
                   speech_minutes: float = 20.0, noise_minutes: float = 5.0, music_minutes: float = 5.0,
-                  seed: int = 0, progress: bool = True) -> tuple[Path, Path]:
+                  seed: int = 0, engines: tuple[str, ...] = ("espeak", "hibari", "pico"),
+                  progress: bool = True) -> tuple[Path, Path]:
     """Synthesize ``positives/`` (filler speech with the keywords inserted at known times, said by voices
-    not used for enrolment) and ``negatives/`` (speech without the keywords, noise, music) under ``out_dir``.
-    Resumable: an existing ``done.json`` with the same arguments returns at once."""
+    not used for enrolment, drawn in turn from ``engines``) and ``negatives/`` (speech without the keywords,
+    noise, music) under ``out_dir``. Resumable: an existing ``done.json`` with the same arguments returns at
+    once."""
     from speechedge.synth.corpora import music_signal, noise_signal, synth_librispeech, synth_speech_commands
 
     out_dir = Path(out_dir)
     args = {"keywords": keywords, "positive_streams": positive_streams, "per_stream": per_stream,
             "speech_minutes": speech_minutes, "noise_minutes": noise_minutes, "music_minutes": music_minutes,
-            "seed": seed}
+            "seed": seed, "engines": list(engines)}
     done = out_dir / "done.json"
     if done.exists() and json.loads(done.read_text()) == args:
         return out_dir / "positives", out_dir / "negatives"
@@ -94,8 +88,8 @@ def synth_streams(out_dir: str | Path, keywords: list[str], *, positive_streams:
     n_clips = positive_streams * per_stream
     kw_dir = out_dir / "_keywords"
     synth_speech_commands(kw_dir, words=keywords, per_word=n_clips, seed=seed + 1000, noise_seconds=1.0,
-                          progress=progress)
-    clips = {w: [_trim(read_audio(p, sample_rate=16000)[0]) for p in sorted((kw_dir / w).glob("*.wav"))]
+                          engines=tuple(engines), progress=progress)
+    clips = {w: [trim_silence(read_audio(p, sample_rate=16000)[0]) for p in sorted((kw_dir / w).glob("*.wav"))]
              for w in keywords}
     speech_dir = out_dir / "_speech"
     rep = synth_librispeech(speech_dir, hours=(speech_minutes + positive_streams * per_stream * 0.2) / 60,
@@ -147,15 +141,22 @@ def score_trace(detector: StreamingKWS, audio: np.ndarray, block: int = 1600) ->
     return np.array([t for t, _ in rows]), {k: np.array([r.get(k, 0.0) for _, r in rows]) for k in keys}
 
 
-def fire(times: np.ndarray, scores: dict[str, np.ndarray], threshold: float, refractory_s: float) -> list[Detection]:
+def fire(times: np.ndarray, scores: dict[str, np.ndarray], threshold: float, refractory_s: float,
+         agree: int = 1) -> list[Detection]:
     """The detector's firing rule over a recorded trace (equal to :class:`StreamingKWS`'s detections, tested)."""
     if not scores or len(times) == 0:
         return []
     names = list(scores)
     s = np.stack([scores[k] for k in names], 1)
     best, val = s.argmax(1), s.max(1)
+    ok = val >= threshold
+    if agree > 1:  # the same keyword above the threshold in `agree` consecutive windows
+        run = np.zeros(len(ok), int)
+        for i in np.flatnonzero(ok):
+            run[i] = run[i - 1] + 1 if i > 0 and ok[i - 1] and best[i - 1] == best[i] else 1
+        ok = run >= agree
     out, last = [], -math.inf
-    for i in np.flatnonzero(val >= threshold):
+    for i in np.flatnonzero(ok):
         if times[i] - last >= refractory_s:
             out.append(Detection(names[best[i]], round(float(times[i]), 3), round(float(val[i]), 4)))
             last = times[i]
@@ -179,12 +180,14 @@ def _match(dets: list[Detection], events: list[dict], tolerance_s: float) -> tup
 
 
 def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[Stream], *, stride_ms: float = 100.0,
-                     smooth: int = 3, refractory_s: float = 1.0, tolerance_s: float = 1.0,
-                     fa_targets=(0.5, 1.0, 2.0), progress: bool = True) -> dict:
-    """False reject rate at ``fa_targets`` false alarms per hour, latency, and the DET points."""
+                     smooth: int | None = None, agree: int | None = None, refractory_s: float = 1.0,
+                     tolerance_s: float = 1.0, fa_targets=(0.5, 1.0, 2.0), progress: bool = True) -> dict:
+    """False reject rate at ``fa_targets`` false alarms per hour, latency, and the DET points (the detector's
+    default ``smooth``/``agree`` for the model's rule unless given)."""
     from tqdm import tqdm
 
-    det = StreamingKWS(model, threshold=1.0, stride_ms=stride_ms, smooth=smooth, refractory_s=refractory_s)
+    det = StreamingKWS(model, threshold=1.0, stride_ms=stride_ms, smooth=smooth, agree=agree,
+                       refractory_s=refractory_s)
     traces = []
     for s in tqdm(positives + negatives, desc="streams", unit="stream", disable=not progress):
         traces.append((s, *score_trace(det, s.audio)))
@@ -192,13 +195,14 @@ def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[S
     n_events = sum(len(s.events) for s in positives)
     if n_events == 0:
         raise ValueError("the positive streams hold no keyword events")
-    thresholds = np.round(np.concatenate([np.linspace(0.05, 0.95, 91), [0.97, 0.98, 0.99, 0.995, 0.999]]), 4)
+    thresholds = np.round(np.concatenate([np.linspace(0.05, 0.7, 66), np.linspace(0.705, 0.95, 50),
+                                          [0.96, 0.97, 0.98, 0.99, 0.995, 0.999]]), 4)
     points = []
     for th in thresholds:
         hits = fas = 0
         lats: list[float] = []
         for s, times, scores in traces:
-            h, f, lat = _match(fire(times, scores, float(th), refractory_s), s.events, tolerance_s)
+            h, f, lat = _match(fire(times, scores, float(th), refractory_s, det.agree), s.events, tolerance_s)
             hits, fas, lats = hits + h, fas + f, lats + lat
         points.append({"threshold": float(th), "frr": 1 - hits / n_events, "fa_per_hour": fas / hours,
                        "false_alarms": fas, "hits": hits,
@@ -210,7 +214,8 @@ def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[S
         operating[f"{target:g}"] = best
     return {"hours": hours, "events": n_events, "positive_streams": len(positives), "negative_streams": len(negatives),
             "fa_resolution_per_hour": 1 / hours, "operating_points": operating, "det": points,
-            "windows_per_s": 1000 / stride_ms, "model_invoke_ms": 1000 * det.invoke_s / max(1, det.windows)}
+            "windows_per_s": 1000 / stride_ms, "smooth": det.smooth, "agree": det.agree,
+            "rule": "calibrated nearest exemplar" if model.calibrated else "softmax", "model_invoke_ms": 1000 * det.invoke_s / max(1, det.windows)}
 
 
 def det_png(result: dict, path: str | Path) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechedge.audio import from_int16
+from speechedge.audio import fit_length, from_int16, trim_silence
 from speechedge.io import atomic_write_text
 from speechedge.kernels import log_mel
 from speechedge.models import load_checkpoint
@@ -69,6 +69,47 @@ def _clips(model, manifest: str, limit: int, seed: int = 0) -> tuple[np.ndarray,
                                 clip_samples=model.clip_samples)
     idx = np.sort(np.random.default_rng(seed).permutation(len(clips))[:limit])
     return from_int16(clips.audio[idx]), [clips.labels[i] for i in idx]
+
+
+def background_embeddings(model, net, cfg: dict, held_out_audio: np.ndarray, *, size: int = 1024,
+                          stride_s: float = 0.1, seed: int = 0) -> np.ndarray:
+    """Embeddings of non-keyword windows: the runtime's background set (``background.npy``), which calibrates
+    the detector's per-keyword scale at enrolment (:meth:`speechedge.runtime.KWSModel.detection_scores`).
+
+    Speech is the held-out clips plus up to 400 LibriWord clips (when the experiment has them), voiced parts
+    strung together with 0-0.4 s pauses and cut into model-sized windows every ``stride_s`` (partial words and
+    word pairs, as a stream shows them); about 15% of the set are windows of the training noise folder.
+    ``size`` rows, float16.
+    """
+    from speechedge.manifest import ClipRecord, read_manifest
+    from speechedge.training.kws_data import _load_rows, load_noise_bank
+
+    rng = np.random.default_rng(seed)
+    sr, n = model.frontend.config.sample_rate, model.clip_samples
+    clips = list(held_out_audio)
+    if cfg.get("libriword_manifest"):
+        path = Path(cfg["libriword_manifest"])
+        rows = list(read_manifest(path, ClipRecord))
+        pick = [rows[i] for i in np.sort(rng.permutation(len(rows))[:400])]
+        clips += list(from_int16(_load_rows(pick, path.parent, sr, n, path.name).audio))
+    parts = []
+    for i in rng.permutation(len(clips)):
+        parts += [trim_silence(clips[i]), np.zeros(int(sr * rng.uniform(0, 0.4)), np.float32)]
+    speech = np.concatenate(parts).astype(np.float32)
+    step = int(sr * stride_s)
+    windows = [speech[i: i + n] for i in range(0, len(speech) - n, step)]
+    noise = load_noise_bank(cfg.get("noise_dir"), sr) if cfg.get("noise_dir") else None
+    n_noise = int(0.15 * size) if noise is not None else 0
+    speech_idx = np.sort(rng.permutation(len(windows))[: size - n_noise])
+    batch = [windows[i] for i in speech_idx]
+    if n_noise:
+        noise = noise.numpy()
+        starts = rng.integers(0, max(1, len(noise) - n), n_noise)
+        batch += [fit_length(noise[s: s + n], n) for s in starts]
+    x = torch.from_numpy(np.stack(batch).astype(np.float32))
+    with torch.no_grad():
+        emb = np.concatenate([net(model.features(x[i: i + 128])[:, None]).numpy() for i in range(0, len(x), 128)])
+    return emb.astype(np.float16)
 
 
 def _episode_agreement(a: np.ndarray, b: np.ndarray, labels: list[str], episodes: int = 200) -> tuple[float, float, float]:
@@ -225,6 +266,8 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
             failures.append(f"peak activations {mem['peak_activation_bytes']} bytes, over the {ram_kb:g} KB RAM budget")
     if kind == "embedding":
         report["open_set_threshold"] = round(open_set_threshold(ref, labels), 4)
+        background = background_embeddings(model, net, cfg, audio)
+        report["background_embeddings"] = len(background)
     report["passed"] = not failures
     if failures:
         raise ExportError(f"{exp_dir}: export failed its checks, nothing written to {out_dir}: " + "; ".join(failures)
@@ -237,6 +280,7 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         if vocab:
             (tmp / "labels.txt").write_text("\n".join(vocab) + "\n")
         else:  # few-shot: the open-set rule the runtime applies to enrolled prototypes
+            np.save(tmp / "background.npy", background)  # the detector's calibration set (runtime/kws.py)
             if model.dummy is not None:  # D-ProtoNet's generator, run by the host
                 np.savez(tmp / "dummy_prototypes.npz", **{k: v.numpy() for k, v in model.dummy.state_dict().items()})
             (tmp / "fewshot.json").write_text(json.dumps({

@@ -3,18 +3,27 @@
 Torch-free: numpy, the Numba frontend and a TFLite interpreter (tested).
 
 - :class:`KWSModel` loads an exported KWS folder (``speechedge export``): one-shot classification for a
-  classifier, embeddings + few-shot enrolment (K clips -> prototype, saved in ``keywords.json``) and
-  open-set scoring for a few-shot model.
+  classifier, embeddings + few-shot enrolment (K clips -> K exemplar embeddings, saved in the keywords file)
+  and open-set scoring for a few-shot model.
 - :class:`StreamingKWS` is the host-side detector: blocks of samples in, :class:`Detection` events out. It
   keeps a ring buffer of feature frames, runs the model on the last window every ``stride_ms``, smooths
-  the keyword scores over the last ``smooth`` windows, and fires when a smoothed score crosses the
-  threshold, then stays quiet for ``refractory_s``.
+  the keyword scores over the last ``smooth`` windows, and fires when the same keyword's smoothed score is
+  above the threshold in ``agree`` consecutive windows, then stays quiet for ``refractory_s``.
+
+The detector's rule for a few-shot model (:meth:`KWSModel.detection_scores`), chosen on development streams
+(``benchmarks/kws_detector.py``): a window's score for keyword k is ``1 - d_k / b_k``, where ``d_k`` is the
+squared distance to the *nearest* enrolment clip's embedding (not the mean prototype: enrolment clips from
+different voices or conditions stay separate) and ``b_k`` the mean of the same distance over the model's
+background set (``background.npy``: embeddings of non-keyword speech, noise and music, written by export), so
+a score of 0.8 means "five times closer to an enrolment clip than typical background speech" for any
+keyword. Calibrated once at enrolment; stored with the exemplars.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,32 +89,74 @@ class KWSModel:
             raise FileNotFoundError(f"{dp}: missing, but {fs.name} says the open-set rule uses dummy prototypes; "
                                     "re-run `speechedge export`")
         self.dummy = dict(np.load(dp)) if dp.exists() else None
+        bg = self.folder / "background.npy"
+        self.background = self._read_background(bg) if bg.exists() else None
         if keywords_file is not None:
             self.keywords_file = Path(keywords_file)
         elif is_pretrained(self.folder):
             self.keywords_file = user_keywords_file(self.folder.name)
         else:
             self.keywords_file = self.folder / "keywords.json"
-        self.keywords: dict[str, np.ndarray] = {}
+        self.exemplars: dict[str, np.ndarray] = {}  # name -> (clips, dim) enrolment embeddings
+        self.background_distance: dict[str, float] = {}  # name -> mean nearest-exemplar distance of the background
         if self.keywords_file.exists():
-            self.keywords = self._read_keywords(self.keywords_file)
+            self._read_keywords(self.keywords_file)
 
-    def _read_keywords(self, path: Path) -> dict[str, np.ndarray]:
-        """``{name: prototype}`` from a keywords file; anything but finite vectors of the model's size is an
-        error naming the file (a NaN prototype would make the detector fire every second)."""
+    @property
+    def dim(self) -> int:
+        return int(self.net.outputs[0]["shape"][-1])
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the detector uses the calibrated nearest-exemplar rule (a few-shot model with a background
+        set); otherwise it uses the open-set softmax of :meth:`scores`."""
+        return self.kind == "embedding" and self.background is not None
+
+    @property
+    def keywords(self) -> dict[str, np.ndarray]:
+        """``{name: prototype}``: the mean enrolment embedding of each keyword (D-ProtoNet's prototype)."""
+        return {k: e.mean(0) for k, e in self.exemplars.items()}
+
+    def forget(self, name: str | None = None) -> None:
+        """Drop one enrolled keyword (all with ``None``); :meth:`save_keywords` writes the change."""
+        for k in [name] if name is not None else list(self.exemplars):
+            self.exemplars.pop(k, None)
+            self.background_distance.pop(k, None)
+
+    def _read_background(self, path: Path) -> np.ndarray:
+        try:
+            a = np.load(path, allow_pickle=False).astype(np.float32)
+        except (ValueError, OSError) as e:
+            raise ValueError(f"{path}: not a readable .npy array ({e}); re-run `speechedge export`") from None
+        if a.ndim != 2 or a.shape[1] != self.dim or len(a) < 10 or not np.isfinite(a).all():
+            raise ValueError(f"{path}: expected a finite (N >= 10, {self.dim}) array of background embeddings, got "
+                             f"{a.shape}; re-run `speechedge export`")
+        return a
+
+    def _read_keywords(self, path: Path) -> None:
+        """Exemplars (and calibration) from a keywords file; anything but finite vectors of the model's size is
+        an error naming the file (a NaN vector would make the detector fire every second). Reads format 2
+        (``{"format": 2, "keywords": {name: {"exemplars": [[...]], "background_distance": b}}}``) and the
+        older ``{name: prototype}`` (one exemplar each)."""
         data = _read_json_object(path)
-        dim = int(self.net.outputs[0]["shape"][-1])
-        out = {}
-        for name, v in data.items():
+        entries = data.get("keywords") if data.get("format") == 2 else {k: {"exemplars": [v]} for k, v in data.items()}
+        if not isinstance(entries, dict):
+            raise ValueError(f"{path}: 'keywords' must be an object of name -> {{exemplars: [...]}}")
+        for name, entry in entries.items():
+            ex = entry.get("exemplars") if isinstance(entry, dict) else None
             try:
-                a = np.asarray(v, np.float32)
+                a = np.asarray(ex, np.float32)
             except (TypeError, ValueError):
                 a = np.zeros(0, np.float32)
-            if a.shape != (dim,) or not np.isfinite(a).all():
-                raise ValueError(f"{path}: keyword {name!r} is not a finite vector of {dim} numbers; re-enrol it "
-                                 "(speechedge demo kws --enroll ... --name WORD) or delete the file")
-            out[name] = a
-        return out
+            if a.ndim != 2 or a.shape[1] != self.dim or len(a) == 0 or not np.isfinite(a).all():
+                raise ValueError(f"{path}: keyword {name!r} is not a list of finite vectors of {self.dim} numbers; "
+                                 "re-enrol it (speechedge demo kws --enroll ... --name WORD) or delete the file")
+            self.exemplars[name] = a
+            b = entry.get("background_distance")
+            if self.background is not None:
+                if not (isinstance(b, (int, float)) and math.isfinite(b) and b > 0):
+                    b = self._background_distance(a)  # older file, or calibrated without a background set
+                self.background_distance[name] = float(b)
 
     # -- features and inference --------------------------------------------------------------------------
     def fit_length(self, audio: np.ndarray) -> np.ndarray:
@@ -150,20 +201,41 @@ class KWSModel:
         short = [i for i, c in enumerate(clips) if np.asarray(c).size < min_samples]
         if short:
             raise ValueError(f"enroll {name!r}: clip(s) {short} shorter than 0.1 s; record the whole word")
-        proto = np.mean([self.embed(c) for c in clips], axis=0).astype(np.float32)
-        self.keywords[name] = proto
+        ex = np.stack([self.embed(c) for c in clips]).astype(np.float32)
+        self.exemplars[name] = ex
+        if self.background is not None:
+            self.background_distance[name] = self._background_distance(ex)
         if save:
             self.save_keywords()
-        return proto
+        return ex.mean(0)
+
+    def _background_distance(self, exemplars: np.ndarray) -> float:
+        """Mean over the background set of the squared distance to the nearest exemplar (the score's scale)."""
+        d = ((self.background[:, None, :] - exemplars[None]) ** 2).sum(-1).min(1)
+        return float(max(d.mean(), np.finfo(np.float32).tiny))  # 0 only for a degenerate (untrained) model
 
     def save_keywords(self) -> Path:
-        """Write the enrolled prototypes to :attr:`keywords_file` (atomically)."""
+        """Write the enrolled exemplars and their calibration to :attr:`keywords_file` (atomically)."""
         self.keywords_file.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write_text(self.keywords_file, json.dumps({k: v.tolist() for k, v in self.keywords.items()}))
+        data = {"format": 2, "keywords": {
+            k: {"exemplars": e.tolist(), **({"background_distance": self.background_distance[k]}
+                                            if k in self.background_distance else {})}
+            for k, e in self.exemplars.items()}}
+        return atomic_write_text(self.keywords_file, json.dumps(data))
+
+    def detection_scores(self, embedding: np.ndarray) -> dict[str, float]:
+        """The detector's per-keyword scores of one window: ``1 - d_k / b_k`` with ``d_k`` the squared distance
+        to keyword k's nearest enrolment exemplar and ``b_k`` its calibration (:attr:`background_distance`);
+        1 = identical to an enrolment clip, 0 = as far as background speech on average. Without a background
+        set (older exports) the open-set softmax of :meth:`scores`."""
+        if not self.calibrated:
+            return self.scores(embedding)
+        return {k: 1.0 - float(((e - embedding[None]) ** 2).sum(1).min()) / self.background_distance[k]
+                for k, e in self.exemplars.items()}
 
     def dummy_prototypes(self) -> np.ndarray | None:
         """D-ProtoNet's dummy prototypes for the enrolled set ``(L, dim)`` (the generator shipped by export)."""
-        if self.dummy is None or not self.keywords:
+        if self.dummy is None or not self.exemplars:
             return None
         w = self.dummy
         p = np.stack(list(self.keywords.values()))
@@ -180,10 +252,11 @@ class KWSModel:
         otherwise ``-threshold / T``, so that a keyword wins only when nearer than the threshold (export sets it
         to the 95th percentile of held-out clips' distance to their own class prototype).
         """
-        if not self.keywords:
+        protos = self.keywords
+        if not protos:
             return {}
-        names = list(self.keywords)
-        d = np.array([float(((embedding - self.keywords[k]) ** 2).sum()) for k in names])
+        names = list(protos)
+        d = np.array([float(((embedding - protos[k]) ** 2).sum()) for k in names])
         t = float(self.fewshot.get("temperature", 1.0))
         logits = -d / t
         dummies = self.dummy_prototypes()
@@ -215,24 +288,41 @@ class StreamingKWS:
 
     Args:
         model: a :class:`KWSModel` (a few-shot model needs enrolled keywords).
-        threshold: smoothed score that fires a detection.
+        threshold: smoothed score that fires a detection (default :attr:`DEFAULTS` of the model's rule).
         stride_ms: how often the window is evaluated (a multiple of the 10 ms hop).
         smooth: windows averaged per keyword (posterior smoothing).
+        agree: consecutive windows whose best smoothed keyword must be the same and above the threshold.
         refractory_s: quiet time after a detection (any keyword).
         ignore: labels that never fire (``_unknown_``, ``_silence_``, ``_background_noise_``).
     """
 
-    def __init__(self, model: KWSModel, *, threshold: float = 0.7, stride_ms: float = 100.0, smooth: int = 3,
-                 refractory_s: float = 1.0, ignore=(UNKNOWN, "_silence_", "_unknown_", "_background_noise_")) -> None:
-        if model.kind == "embedding" and not model.keywords:
+    #: (threshold, smooth, agree) per rule: the calibrated nearest-exemplar rule's operating point was chosen on
+    #: development streams (about 1 false alarm per hour there, benchmarks/kws_detector.py); the softmax rules
+    #: (classifiers, older few-shot exports) keep the earlier defaults.
+    DEFAULTS = {"calibrated": (0.8, 4, 4), "softmax": (0.7, 3, 1)}
+
+    def __init__(self, model: KWSModel, *, threshold: float | None = None, stride_ms: float = 100.0,
+                 smooth: int | None = None, agree: int | None = None, refractory_s: float = 1.0,
+                 ignore=(UNKNOWN, "_silence_", "_unknown_", "_background_noise_")) -> None:
+        if model.kind == "embedding" and not model.exemplars:
             raise ValueError(f"{model.folder}: no enrolled keywords; enrol some first (KWSModel.enroll or "
                              "`speechedge demo kws --enroll ...`)")
         hop = model.frontend.hop_length * 1000 / model.frontend.sample_rate
         if stride_ms < hop or abs(stride_ms / hop - round(stride_ms / hop)) > 1e-6:
             raise ValueError(f"stride_ms must be a positive multiple of the {hop:g} ms hop, got {stride_ms}")
-        if not 0 < threshold <= 1:
+        d_threshold, d_smooth, d_agree = self.DEFAULTS["calibrated" if model.calibrated else "softmax"]
+        threshold = d_threshold if threshold is None else threshold
+        smooth = d_smooth if smooth is None else smooth
+        agree = d_agree if agree is None else agree
+        if model.calibrated:  # 1 - d/b: any value up to 1 (0 = as far as typical background speech)
+            if not (math.isfinite(threshold) and threshold <= 1):
+                raise ValueError(f"threshold must be a number <= 1 for the calibrated rule, got {threshold}")
+        elif not 0 < threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-        self.model, self.threshold, self.smooth, self.refractory_s = model, threshold, max(1, smooth), refractory_s
+        if smooth < 1 or agree < 1:
+            raise ValueError(f"smooth and agree must be >= 1 window, got smooth={smooth}, agree={agree}")
+        self.model, self.threshold, self.smooth, self.refractory_s = model, threshold, int(smooth), refractory_s
+        self.agree = int(agree)
         self.ignore = set(ignore)
         self.stride_frames = int(round(stride_ms / hop))
         self.frontend = StreamingLogMel(dataclasses.replace(model.frontend, center=False))
@@ -247,6 +337,7 @@ class StreamingKWS:
         self.filled = 0
         self.since_eval = 0
         self.history: list[dict[str, float]] = []
+        self.streak: tuple[str | None, int] = (None, 0)  # keyword above the threshold, consecutive windows
         self.last_fire_s = -np.inf
         self.last_scores: dict[str, float] = {}
         self.windows = 0
@@ -285,7 +376,7 @@ class StreamingKWS:
             p /= p.sum()
             scores = dict(zip(self.model.labels, p.tolist()))
         else:
-            scores = self.model.scores(y)
+            scores = self.model.detection_scores(y)
         self.history = (self.history + [scores])[-self.smooth:]
         smoothed = {k: float(np.mean([h.get(k, 0.0) for h in self.history])) for k in scores}
         self.last_scores = smoothed
@@ -294,10 +385,18 @@ class StreamingKWS:
         if self.trace is not None:
             self.trace.append((now, smoothed))
         best = max((k for k in smoothed if k not in self.ignore), key=smoothed.get, default=None)
-        if best is None or smoothed[best] < self.threshold or now - self.last_fire_s < self.refractory_s:
+        self.streak = _next_streak(self.streak, best, best is not None and smoothed[best] >= self.threshold)
+        if self.streak[1] < self.agree or now - self.last_fire_s < self.refractory_s:
             return None
         self.last_fire_s = now
         return Detection(best, round(now, 3), round(smoothed[best], 4))
+
+
+def _next_streak(streak: tuple[str | None, int], best: str | None, above: bool) -> tuple[str | None, int]:
+    """The agreement counter: how many consecutive windows had ``best`` above the threshold."""
+    if not above:
+        return None, 0
+    return best, (streak[1] + 1 if streak[0] == best else 1)
 
 
 def detect_file(model: KWSModel, audio: np.ndarray, *, block: int = 1600, **kw) -> list[Detection]:
