@@ -3,6 +3,8 @@ hibari, Pico speakers), then FRR at 0.5/1/2 FA/h over 2 h of synthesized negativ
 noise, music) and the DET curve.
 
     python benchmarks/kws_longform.py speechedge/pretrained/kws_fewshot work/longform [HOURS]
+
+Then `python benchmarks/kws_detector.py work/longform` compares the decision rules on the same streams.
 """
 import json, sys
 from pathlib import Path

@@ -194,11 +194,19 @@ a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TF
 Not measured here: real recordings (none are available offline). Expect lower numbers on real voices and
 rooms than on synthetic ones.
 
+## Detection (streaming)
+`background.npy` (1,024 embeddings of non-keyword speech windows and noise, float16) calibrates the
+detector: a window's score for a keyword is `1 - d / b` (`d`: squared distance to the nearest enrolment
+clip's embedding, `b`: the mean of that distance over the background set); the detector fires at 0.8 when 4
+consecutive 100 ms windows agree. Long-form result (2.09 h, 60 keyword events by voices not used for
+enrolment, `benchmarks/kws_longform.py`): see `benchmarks/results/kws_longform/` and the README.
+
 ## Reproduce
 
 ```bash
 python benchmarks/kws_pretrained.py --work work/pretrained --voices {args.voices} --aux-words {args.aux_words} \\
-    --aux-voices {args.aux_voices} --steps {args.steps} --threads {args.threads} --seed {args.seed} --ship
+    --aux-voices {args.aux_voices} --steps {args.steps} --threads {args.threads} --seed {args.seed} \\
+    {" ".join(f"--set {x}" for x in args.set)}{f" --tag {args.tag}" if args.tag else ""} --ship
 ```
 ({cfg.steps} training steps; config `speechedge/recipes/configs/kws_fewshot_voices.toml`.)
 """

@@ -25,8 +25,8 @@ def _demo_kws(args: argparse.Namespace) -> int:
     from speechedge.demos.kws import run_kws
 
     return run_kws(args.model, enroll=args.enroll, enroll_mic=args.enroll_mic, name=args.name, input_spec=args.input,
-                   threshold=args.threshold, realtime=args.realtime, as_json=args.json, device=args.device,
-                   max_seconds=args.max_seconds, precision=args.precision, keywords_file=args.keywords)
+                   threshold=args.threshold, agree=args.agree, realtime=args.realtime, as_json=args.json,
+                   device=args.device, max_seconds=args.max_seconds, precision=args.precision, keywords_file=args.keywords)
 
 
 def _demo_asr(args: argparse.Namespace) -> int:
@@ -395,7 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     dk.add_argument("--enroll", nargs="+", metavar="WAV", help="enrol --name from these recordings (3-5 work well)")
     dk.add_argument("--enroll-mic", type=int, default=0, metavar="N", help="enrol --name from N microphone takes")
     dk.add_argument("--name", help="the keyword being enrolled")
-    dk.add_argument("--threshold", type=float, default=0.7, help="smoothed score that fires (default 0.7)")
+    dk.add_argument("--threshold", type=float, default=None,
+                    help="smoothed score that fires (default 0.8 for a few-shot model's calibrated score, "
+                         "1 - distance/background distance; 0.7 for a classifier's posterior)")
+    dk.add_argument("--agree", type=int, default=None, metavar="N",
+                    help="consecutive 100 ms windows that must agree before firing (default 4 few-shot, 1 classifier)")
     dm_io = [dk]
     da = dm_kinds.add_parser("asr", help="live streaming transcription")
     da.add_argument("--model", required=True, help="exported streaming ASR folder (speechedge export)")
