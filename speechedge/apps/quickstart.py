@@ -210,7 +210,8 @@ def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
                      f"C array written")
     else:
         r = ex.get("int8_refused", {})
-        int8_text = (f"int8 REFUSED (decision agreement {r.get('agreement') or float('nan'):.3f} < 0.99), fp32 exported")
+        int8_text = (f"int8 REFUSED (decision agreement {r.get('agreement') or float('nan'):.3f}, needs >= 0.98 and "
+                    "accuracy within 1 point), fp32 exported")
     p07 = dt["default_threshold"]
     ops = "; ".join(f"{t} FA/h: FRR {p['frr']:.2f}" if p else f"{t} FA/h: not reached"
                     for t, p in dt["operating_points"].items())

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["BCResNet", "SubSpectralNorm", "bcresnet_channels"]
+__all__ = ["BCResNet", "SubSpectralNorm", "bcresnet_channels", "freeze_for_export"]
 
 
 class SubSpectralNorm(nn.Module):
@@ -44,6 +44,50 @@ class SubSpectralNorm(nn.Module):
         scale = scale.view(c, self.sub_bands, 1).expand(c, self.sub_bands, f // self.sub_bands).reshape(1, c, f, 1)
         shift = shift.view(c, self.sub_bands, 1).expand(c, self.sub_bands, f // self.sub_bands).reshape(1, c, f, 1)
         return x * scale + shift
+
+
+class _ChannelFrequencyAffine(nn.Module):
+    """``x * scale + shift`` with constant ``(1, C, F, 1)`` tensors: a frozen SubSpectralNorm."""
+
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+
+def freeze_for_export(net: nn.Module, example: torch.Tensor) -> nn.Module:
+    """An eval-mode copy of ``net`` whose SubSpectralNorms are constant per-(channel, frequency) affines.
+
+    SubSpectralNorm's inference form builds its ``(1, C, F, 1)`` scale from the batch-norm parameters at run
+    time (the frequency size is only known then); traced as is, the converter keeps that arithmetic and wraps
+    every such block in TRANSPOSE/BROADCAST_TO/RESHAPE (17 + 8 + 8 ops in BC-ResNet-1). With the constants
+    precomputed for ``example``'s shape the graph is convolutions, elementwise ops and means only (tested).
+    """
+    import copy
+
+    net = copy.deepcopy(net).eval()
+    shapes: dict[str, torch.Size] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, i[0].shape))
+             for n, m in net.named_modules() if isinstance(m, SubSpectralNorm)]
+    with torch.no_grad():
+        net(example)
+    for h in hooks:
+        h.remove()
+    for name, m in list(net.named_modules()):
+        if isinstance(m, SubSpectralNorm):
+            _, c, f, _ = shapes[name]
+            bn = m.bn
+            with torch.no_grad():
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                shift = bn.bias - bn.running_mean * scale
+                per_band = lambda v: v.view(c, m.sub_bands, 1).expand(c, m.sub_bands, f // m.sub_bands).reshape(1, c, f, 1)
+                frozen = _ChannelFrequencyAffine(per_band(scale).clone(), per_band(shift).clone())
+            parent, _, attr = name.rpartition(".")
+            setattr(net.get_submodule(parent) if parent else net, attr, frozen)
+    return net
 
 
 def _conv_bn(cin: int, cout: int, kernel, stride=1, groups: int = 1, dilation=1, norm: str = "bn",

@@ -12,7 +12,7 @@ from torch import nn
 
 from speechedge.features import FrontendConfig, num_frames
 
-from .bcresnet import BCResNet
+from .bcresnet import BCResNet, freeze_for_export
 from .fewshot import DummyPrototypes
 from .frontend import TorchFrontend
 
@@ -51,8 +51,8 @@ class KWSClassifier(_KWSBase):
         return self.net(feats.unsqueeze(1))
 
     def graph(self) -> nn.Module:
-        """The exported graph: ``(B, 1, F, T)`` features -> logits."""
-        return self.net.eval()
+        """The exported graph: ``(B, 1, F, T)`` features -> logits (a frozen copy, :func:`freeze_for_export`)."""
+        return freeze_for_export(self.net, torch.zeros(1, *self.input_shape))
 
 
 class _Embedder(nn.Module):
@@ -84,5 +84,6 @@ class FewShotKWS(_KWSBase):
         return self.encoder.embed(feats)
 
     def graph(self) -> nn.Module:
-        """The exported graph: ``(B, 1, F, T)`` features -> embeddings (the dummy generator runs on the host)."""
-        return _Embedder(self.encoder).eval()
+        """The exported graph: ``(B, 1, F, T)`` features -> embeddings (a frozen copy, :func:`freeze_for_export`;
+        the dummy generator runs on the host)."""
+        return freeze_for_export(_Embedder(self.encoder), torch.zeros(1, *self.input_shape))
