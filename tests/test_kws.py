@@ -394,9 +394,17 @@ def test_export_fp32_verified_and_failed_checks_write_nothing(gsc35, tmp_path):
     np.testing.assert_allclose(emb, ref, atol=1e-4 * np.ptp(ref) + 1e-5)
     # a failed check (an impossible flash budget) raises and leaves the previous export untouched
     before = sorted(p.name for p in out.iterdir())
-    with pytest.raises(ExportError, match="flash budget"):
+    with pytest.raises(ExportError, match="flash budget") as refused:
         export_kws(exp, out, target="mcu", flash_kb=1, invokes=20, num_held_out=20, num_calibration=20)
     assert sorted(p.name for p in out.iterdir()) == before
+    # refused or not, the MCU figures are measured and reported: TFLM (the real microcontroller interpreter)
+    # ran the int8 model; the static activation estimate is TFLM's arena head, and the persistent tail is
+    # what it leaves out
+    mcu = refused.value.report["mcu"]
+    assert '"tflm_arena_bytes"' in str(refused.value) and "tflm_ops" in refused.value.report["checks"]
+    assert mcu["tflm_arena_bytes"] == mcu["tflm_arena_head_bytes"] + mcu["tflm_arena_tail_bytes"]
+    assert abs(mcu["tflm_arena_head_bytes"] - mcu["peak_activation_bytes"]) <= 64
+    assert mcu["tflm_arena_tail_bytes"] > 0 and mcu["tflm_vs_litert_max_lsb"] <= 32
     assert not list(tmp_path.glob(".export.*")), "no temporary export folder left behind"
 
 

@@ -95,3 +95,52 @@ def c_array(data: bytes, name: str) -> tuple[str, str]:
     source = (f'#include "{name}.h"\nalignas(16) const unsigned char {name}[] = {{\n  ' + ",\n  ".join(rows)
               + f"\n}};\nconst size_t {name}_len = {len(data)};\n")
     return header, source
+
+
+def tflm_run(model: bytes, inputs: np.ndarray) -> dict:
+    """Run a model in the TensorFlow Lite Micro interpreter (the ``tflite-micro`` package): the outputs for
+    each input ``(N, *input_shape)`` (already in the input's dtype) and the tensor arena TFLM allocated
+    (``arena_bytes`` = head, the activations, + tail, its persistent data). ``None`` when the package is
+    not installed.
+
+    The arena figures come from TFLM's own recording allocator, which prints them from C++; they are read by
+    pointing file descriptors 1 and 2 at a temporary file for the call.
+    """
+    import os
+    import re
+    import sys
+    import tempfile
+
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError:
+        return None
+    it = runtime.Interpreter.from_bytes(bytes(model))
+    outs = []
+    for x in inputs:
+        it.set_input(np.ascontiguousarray(x[None]), 0)
+        it.invoke()
+        outs.append(np.array(it.get_output(0))[0])
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}  # TFLM's MicroPrintf may use either (and C stdio buffers)
+    with tempfile.TemporaryFile(mode="w+b") as f:
+        for fd in saved:
+            os.dup2(f.fileno(), fd)
+        try:
+            it.print_allocations()
+            libc.fflush(None)
+        finally:
+            for fd, old in saved.items():
+                os.dup2(old, fd)
+                os.close(old)
+        f.seek(0)
+        text = f.read().decode("utf-8", "replace")
+    field = {k: int(v) for k, v in re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", text)}
+    if "total" not in field:
+        raise RuntimeError(f"TFLM printed no arena allocation figures: {text[:200]!r}")
+    return {"outputs": np.stack(outs), "arena_bytes": field["total"], "arena_head_bytes": field.get("head"),
+            "arena_tail_bytes": field.get("tail")}
