@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_savefig"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_savefig", "capture_native_output"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -41,3 +43,31 @@ def atomic_savefig(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+@contextlib.contextmanager
+def capture_native_output(fds: tuple[int, ...] = (1, 2)):
+    """Capture what native code (C/C++ libraries) writes to the file descriptors ``fds`` while the block runs.
+
+    Yields a list that holds the captured text (one string) after the block. Python's own ``sys.stdout``/
+    ``sys.stderr`` are flushed before and C stdio buffers after, so nothing is reordered or lost.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    out: list[str] = []
+    saved = {fd: os.dup(fd) for fd in fds}
+    with tempfile.TemporaryFile(mode="w+b") as f:
+        for fd in fds:
+            os.dup2(f.fileno(), fd)
+        try:
+            yield out
+        finally:
+            libc.fflush(None)
+            for fd, old in saved.items():
+                os.dup2(old, fd)
+                os.close(old)
+            f.seek(0)
+            out.append(f.read().decode("utf-8", "replace"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from speechedge.io import capture_native_output
 from speechedge.runtime.tflite import make_interpreter
 
 __all__ = ["strip_tensor_names", "ops_used", "TFLM_BUILTINS", "check_tflm_ops", "arena_estimate", "c_array"]
@@ -106,10 +107,7 @@ def tflm_run(model: bytes, inputs: np.ndarray) -> dict:
     The arena figures come from TFLM's own recording allocator, which prints them from C++; they are read by
     pointing file descriptors 1 and 2 at a temporary file for the call.
     """
-    import os
     import re
-    import sys
-    import tempfile
 
     try:
         from tflite_micro.python.tflite_micro import runtime
@@ -121,24 +119,9 @@ def tflm_run(model: bytes, inputs: np.ndarray) -> dict:
         it.set_input(np.ascontiguousarray(x[None]), 0)
         it.invoke()
         outs.append(np.array(it.get_output(0))[0])
-    import ctypes
-
-    libc = ctypes.CDLL(None)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}  # TFLM's MicroPrintf may use either (and C stdio buffers)
-    with tempfile.TemporaryFile(mode="w+b") as f:
-        for fd in saved:
-            os.dup2(f.fileno(), fd)
-        try:
-            it.print_allocations()
-            libc.fflush(None)
-        finally:
-            for fd, old in saved.items():
-                os.dup2(old, fd)
-                os.close(old)
-        f.seek(0)
-        text = f.read().decode("utf-8", "replace")
+    with capture_native_output() as printed:
+        it.print_allocations()
+    text = printed[0]
     field = {k: int(v) for k, v in re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", text)}
     if "total" not in field:
         raise RuntimeError(f"TFLM printed no arena allocation figures: {text[:200]!r}")

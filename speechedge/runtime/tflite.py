@@ -7,10 +7,13 @@ The interpreter is ai-edge-litert (LiteRT), falling back to tflite-runtime on nu
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from speechedge.io import capture_native_output
 
 __all__ = ["make_interpreter", "quantize", "dequantize", "TFLiteModel", "median_invoke_ms"]
 
@@ -39,14 +42,23 @@ def make_interpreter(model: str | Path | bytes, *, threads: int = 1, delegate: b
     if not delegate:
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     what = "<in-memory model>" if isinstance(model, (bytes, bytearray)) else str(model)
+    printed: list[str] = []
     try:
-        if isinstance(model, (bytes, bytearray)):
-            it = Interpreter(model_content=bytes(model), **kwargs)
-        else:
-            it = Interpreter(model_path=str(model), **kwargs)
-        it.allocate_tensors()
+        # the interpreter prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on every load; what a
+        # user sees should be ours, so that line is dropped and anything else it prints is passed on
+        with capture_native_output((2,)) as printed:
+            if isinstance(model, (bytes, bytearray)):
+                it = Interpreter(model_content=bytes(model), **kwargs)
+            else:
+                it = Interpreter(model_path=str(model), **kwargs)
+            it.allocate_tensors()
     except ValueError as e:
         raise ValueError(f"{what}: not a loadable TFLite model ({e}); re-run `speechedge export`") from e
+    finally:
+        rest = [line for line in "".join(printed).splitlines()
+                if line.strip() and not line.startswith("INFO: Created TensorFlow Lite XNNPACK delegate")]
+        if rest:
+            print("\n".join(rest), file=sys.stderr)
     return it
 
 
