@@ -25,8 +25,9 @@ apt_install() {  # only what is missing, only when we can (root); otherwise say 
 }
 
 if command -v dpkg >/dev/null; then
-  # libportaudio2: the microphone path (sounddevice); python3-venv: Debian's python3 lacks venv without it
-  pkgs=(libportaudio2)
+  # libportaudio2: the microphone path (sounddevice); python3-venv: Debian's python3 lacks venv without it;
+  # g++: the test that compiles the firmware header --target mcu writes
+  pkgs=(libportaudio2 g++)
   "$PY" -c "import ensurepip, venv" 2>/dev/null || pkgs+=(python3-venv)
   apt_install "${pkgs[@]}"
 fi

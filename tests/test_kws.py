@@ -458,3 +458,67 @@ def test_export_refuses_an_out_folder_it_did_not_write(kws_export, tmp_path, mon
     with pytest.raises(ExportError, match="working directory"):
         export_kws(exp, tmp_path, invokes=5, num_held_out=10)
     assert (user / "notes.txt").exists()
+
+
+def test_firmware_header_reproduces_the_frontend_in_cpp(tmp_path):
+    """The header/source a firmware engineer gets: compiled with g++, a naive C++ log-mel written only from
+    the header's constants and arrays equals the toolkit's Numba frontend; shapes and quantization are
+    stated."""
+    import shutil
+    import subprocess
+
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not installed (setup.sh installs it)")
+    from speechedge.export.tflite_tools import firmware_files
+    from speechedge.features import FrontendConfig
+    from speechedge.kernels import log_mel
+    from speechedge.pretrained import pretrained_dir
+
+    fe = FrontendConfig.kws()
+    model = (pretrained_dir() / "model_fp32.tflite").read_bytes()
+    header, source = firmware_files(model, "kws_model", fe, arena_bytes=12345, arena_source="test")
+    assert "kws_model_arena_bytes = 12345" in header and "kws_model_input_dims[4] = {1, 1, 40, 101}" in header
+    (tmp_path / "kws_model.h").write_text(header)
+    (tmp_path / "kws_model.cc").write_text(source)
+    (tmp_path / "main.cc").write_text(r'''
+#include <cmath>
+#include <cstdio>
+#include <vector>
+#include "kws_model.h"
+int main() {
+  std::vector<float> x;
+  float v;
+  while (std::scanf("%f", &v) == 1) x.push_back(v);
+  const int n = KWS_MODEL_N_FFT, hop = KWS_MODEL_HOP_LENGTH, frames = 1 + (int)x.size() / hop;
+  for (int t = 0; t < frames; ++t) {
+    std::vector<double> power(n / 2 + 1);
+    for (int k = 0; k <= n / 2; ++k) {
+      double re = 0, im = 0;
+      for (int i = 0; i < n; ++i) {
+        long s = (long)t * hop - n / 2 + i;
+        double xi = (s >= 0 && s < (long)x.size()) ? x[s] * kws_model_window[i] : 0.0;
+        re += xi * std::cos(2 * M_PI * k * i / n);
+        im -= xi * std::sin(2 * M_PI * k * i / n);
+      }
+      power[k] = re * re + im * im;
+    }
+    for (int m = 0; m < KWS_MODEL_N_MELS; ++m) {
+      double mel = 0;
+      for (int j = kws_model_mel_offsets[m]; j < kws_model_mel_offsets[m + 1]; ++j)
+        mel += kws_model_mel_weights[j] * power[kws_model_mel_first_bin[m] + j - kws_model_mel_offsets[m]];
+      std::printf("%.6f\n", std::log(std::fmax(mel, (double)KWS_MODEL_LOG_FLOOR)));
+    }
+  }
+  return 0;
+}
+''')
+    subprocess.run(["g++", "-O2", "-std=c++17", "-o", str(tmp_path / "fe"), str(tmp_path / "main.cc"),
+                    str(tmp_path / "kws_model.cc")], check=True, capture_output=True)
+    audio = (0.3 * np.sin(2 * np.pi * 440 * np.arange(4000) / 16000)
+             + np.random.default_rng(0).normal(0, 0.05, 4000)).astype(np.float32)
+    out = subprocess.run([str(tmp_path / "fe")], input="\n".join(f"{a:.9g}" for a in audio), text=True,
+                         capture_output=True, check=True).stdout
+    cpp = np.array(out.split(), np.float64).reshape(-1, fe.n_mels).T
+    ref = log_mel(audio, fe)
+    assert cpp.shape == ref.shape
+    np.testing.assert_allclose(cpp, ref, atol=2e-3)

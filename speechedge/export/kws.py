@@ -45,7 +45,7 @@ from speechedge.models.kws import FewShotKWS, KWSClassifier
 from speechedge.runtime.tflite import TFLiteModel, median_invoke_ms, quantize
 
 from . import ExportError, check_out_dir, replace_folder
-from .tflite_tools import arena_estimate, c_array, check_tflm_ops, strip_tensor_names, tflm_run
+from .tflite_tools import arena_estimate, check_tflm_ops, firmware_files, strip_tensor_names, tflm_run
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,14 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                 "unknown_rule": "dummy prototypes (dummy_prototypes.npz)" if model.dummy is not None else "threshold"},
                 indent=2) + "\n")
         if target == "mcu":
-            header, source = c_array(models["int8"], "kws_model")
+            mcu = report["mcu"]
+            measured = "tflm_arena_bytes" in mcu
+            header, source = firmware_files(
+                models["int8"], "kws_model", fe,
+                arena_bytes=mcu["tflm_arena_bytes"] if measured else mcu["peak_activation_bytes"],
+                arena_source="measured by TensorFlow Lite Micro (tflite-micro)" if measured else
+                "static estimate of live activations only; TFLM adds its persistent data: install tflite-micro "
+                "and re-export to measure")
             (tmp / "kws_model.h").write_text(header)
             (tmp / "kws_model.cc").write_text(source)
         atomic_write_text(tmp / "report.json", json.dumps(report, indent=2))
