@@ -522,3 +522,27 @@ int main() {
     ref = log_mel(audio, fe)
     assert cpp.shape == ref.shape
     np.testing.assert_allclose(cpp, ref, atol=2e-3)
+
+
+def test_replace_folder_swaps_atomically(tmp_path, monkeypatch):
+    """The new export replaces the old in one renameat2(RENAME_EXCHANGE): the folder is never missing or half
+    written (observed from inside the swap); without the exchange, the rename-aside fallback ends the same."""
+    import speechedge.export as ex
+
+    out = tmp_path / "export"
+    ex.replace_folder(out, lambda d: (d / "report.json").write_text('{"v": 1}'))
+    seen = []
+    real = ex._exchange
+
+    def watching(a, b):
+        ok = real(a, b)
+        seen.append((ok, (out / "report.json").read_text()))  # right after the swap: complete, new
+        return ok
+
+    monkeypatch.setattr(ex, "_exchange", watching)
+    ex.replace_folder(out, lambda d: (d / "report.json").write_text('{"v": 2}'))
+    assert seen == [(True, '{"v": 2}')]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # the old export is gone, nothing stray
+    monkeypatch.setattr(ex, "_exchange", lambda a, b: False)  # a filesystem without the exchange
+    ex.replace_folder(out, lambda d: (d / "report.json").write_text('{"v": 3}'))
+    assert (out / "report.json").read_text() == '{"v": 3}' and sorted(p.name for p in tmp_path.iterdir()) == ["export"]

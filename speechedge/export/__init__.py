@@ -37,11 +37,36 @@ def check_out_dir(out_dir: str | Path) -> Path:
     return out_dir
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where the kernel or
+    the filesystem does not offer it."""
+    import ctypes
+    import errno
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, f"renameat2({a}, {b}, RENAME_EXCHANGE): {os.strerror(err)}")
+
+
 def replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
     """Write a complete export into a temporary folder beside ``out_dir`` with ``write(tmp)``, then put it in
-    place: the old folder is renamed aside first and removed only after the new one is in place (a kill
-    between the two renames leaves the previous export whole in ``.NAME.old.*`` beside it). Refuses what
-    :func:`check_out_dir` refuses, so an export never deletes what the toolkit did not write.
+    place atomically: the two folders are exchanged in one ``renameat2(RENAME_EXCHANGE)`` call, so at every
+    instant ``out_dir`` is either the old or the new complete export (tested), and the old one is removed
+    afterwards. Where the exchange is unavailable (not Linux, or a filesystem without it) the old folder is
+    renamed aside first and removed only after the new one is in place (a kill between the two renames leaves
+    the previous export whole in ``.NAME.old.*`` beside it). Refuses what :func:`check_out_dir` refuses, so an
+    export never deletes what the toolkit did not write.
     """
     out_dir = check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +74,9 @@ def replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
     old = None
     try:
         write(tmp)
+        if out_dir.exists() and _exchange(tmp, out_dir):
+            shutil.rmtree(tmp, ignore_errors=True)  # now the previous export
+            return
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
             os.rename(out_dir, old / "x")
