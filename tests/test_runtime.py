@@ -378,6 +378,12 @@ def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
     assert rt.chunks >= len(audio) // 160 // step - 1
     ref, got = np.concatenate(ref), np.concatenate(rt.log_probs)
     np.testing.assert_allclose(got, ref, atol=1e-3 * np.ptp(ref))  # Numba vs torch frontend + fp32 TFLite
+    # the end of the stream: flush runs the partial last chunk, so every batch frame is decoded
+    full = rt.chunks
+    rt.flush()
+    frames = feats.shape[1]
+    assert rt.chunks == -(-frames // step) > full
+    assert np.allclose(np.concatenate(rt.log_probs)[: len(got)], got)  # earlier chunks unchanged
 
 
 @pytest.mark.slow

@@ -68,6 +68,7 @@ def run_asr(model_dir: str, *, input_spec: str = "mic", realtime: bool = False, 
                       file=out, flush=True)
     except KeyboardInterrupt:
         source.stop()
+    asr.flush()  # the last partial chunk too
     finalise(audio_s)
     wall = time.perf_counter() - t0
     ms = 1000 * asr.compute_s / max(1, asr.chunks)

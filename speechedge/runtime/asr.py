@@ -82,16 +82,31 @@ class StreamingASR:
         self.pending = np.concatenate([self.pending, feats])
         while len(self.pending) >= self.chunk_input_frames:
             x, self.pending = self.pending[: self.chunk_input_frames], self.pending[self.chunk_input_frames:]
-            t0 = time.perf_counter()
-            out = self.net.run({"feats": x[None], **self.state})
-            self.compute_s += time.perf_counter() - t0
-            self.state = {s["name"]: out[s["name"]] for s in self.state_spec}
-            lp = out["log_probs"][0]
-            self.chunks += 1
-            if self.keep_log_probs:
-                self.log_probs.append(lp)
-            self.decoder.push(lp)
+            self._run_chunk(x)
         return self.text
+
+    def flush(self) -> str:
+        """End of the stream: complete the last frames as the batch frontend does (``n_fft / 2`` trailing
+        zeros), run the last partial chunk padded with silence features, and return the final text (nothing
+        said in the last fraction of a chunk is dropped). :meth:`reset` starts a new stream."""
+        self.push(np.zeros(self.frontend_config.n_fft // 2, np.float32))
+        if len(self.pending):
+            pad = np.full((self.chunk_input_frames - len(self.pending), self.pending.shape[1]),
+                          np.log(self.frontend_config.log_floor), np.float32)
+            x, self.pending = np.concatenate([self.pending, pad]), self.pending[:0]
+            self._run_chunk(x)
+        return self.text
+
+    def _run_chunk(self, x: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        out = self.net.run({"feats": x[None], **self.state})
+        self.compute_s += time.perf_counter() - t0
+        self.state = {s["name"]: out[s["name"]] for s in self.state_spec}
+        lp = out["log_probs"][0]
+        self.chunks += 1
+        if self.keep_log_probs:
+            self.log_probs.append(lp)
+        self.decoder.push(lp)
 
     @property
     def text_ids(self) -> list[int]:
