@@ -299,6 +299,26 @@ def test_demo_errors_are_clear(enrolled, tmp_path):
     assert r.returncode == 2 and "no audio input device" in r.stderr and "--input FILE" in r.stderr
     r = _cli(["demo", "kws", "--model", str(model_dir), "--input", str(tmp_path / "missing.wav")])
     assert r.returncode == 1 and "no such file" in r.stderr
+    r = _cli(["demo", "kws", "--model", str(model_dir), "--input", str(tmp_path)])
+    assert r.returncode == 1 and "is a folder" in r.stderr
+    # an enrolment is not saved when --input is bad; re-enrolling a name says so; a too-short input says so
+    import shutil
+
+    m = tmp_path / "m"
+    shutil.copytree(model_dir, m)
+    before = (m / "keywords.json").read_bytes()
+    clip = tmp_path / "clip.wav"
+    write_audio(clip, stream[16000:32000], 16000)
+    r = _cli(["demo", "kws", "--model", str(m), "--enroll", str(clip), "--name", "new",
+              "--input", str(tmp_path / "missing.wav")])
+    assert r.returncode == 1 and (m / "keywords.json").read_bytes() == before
+    short = tmp_path / "short.wav"
+    write_audio(short, stream[:3200], 16000)
+    r = _cli(["demo", "kws", "--model", str(m), "--enroll", str(clip), "--name", "marvin", "--input", str(short),
+              "--json"])
+    assert r.returncode == 0, r.stderr
+    assert "replacing the enrolled keyword 'marvin' (3 clips)" in r.stderr
+    assert "shorter than half the model's 1 s window" in r.stderr and '"note"' in r.stdout
 
 
 @pytest.mark.slow

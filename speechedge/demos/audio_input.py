@@ -205,4 +205,6 @@ def open_source(spec: str, *, block: int = 1600, realtime: bool = False, device=
         return StdinSource(block=block, max_seconds=max_seconds)
     if not Path(spec).exists():
         raise FileNotFoundError(f"--input {spec}: no such file (use 'mic', '-' for raw PCM on stdin, or a file)")
+    if Path(spec).is_dir():
+        raise IsADirectoryError(f"--input {spec}: is a folder; give one audio file (or 'mic', or '-' for stdin)")
     return FileSource(spec, block=block, realtime=realtime, max_seconds=max_seconds)

@@ -62,9 +62,19 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
 
     out = out or sys.stdout
     model = KWSModel(model_dir or pretrained_dir(), precision=precision, keywords_file=keywords_file)
+    source = None
+    if input_spec != "mic":  # check a file / stdin input before anything is enrolled and saved
+        try:
+            source = open_source(input_spec, realtime=realtime, device=device, max_seconds=max_seconds)
+        except AudioInputError as e:
+            print(f"speechedge demo kws: {e}", file=sys.stderr)
+            return 2
     if enroll or enroll_mic:
         if not name:
             raise ValueError("--enroll/--enroll-mic need --name WORD (the keyword being enrolled)")
+        if name in model.exemplars:
+            print(f"replacing the enrolled keyword {name!r} ({len(model.exemplars[name])} clips) in "
+                  f"{model.keywords_file}", file=sys.stderr)
         if enroll:
             from speechedge.audio import read_audio
 
@@ -77,7 +87,8 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
     try:
         detector = StreamingKWS(model, threshold=threshold, stride_ms=stride_ms, smooth=smooth, agree=agree,
                                 refractory_s=refractory_s)
-        source = open_source(input_spec, realtime=realtime, device=device, max_seconds=max_seconds)
+        if source is None:
+            source = open_source(input_spec, realtime=realtime, device=device, max_seconds=max_seconds)
     except AudioInputError as e:
         print(f"speechedge demo kws: {e}", file=sys.stderr)
         return 2
@@ -116,6 +127,11 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
                "by_keyword": {k: sum(d.keyword == k for d in detections) for k in sorted({d.keyword for d in detections})},
                "model_ms_per_window": round(1000 * detector.invoke_s / max(1, detector.windows), 3),
                "real_time_factor": round(wall / max(audio_s, 1e-9), 4)}
+    window_s = model.clip_samples / model.frontend.sample_rate
+    if audio_s < window_s / 2:  # the detector evaluates once half a window of audio has arrived
+        summary["note"] = (f"input ({audio_s:.2f} s) shorter than half the model's {window_s:g} s window: "
+                           "nothing was evaluated")
+        print(f"speechedge demo kws: {summary['note']}", file=sys.stderr)
     if as_json:
         print(json.dumps({"summary": summary}), file=out, flush=True)
     else:
