@@ -353,3 +353,44 @@ def test_speech_commands_missing_pieces_are_named(gsc35, tmp_path):
     shutil.rmtree(corpus / "marvin")
     with pytest.raises(FileNotFoundError, match="marvin"):
         prepare_speech_commands(corpus, tmp_path / "o")
+
+
+@pytest.mark.parametrize("clip_seconds", [0.5, 1.0, 1.5])
+@pytest.mark.parametrize("file_rate", [16000, 22050])
+def test_libriword_clips_are_exact_at_both_edges_of_an_utterance(tmp_path, clip_seconds, file_rate):
+    """A word at the very start and one at the very end of a source, at several clip lengths, from a file at
+    the target rate and from one that is resampled (its decoded length can miss a sample): every clip has
+    exactly clip_seconds x 16 kHz samples, padded with zeros only beyond the source."""
+    from speechedge.audio import info, write_audio
+    from speechedge.data_prep.libriword import _cut_source
+
+    src = tmp_path / "u.flac"
+    n = int(2.345 * file_rate)
+    write_audio(src, (0.1 * np.sin(np.arange(n) / 7.0)).astype(np.float32), file_rate)
+    dur = info(src).duration_s
+    words = [(0.0, 0.21), (dur - 0.25, dur), (dur / 2 - 0.1, dur / 2 + 0.1)]
+    clips = [{"out": str(tmp_path / f"c{i}.flac"), "window": clip_window(s, e, dur, clip_seconds, 16000), "id": str(i)}
+             for i, (s, e) in enumerate(words)]
+    assert _cut_source((str(src), 16000, clip_seconds, clips))[3] == ""
+    for c in clips:
+        clip, sr = read_audio(c["out"])
+        assert sr == 16000 and len(clip) == int(round(clip_seconds * 16000)), (c["window"], len(clip))
+
+
+def test_libriword_skips_words_beyond_a_short_source(librispeech_dir, tmp_path):
+    """A source file shorter than its alignment says: the words past its end are skipped and counted, and no
+    clip is cut from silence or comes out with the wrong length."""
+    from speechedge.audio import write_audio
+
+    root, _ = librispeech_dir
+    corpus = tmp_path / "LS"
+    shutil.copytree(root, corpus)
+    flacs = sorted(corpus.glob("train-clean-100/*/*/*.flac"))
+    for f in flacs[:3]:  # keep the first 40% of three utterances; their alignments still cover the whole
+        audio, sr = read_audio(f)
+        write_audio(f, audio[: int(0.4 * len(audio))], sr)
+    stats = build_libriword(corpus, corpus / "alignments", tmp_path / "lw", CFG, workers=1, progress=False)
+    assert stats["corpus"]["dropped_word_beyond_audio"] > 0
+    for r in read_manifest(tmp_path / "lw" / "manifest.jsonl", ClipRecord):
+        clip, _ = read_audio(tmp_path / "lw" / r.path)
+        assert len(clip) == 16000 and r.source_start_s <= r.source_end_s

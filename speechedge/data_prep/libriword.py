@@ -181,6 +181,8 @@ def _scan(librispeech_dir: Path, alignments: dict, cfg: LibriWordConfig, splits:
                 scan.counts["dropped_stop_word"] += 1
             elif not cfg.min_word_seconds <= e - s <= cfg.max_word_s:
                 scan.counts["dropped_duration"] += 1
+            elif e > scan.utts[utt_id][2] + 0.01:  # the alignment says more audio than the file holds
+                scan.counts["dropped_word_beyond_audio"] += 1
             else:
                 usable.append((key, s, e, index))
                 scan.key_counts[key] += 1
@@ -234,10 +236,17 @@ def _cut_source(job: tuple) -> tuple[str, int, int, str]:
         audio, _ = read_audio(source_path, sample_rate=sample_rate)
     except AudioError as e:
         return source_path, 0, len(clips) - len(todo), str(e)
+    clip_n = int(round(clip_seconds * sample_rate))
+    short = max(0, max(c["window"]["src_end"] for c in todo) - len(audio))
+    if short > sample_rate // 100:  # decoded audio shorter than the header by more than 10 ms
+        return source_path, 0, len(clips) - len(todo), (
+            f"{source_path}: decoded {len(audio)} samples, {short} fewer than its header says; re-encode the file")
     for c in todo:
         w = c["window"]
-        seg = audio[w["src_start"] : w["src_end"]]
-        clip = np.concatenate([np.zeros(w["pad_left"], np.float32), seg, np.zeros(w["pad_right"], np.float32)])
+        seg = audio[w["src_start"] : w["src_end"]]  # resampling can leave the last sample or so out: zeros
+        clip = np.concatenate([np.zeros(w["pad_left"], np.float32), seg,
+                               np.zeros(clip_n - w["pad_left"] - len(seg), np.float32)])
+        assert len(clip) == clip_n, (source_path, w)
         write_audio(c["out"], clip, sample_rate)
     return source_path, len(todo), len(clips) - len(todo), ""
 
