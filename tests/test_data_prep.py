@@ -394,3 +394,23 @@ def test_libriword_skips_words_beyond_a_short_source(librispeech_dir, tmp_path):
     for r in read_manifest(tmp_path / "lw" / "manifest.jsonl", ClipRecord):
         clip, _ = read_audio(tmp_path / "lw" / r.path)
         assert len(clip) == 16000 and r.source_start_s <= r.source_end_s
+
+
+def test_prepare_speech_commands_skips_bad_noise_and_writes_all_or_nothing(gsc35, tmp_path):
+    """An unreadable noise file is skipped and counted; when no noise file is usable the command fails
+    before writing anything, so an earlier run's manifests stay as they were (not a mix of old and new)."""
+    corpus = tmp_path / "gsc"
+    shutil.copytree(gsc35[0], corpus)
+    out = tmp_path / "out"
+    prepare_speech_commands(corpus, out)
+    noise = sorted((corpus / "_background_noise_").glob("*.wav"))
+    noise[0].write_text("not audio")
+    stats = prepare_speech_commands(corpus, out)
+    assert stats["problems"]["unreadable_noise_files"] == 1
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for f in noise[1:]:
+        f.write_bytes(b"RIFF....WAVE")  # truncated: every noise file unreadable now
+    (corpus / "yes" / "extra_nohash_0.wav").write_bytes((corpus / "no").glob("*.wav").__next__().read_bytes())
+    with pytest.raises(ValueError, match="_background_noise_: no usable background noise file"):
+        prepare_speech_commands(corpus, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

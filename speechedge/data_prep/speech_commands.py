@@ -101,20 +101,29 @@ def scan_speech_commands(corpus_dir: str | Path, *, words=GSC_V2_WORDS, check_au
     return rows, counts
 
 
-def _silence_rows(corpus_dir: Path, split: str, count: int) -> list[ClipRecord]:
+def _silence_rows(corpus_dir: Path, split: str, count: int, counts: Counter | None = None) -> list[ClipRecord]:
+    """``count`` one-second windows of the split's part of the noise files; unreadable files are skipped
+    and counted (``unreadable_noise_files``)."""
     noise_dir = corpus_dir / "_background_noise_"
     files = sorted(noise_dir.glob("*.wav")) if noise_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(f"{noise_dir}: no background noise files; the 12-class task needs them")
     lo, hi = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}[split]
-    spans = []
+    spans: list = []
     for f in files:
-        d = info(f).duration_s
+        try:
+            d = info(f).duration_s
+        except AudioError as e:
+            if counts is not None and split == "train":  # count each file once
+                counts["unreadable_noise_files"] += 1
+            log.warning("skipped noise file: %s", e)
+            continue
         a, b = lo * d, hi * d - 1.0
         if b > a:
             spans.append((f, a, b))
     if not spans:
-        raise ValueError(f"{noise_dir}: noise files too short to cut one-second {split} silence clips")
+        raise ValueError(f"{noise_dir}: no usable background noise file (unreadable, or too short to cut "
+                         f"one-second {split} silence clips); the 12-class task needs them")
     rows = []
     for i in range(count):  # evenly spread, deterministic windows, cycling over the files
         f, a, b = spans[i % len(spans)]
@@ -133,19 +142,24 @@ def prepare_speech_commands(corpus_dir: str | Path, out_dir: str | Path) -> dict
     rows, counts = scan_speech_commands(corpus_dir)
     stats: dict = {"corpus": str(corpus_dir.resolve()), "problems": {k: v for k, v in counts.items()
                                                                     if k not in ("train", "val", "test")}}
+    # everything is computed before anything is written: an error leaves the folder as it was
+    outputs: dict[str, list[ClipRecord]] = {}
     for split in ("train", "val", "test"):
         part = [r for r in rows if r.split == split]
-        write_manifest(out_dir / f"gsc35_{split}.jsonl", part)
+        outputs[f"gsc35_{split}.jsonl"] = part
         twelve = [r if r.word in GSC12_COMMANDS else
                   ClipRecord(**{**r.__dict__, "label": "_unknown_"}) for r in part]
-        twelve += _silence_rows(corpus_dir, split, max(1, len(part) // 11))
-        write_manifest(out_dir / f"gsc12_{split}.jsonl", twelve)
+        twelve += _silence_rows(corpus_dir, split, max(1, len(part) // 11), counts)
+        outputs[f"gsc12_{split}.jsonl"] = twelve
         stats[f"gsc35_{split}"] = len(part)
         stats[f"gsc12_{split}"] = dict(Counter(r.label if r.label.startswith("_") else "command" for r in twelve))
     for split, classes in SPLIT_GSC.items():
         part = [r for r in rows if r.word in classes]
-        write_manifest(out_dir / f"splitgsc_{split}.jsonl", part)
+        outputs[f"splitgsc_{split}.jsonl"] = part
         stats[f"splitgsc_{split}"] = {"classes": len(classes), "clips": len(part)}
+    stats["problems"] = {k: v for k, v in counts.items() if k not in ("train", "val", "test")}
+    for name, part in outputs.items():
+        write_manifest(out_dir / name, part)
     atomic_write_text(out_dir / "splitgsc.json", json.dumps({
         "classes": {k: list(v) for k, v in SPLIT_GSC.items()},
         "unknown_pool": {k: sorted(w for s, ws in SPLIT_GSC.items() if s != k for w in ws) for k in SPLIT_GSC},
