@@ -38,6 +38,21 @@ def make_signal(kind: str, num_samples: int = SR, seed: int = 0) -> np.ndarray:
 SIGNALS = ("sine", "noise", "chirp", "silence", "clipped", "speechlike", "impulse")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _clip_cache(tmp_path_factory):
+    """The KWS clip cache (training/kws_data.py) of the whole session lives in a temporary folder, never in
+    the user's ~/.cache (subprocesses inherit it)."""
+    import os
+
+    old = os.environ.get("SPEECHEDGE_CACHE")
+    os.environ["SPEECHEDGE_CACHE"] = str(tmp_path_factory.mktemp("clip_cache"))
+    yield
+    if old is None:
+        os.environ.pop("SPEECHEDGE_CACHE", None)
+    else:
+        os.environ["SPEECHEDGE_CACHE"] = old
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

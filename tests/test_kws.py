@@ -546,3 +546,34 @@ def test_replace_folder_swaps_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(ex, "_exchange", lambda a, b: False)  # a filesystem without the exchange
     ex.replace_folder(out, lambda d: (d / "report.json").write_text('{"v": 3}'))
     assert (out / "report.json").read_text() == '{"v": 3}' and sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_manifest_clips_are_memory_mapped_from_a_cache_built_once(gsc35, tmp_path, monkeypatch):
+    """The first load decodes into the cache file; later loads memory-map it (no decoding: reading a clip
+    file is not even attempted) and give the same clips; an unreadable clip is skipped in both; a changed
+    manifest gets a new cache entry."""
+    from speechedge.training import kws_data
+    from speechedge.training.kws_data import load_manifest_clips
+
+    monkeypatch.setenv("SPEECHEDGE_CACHE", str(tmp_path / "cache"))
+    _, manifests = gsc35
+    man = tmp_path / "m.jsonl"
+    lines = (manifests / "splitgsc_val.jsonl").read_text().splitlines()
+    bad = json.loads(lines[0])
+    bad["id"], bad["path"] = "x/broken", str(tmp_path / "broken.wav")
+    (tmp_path / "broken.wav").write_text("not audio")
+    man.write_text("\n".join(lines + [json.dumps(bad)]) + "\n")
+    first = load_manifest_clips(man)
+    plain = load_manifest_clips(man, cache=False)
+    assert isinstance(first.audio, np.memmap) and len(first) == len(lines) == len(plain)
+    np.testing.assert_array_equal(first.audio, plain.audio)
+    assert first.labels == plain.labels and first.speakers == plain.speakers
+    monkeypatch.setattr(kws_data, "read_audio", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
+    again = load_manifest_clips(man)
+    np.testing.assert_array_equal(again.audio, plain.audio)
+    assert isinstance(again.batch([0, 2]), torch.Tensor) and again.batch([0, 2]).shape == (2, 16000)
+    monkeypatch.undo()
+    monkeypatch.setenv("SPEECHEDGE_CACHE", str(tmp_path / "cache"))
+    man.write_text("\n".join(lines[:3]) + "\n")
+    assert len(load_manifest_clips(man)) == 3
+    assert len(list((tmp_path / "cache").glob("m-*.npy"))) == 2 and not list((tmp_path / "cache").glob(".*tmp"))

@@ -1,9 +1,19 @@
-"""Keyword-spotting data: clips from manifests or Speech Commands-layout folders, held in memory as int16
-(augmentation is in :mod:`speechedge.training.augment`)."""
+"""Keyword-spotting data: clips from manifests or Speech Commands-layout folders as int16 arrays
+(augmentation is in :mod:`speechedge.training.augment`).
+
+A manifest's clips are decoded once into a cache file (``.npy``, int16 ``(N, clip_samples)``, written row by
+row, then renamed into place) and memory-mapped from then on: a training run touches only the rows of its
+batches, so memory stays bounded at 100k+ clips (``benchmarks/bench_kws_data.py``) and a second run skips the
+decoding. The cache key is the manifest's path, size and modification time, the splits, the sample rate and
+the clip length; the folder is ``$SPEECHEDGE_CACHE`` or ``~/.cache/speechedge/clips``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +25,7 @@ from speechedge.manifest import ClipRecord, read_manifest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClipSet", "load_manifest_clips", "load_folder_clips", "load_noise_bank"]
+__all__ = ["ClipSet", "load_manifest_clips", "load_folder_clips", "load_noise_bank", "cache_dir"]
 
 
 @dataclass
@@ -40,38 +50,75 @@ class ClipSet:
         return np.array([index[w] for w in self.labels]), vocab
 
 
-def _load_rows(rows: list[ClipRecord], base: Path, sample_rate: int, clip_samples: int, what: str) -> ClipSet:
+def _decode(r: ClipRecord, base: Path, sample_rate: int, clip_samples: int) -> np.ndarray:
+    path = Path(r.path) if Path(r.path).is_absolute() else base / r.path
+    if r.label == "_silence_" and r.source_start_s is not None:
+        x, _ = read_audio(path, sample_rate=sample_rate, start_s=r.source_start_s,
+                          duration_s=r.source_end_s - r.source_start_s)
+    else:
+        x, _ = read_audio(path, sample_rate=sample_rate)
+    return to_int16(fit_length(x, clip_samples))
+
+
+def _load_rows(rows: list[ClipRecord], base: Path, sample_rate: int, clip_samples: int, what: str,
+               out: np.ndarray | None = None) -> ClipSet:
+    """Decode ``rows`` into ``out`` (or a new array); unreadable clips are skipped, counted and logged, and the
+    readable ones are packed at the front (so ``out`` may be a memory-mapped file written row by row)."""
     from tqdm import tqdm
 
-    audio = np.zeros((len(rows), clip_samples), np.int16)
-    keep = np.ones(len(rows), bool)
-    for i, r in enumerate(tqdm(rows, desc=f"loading {what}", unit="clip", disable=len(rows) < 2000)):
-        path = Path(r.path) if Path(r.path).is_absolute() else base / r.path
+    audio = np.zeros((len(rows), clip_samples), np.int16) if out is None else out
+    kept: list[ClipRecord] = []
+    for r in tqdm(rows, desc=f"loading {what}", unit="clip", disable=len(rows) < 2000):
         try:
-            if r.label == "_silence_" and r.source_start_s is not None:
-                x, _ = read_audio(path, sample_rate=sample_rate, start_s=r.source_start_s,
-                                  duration_s=r.source_end_s - r.source_start_s)
-            else:
-                x, _ = read_audio(path, sample_rate=sample_rate)
+            audio[len(kept)] = _decode(r, base, sample_rate, clip_samples)
         except AudioError as e:
-            keep[i] = False
             log.warning("skipped clip: %s", e)
             continue
-        audio[i] = to_int16(fit_length(x, clip_samples))
-    if not keep.all():
-        log.warning("%s: %d unreadable clips skipped", what, int((~keep).sum()))
-    return ClipSet(audio[keep], [r.label or r.word for r, k in zip(rows, keep) if k],
-                   [r.speaker for r, k in zip(rows, keep) if k], sample_rate)
+        kept.append(r)
+    if len(kept) < len(rows):
+        log.warning("%s: %d unreadable clips skipped", what, len(rows) - len(kept))
+    return ClipSet(audio[: len(kept)], [r.label or r.word for r in kept], [r.speaker for r in kept], sample_rate)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SPEECHEDGE_CACHE") or Path.home() / ".cache" / "speechedge" / "clips")
+
+
+def _cached(manifest: Path, rows: list[ClipRecord], key_parts: dict, sample_rate: int, clip_samples: int) -> ClipSet:
+    """The clips of ``rows`` from the memory-mapped cache, building it first when missing."""
+    st = manifest.stat()
+    key = hashlib.sha1(json.dumps({"manifest": str(manifest.resolve()), "size": st.st_size,
+                                   "mtime_ns": st.st_mtime_ns, **key_parts}, sort_keys=True).encode()).hexdigest()[:16]
+    folder = cache_dir()
+    data, meta = folder / f"{manifest.stem}-{key}.npy", folder / f"{manifest.stem}-{key}.json"
+    if not (data.exists() and meta.exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{data.name}.{os.getpid()}.tmp"
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(len(rows), clip_samples))
+        clips = _load_rows(rows, manifest.parent, sample_rate, clip_samples, manifest.name, out=arr)
+        arr.flush()
+        del arr
+        tmp.replace(data)
+        from speechedge.io import atomic_write_text
+
+        atomic_write_text(meta, json.dumps({"n": len(clips), "labels": clips.labels, "speakers": clips.speakers}))
+    info = json.loads(meta.read_text())
+    audio = np.load(data, mmap_mode="r")[: info["n"]]
+    return ClipSet(audio, info["labels"], info["speakers"], sample_rate)
 
 
 def load_manifest_clips(manifest: str | Path, *, sample_rate: int = 16000, clip_samples: int = 16000,
-                        splits: tuple[str, ...] | None = None) -> ClipSet:
-    """Clips of a ``ClipRecord`` manifest; relative paths are relative to the manifest's folder."""
+                        splits: tuple[str, ...] | None = None, cache: bool = True) -> ClipSet:
+    """Clips of a ``ClipRecord`` manifest (relative paths are relative to the manifest's folder), memory-mapped
+    from the clip cache (built on first use; ``cache=False`` decodes into memory instead)."""
     manifest = Path(manifest)
     rows = [r for r in read_manifest(manifest, ClipRecord) if splits is None or r.split in splits]
     if not rows:
         raise ValueError(f"{manifest}: no clips{f' in splits {splits}' if splits else ''}")
-    return _load_rows(rows, manifest.parent, sample_rate, clip_samples, manifest.name)
+    if not cache:
+        return _load_rows(rows, manifest.parent, sample_rate, clip_samples, manifest.name)
+    return _cached(manifest, rows, {"splits": list(splits) if splits else None, "sample_rate": sample_rate,
+                                    "clip_samples": clip_samples}, sample_rate, clip_samples)
 
 
 def load_folder_clips(folder: str | Path, *, sample_rate: int = 16000, clip_samples: int = 16000) -> ClipSet:
