@@ -7,8 +7,9 @@ The manifests point at 1,000 distinct one-second WAV clips, cycled (the loader d
 so the cache holds N rows; the operating system's file cache makes decoding cheaper than on a real corpus of
 N files). Each size runs in a fresh process so peak RSS is its own: ``build`` decodes into the cache file,
 ``train-like`` memory-maps it and draws 200 random batches of 100 clips (as the episodic and supervised
-samplers do). RSS counts resident mapped file pages too (the kernel drops those under pressure);
-``anonymous`` is the memory a process really holds (RssAnon).
+samplers do). RSS counts resident mapped file pages too: shared page cache the kernel drops under pressure
+(right after a build the whole file is cached and the kernel maps cached neighbours of every touched page,
+so RSS approaches the file size); ``anonymous`` is the memory a process really holds (RssAnon).
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def main(argv=None) -> int:
                                         "path": str(clips_dir / f"{i % 1000:04d}.wav"), "split": "train",
                                         "label": f"w{i % 50}"}) + "\n")
         modes = ["build", "train-like"] + (["in-memory"] if n <= args.in_memory_max else [])
+        for old in (work / "cache").glob(f"{man.stem}-*"):  # "build" really builds
+            old.unlink()
         for mode in modes:
             out = subprocess.run([sys.executable, __file__, "--child", str(man), mode], env=env, check=True,
                                  capture_output=True, text=True).stdout
