@@ -26,7 +26,8 @@ def _demo_kws(args: argparse.Namespace) -> int:
 
     return run_kws(args.model, enroll=args.enroll, enroll_mic=args.enroll_mic, name=args.name, input_spec=args.input,
                    threshold=args.threshold, agree=args.agree, realtime=args.realtime, as_json=args.json,
-                   device=args.device, max_seconds=args.max_seconds, precision=args.precision, keywords_file=args.keywords)
+                   device=args.device, max_seconds=args.max_seconds, precision=args.precision,
+                   keywords_file=args.keywords)
 
 
 def _demo_asr(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 from speechedge.audio import read_audio, trim_silence, write_audio
 from speechedge.io import atomic_write_text
 from speechedge.runtime import UNKNOWN, Detection, KWSModel, StreamingKWS
+from speechedge.runtime.kws import agreement_streak
 
 log = logging.getLogger(__name__)
 
@@ -149,15 +150,10 @@ def fire(times: np.ndarray, scores: dict[str, np.ndarray], threshold: float, ref
     names = list(scores)
     s = np.stack([scores[k] for k in names], 1)
     best, val = s.argmax(1), s.max(1)
-    ok = val >= threshold
-    if agree > 1:  # the same keyword above the threshold in `agree` consecutive windows
-        run = np.zeros(len(ok), int)
-        for i in np.flatnonzero(ok):
-            run[i] = run[i - 1] + 1 if i > 0 and ok[i - 1] and best[i - 1] == best[i] else 1
-        ok = run >= agree
-    out, last = [], -math.inf
-    for i in np.flatnonzero(ok):
-        if times[i] - last >= refractory_s:
+    out, last, streak = [], -math.inf, (None, 0)
+    for i in range(len(times)):
+        streak = agreement_streak(streak, best[i], val[i] >= threshold)
+        if streak[1] >= agree and times[i] - last >= refractory_s:
             out.append(Detection(names[best[i]], round(float(times[i]), 3), round(float(val[i]), 4)))
             last = times[i]
     return out
@@ -215,7 +211,8 @@ def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[S
     return {"hours": hours, "events": n_events, "positive_streams": len(positives), "negative_streams": len(negatives),
             "fa_resolution_per_hour": 1 / hours, "operating_points": operating, "det": points,
             "windows_per_s": 1000 / stride_ms, "smooth": det.smooth, "agree": det.agree,
-            "rule": "calibrated nearest exemplar" if model.calibrated else "softmax", "model_invoke_ms": 1000 * det.invoke_s / max(1, det.windows)}
+            "rule": "calibrated nearest exemplar" if model.calibrated else "softmax",
+            "model_invoke_ms": 1000 * det.invoke_s / max(1, det.windows)}
 
 
 def det_png(result: dict, path: str | Path) -> None:

@@ -164,7 +164,7 @@ def _detect_with(model_dir: Path, work: Path, out_name: str, seed: int, progress
     atomic_write_text(work / f"{out_name}.json", json.dumps(result, indent=2))
     from speechedge.runtime import StreamingKWS
 
-    default = StreamingKWS.DEFAULTS["calibrated" if model.calibrated else "softmax"][0]
+    default = StreamingKWS.DEFAULTS[model.rule][0]
     at = min(result["det"], key=lambda p: abs(p["threshold"] - default))  # the demo's default threshold
     return {"keywords": list(CUSTOM_KEYWORDS), "events": result["events"], "hours": round(result["hours"], 3),
             "default_threshold": at, "operating_points": result["operating_points"],
@@ -244,7 +244,8 @@ def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
         f"({ex['speed_vs_torch']:.1f}x torch); {int8_text} | {timings['export_kws_fewshot'][0]:.1f} "
         f"| {timings['export_kws_fewshot'][1]} |",
         f"| enrol {' + '.join(dt['keywords'])} (3 clips each), streaming detector | {dt['events']} keyword events in "
-        f"{dt['hours'] * 60:.0f} min of audio; default threshold {p07['threshold']:g}: {p07['hits']} hits, {p07['false_alarms']} false alarms "
+        f"{dt['hours'] * 60:.0f} min of audio; default threshold {p07['threshold']:g}: {p07['hits']} hits, "
+        f"{p07['false_alarms']} false alarms "
         f"({p07['fa_per_hour']:.1f}/h); {ops}; DET in det.png | {timings['enroll_and_detect'][0]:.1f} "
         f"| {timings['enroll_and_detect'][1]} |",
     ]

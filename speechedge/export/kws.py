@@ -301,8 +301,8 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     report["passed"] = not failures
     if failures:
         raise ExportError(f"{exp_dir}: export failed its checks, nothing written to {out_dir}: " + "; ".join(failures)
-                          + f"\nreport: {json.dumps({k: report[k] for k in ('models', 'checks', 'mcu') if k in report}, indent=1)}",
-                          report)
+                          + "\nreport: " + json.dumps({k: report[k] for k in ("models", "checks", "mcu") if k in report},
+                                                     indent=1), report)
 
     def write(tmp: Path) -> None:
         for name, blob in models.items():

@@ -36,14 +36,22 @@ class SubSpectralNorm(nn.Module):
             x = x.reshape(b, c * self.sub_bands, f // self.sub_bands, t)
             return self.bn(x).reshape(b, c, f, t)
         # Inference: the same normalisation as a (channel, frequency) affine map. Exported graphs then hold
-        # one MUL and one ADD with constants instead of reshape + transpose + batch norm + reshape, which
-        # also lets full-integer quantization keep the tensor in int8.
-        bn = self.bn
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (c * sub_bands,)
-        shift = bn.bias - bn.running_mean * scale
-        scale = scale.view(c, self.sub_bands, 1).expand(c, self.sub_bands, f // self.sub_bands).reshape(1, c, f, 1)
-        shift = shift.view(c, self.sub_bands, 1).expand(c, self.sub_bands, f // self.sub_bands).reshape(1, c, f, 1)
+        # one MUL and one ADD with constants (freeze_for_export) instead of reshape + transpose + batch norm
+        # + reshape, which also lets full-integer quantization keep the tensor in int8.
+        scale, shift = self.affine(c, f)
         return x * scale + shift
+
+    def affine(self, channels: int, freqs: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inference normalisation as ``(scale, shift)``, each ``(1, channels, freqs, 1)``."""
+        bn = self.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (channels * sub_bands,)
+        shift = bn.bias - bn.running_mean * scale
+        bands = self.sub_bands
+
+        def per_band(v: torch.Tensor) -> torch.Tensor:
+            return v.view(channels, bands, 1).expand(channels, bands, freqs // bands).reshape(1, channels, freqs, 1)
+
+        return per_band(scale), per_band(shift)
 
 
 class _ChannelFrequencyAffine(nn.Module):
@@ -79,12 +87,8 @@ def freeze_for_export(net: nn.Module, example: torch.Tensor) -> nn.Module:
     for name, m in list(net.named_modules()):
         if isinstance(m, SubSpectralNorm):
             _, c, f, _ = shapes[name]
-            bn = m.bn
             with torch.no_grad():
-                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-                shift = bn.bias - bn.running_mean * scale
-                per_band = lambda v: v.view(c, m.sub_bands, 1).expand(c, m.sub_bands, f // m.sub_bands).reshape(1, c, f, 1)
-                frozen = _ChannelFrequencyAffine(per_band(scale).clone(), per_band(shift).clone())
+                frozen = _ChannelFrequencyAffine(*(t.clone() for t in m.affine(c, f)))
             parent, _, attr = name.rpartition(".")
             setattr(net.get_submodule(parent) if parent else net, attr, frozen)
     return net

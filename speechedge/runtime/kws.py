@@ -37,7 +37,7 @@ from speechedge.kernels.frontend import StreamingLogMel, log_mel
 
 from .tflite import TFLiteModel
 
-__all__ = ["KWSModel", "StreamingKWS", "Detection", "detect_file", "UNKNOWN"]
+__all__ = ["KWSModel", "StreamingKWS", "Detection", "detect_file", "agreement_streak", "UNKNOWN"]
 
 UNKNOWN = "_unknown_"
 
@@ -105,6 +105,11 @@ class KWSModel:
     @property
     def dim(self) -> int:
         return int(self.net.outputs[0]["shape"][-1])
+
+    @property
+    def rule(self) -> str:
+        """The detector's rule for this model: ``"calibrated"`` or ``"softmax"`` (:attr:`StreamingKWS.DEFAULTS`)."""
+        return "calibrated" if self.calibrated else "softmax"
 
     @property
     def calibrated(self) -> bool:
@@ -310,7 +315,7 @@ class StreamingKWS:
         hop = model.frontend.hop_length * 1000 / model.frontend.sample_rate
         if stride_ms < hop or abs(stride_ms / hop - round(stride_ms / hop)) > 1e-6:
             raise ValueError(f"stride_ms must be a positive multiple of the {hop:g} ms hop, got {stride_ms}")
-        d_threshold, d_smooth, d_agree = self.DEFAULTS["calibrated" if model.calibrated else "softmax"]
+        d_threshold, d_smooth, d_agree = self.DEFAULTS[model.rule]
         threshold = d_threshold if threshold is None else threshold
         smooth = d_smooth if smooth is None else smooth
         agree = d_agree if agree is None else agree
@@ -385,15 +390,17 @@ class StreamingKWS:
         if self.trace is not None:
             self.trace.append((now, smoothed))
         best = max((k for k in smoothed if k not in self.ignore), key=smoothed.get, default=None)
-        self.streak = _next_streak(self.streak, best, best is not None and smoothed[best] >= self.threshold)
+        self.streak = agreement_streak(self.streak, best, best is not None and smoothed[best] >= self.threshold)
         if self.streak[1] < self.agree or now - self.last_fire_s < self.refractory_s:
             return None
         self.last_fire_s = now
         return Detection(best, round(now, 3), round(smoothed[best], 4))
 
 
-def _next_streak(streak: tuple[str | None, int], best: str | None, above: bool) -> tuple[str | None, int]:
-    """The agreement counter: how many consecutive windows had ``best`` above the threshold."""
+def agreement_streak(streak: tuple, best, above: bool) -> tuple:
+    """The detector's agreement counter, one window on: ``(keyword, n)`` = ``best`` has been above the threshold
+    for ``n`` consecutive windows (``(None, 0)`` when this window is not). :func:`speechedge.apps.longform.fire`
+    replays the same rule over a recorded trace."""
     if not above:
         return None, 0
     return best, (streak[1] + 1 if streak[0] == best else 1)
