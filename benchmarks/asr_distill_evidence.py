@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (manifests / "librispeech_test-clean.jsonl.gz").exists():
         prepare_librispeech(corpus, manifests)
     data = [f"train_manifest={manifests / 'librispeech_train-clean-100.jsonl.gz'}",
-            f"val_manifest={manifests / 'librispeech_dev-clean.jsonl.gz'}"]
+            f"val_manifest={manifests / 'librispeech_dev-clean.jsonl.gz'}",
+            f"alignments={corpus / 'alignments' / 'train-clean-100'}"]
     steps = [f"steps={args.steps}"] if args.steps else []
     test = manifests / "librispeech_test-clean.jsonl.gz"
     chunks = parse_chunk_ms(args.chunk_ms)

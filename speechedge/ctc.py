@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Tokenizer", "CharTokenizer", "greedy_decode", "greedy_tokens", "GreedyCTC", "ids_to_text", "prefix_beam_search", "edit_distance",
+__all__ = ["Tokenizer", "CharTokenizer", "SubwordTokenizer", "make_tokenizer", "tokenizer_from_meta", "greedy_decode", "greedy_tokens", "GreedyCTC", "ids_to_text", "prefix_beam_search", "edit_distance",
            "error_rate", "ErrorCounts"]
 
 BLANK = "<blk>"
@@ -64,6 +64,94 @@ class CharTokenizer:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def meta(self) -> dict:
+        """What a checkpoint stores to rebuild this tokenizer (:func:`tokenizer_from_meta`)."""
+        return {"tokens": self.tokens}
+
+
+class SubwordTokenizer:
+    """Subword units (BPE or unigram) from a SentencePiece model, trained on the training transcripts.
+
+    Text is normalised as :class:`CharTokenizer` does (lower case; only a-z, apostrophe and spaces kept), so
+    the two tokenizers score the same words. Id 0 is the CTC blank; SentencePiece id ``k`` is our id
+    ``k + 1``. Pieces carry ``▁`` at the start of a word, so the token table alone turns ids back into text
+    (:func:`ids_to_text`): the runtime needs ``tokens.txt`` only, never SentencePiece. Encoding needs the
+    ``sentencepiece`` package (a ``train`` dependency).
+    """
+
+    def __init__(self, model_proto: bytes) -> None:
+        import sentencepiece as spm
+
+        self.model_proto = bytes(model_proto)
+        self._sp = spm.SentencePieceProcessor(model_proto=self.model_proto)
+        self.tokens = [BLANK] + [self._sp.id_to_piece(i) for i in range(self._sp.get_piece_size())]
+        self._chars = CharTokenizer()
+
+    @classmethod
+    def train(cls, texts, vocab_size: int, model_type: str = "bpe") -> SubwordTokenizer:
+        """Train on ``texts`` (an iterable of transcripts); ``vocab_size`` counts the blank."""
+        import io
+
+        import sentencepiece as spm
+
+        if model_type not in ("bpe", "unigram"):
+            raise ValueError(f"model_type must be 'bpe' or 'unigram', got {model_type!r}")
+        chars = CharTokenizer()
+        lines = [chars.decode(chars.encode(t)) for t in texts]
+        lines = [x for x in lines if x]
+        if not lines:
+            raise ValueError("SubwordTokenizer.train: no text to train on")
+        out = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(lines), model_writer=out, vocab_size=vocab_size - 1, model_type=model_type,
+                character_coverage=1.0, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, num_threads=1,
+                normalization_rule_name="identity", minloglevel=2)
+        except RuntimeError as e:  # e.g. "Vocabulary size too high": name the setting to change
+            raise ValueError(f"vocab_size={vocab_size}: SentencePiece cannot build it from {len(lines)} transcripts "
+                             f"({str(e).splitlines()[-1]}); choose a smaller vocab_size") from None
+        return cls(out.getvalue())
+
+    def encode(self, text: str) -> list[int]:
+        norm = self._chars.decode(self._chars.encode(text))
+        return [i + 1 for i in self._sp.encode(norm)] if norm else []
+
+    def unknown(self, text: str) -> int:
+        return self._chars.unknown(text)
+
+    def decode(self, ids) -> str:
+        return ids_to_text(self.tokens, ids)
+
+    def save(self, path: str | Path) -> None:
+        """The token table (``tokens.txt``, as :class:`CharTokenizer` writes it)."""
+        from speechedge.io import atomic_write_text
+
+        atomic_write_text(path, "".join(f"{t} {i}\n" for i, t in enumerate(self.tokens)))
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def meta(self) -> dict:
+        import base64
+
+        return {"tokens": self.tokens, "sentencepiece": base64.b64encode(self.model_proto).decode("ascii")}
+
+
+def make_tokenizer(kind: str, texts=(), vocab_size: int = 256) -> CharTokenizer | SubwordTokenizer:
+    """``char`` (no training) or ``bpe`` / ``unigram`` trained on ``texts`` with ``vocab_size`` ids."""
+    if kind == "char":
+        return CharTokenizer()
+    return SubwordTokenizer.train(texts, vocab_size, kind)
+
+
+def tokenizer_from_meta(meta: dict) -> CharTokenizer | SubwordTokenizer:
+    """The tokenizer a checkpoint's ``meta`` describes (:meth:`CharTokenizer.meta`, :meth:`SubwordTokenizer.meta`)."""
+    if "sentencepiece" in meta:
+        import base64
+
+        return SubwordTokenizer(base64.b64decode(meta["sentencepiece"]))
+    return CharTokenizer(meta["tokens"])
 
 
 def greedy_tokens(log_probs: np.ndarray, prev: int = 0) -> list[tuple[int, int]]:

@@ -167,6 +167,31 @@ def test_tokenizer_roundtrip(tmp_path):
     assert CharTokenizer.load(tmp_path / "tokens.txt").tokens == tok.tokens
 
 
+def test_subword_tokenizer_roundtrip_and_meta(tmp_path):
+    from speechedge.ctc import SubwordTokenizer, ids_to_text, make_tokenizer, tokenizer_from_meta
+
+    rng = np.random.default_rng(0)
+    vocab = ("the cat sat on mat a dog's life is dog with mouse house under over table chair window morning "
+             "evening quickly slowly jumped walked talked bright dark river mountain").split()
+    texts = ["THE CAT SAT ON THE MAT", "A DOG'S LIFE IS THE LIFE"] + [
+        " ".join(rng.choice(vocab, 8)).upper() for _ in range(200)]
+    for kind in ("bpe", "unigram"):
+        tok = make_tokenizer(kind, texts, 40)
+        assert isinstance(tok, SubwordTokenizer) and len(tok) == 40 and tok.tokens[0] == "<blk>"
+        ids = tok.encode("  The cat's MAT, the dog!")
+        assert 0 not in ids and tok.decode(ids) == "the cat's mat the dog"
+        # fewer units than characters, and the token table alone decodes (what the runtime does)
+        assert len(ids) < len(CharTokenizer().encode("the cat's mat the dog"))
+        tok.save(tmp_path / "tokens.txt")
+        table = [line.rsplit(" ", 1)[0] for line in (tmp_path / "tokens.txt").read_text().splitlines()]
+        assert table == tok.tokens and ids_to_text(table, ids) == "the cat's mat the dog"
+        again = tokenizer_from_meta(tok.meta())
+        assert again.encode("the mat is a cat") == tok.encode("the mat is a cat")
+    assert isinstance(tokenizer_from_meta(CharTokenizer().meta()), CharTokenizer)
+    with pytest.raises(ValueError, match="vocab_size=5000"):
+        make_tokenizer("bpe", texts, 5000)
+
+
 def test_emission_latency_matches_words_in_order():
     from speechedge.data_prep.alignments import WordAlignment
     from speechedge.recipes.asr import emission_latency
@@ -269,6 +294,45 @@ def test_aux_branch_carries_gradient_to_the_student():
     assert hs.grad is not None and hs.grad.abs().sum() > 0
 
 
+# -- word-span curriculum -----------------------------------------------------------------------------------
+def test_span_batches_are_aligned_word_spans(librispeech_dir, tmp_path):
+    from speechedge.data_prep.librispeech import prepare_librispeech
+    from speechedge.recipes.asr import read_alignments
+    from speechedge.training.asr_data import load_utterances
+
+    corpus, _ = librispeech_dir
+    prepare_librispeech(corpus, tmp_path / "m")
+    tok = CharTokenizer()
+    utts = load_utterances(tmp_path / "m" / "librispeech_train-clean-100.jsonl.gz", tok)
+    words = read_alignments(corpus / "alignments" / "train-clean-100")
+    rng = np.random.default_rng(0)
+    lengths = set()
+    for _ in range(12):
+        x, n, toks = utts.span_batch(words, tok, 3000, 3, rng)
+        assert x.shape[0] == len(n) == len(toks) > 1 and int(n.max()) == x.shape[1]
+        assert len(n) * (int(n.max()) // 160 + 1) <= 3000  # padded frames within the budget
+        assert len({len(tok.decode(t).split()) for t in toks}) == 1  # one span length per batch
+        for r, t in enumerate(toks):
+            text = tok.decode(t)
+            assert 1 <= len(text.split()) <= 3
+            lengths.add(len(text.split()))
+            # the span's words are consecutive words of one aligned utterance, its audio is theirs (+- 50 ms)
+            hits = [ws for ws in words.values() for k in range(len(ws))
+                    if " ".join(w.word.lower() for w in ws[k: k + len(text.split())]) == text]
+            assert hits
+            assert float(x[r, int(n[r]):].abs().sum()) == 0.0  # zero padding after the span
+    assert lengths == {1, 2, 3}
+    with pytest.raises(ValueError, match="no utterance"):
+        utts.span_batch({}, tok, 3000, 3, rng)
+
+
+def test_crop_steps_need_alignments():
+    from speechedge.recipes.asr import ASRConfig
+
+    with pytest.raises(ValueError, match="needs alignments"):
+        ASRConfig(train_manifest="a", val_manifest="b", crop_steps=10)
+
+
 # -- recipe end to end --------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys):
@@ -283,7 +347,9 @@ def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys
               "sub_channels=8", "batch_frames=4000", "steps=4", "eval_every=2", "warmup_steps=2", "threads=2"]
     sets = lambda extra: [a for kv in common + extra for a in ("--set", kv)]  # noqa: E731
     teacher = tmp_path / "teacher"
-    assert main(["train", "asr", "--exp-dir", str(teacher), *sets(["causal=false", "chunk_frames=0"])]) == 0
+    assert main(["train", "asr", "--exp-dir", str(teacher), *sets(["causal=false", "chunk_frames=0", "crop_steps=2",
+                                                                  f"alignments={corpus / 'alignments' / 'train-clean-100'}"])]) == 0
+    assert "word-span curriculum: first 2 steps" in (teacher / "train.log").read_text()
     assert (teacher / "checkpoint-best.pt").exists() and (teacher / "tokens.txt").exists()
     student = tmp_path / "student"
     st = sets(["chunk_frames=2", "left_chunks=2", "distill=layer", f"teacher_exp_dir={teacher}", "steps=2",
@@ -310,3 +376,25 @@ def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys
     assert files
     utts = {k: v for f in files for k, v in read_alignment_file(f).items()}
     assert utts and all(w.end_s > w.start_s for ws in utts.values() for w in ws)
+    # subword units: a BPE student trains, resumes with the same tokenizer, decodes words, exports its table
+    from speechedge.ctc import SubwordTokenizer
+    from speechedge.recipes.asr import load_model, stream_decode
+
+    bpe = tmp_path / "bpe"
+    st = ["chunk_frames=2", "left_chunks=2", "tokenizer=bpe", "vocab_size=48"]
+    assert main(["train", "asr", "--exp-dir", str(bpe), *sets(st + ["steps=2"])]) == 0
+    model_bytes = (bpe / "tokenizer.model").read_bytes()
+    assert main(["train", "asr", "--exp-dir", str(bpe), *sets(st)]) == 0
+    assert (bpe / "tokenizer.model").read_bytes() == model_bytes
+    model, _, tok = load_model(bpe)
+    assert isinstance(tok, SubwordTokenizer) and len(tok) == 48 == model.ctc.out_features
+    assert len((bpe / "tokens.txt").read_text().splitlines()) == 48
+    assert main(["eval", "asr", "--exp-dir", str(bpe), "--data", str(man / "librispeech_test-clean.jsonl.gz"),
+                 "--chunk-ms", "80"]) == 0
+    piece = next(i for i, t in enumerate(tok.tokens) if t.startswith("\u2581") and len(t) > 2)
+    lp = np.full((4, 48), -30.0, np.float32)
+    lp[[0, 2], piece] = 0.0  # a word-initial piece twice, blanks between: two words
+    lp[[1, 3], 0] = 0.0
+    assert tok.decode(greedy_decode(lp)).split() == [tok.tokens[piece][1:]] * 2
+    text, words = stream_decode(model, np.zeros(16000, np.int16), 2, 2, tok.tokens)
+    assert text == " ".join(w for w, _ in words)

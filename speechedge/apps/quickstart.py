@@ -283,7 +283,9 @@ def _train_asr(work: Path, name: str, config: str, sets: list[str], steps: int =
     cfg = load_config(ASRConfig, str(toml), [f"train_manifest={m / 'librispeech_train-clean-100.jsonl.gz'}",
                                              f"val_manifest={m / 'librispeech_dev-clean.jsonl.gz'}",
                                              f"steps={steps}", f"eval_every={min(200, steps)}",
-                                             f"warmup_steps={min(150, max(1, steps // 4))}", *sets])
+                                             f"warmup_steps={min(150, max(1, steps // 4))}",
+                                             f"alignments={work / 'LibriSpeech' / 'alignments' / 'train-clean-100'}",
+                                             f"crop_steps={min(200, steps // 3)}", *sets])
     record = train(cfg, work / "exp" / name)
     return {"steps": cfg.steps, "val_cer": record.get("val_cer"), "val_wer": record.get("val_wer"),
             "s_per_step": record.get("s_per_step")}

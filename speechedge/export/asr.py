@@ -108,7 +108,7 @@ def state_spec(init: StreamState) -> tuple[list[dict], dict[str, np.ndarray]]:
 def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, held_out: str | None = None,
                num_held_out: int = 20, num_calibration: int = 20, invokes: int = 1000) -> dict:
     """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails."""
-    from speechedge.ctc import CharTokenizer
+    from speechedge.ctc import tokenizer_from_meta
     from speechedge.models import load_checkpoint
     from speechedge.training.asr_data import load_utterances
 
@@ -118,7 +118,7 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     if not isinstance(model, ASRModel):
         raise ExportError(f"{exp_dir}: not an ASR experiment")
     cfg = ckpt["config"]
-    tok = CharTokenizer(ckpt["meta"]["tokens"])
+    tok = tokenizer_from_meta(ckpt["meta"])
     fe = model.frontend.config
     if not cfg["causal"] or cfg["chunk_frames"] <= 0 or cfg["left_chunks"] < 0:
         raise ExportError(f"{exp_dir}: only a streaming model exports as a step model (causal, chunk_frames > 0, "

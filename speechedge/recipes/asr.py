@@ -28,7 +28,8 @@ import torch
 from torch.nn import functional as F
 
 from speechedge.audio import from_int16
-from speechedge.ctc import CharTokenizer, ErrorCounts, greedy_decode, greedy_tokens, prefix_beam_search
+from speechedge.ctc import (CharTokenizer, ErrorCounts, Tokenizer, greedy_decode, greedy_tokens, make_tokenizer,
+                            prefix_beam_search, tokenizer_from_meta)
 from speechedge.features import FrontendConfig
 from speechedge.models import load_checkpoint
 from speechedge.models.asr import ASRModel
@@ -49,6 +50,8 @@ class ASRConfig:
     train_manifest: str = ""  # librispeech_{split}.jsonl.gz from `speechedge prepare librispeech`
     val_manifest: str = ""
     max_duration_s: float = 20.0  # longer training utterances are skipped (counted in the log)
+    tokenizer: str = "char"  # char | bpe | unigram (SentencePiece, trained on the training transcripts)
+    vocab_size: int = 256  # bpe / unigram: output classes including the CTC blank
     frontend: FrontendConfig = field(default_factory=FrontendConfig.asr)
     # encoder
     d_model: int = 144
@@ -62,6 +65,10 @@ class ASRConfig:
     chunk_frames: int = 8  # attention chunk in 40 ms output frames (8 = 320 ms); 0 = full context (teacher)
     left_chunks: int = 4  # chunks of left context (-1 = unlimited; streaming needs >= 0)
     dynamic_chunk: bool = False  # sample the chunk in 1..chunk_frames per batch (one model, many latencies)
+    # curriculum: the first crop_steps steps train on random spans of 1..crop_max_words aligned words
+    alignments: str = ""  # folder of MFA-format word alignments of the training set (*.alignment.txt)
+    crop_steps: int = 0
+    crop_max_words: int = 4
     # distillation (students only)
     teacher_exp_dir: str = ""
     distill: str = "none"  # none | token | layer
@@ -91,9 +98,16 @@ class ASRConfig:
             raise ValueError(f"distill={self.distill!r} needs teacher_exp_dir (a trained teacher experiment)")
         if not self.causal and self.chunk_frames > 0:
             raise ValueError("a non-causal encoder (causal=false) is a teacher: set chunk_frames=0")
-        for name in ("steps", "eval_every", "batch_frames", "d_model", "num_layers", "num_heads"):
+        for name in ("steps", "eval_every", "batch_frames", "d_model", "num_layers", "num_heads", "crop_max_words"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.tokenizer not in ("char", "bpe", "unigram"):
+            raise ValueError(f"tokenizer must be 'char', 'bpe' or 'unigram', got {self.tokenizer!r}")
+        if self.tokenizer != "char" and self.vocab_size < 8:
+            raise ValueError(f"vocab_size must be >= 8 for a subword tokenizer, got {self.vocab_size}")
+        if self.crop_steps > 0 and not self.alignments:
+            raise ValueError("crop_steps > 0 needs alignments (the folder of the training set's *.alignment.txt "
+                             "word alignments); set it or crop_steps=0")
 
     def encoder_config(self) -> ConformerConfig:
         return ConformerConfig(n_mels=self.frontend.num_features, d_model=self.d_model, num_layers=self.num_layers, num_heads=self.num_heads,
@@ -113,12 +127,12 @@ def _cmvn(model: ASRModel, data: UttSet, max_utts: int = 500) -> tuple[torch.Ten
 
 
 # -- model I/O -------------------------------------------------------------------------------------------
-def load_model(exp_dir: str | Path, which: str = "best", device="cpu") -> tuple[ASRModel, ASRConfig, CharTokenizer]:
-    """The trained model of ``exp_dir``, its config and its tokenizer (the token table the checkpoint carries)."""
+def load_model(exp_dir: str | Path, which: str = "best", device="cpu") -> tuple[ASRModel, ASRConfig, Tokenizer]:
+    """The trained model of ``exp_dir``, its config and its tokenizer (the one the checkpoint carries)."""
     model, state = load_checkpoint(exp_dir, which, device)
     if not isinstance(model, ASRModel):
         raise ValueError(f"{exp_dir}: not an ASR experiment ({state['arch'].get('name')})")
-    return model, config_from_dict(ASRConfig, state["config"], f"{exp_dir} config"), CharTokenizer(state["meta"]["tokens"])
+    return model, config_from_dict(ASRConfig, state["config"], f"{exp_dir} config"), tokenizer_from_meta(state["meta"])
 
 
 def _load_utts(manifest, tok, cfg: ASRConfig, **kw) -> UttSet:
@@ -134,7 +148,7 @@ def _chunk_for(cfg: ASRConfig, chunk_frames: int | None) -> tuple[int, int]:
 
 @torch.no_grad()
 def decode(model: ASRModel, data: UttSet, *, chunk_frames: int, left_chunks: int, beam: int = 0,
-           batch_frames: int = 40000, tokenizer: CharTokenizer | None = None, device="cpu") -> list[str]:
+           batch_frames: int = 40000, tokenizer: Tokenizer | None = None, device="cpu") -> list[str]:
     """Hypotheses for every utterance (masked full-sequence forward; equal to chunk-by-chunk streaming)."""
     model.eval()
     hyps: list[str | None] = [None] * len(data)
@@ -152,8 +166,9 @@ def decode(model: ASRModel, data: UttSet, *, chunk_frames: int, left_chunks: int
 
 
 def evaluate(model: ASRModel, data: UttSet, *, chunk_frames: int, left_chunks: int, beam: int = 0,
-             device="cpu") -> dict:
-    hyps = decode(model, data, chunk_frames=chunk_frames, left_chunks=left_chunks, beam=beam, device=device)
+             tokenizer: Tokenizer | None = None, device="cpu") -> dict:
+    hyps = decode(model, data, chunk_frames=chunk_frames, left_chunks=left_chunks, beam=beam, tokenizer=tokenizer,
+                  device=device)
     counts = ErrorCounts()
     for ref, hyp in zip(data.texts, hyps):
         counts.add(ref, hyp)
@@ -161,12 +176,13 @@ def evaluate(model: ASRModel, data: UttSet, *, chunk_frames: int, left_chunks: i
 
 
 @torch.no_grad()
-def stream_decode(model: ASRModel, audio: np.ndarray, chunk_frames: int, left_chunks: int
-                  ) -> tuple[str, list[tuple[str, float]]]:
+def stream_decode(model: ASRModel, audio: np.ndarray, chunk_frames: int, left_chunks: int,
+                  tokens: list[str] | None = None) -> tuple[str, list[tuple[str, float]]]:
     """Decode one utterance chunk by chunk through ``step``; returns the text and, per word, the audio time
-    (seconds) at which its last character was emitted, i.e. when the chunk that emitted it was complete."""
+    (seconds) at which its last token was emitted, i.e. when the chunk that emitted it was complete.
+    ``tokens`` is the token table (default: characters); ``|`` or a leading ``▁`` starts a new word."""
     model.eval()
-    tok = CharTokenizer()
+    table = tokens or CharTokenizer().tokens
     x = torch.from_numpy(from_int16(audio))[None]
     feats, _ = model.features(x, torch.tensor([len(audio)]))
     cfg = model.frontend.config
@@ -185,13 +201,14 @@ def stream_decode(model: ASRModel, audio: np.ndarray, chunk_frames: int, left_ch
     emitted = greedy_tokens(np.concatenate(lps))
     words, cur, last_t = [], "", 0.0
     for k, frame in emitted:
-        ch = tok.tokens[k]
-        if ch == "|":
+        piece = table[k]
+        if piece == "|" or piece.startswith("\u2581"):
             if cur:
                 words.append((cur, last_t))
             cur = ""
-        else:
-            cur += ch
+            piece = piece.lstrip("|\u2581")
+        if piece:
+            cur += piece
             last_t = ready_s[frame]
     if cur:
         words.append((cur, last_t))
@@ -210,6 +227,27 @@ def emission_latency(hyp_words: list[tuple[str, float]], ref_words: list) -> lis
 
 
 # -- training --------------------------------------------------------------------------------------------
+def _tokenizer(cfg: ASRConfig, exp_dir: Path) -> Tokenizer:
+    """Characters, or a SentencePiece model trained on the training transcripts once and kept in the
+    experiment (``tokenizer.model``) so that a resumed run encodes exactly as before."""
+    from speechedge.ctc import SubwordTokenizer
+    from speechedge.io import atomic_write_bytes
+    from speechedge.manifest import UtteranceRecord, read_manifest
+
+    if cfg.tokenizer == "char":
+        return CharTokenizer()
+    saved = exp_dir / "tokenizer.model"
+    if saved.exists():
+        return SubwordTokenizer(saved.read_bytes())
+    texts = [r.transcript for r in read_manifest(cfg.train_manifest, UtteranceRecord)
+             if r.duration_s <= cfg.max_duration_s]
+    tok = make_tokenizer(cfg.tokenizer, texts, cfg.vocab_size)
+    atomic_write_bytes(saved, tok.model_proto)
+    log.info("tokenizer: SentencePiece %s, %d tokens (with the blank), trained on %d transcripts", cfg.tokenizer,
+             len(tok), len(texts))
+    return tok
+
+
 def _lr_lambda(cfg: ASRConfig):
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
@@ -225,11 +263,23 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
         raise ValueError("set train_manifest and val_manifest (from `speechedge prepare librispeech`)")
 
     def build(device, dist_env, exp) -> TrainTask:
-        tok = CharTokenizer()
+        tok = _tokenizer(cfg, exp.dir)
         if dist_env.is_main:
             tok.save(exp.dir / "tokens.txt")
         train_set = _load_utts(cfg.train_manifest, tok, cfg, max_duration_s=cfg.max_duration_s)
         val_set = _load_utts(cfg.val_manifest, tok, cfg)
+        words: dict[str, list] = {}
+        if cfg.crop_steps > 0:
+            if not Path(cfg.alignments).is_dir():
+                raise FileNotFoundError(f"alignments={cfg.alignments}: not a folder; point it at the training set's "
+                                        "word alignments (e.g. LibriSpeech/alignments/train-clean-100)")
+            words = read_alignments(cfg.alignments)
+            covered = sum(u in words for u in train_set.ids)
+            if not covered:
+                raise ValueError(f"alignments={cfg.alignments}: no alignment for any of the {len(train_set)} training "
+                                 "utterances; is it the training split's folder?")
+            log.info("word-span curriculum: first %d steps on spans of 1-%d words (%d of %d utterances aligned)",
+                     cfg.crop_steps, cfg.crop_max_words, covered, len(train_set))
         model = ASRModel(cfg.encoder_config(), len(tok), cfg.frontend).to(device)
         teacher, distiller, modules = None, None, {}
         if cfg.distill != "none":
@@ -238,6 +288,9 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
                 raise ValueError(f"{cfg.teacher_exp_dir}: the teacher's frontend differs from this config's "
                                  "[frontend]; distillation needs the same features")
             teacher.requires_grad_(False)
+            if cfg.distill == "token" and teacher.ctc.out_features != len(tok):
+                raise ValueError(f"distill=token: the teacher ({cfg.teacher_exp_dir}) has {teacher.ctc.out_features} "
+                                 f"output tokens, this student {len(tok)}; token KD needs the teacher's tokenizer")
             if cfg.distill == "layer":
                 pairs = parse_layer_map(cfg.layer_map, cfg.num_layers, tcfg.num_layers)
                 distiller = LayerDistiller(pairs, cfg.d_model, tcfg.encoder_config(), aux_layers=cfg.aux_layers,
@@ -270,8 +323,12 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
             return plan[epoch][b]
 
         def train_step(step: int, net) -> dict:
-            idx = batch_at(step)
-            x, n = train_set.batch(idx)
+            if step <= cfg.crop_steps:
+                x, n, toks = train_set.span_batch(words, tok, cfg.batch_frames, cfg.crop_max_words, rng)
+            else:
+                idx = batch_at(step)
+                x, n = train_set.batch(idx)
+                toks = [train_set.tokens[i] for i in idx]
             with torch.no_grad():
                 feats, flen = model.features(x.to(device), n.to(device))
                 if cfg.spec_augment:  # masks fill with the global mean (0 after normalisation)
@@ -281,8 +338,8 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
             chunk = int(rng.integers(1, cfg.chunk_frames + 1)) if cfg.dynamic_chunk and cfg.chunk_frames > 0 \
                 else cfg.chunk_frames
             logits, olen, hidden = net(feats, flen, chunk, cfg.left_chunks)
-            targets = torch.tensor([t for i in idx for t in train_set.tokens[i]], device=device)
-            tlen = torch.tensor([len(train_set.tokens[i]) for i in idx], device=device)
+            targets = torch.tensor([t for ts in toks for t in ts], device=device)
+            tlen = torch.tensor([len(ts) for ts in toks], device=device)
             parts = {"ctc": F.ctc_loss(logits.log_softmax(-1).transpose(0, 1), targets, olen, tlen, zero_infinity=True)}
             if teacher is not None:
                 valid = (torch.arange(logits.shape[1], device=device)[None] < olen[:, None]).float()
@@ -298,12 +355,12 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
 
         def evaluate_val(step: int) -> tuple[dict, float]:
             chunk_e, left_e = _chunk_for(cfg, None)
-            res = evaluate(model, val_set, chunk_frames=chunk_e, left_chunks=left_e, device=device)
+            res = evaluate(model, val_set, chunk_frames=chunk_e, left_chunks=left_e, tokenizer=tok, device=device)
             return {"val_cer": res["cer"], "val_wer": res["wer"]}, -res["cer"]
 
         return TrainTask(model=model, optimizer=opt, scheduler=sched, train_step=train_step, evaluate=evaluate_val,
                          steps=cfg.steps, eval_every=cfg.eval_every, modules=modules,
-                         generators={"rng": rng, "specaug": spec_gen}, meta={"tokens": tok.tokens}, grad_clip=5.0,
+                         generators={"rng": rng, "specaug": spec_gen}, meta=tok.meta(), grad_clip=5.0,
                          curves=["train_ctc", "train_kd", "train_layer", "train_apc", "val_cer", "val_wer"])
 
     return fit(cfg, exp_dir, build)
@@ -336,15 +393,15 @@ def read_alignments(folder: str | Path) -> dict[str, list]:
     return refs
 
 
-def streaming_latency(model: ASRModel, utts: UttSet, refs: dict[str, list], chunk_frames: int, left_chunks: int
-                      ) -> dict:
+def streaming_latency(model: ASRModel, utts: UttSet, refs: dict[str, list], chunk_frames: int, left_chunks: int,
+                      tokens: list[str] | None = None) -> dict:
     """Decode every utterance chunk by chunk through ``step`` and measure word emission latency against the
     word alignments ``refs`` (:func:`read_alignments`): emission time of a correctly recognised word's last
     character (when its chunk was complete) minus the word's end in the audio."""
     lat: list[float] = []
     for uid, audio in zip(utts.ids, utts.audio):
         if uid in refs:
-            _, words = stream_decode(model, audio, chunk_frames, left_chunks)
+            _, words = stream_decode(model, audio, chunk_frames, left_chunks, tokens)
             lat += emission_latency(words, refs[uid])
     if not lat:
         return {"latency_words": 0}
@@ -367,10 +424,10 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int]
             continue
         t0 = time.perf_counter()
         left = cfg.left_chunks if c > 0 else -1
-        res = evaluate(model, utts, chunk_frames=c, left_chunks=left, beam=beam)
+        res = evaluate(model, utts, chunk_frames=c, left_chunks=left, beam=beam, tokenizer=tok)
         row = {"chunk_ms": c * 40 if c else "full", **res, "decode_s": time.perf_counter() - t0}
         if refs is not None and c > 0 and left >= 0:
-            row.update(streaming_latency(model, utts, refs, c, left))
+            row.update(streaming_latency(model, utts, refs, c, left, tok.tokens))
         rows.append(row)
     return rows
 
