@@ -1,8 +1,9 @@
 """Evidence for layer distillation through auxiliary non-streaming layers, on a synthesized corpus, on the CPU.
 
-    python benchmarks/asr_distill_evidence.py --work work/asr --seeds 0 1 2 --steps 600
+    python benchmarks/asr_distill_evidence.py --work work/asr4h --hours 4 --speakers 96 --corpus-seed 1 --seeds 0 1 2
 
-1. synthesizes a LibriSpeech-layout corpus (1 h, 24 speakers) and its manifests (skipped when present);
+1. synthesizes a LibriSpeech-layout corpus (``--hours``, ``--speakers``; speakers split 70/15/15 into train /
+   dev / test, so test voices are never trained on) and its manifests (skipped when present);
 2. trains the full-context teacher (``recipes/configs/asr_teacher_tiny.toml``);
 3. trains the streaming students (``asr_student_tiny.toml``: 320 ms chunks, 4 left chunks) per seed:
    alone (``distill=none``), token-level KD (``token``), layer KD with auxiliary non-streaming layers + APC
@@ -64,6 +65,9 @@ def _train(config: Path, exp: Path, sets: list[str]) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", default="work/asr")
+    p.add_argument("--hours", type=float, default=1.0, help="hours of synthesized speech (all splits)")
+    p.add_argument("--speakers", type=int, default=24, help="synthetic speakers (all splits)")
+    p.add_argument("--corpus-seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--steps", type=int, default=None, help="training steps of each student (default: the config's)")
     p.add_argument("--teacher-steps", type=int, default=None, help="training steps of the teacher (default: the config's)")
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     corpus, manifests = work / "LibriSpeech", work / "manifests"
     if not (corpus / "synth_report.json").exists():
-        synth_librispeech(corpus, hours=1.0, num_speakers=24, seed=0)
+        synth_librispeech(corpus, hours=args.hours, num_speakers=args.speakers, seed=args.corpus_seed)
     if not (manifests / "librispeech_test-clean.jsonl.gz").exists():
         prepare_librispeech(corpus, manifests)
     data = [f"train_manifest={manifests / 'librispeech_train-clean-100.jsonl.gz'}",

@@ -39,7 +39,8 @@ def test_quickstart_runs_and_resumes(tmp_path):
 def test_quickstart_asr_pipeline(tmp_path):
     """The ASR pipeline's plumbing with 4 training steps per model (the real run takes 600)."""
     work = tmp_path / "qsa"
-    cmd = [sys.executable, "-m", "speechedge", "quickstart", "asr", "--work", str(work), "--quiet", "--asr-steps", "4"]
+    cmd = [sys.executable, "-m", "speechedge", "quickstart", "asr", "--work", str(work), "--quiet", "--asr-steps", "4",
+           "--asr-hours", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (work / "report.md").read_text()

@@ -212,7 +212,7 @@ def _quickstart(args: argparse.Namespace) -> int:
 
     if args.pipeline == "asr":
         return run_quickstart_asr(Path(args.work or "work/quickstart_asr"), seed=args.seed, progress=not args.quiet,
-                                  steps=args.asr_steps)
+                                  steps=args.asr_steps, hours=args.asr_hours)
     return run_quickstart(Path(args.work or "work/quickstart"), seed=args.seed, progress=not args.quiet)
 
 
@@ -302,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--work", default=None, help="work folder (default work/quickstart or work/quickstart_asr)")
     qs.add_argument("--seed", type=int, default=0)
     qs.add_argument("--asr-steps", type=int, default=600, help="asr: training steps per model (default 600)")
+    qs.add_argument("--asr-hours", type=float, default=4.0,
+                    help="asr: hours of speech to synthesize, 24 voices per hour (default 4)")
     qs.add_argument("--quiet", action="store_true", help="no progress bars")
     qs.set_defaults(func=_quickstart)
 

@@ -9,7 +9,7 @@ agreement check the refusal is reported and the verified fp32 model is exported 
 keywords from three synthesized examples each and run the streaming detector over synthesized long
 recordings (hits, false alarms per hour, DET curve).
 
-ASR (``speechedge quickstart asr``): synthesize a 1 h corpus, train the full-context teacher, distil a
+ASR (``speechedge quickstart asr``): synthesize a 4 h corpus (96 voices), train the full-context teacher, distil a
 streaming student through auxiliary non-streaming layers + APC, evaluate both, export the student as a
 streaming TFLite step model and transcribe held-out utterances chunk by chunk with the torch-free runtime.
 
@@ -344,14 +344,16 @@ def _transcribe(work: Path, limit: int = 20) -> dict:
     return {"utterances": len(rows), **out, "examples": examples}
 
 
-def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True, steps: int = ASR_STEPS) -> int:
+def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True, steps: int = ASR_STEPS,
+                       hours: float = 4.0) -> int:
     from speechedge.data_prep.librispeech import prepare_librispeech
     from speechedge.synth.corpora import synth_librispeech
 
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, tuple[float, str]] = {}
     ls = _stage(work, "synth_librispeech", lambda: synth_librispeech(
-        work / "LibriSpeech", hours=1.0, num_speakers=24, seed=seed, progress=progress).to_dict(), timings)
+        work / "LibriSpeech", hours=hours, num_speakers=max(12, round(24 * hours)), seed=seed,
+        progress=progress).to_dict(), timings)
     _stage(work, "prepare_librispeech", lambda: prepare_librispeech(work / "LibriSpeech", work / "manifests"), timings)
     te = _stage(work, "train_teacher", lambda: _train_asr(work, "teacher", "asr_teacher_tiny.toml",
                                                           [f"seed={seed}"], steps), timings)
