@@ -1,4 +1,5 @@
-"""Small file helpers shared by data preparation, training and export: atomic writes."""
+"""Small helpers shared by data preparation, training and export: atomic writes, native output capture, and
+the process pools' context (workers that die with their parent)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_savefig", "capture_native_output"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_savefig", "capture_native_output", "spawn_pool_context",
+           "pool_worker_init"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -71,3 +73,34 @@ def capture_native_output(fds: tuple[int, ...] = (1, 2)):
                 os.close(old)
             f.seek(0)
             out.append(f.read().decode("utf-8", "replace"))
+
+
+def spawn_pool_context():
+    """The multiprocessing context of every process pool of the toolkit ('spawn': no forked torch/numba state).
+
+    Its resource tracker is told not to warn about semaphores that a killed parent could not release (the
+    warning names no file of ours and there is nothing for a user to do about it).
+    """
+    import multiprocessing as mp
+
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    if quiet not in os.environ.get("PYTHONWARNINGS", ""):  # read by the tracker process when it starts
+        os.environ["PYTHONWARNINGS"] = ",".join(x for x in (os.environ.get("PYTHONWARNINGS"), quiet) if x)
+    return mp.get_context("spawn")
+
+
+def pool_worker_init(parent_pid: int) -> None:
+    """Initializer of pool workers (``initargs=(os.getpid(),)``): the worker is terminated (SIGTERM, silently)
+    when its parent dies, instead of living on to write results into a closed pipe and print BrokenPipe
+    tracebacks. Linux ``prctl(PR_SET_PDEATHSIG)``; a no-op where it is not available."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(0)
+

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -179,3 +181,66 @@ def test_partial_read(tmp_path):
     p = write_audio(tmp_path / "long.flac", x, 16000)
     y, _ = read_audio(p, start_s=0.5, duration_s=0.25)
     np.testing.assert_allclose(y, x[8000:12000], atol=1 / 32768)
+
+
+# -- process pools: a killed parent leaves nothing behind that prints -------------------------------------------
+_POOL_SCRIPT = r"""
+import os, sys, time
+from speechedge.io import pool_worker_init, spawn_pool_context
+
+def task(i):
+    time.sleep(1.5)
+    return b"x" * 200_000  # a result large enough that writing it to a closed pipe fails
+
+if __name__ == "__main__":
+    init = dict(initializer=pool_worker_init, initargs=(os.getpid(),)) if sys.argv[1] == "ours" else {}
+    with spawn_pool_context().Pool(2, **init) as pool:
+        print("started", flush=True)
+        for _ in pool.imap_unordered(task, range(8)):
+            pass
+"""
+
+
+def _session_members(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (from /proc: field 6 of ``stat`` is the session id)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.parametrize("init", ["ours", "plain"])
+def test_pool_workers_die_quietly_with_a_killed_parent(init, tmp_path):
+    """SIGKILL the parent of a pool mid-task: with our initializer the workers go at once and print nothing;
+    a plain pool's workers (the control) outlive it and print BrokenPipe tracebacks."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "pool.py"
+    script.write_text(_POOL_SCRIPT)
+    err = tmp_path / "err.txt"
+    with open(err, "w") as e:
+        proc = subprocess.Popen([sys.executable, str(script), init], stdout=subprocess.PIPE, stderr=e,
+                                start_new_session=True, text=True)
+        assert proc.stdout.readline().strip() == "started"
+        time.sleep(0.8)  # the workers are inside their first task
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.time() + 8
+        while time.time() < deadline:  # until every process of the session is gone
+            alive = _session_members(proc.pid)
+            if not alive:
+                break
+            time.sleep(0.2)
+    text = err.read_text()
+    if init == "ours":
+        assert not alive and text == "", text[-2000:]
+    else:
+        assert "BrokenPipeError" in text

@@ -314,9 +314,9 @@ def build_libriword(
     t_cut = time.perf_counter()
     bar = tqdm(total=sum(len(j[3]) for j in job_list), unit="clip", desc="libriword clips", disable=not progress)
     if workers > 1 and len(job_list) > 1:
-        import multiprocessing as mp
+        from speechedge.io import pool_worker_init, spawn_pool_context
 
-        with mp.get_context("spawn").Pool(workers) as pool:
+        with spawn_pool_context().Pool(workers, initializer=pool_worker_init, initargs=(os.getpid(),)) as pool:
             for src, n_new, n_old, err in pool.imap_unordered(_cut_source, job_list, chunksize=4):
                 written, reused = written + n_new, reused + n_old
                 bar.update(len(jobs[src]))

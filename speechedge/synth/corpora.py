@@ -240,15 +240,17 @@ def _run_groups(fn, groups: list, common: dict, desc: str, progress: bool) -> li
     before. A fresh process per group with a fixed order of calls makes the output byte-identical for
     a seed, independently of the number of workers.
     """
-    import multiprocessing as mp
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm import tqdm
 
+    from ..io import pool_worker_init, spawn_pool_context
+
     workers = max(1, min(len(groups), os.cpu_count() or 1))
     results: list = [None] * len(groups)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
+    with ProcessPoolExecutor(workers, mp_context=spawn_pool_context(), max_tasks_per_child=1,
+                             initializer=pool_worker_init, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(fn, g, **common): i for i, g in enumerate(groups)}
         for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="group", disable=not progress):
             results[futures[fut]] = fut.result()
