@@ -19,7 +19,7 @@ BLANK = "<blk>"
 
 
 class Tokenizer(Protocol):
-    """What the recipes need from a tokenizer; a BPE model can implement the same four members."""
+    """What the recipes need from a tokenizer (:class:`CharTokenizer`, :class:`SubwordTokenizer`)."""
 
     tokens: list[str]  # id -> token; tokens[0] is the blank
 
@@ -28,6 +28,8 @@ class Tokenizer(Protocol):
     def decode(self, ids: list[int]) -> str: ...
 
     def save(self, path: str | Path) -> None: ...
+
+    def meta(self) -> dict: ...  # what a checkpoint stores to rebuild it (:func:`tokenizer_from_meta`)
 
 
 class CharTokenizer:
