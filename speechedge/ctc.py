@@ -54,10 +54,12 @@ class CharTokenizer:
     def decode(self, ids) -> str:
         return ids_to_text(self.tokens, ids)
 
-    def save(self, path: str | Path) -> None:
-        from speechedge.io import atomic_write_text
+    def normalize(self, text: str) -> str:
+        """``text`` as this tokenizer sees it: lower case, only its characters, single spaces."""
+        return self.decode(self.encode(text))
 
-        atomic_write_text(path, "".join(f"{t} {i}\n" for i, t in enumerate(self.tokens)))
+    def save(self, path: str | Path) -> None:
+        _save_token_table(path, self.tokens)
 
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:
@@ -100,8 +102,7 @@ class SubwordTokenizer:
         if model_type not in ("bpe", "unigram"):
             raise ValueError(f"model_type must be 'bpe' or 'unigram', got {model_type!r}")
         chars = CharTokenizer()
-        lines = [chars.decode(chars.encode(t)) for t in texts]
-        lines = [x for x in lines if x]
+        lines = [x for x in map(chars.normalize, texts) if x]
         if not lines:
             raise ValueError("SubwordTokenizer.train: no text to train on")
         out = io.BytesIO()
@@ -116,7 +117,7 @@ class SubwordTokenizer:
         return cls(out.getvalue())
 
     def encode(self, text: str) -> list[int]:
-        norm = self._chars.decode(self._chars.encode(text))
+        norm = self._chars.normalize(text)
         return [i + 1 for i in self._sp.encode(norm)] if norm else []
 
     def unknown(self, text: str) -> int:
@@ -127,9 +128,7 @@ class SubwordTokenizer:
 
     def save(self, path: str | Path) -> None:
         """The token table (``tokens.txt``, as :class:`CharTokenizer` writes it)."""
-        from speechedge.io import atomic_write_text
-
-        atomic_write_text(path, "".join(f"{t} {i}\n" for i, t in enumerate(self.tokens)))
+        _save_token_table(path, self.tokens)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -138,6 +137,13 @@ class SubwordTokenizer:
         import base64
 
         return {"tokens": self.tokens, "sentencepiece": base64.b64encode(self.model_proto).decode("ascii")}
+
+
+def _save_token_table(path: str | Path, tokens: list[str]) -> None:
+    """``tokens.txt``: one ``token id`` line per token (what export ships and the runtime reads)."""
+    from speechedge.io import atomic_write_text
+
+    atomic_write_text(path, "".join(f"{t} {i}\n" for i, t in enumerate(tokens)))
 
 
 def make_tokenizer(kind: str, texts=(), vocab_size: int = 256) -> CharTokenizer | SubwordTokenizer:

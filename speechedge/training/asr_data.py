@@ -37,11 +37,7 @@ class UttSet:
 
     def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
         """float32 ``(B, max_samples)`` zero-padded audio and ``(B,)`` lengths."""
-        n = [len(self.audio[i]) for i in idx]
-        out = np.zeros((len(idx), max(n)), np.float32)
-        for r, i in enumerate(idx):
-            out[r, : n[r]] = from_int16(self.audio[i])
-        return torch.from_numpy(out), torch.tensor(n)
+        return _pad([self.audio[i] for i in idx])
 
     def batches(self, batch_frames: int, rng: np.random.Generator | None) -> list[list[int]]:
         """Length-sorted batches of at most ``batch_frames`` padded 10 ms frames, in random order if ``rng``."""
@@ -92,11 +88,17 @@ class UttSet:
             clips.append(a)
             toks.append(t)
             longest = max(longest, frames)
-        n = [len(a) for a in clips]
-        out = np.zeros((len(clips), max(n)), np.float32)
-        for r, a in enumerate(clips):
-            out[r, : n[r]] = from_int16(a)
-        return torch.from_numpy(out), torch.tensor(n), toks
+        x, n = _pad(clips)
+        return x, n, toks
+
+
+def _pad(clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """int16 clips -> float32 ``(B, max_samples)`` zero-padded audio and ``(B,)`` lengths."""
+    n = [len(a) for a in clips]
+    out = np.zeros((len(clips), max(n)), np.float32)
+    for r, a in enumerate(clips):
+        out[r, : n[r]] = from_int16(a)
+    return torch.from_numpy(out), torch.tensor(n)
 
 
 def load_utterances(manifest: str | Path, tokenizer: Tokenizer, *, max_duration_s: float = math.inf,
