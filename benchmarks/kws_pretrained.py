@@ -62,6 +62,14 @@ def main(argv=None) -> int:
     p.add_argument("--ship", action="store_true", help="copy the export into speechedge/pretrained/kws_fewshot")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (e.g. tau=2); use with --tag")
+    p.add_argument("--episode-words", choices=("gsc", "gsc+aux"), default="gsc",
+                   help="the classes of the training episodes: the 15 splitGSC training words (the seed paper), or "
+                        "those plus every auxiliary word (many more words and voices per episode class pool)")
+    p.add_argument("--stop-after", choices=("data", "train", "eval"), default=None,
+                   help="stop after this stage (data: to train variants in parallel processes afterwards; eval: "
+                        "on a machine without the TFLite converter, export later where it is)")
+    p.add_argument("--background-manifest", default=None, help="word clips for the exported detector's background "
+                   "set (default: the auxiliary words; name another when exporting a model trained on another machine)")
     p.add_argument("--tag", default="", help="name of this variant: exp{tag}/, export{tag}/, results{tag}.json "
                    "(data stages are shared)")
     args = p.parse_args(argv)
@@ -99,10 +107,23 @@ def main(argv=None) -> int:
                                  lambda r: engine_of[r.speaker] == "pico"),
         }
         out["train_engines"] = sorted({engine_of[s] for s, sp in split_of.items() if sp == "train"})
+        # the training words plus every auxiliary word's training clips, as one episodic manifest (absolute paths)
+        from dataclasses import replace
+
+        from speechedge.manifest import ClipRecord, read_manifest, write_manifest
+
+        rows = [replace(r, path=str((m / r.path).resolve())) for r in read_manifest(m / "train.jsonl", ClipRecord)]
+        aux = work / "aux_words"
+        rows += [replace(r, path=str((aux / r.path).resolve()))
+                 for r in read_manifest(aux / "manifest.jsonl", ClipRecord) if r.split == "train"]
+        write_manifest(m / "train_gsc+aux.jsonl", rows)
+        out["train_gsc+aux"] = len(rows)
         return out
 
     sizes = _stage(work, "split", split_manifests)
     print(f"manifests: {sizes}", file=sys.stderr)
+    if args.stop_after == "data":
+        return 0
 
     from importlib.resources import files
 
@@ -111,7 +132,7 @@ def main(argv=None) -> int:
 
     m = work / "manifests"
     cfg = load_config(FewShotConfig, str(files("speechedge.recipes") / "configs" / "kws_fewshot_voices.toml"), [
-        f"train_manifest={m / 'train.jsonl'}", f"val_manifest={m / 'val.jsonl'}",
+        f"train_manifest={m / ('train.jsonl' if args.episode_words == 'gsc' else 'train_gsc+aux.jsonl')}", f"val_manifest={m / 'val.jsonl'}",
         f"noise_dir={work / 'keywords' / '_background_noise_'}", f"libriword_manifest={work / 'aux_words' / 'manifest.jsonl'}",
         f"steps={args.steps}", f"threads={args.threads}", f"seed={args.seed}", *args.set])
     tag = args.tag
@@ -119,15 +140,21 @@ def main(argv=None) -> int:
     record = _stage(work, f"train{tag}", lambda: train(cfg, exp))
 
     results = {"data": sizes, "train": {k: v for k, v in record.items() if isinstance(v, (int, float))}}
+    if args.stop_after == "train":
+        return 0
     for name in ("test_voices", "test_pico"):
         metrics = _stage(work, f"eval_{name}{tag}", lambda: evaluate_experiment(
             exp, m / f"{name}.jsonl", ways=5, shots=(1, 5), queries=5, episodes=args.episodes, seed=1234)[0])
         results[name] = {k: v for k, v in metrics.items() if not k.startswith("_")}
 
+    (work / f"results{tag}.json").write_text(json.dumps(results, indent=2))
+    if args.stop_after == "eval":
+        return 0
     from speechedge.export.kws import export_kws
 
     # verified on the validation speakers/words (the experiment's val manifest), never on the test sets
-    report = _stage(work, f"export{tag}", lambda: export_kws(exp, work / f"export{tag}", invokes=300))
+    report = _stage(work, f"export{tag}", lambda: export_kws(
+        exp, work / f"export{tag}", invokes=300, background_manifest=args.background_manifest))
     results["export"] = {k: report["models"]["fp32"][k] for k in ("bytes", "max_err_rel_to_range", "median_invoke_ms")}
     (work / f"results{tag}.json").write_text(json.dumps(results, indent=2))
     print("| test set | 1-shot acc | 5-shot acc | 5-shot AUROC |\n|---|---:|---:|---:|")

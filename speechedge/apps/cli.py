@@ -199,7 +199,8 @@ def _export(args: argparse.Namespace) -> int:
         else:
             report = export_kws(args.exp_dir, args.out, int8=args.int8, calibration=args.calibration,
                                 target=args.target, held_out=args.held_out, invokes=args.invokes,
-                                flash_kb=args.flash_kb, ram_kb=args.ram_kb)
+                                flash_kb=args.flash_kb, ram_kb=args.ram_kb,
+                                background_manifest=args.background_manifest)
     except ExportError as e:
         print(f"speechedge export: {e}", file=sys.stderr)
         return 1
@@ -385,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--flash-kb", type=float, default=64.0, help="flash budget for --target mcu (default 64)")
     ex.add_argument("--ram-kb", type=float, default=64.0, help="tensor-arena budget for --target mcu (default 64)")
     ex.add_argument("--invokes", type=int, default=1000, help="invokes per latency measurement (default 1000)")
+    ex.add_argument("--background-manifest", help="few-shot KWS: word clips for the detector's background set "
+                    "(default: the experiment's LibriWord manifest)")
     ex.set_defaults(func=_export)
 
     dm = verbs.add_parser("demo", help="live demos: keyword spotting and streaming transcription (torch-free)")

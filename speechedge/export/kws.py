@@ -79,11 +79,12 @@ def _clips(model, manifest: str, limit: int, seed: int = 0) -> tuple[np.ndarray,
 
 
 def background_embeddings(model, net, cfg: dict, held_out_audio: np.ndarray, *, size: int = 1024,
-                          stride_s: float = 0.1, seed: int = 0) -> np.ndarray:
+                          stride_s: float = 0.1, seed: int = 0, speech_manifest: str | None = None) -> np.ndarray:
     """Embeddings of non-keyword windows: the runtime's background set (``background.npy``), which calibrates
     the detector's per-keyword scale at enrolment (:meth:`speechedge.runtime.KWSModel.detection_scores`).
 
-    Speech is the held-out clips plus up to 400 LibriWord clips (when the experiment has them), voiced parts
+    Speech is the held-out clips plus up to 400 clips of ``speech_manifest`` (default: the experiment's LibriWord
+    manifest, when it has one), voiced parts
     strung together with 0-0.4 s pauses and cut into model-sized windows every ``stride_s`` (partial words and
     word pairs, as a stream shows them); about 15% of the set are windows of the training noise folder.
     ``size`` rows, float16.
@@ -94,8 +95,9 @@ def background_embeddings(model, net, cfg: dict, held_out_audio: np.ndarray, *, 
     rng = np.random.default_rng(seed)
     sr, n = model.frontend.config.sample_rate, model.clip_samples
     clips = list(held_out_audio)
-    if cfg.get("libriword_manifest"):
-        path = Path(cfg["libriword_manifest"])
+    speech_manifest = speech_manifest or cfg.get("libriword_manifest")
+    if speech_manifest:
+        path = Path(speech_manifest)
         rows = list(read_manifest(path, ClipRecord))
         pick = [rows[i] for i in np.sort(rng.permutation(len(rows))[:400])]
         clips += list(from_int16(_load_rows(pick, path.parent, sr, n, path.name).audio))
@@ -189,8 +191,13 @@ def _convert_int8(fp32: bytes, calib: np.ndarray) -> bytes:
 
 def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, calibration: str | None = None,
                target: str = "phone", held_out: str | None = None, num_held_out: int = 200, num_calibration: int = 200,
-               invokes: int = 1000, flash_kb: float = 64.0, ram_kb: float = 64.0) -> dict:
-    """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails."""
+               invokes: int = 1000, flash_kb: float = 64.0, ram_kb: float = 64.0,
+               background_manifest: str | None = None) -> dict:
+    """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails.
+
+    ``background_manifest``: word clips for the detector's background set (default: the experiment's
+    LibriWord manifest; name another where that corpus is not on this machine, e.g. a model trained elsewhere).
+    """
     exp_dir, out_dir = Path(exp_dir), Path(out_dir)
     if target not in ("phone", "mcu"):
         raise ValueError(f"--target must be phone or mcu, got {target!r}")
@@ -296,7 +303,7 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
             failures.append(f"{what} {arena} bytes, over the {ram_kb:g} KB RAM budget")
     if kind == "embedding":
         report["open_set_threshold"] = round(open_set_threshold(ref, labels), 4)
-        background = background_embeddings(model, net, cfg, audio)
+        background = background_embeddings(model, net, cfg, audio, speech_manifest=background_manifest)
         report["background_embeddings"] = len(background)
     report["passed"] = not failures
     if failures:

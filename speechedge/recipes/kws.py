@@ -119,7 +119,7 @@ def train(cfg: KWSConfig, exp_dir) -> dict:
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step - 1, spe, cfg)
-            feats = model.features(aug(train_clips.batch(idx)).to(device))
+            feats = model.features(aug(train_clips.batch(idx).to(device)))
             if use_specaug:
                 feats = spec_augment(feats, spec_gen)
             return {"ce": F.cross_entropy(net(feats), torch.from_numpy(y_train[idx]).to(device))}

@@ -210,11 +210,11 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         def train_step(step: int, net) -> dict:
             ep = sampler.sample()
             idx = np.concatenate([ep.support.reshape(-1), ep.query])
-            x = aug(train_clips.batch(idx)).to(device)
+            x = aug(train_clips.batch(idx).to(device))
             n_fs = len(idx)
             if aux_clips is not None:
                 aidx = aux_rng.choice(len(aux_clips), cfg.aux_batch)
-                x = torch.cat([x, aug(aux_clips.batch(aidx)).to(device)])
+                x = torch.cat([x, aug(aux_clips.batch(aidx).to(device))])
             feats = model.features(x)
             if cfg.spec_augment:
                 feats = spec_augment(feats, spec_gen)

@@ -258,12 +258,13 @@ def _run_groups(fn, groups: list, common: dict, desc: str, progress: bool) -> li
 
 
 def _groups(items: list, work_s: float) -> list[list]:
-    """Round-robin partition into groups of about a minute of audio each, at most 8.
+    """Round-robin partition into groups of about a minute of audio each, at most 32 (enough to keep a
+    16-core machine busy; a 2-core one runs them in turn).
 
     Starting a worker process costs about half a second, so small corpora use few groups. The
     partition depends only on the arguments, never on the machine, so output stays reproducible.
     """
-    n = max(1, min(len(items), 8, round(work_s / 60.0)))
+    n = max(1, min(len(items), 32, round(work_s / 60.0)))
     return [items[i::n] for i in range(n)]
 
 

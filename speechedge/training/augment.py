@@ -116,6 +116,7 @@ class Augmenter:
         self.config = config
         self.sample_rate = sample_rate
         self.gen = torch.Generator().manual_seed(seed)
+        self._dev = torch.device("cpu")
         if config.synthetic_noise:
             extra = _synthetic_noise(sample_rate, 30.0, seed)
             noise = extra if noise is None else torch.cat([noise, extra])
@@ -128,36 +129,50 @@ class Augmenter:
             for i, h in enumerate(rirs):
                 self.rirs[i, : len(h)] = torch.from_numpy(h)
 
+    # Random draws come from the CPU generator ``self.gen`` (so a seed gives the same augmentation on any
+    # device, and its state checkpoints); the arithmetic runs where the batch is (the GPU when training there).
     def _uniform(self, b: int, lo: float, hi: float) -> torch.Tensor:
-        return torch.empty(b).uniform_(lo, hi, generator=self.gen)
+        return torch.empty(b).uniform_(lo, hi, generator=self.gen).to(self._dev)
 
     def _pick(self, b: int, p: float) -> torch.Tensor:
-        return torch.rand(b, generator=self.gen) < p
+        return (torch.rand(b, generator=self.gen) < p).to(self._dev)
+
+    def _randint(self, lo: int, hi: int, size: tuple) -> torch.Tensor:
+        return torch.randint(lo, hi, size, generator=self.gen).to(self._dev)
+
+    def _on(self, name: str, dev: torch.device) -> torch.Tensor | None:
+        """The noise bank or room bank on ``dev`` (copied there once)."""
+        t = getattr(self, name)
+        if t is not None and t.device != dev:
+            t = t.to(dev)
+            setattr(self, name, t)
+        return t
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         c, g = self.config, self.gen
         x = x.float()
         b, n = x.shape
+        dev = self._dev = x.device
         if c.speed_prob > 0:  # read the clip at rate `factor` (linear interpolation), centred
             use = self._pick(b, c.speed_prob)
-            factor = torch.where(use, self._uniform(b, *c.speed), torch.ones(b))
-            pos = (torch.arange(n)[None, :] - n / 2) * factor[:, None] + n / 2
+            factor = torch.where(use, self._uniform(b, *c.speed), torch.ones(b, device=dev))
+            pos = (torch.arange(n, device=dev)[None, :] - n / 2) * factor[:, None] + n / 2
             lo = pos.floor().long()
             frac = pos - lo
             valid = (lo >= 0) & (lo + 1 < n)
             lo = lo.clamp(0, n - 2)
             y = x.gather(1, lo) * (1 - frac) + x.gather(1, lo + 1) * frac
-            x = torch.where(valid, y, torch.zeros(()))
+            x = torch.where(valid, y, torch.zeros((), device=dev))
         shift = int(c.shift_ms * self.sample_rate / 1000)
         if shift:
-            shifts = torch.randint(-shift, shift + 1, (b,), generator=g)
-            idx = torch.arange(n)[None, :] - shifts[:, None]
+            shifts = self._randint(-shift, shift + 1, (b,))
+            idx = torch.arange(n, device=dev)[None, :] - shifts[:, None]
             valid = (idx >= 0) & (idx < n)
-            x = torch.where(valid, x.gather(1, idx.clamp(0, n - 1)), torch.zeros(()))
-        if self.rirs is not None:
+            x = torch.where(valid, x.gather(1, idx.clamp(0, n - 1)), torch.zeros((), device=dev))
+        if self._on("rirs", dev) is not None:
             use = self._pick(b, c.reverb_prob)
             if use.any():
-                h = self.rirs[torch.randint(0, len(self.rirs), (b,), generator=g)]
+                h = self.rirs[self._randint(0, len(self.rirs), (b,))]
                 m = 1 << math.ceil(math.log2(n + h.shape[1]))
                 wet = torch.fft.irfft(torch.fft.rfft(x, m) * torch.fft.rfft(h, m), m)[:, :n]
                 # keep the level: reverberant energy scaled to the dry clip's
@@ -166,7 +181,7 @@ class Augmenter:
         p_sig = x.pow(2).mean(1).clamp_min(1e-8)
         if c.babble_prob > 0 and b > 1:
             use = self._pick(b, c.babble_prob).float()
-            talkers = torch.randint(1, 4, (b,), generator=g)
+            talkers = self._randint(1, 4, (b,))
             babble = torch.zeros_like(x)
             for k in range(1, 4):
                 other = torch.roll(x, shifts=k, dims=0)
@@ -175,9 +190,9 @@ class Augmenter:
             snr = self._uniform(b, *c.babble_snr_db)
             scale = torch.sqrt(p_sig / (babble.pow(2).mean(1).clamp_min(1e-8) * 10 ** (snr / 10)))
             x = x + (use * scale)[:, None] * babble
-        if c.noise_prob > 0 and self.noise is not None:
-            starts = torch.randint(0, len(self.noise) - n, (b,), generator=g)
-            seg = self.noise[starts[:, None] + torch.arange(n)[None, :]]
+        if c.noise_prob > 0 and self._on("noise", dev) is not None:
+            starts = self._randint(0, len(self.noise) - n, (b,))
+            seg = self.noise[starts[:, None] + torch.arange(n, device=dev)[None, :]]
             snr = self._uniform(b, *c.snr_db)
             scale = torch.sqrt(p_sig / (seg.pow(2).mean(1).clamp_min(1e-8) * 10 ** (snr / 10)))
             use = self._pick(b, c.noise_prob).float()
@@ -185,10 +200,10 @@ class Augmenter:
         if c.colour_prob > 0:
             use = self._pick(b, c.colour_prob)
             spec = torch.fft.rfft(x)
-            f = torch.linspace(0, self.sample_rate / 2, spec.shape[1])
+            f = torch.linspace(0, self.sample_rate / 2, spec.shape[1], device=dev)
             # a smooth random EQ: three Gaussian bumps on a log-frequency axis, +-eq_db
             logf = torch.log2(f.clamp_min(50.0))[None, :]
-            gain_db = torch.zeros(b, spec.shape[1])
+            gain_db = torch.zeros(b, spec.shape[1], device=dev)
             for _ in range(3):
                 centre = self._uniform(b, math.log2(100), math.log2(self.sample_rate / 2))[:, None]
                 width = self._uniform(b, 0.5, 2.0)[:, None]
@@ -201,7 +216,7 @@ class Augmenter:
             x = torch.where(use[:, None], coloured, x)
         if c.gain_prob > 0:
             use = self._pick(b, c.gain_prob)
-            gain = torch.where(use, 10 ** (self._uniform(b, *c.gain_db) / 20), torch.ones(b))
+            gain = torch.where(use, 10 ** (self._uniform(b, *c.gain_db) / 20), torch.ones(b, device=dev))
             x = (x * gain[:, None]).clamp(-1.0, 1.0)
         return x
 
