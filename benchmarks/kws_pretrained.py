@@ -184,6 +184,11 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
                 f"+-{r['5shot']['auroc_ci95']:.3f} |")
 
     ex = results["export"]
+    episodes_note = ("; the training episodes are drawn from these words too (with the 15 keywords: "
+                     f"{sizes.get('train_gsc+aux', 0)} clips)") if args.episode_words == "gsc+aux" else ""
+    wall = results["train"].get("_wall_s", 0) / 60
+    hardware = (f", {wall:.1f} min on one GPU (augmentation on the GPU)" if cfg.device.startswith("cuda")
+                else f", {wall:.0f} min on {cfg.threads} CPU threads")
     return f"""# Pretrained few-shot keyword spotter (BC-ResNet-1, D-ProtoNet + word supervision)
 
 An embedding network for open-set few-shot keyword spotting: enrol a keyword from 3-5 recordings, detect it in
@@ -198,13 +203,13 @@ a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TF
   and noise floor. Training uses the 15 splitGSC training words from the espeak-ng and hibari speakers of the
   training split ({sizes['train']} clips); validation the 10 splitGSC validation words ({sizes['val']} clips).
 - Word supervision (LibriWord-style): {args.aux_words} frequent English words x {args.aux_voices} espeak-ng
-  and hibari speakers (cross-entropy head, weight {cfg.aux_weight:g}, dropped at inference).
+  and hibari speakers (cross-entropy head, weight {cfg.aux_weight:g}, dropped at inference){episodes_note}.
 - Augmentation: simulated rooms (RT60 {cfg.augment.rt60_s[0]:g}-{cfg.augment.rt60_s[1]:g} s, p={cfg.augment.reverb_prob:g}),
   babble (p={cfg.augment.babble_prob:g}), noise incl. music-like and hum (p={cfg.augment.noise_prob:g}, SNR
   {cfg.augment.snr_db[0]:g}-{cfg.augment.snr_db[1]:g} dB), microphone colouring / band-limiting
   (p={cfg.augment.colour_prob:g}), gain with clipping (p={cfg.augment.gain_prob:g}), speed
-  (p={cfg.augment.speed_prob:g}), time shift{', SpecAugment' if cfg.spec_augment else ''} (the light set: the full set kept
-  this model at chance, see the README's ablation).
+  (p={cfg.augment.speed_prob:g}), time shift{', SpecAugment' if cfg.spec_augment else ''}.
+- Training: {cfg.steps} steps{hardware}.
 
 ## Held out
 - Words: the 10 splitGSC test keywords (yes, no, up, down, left, right, on, off, stop, go) are never trained on.
@@ -231,9 +236,9 @@ enrolment, `benchmarks/kws_longform.py`): see `benchmarks/results/kws_longform/`
 ## Reproduce
 
 ```bash
-python benchmarks/kws_pretrained.py --work work/pretrained --voices {args.voices} --aux-words {args.aux_words} \\
+python benchmarks/kws_pretrained.py --work {args.work} --voices {args.voices} --aux-words {args.aux_words} \\
     --aux-voices {args.aux_voices} --steps {args.steps} --threads {args.threads} --seed {args.seed} \\
-    {" ".join(f"--set {x}" for x in args.set)}{f" --tag {args.tag}" if args.tag else ""} --ship
+    --episode-words {args.episode_words} {" ".join(f"--set {x}" for x in args.set)}{f" --tag {args.tag}" if args.tag else ""} --ship
 ```
 ({cfg.steps} training steps; config `speechedge/recipes/configs/kws_fewshot_voices.toml`.)
 """

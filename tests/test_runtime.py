@@ -463,6 +463,29 @@ def test_a_shipped_model_is_never_written_keywords_go_to_the_user_file(kws_expor
 
 
 @pytest.mark.slow
+def test_a_model_carries_its_own_detector_operating_point(enrolled, tmp_path):
+    """fewshot.json's ``detector`` entry (chosen on development streams) is the detector's default for that
+    model; explicit arguments still win; a malformed entry is one clear error naming the file."""
+    import shutil
+
+    from speechedge.runtime import KWSModel, StreamingKWS
+
+    model_dir, _, _ = enrolled
+    own = tmp_path / "own"
+    shutil.copytree(model_dir, own)
+    assert (StreamingKWS(KWSModel(own)).threshold, StreamingKWS(KWSModel(own)).agree) == (0.8, 4)  # rule default
+    fs = own / "fewshot.json"
+    cfg = json.loads(fs.read_text())
+    fs.write_text(json.dumps({**cfg, "detector": {"threshold": 0.72, "smooth": 3, "agree": 5}}))
+    det = StreamingKWS(KWSModel(own))
+    assert (det.threshold, det.smooth, det.agree) == (0.72, 3, 5)
+    assert StreamingKWS(KWSModel(own), threshold=0.9).threshold == 0.9
+    fs.write_text(json.dumps({**cfg, "detector": {"threshold": "high"}}))
+    with pytest.raises(ValueError, match=r"fewshot.json: bad 'detector' entry"):
+        StreamingKWS(KWSModel(own))
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "speechedge" / "pretrained" / "kws_fewshot"
                          / "frontend.json").exists(), reason="no shipped pretrained KWS model in this checkout")
 def test_demo_kws_without_model_uses_the_shipped_model(gsc35, tmp_path):

@@ -162,9 +162,7 @@ def _detect_with(model_dir: Path, work: Path, out_name: str, seed: int, progress
     result = evaluate_streams(model, positives, negatives, progress=progress)
     det_png(result, work / f"{out_name}.png")
     atomic_write_text(work / f"{out_name}.json", json.dumps(result, indent=2))
-    from speechedge.runtime import StreamingKWS
-
-    default = StreamingKWS.DEFAULTS[model.rule][0]
+    default = model.detector_defaults()[0]
     at = min(result["det"], key=lambda p: abs(p["threshold"] - default))  # the demo's default threshold
     return {"keywords": list(CUSTOM_KEYWORDS), "events": result["events"], "hours": round(result["hours"], 3),
             "default_threshold": at, "operating_points": result["operating_points"],

@@ -111,6 +111,18 @@ class KWSModel:
         """The detector's rule for this model: ``"calibrated"`` or ``"softmax"`` (:attr:`StreamingKWS.DEFAULTS`)."""
         return "calibrated" if self.calibrated else "softmax"
 
+    def detector_defaults(self) -> tuple[float, int, int]:
+        """``(threshold, smooth, agree)`` of :class:`StreamingKWS` for this model: the model's own operating point
+        (``fewshot.json`` ``detector``) for the calibrated rule, else :attr:`StreamingKWS.DEFAULTS`."""
+        own = self.fewshot.get("detector") if self.calibrated else None
+        if isinstance(own, dict):
+            try:
+                return float(own["threshold"]), int(own["smooth"]), int(own["agree"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"{self.folder / 'fewshot.json'}: bad 'detector' entry {own!r} (needs threshold, "
+                                 "smooth, agree); re-run benchmarks/kws_calibrate_detector.py") from e
+        return StreamingKWS.DEFAULTS[self.rule]
+
     @property
     def calibrated(self) -> bool:
         """Whether the detector uses the calibrated nearest-exemplar rule (a few-shot model with a background
@@ -303,7 +315,9 @@ class StreamingKWS:
 
     #: (threshold, smooth, agree) per rule: the calibrated nearest-exemplar rule's operating point was chosen on
     #: development streams (about 1 false alarm per hour there, benchmarks/kws_detector.py); the softmax rules
-    #: (classifiers, older few-shot exports) keep the earlier defaults.
+    #: (classifiers, older few-shot exports) keep the earlier defaults. A model whose ``fewshot.json`` holds a
+    #: ``detector`` entry (its own operating point, chosen on development streams by
+    #: ``benchmarks/kws_calibrate_detector.py``) uses that instead.
     DEFAULTS = {"calibrated": (0.8, 4, 4), "softmax": (0.7, 3, 1)}
 
     def __init__(self, model: KWSModel, *, threshold: float | None = None, stride_ms: float = 100.0,
@@ -315,7 +329,7 @@ class StreamingKWS:
         hop = model.frontend.hop_length * 1000 / model.frontend.sample_rate
         if stride_ms < hop or abs(stride_ms / hop - round(stride_ms / hop)) > 1e-6:
             raise ValueError(f"stride_ms must be a positive multiple of the {hop:g} ms hop, got {stride_ms}")
-        d_threshold, d_smooth, d_agree = self.DEFAULTS[model.rule]
+        d_threshold, d_smooth, d_agree = model.detector_defaults()
         threshold = d_threshold if threshold is None else threshold
         smooth = d_smooth if smooth is None else smooth
         agree = d_agree if agree is None else agree
