@@ -50,10 +50,11 @@ def main(argv=None) -> int:
     pos, neg = synth_streams(args.work / "streams", DEV_KEYWORDS, seed=5, speech_minutes=minutes * 5 / 6,
                              noise_minutes=minutes / 12, music_minutes=minutes / 12, progress=False)
     positives, negatives = load_streams(pos, positive=True), load_streams(neg, positive=False)
-    rows = []
+    rows, dets = [], {}
     for agree in (int(a) for a in args.agree.split(",")):
         r = evaluate_streams(m, positives, negatives, smooth=agree, agree=agree, fa_targets=(args.target_fa,),
                              progress=False)
+        dets[agree] = r["det"]
         ok = [q for q in r["det"] if q["fa_per_hour"] <= args.target_fa]
         if ok:
             best = min(ok, key=lambda q: (q["frr"], -q["threshold"]))
@@ -67,7 +68,8 @@ def main(argv=None) -> int:
     choice["chosen_on"] = (f"development streams ({r['hours']:.2f} h, {r['events']} events of {DEV_KEYWORDS}, "
                            f"seed 5), lowest FRR at <= {args.target_fa:g} FA/h")
     print(json.dumps(choice, indent=2))
-    atomic_write_text(args.work / "calibration.json", json.dumps({"choice": choice, "candidates": rows}, indent=2))
+    atomic_write_text(args.work / "calibration.json", json.dumps({"choice": choice, "candidates": rows, "det": dets},
+                                                                   indent=2))
     if args.write:
         fs = args.model_dir / "fewshot.json"
         cfg = json.loads(fs.read_text())

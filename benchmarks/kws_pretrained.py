@@ -70,6 +70,9 @@ def main(argv=None) -> int:
                         "on a machine without the TFLite converter, export later where it is)")
     p.add_argument("--background-manifest", default=None, help="word clips for the exported detector's background "
                    "set (default: the auxiliary words; name another when exporting a model trained on another machine)")
+    p.add_argument("--extra-test", action="append", default=[], metavar="LABEL=FOLDER",
+                   help="also evaluate on a Speech Commands-layout folder of the 10 test words (e.g. voices of an "
+                        "engine never used for training: `speechedge synth speech-commands --engines kokoro`)")
     p.add_argument("--tag", default="", help="name of this variant: exp{tag}/, export{tag}/, results{tag}.json "
                    "(data stages are shared)")
     args = p.parse_args(argv)
@@ -142,10 +145,19 @@ def main(argv=None) -> int:
     results = {"data": sizes, "train": {k: v for k, v in record.items() if isinstance(v, (int, float))}}
     if args.stop_after == "train":
         return 0
-    for name in ("test_voices", "test_pico"):
+    tests = {"test_voices": m / "test_voices.jsonl", "test_pico": m / "test_pico.jsonl"}
+    extra_labels = {}
+    for spec in args.extra_test:
+        label, _, folder = spec.partition("=")
+        if not folder or not Path(folder).is_dir():
+            raise SystemExit(f"--extra-test {spec!r}: expected LABEL=FOLDER with an existing Speech Commands-layout folder")
+        key = "extra_" + "".join(c if c.isalnum() else "_" for c in label.lower())
+        tests[key], extra_labels[key] = Path(folder).resolve(), label
+    for name, data in tests.items():
         metrics = _stage(work, f"eval_{name}{tag}", lambda: evaluate_experiment(
-            exp, m / f"{name}.jsonl", ways=5, shots=(1, 5), queries=5, episodes=args.episodes, seed=1234)[0])
+            exp, data, ways=5, shots=(1, 5), queries=5, episodes=args.episodes, seed=1234)[0])
         results[name] = {k: v for k, v in metrics.items() if not k.startswith("_")}
+    results["extra_labels"] = extra_labels
 
     (work / f"results{tag}.json").write_text(json.dumps(results, indent=2))
     if args.stop_after == "eval":
@@ -158,7 +170,8 @@ def main(argv=None) -> int:
     results["export"] = {k: report["models"]["fp32"][k] for k in ("bytes", "max_err_rel_to_range", "median_invoke_ms")}
     (work / f"results{tag}.json").write_text(json.dumps(results, indent=2))
     print("| test set | 1-shot acc | 5-shot acc | 5-shot AUROC |\n|---|---:|---:|---:|")
-    for name, label in (("test_voices", "held-out espeak/hibari speakers"), ("test_pico", "SVOX Pico (unseen engine)")):
+    for name, label in (("test_voices", "held-out espeak/hibari speakers"), ("test_pico", "SVOX Pico (unseen engine)"),
+                        *extra_labels.items()):
         r = results[name]
         print(f"| {label} | {r['1shot']['acc']:.3f} +-{r['1shot']['acc_ci95']:.3f} | "
               f"{r['5shot']['acc']:.3f} +-{r['5shot']['acc_ci95']:.3f} | "
@@ -186,10 +199,30 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
     ex = results["export"]
     episodes_note = ("; the training episodes are drawn from these words too (with the 15 keywords: "
                      f"{sizes.get('train_gsc+aux', 0)} clips)") if args.episode_words == "gsc+aux" else ""
+    extra_rows = "".join("\n" + row(k, f"{v} (unseen synthesizer), held-out words")
+                         for k, v in results.get("extra_labels", {}).items())
+    made_text = ""
+    if cfg.device.startswith("cuda"):
+        made_text = ("\n\nThis model was made on two machines: synthesis and training on a lent 16-core GPU machine "
+                     "(`STAGE=data` then `STAGE=train` of `benchmarks/kws_pretrained_gpu.sh`, which runs the command "
+                     "above with `--stop-after eval`), then the command above on the 2-core machine for the export"
+                     + (f" (`--background-manifest {args.background_manifest}`: the detector's background speech "
+                        "from a word corpus there, since the 1,000-word corpus stayed on the GPU machine)"
+                        if args.background_manifest else "")
+                     + ". Before `--ship`, `python benchmarks/kws_calibrate_detector.py <the export folder> "
+                       "work/kws_dev --write` chose the detector's operating point. The Kokoro test folder: "
+                       "`synth_speech_commands(out, words=<the 10 test words>, per_word=24, num_speakers=24, seed=7, "
+                       "engines=('kokoro',))` (all 240 clips are used).")
     wall = results["train"].get("_wall_s", 0) / 60
+    fewshot = json.loads((Path(args.work).resolve() / f"export{args.tag}" / "fewshot.json").read_text())
+    d = fewshot.get("detector")
+    detector_text = (f"the detector fires at {d['threshold']:g} when {d['agree']} consecutive 100 ms windows agree "
+                     f"(this model's operating point, `fewshot.json` `detector`: chosen on {d['chosen_on']}, "
+                     f"`benchmarks/kws_calibrate_detector.py`: FRR {d['dev_frr']:.2f} at {d['dev_fa_per_hour']:.2f} "
+                     "FA/h there).") if d else "the detector fires at 0.8 when 4 consecutive 100 ms windows agree."
     hardware = (f", {wall:.1f} min on one GPU (augmentation on the GPU)" if cfg.device.startswith("cuda")
                 else f", {wall:.0f} min on {cfg.threads} CPU threads")
-    return f"""# Pretrained few-shot keyword spotter (BC-ResNet-1, D-ProtoNet + word supervision)
+    return f"""# Pretrained few-shot keyword spotter (BC-ResNet-{cfg.tau:g}, D-ProtoNet + word supervision)
 
 An embedding network for open-set few-shot keyword spotting: enrol a keyword from 3-5 recordings, detect it in
 a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TFLite, {ex['bytes']} bytes,
@@ -221,7 +254,7 @@ a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TF
 | test set | 1-shot acc | 1-shot AUROC | 5-shot acc | 5-shot AUROC |
 |---|---:|---:|---:|---:|
 {row('test_voices', 'held-out espeak-ng/hibari speakers, held-out words')}
-{row('test_pico', 'SVOX Pico (unseen synthesizer), held-out words')}
+{row('test_pico', 'SVOX Pico (unseen synthesizer), held-out words')}{extra_rows}
 
 Not measured here: real recordings (none are available offline). Expect lower numbers on real voices and
 rooms than on synthetic ones.
@@ -229,18 +262,19 @@ rooms than on synthetic ones.
 ## Detection (streaming)
 `background.npy` (1,024 embeddings of non-keyword speech windows and noise, float16) calibrates the
 detector: a window's score for a keyword is `1 - d / b` (`d`: squared distance to the nearest enrolment
-clip's embedding, `b`: the mean of that distance over the background set); the detector fires at 0.8 when 4
-consecutive 100 ms windows agree. Long-form result (2.09 h, 60 keyword events by voices not used for
-enrolment, `benchmarks/kws_longform.py`): see `benchmarks/results/kws_longform/` and the README.
+clip's embedding, `b`: the mean of that distance over the background set); {detector_text}
+Long-form result (2.09 h, 60 keyword events by voices not used for enrolment, `benchmarks/kws_longform.py`):
+see `benchmarks/results/kws_longform/` and the README.
 
 ## Reproduce
 
 ```bash
 python benchmarks/kws_pretrained.py --work {args.work} --voices {args.voices} --aux-words {args.aux_words} \\
     --aux-voices {args.aux_voices} --steps {args.steps} --threads {args.threads} --seed {args.seed} \\
-    --episode-words {args.episode_words} {" ".join(f"--set {x}" for x in args.set)}{f" --tag {args.tag}" if args.tag else ""} --ship
+    --episode-words {args.episode_words} {" ".join(f"--set {x}" for x in args.set)}{f" --tag {args.tag}" if args.tag else ""} \\
+    {" ".join(f'--extra-test "{x}"' for x in args.extra_test)} --ship
 ```
-({cfg.steps} training steps; config `speechedge/recipes/configs/kws_fewshot_voices.toml`.)
+({cfg.steps} training steps; config `speechedge/recipes/configs/kws_fewshot_voices.toml`.){made_text}
 """
 
 
