@@ -36,22 +36,27 @@ def main(argv=None) -> int:
                    "one pass over the streams)")
     p.add_argument("--write", action="store_true", help="write the chosen point into MODEL_DIR/fewshot.json")
     args = p.parse_args(argv)
+    try:
+        agrees = [int(a) for a in args.agree.split(",")]
+    except ValueError:
+        raise SystemExit(f"--agree {args.agree!r}: expected comma-separated whole numbers, e.g. 3,4,5") from None
+    m = KWSModel(args.model_dir, keywords_file=args.work / "keywords.json")
+    if not m.calibrated:
+        raise SystemExit(f"{args.model_dir}: not a few-shot model with a background set (background.npy)")
     enroll = args.work / "enroll"
     if not (enroll / "synth_report.json").exists():
         synth_speech_commands(enroll, words=DEV_KEYWORDS, per_word=3, seed=505, noise_seconds=1.0, progress=False,
                               engines=("espeak", "hibari", "pico"))
-    m = KWSModel(args.model_dir, keywords_file=args.work / "keywords.json")
-    if not m.calibrated:
-        raise SystemExit(f"{args.model_dir}: not a few-shot model with a background set (background.npy)")
     m.forget()
+    sr = m.frontend.sample_rate
     for w in DEV_KEYWORDS:
-        m.enroll(w, [read_audio(f, sample_rate=16000)[0] for f in sorted((enroll / w).glob("*.wav"))])
+        m.enroll(w, [read_audio(f, sample_rate=sr)[0] for f in sorted((enroll / w).glob("*.wav"))])
     minutes = 60 * args.hours
     pos, neg = synth_streams(args.work / "streams", DEV_KEYWORDS, seed=5, speech_minutes=minutes * 5 / 6,
                              noise_minutes=minutes / 12, music_minutes=minutes / 12, progress=False)
     positives, negatives = load_streams(pos, positive=True), load_streams(neg, positive=False)
     rows, dets = [], {}
-    for agree in (int(a) for a in args.agree.split(",")):
+    for agree in agrees:
         r = evaluate_streams(m, positives, negatives, smooth=agree, agree=agree, fa_targets=(args.target_fa,),
                              progress=False)
         dets[agree] = r["det"]

@@ -12,7 +12,7 @@
 set -euo pipefail
 W=${W:-work/pretrained_gpu}
 DATA=(--work "$W" --voices "${VOICES:-400}" --aux-words "${AUX_WORDS:-1000}" --aux-voices "${AUX_VOICES:-160}"
-      --episodes "${EPISODES:-1000}")
+      --episodes "${EPISODES:-1000}" --max-groups 32)
 COMMON=(--set device=${DEVICE:-cuda} --set threads=2 --set eval_every=1000)
 # tag : episode classes : config overrides
 FULL="augment.babble_prob=0.2 augment.speed_prob=0.3 augment.gain_prob=0.2 augment.reverb_prob=0.4 augment.noise_prob=0.6"
@@ -39,7 +39,7 @@ if [[ "${STAGE:-train}" == data ]]; then
   exit 0
 fi
 for v in "${VARIANTS[@]}"; do
-  run_variant "$v" "$STEPS" --stop-after eval >"$W/train${v%%:*}.log" 2>&1 &
+  run_variant "$v" "${STEPS:?set STEPS, the training steps of every variant}" --stop-after eval >"$W/train${v%%:*}.log" 2>&1 &
 done
 wait
 for v in "${VARIANTS[@]}"; do tag=${v%%:*}; tail -6 "$W/train$tag.log"; done

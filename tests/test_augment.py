@@ -113,3 +113,16 @@ def test_spec_augment_masks_with_the_example_mean_not_zero():
     for i in range(4):
         torch.testing.assert_close(out[i][changed[i]], means[i].expand(int(changed[i].sum())))
     assert float(out.max()) <= float(feats.max())
+
+
+def test_stages_run_where_the_batch_is_and_draw_on_the_cpu_generator():
+    """A batch on another device is augmented there (every stage but the room, whose `any()` needs values, on
+    the shape-only `meta` device; the noise bank follows the batch), and the random draws stay on the CPU
+    generator: the same seed leaves the same generator state whatever device the batch is on."""
+    cfg = AugmentConfig(shift_ms=100.0, noise_prob=1.0, synthetic_noise=True, babble_prob=1.0, colour_prob=1.0,
+                        gain_prob=1.0, speed_prob=1.0)
+    on_meta, on_cpu = Augmenter(cfg, SR, seed=5), Augmenter(cfg, SR, seed=5)
+    y = on_meta(torch.randn(4, SR, device="meta"))
+    assert y.device.type == "meta" and y.shape == (4, SR) and on_meta.noise.device.type == "meta"
+    on_cpu(torch.randn(4, SR))
+    assert torch.equal(on_meta.gen.get_state(), on_cpu.gen.get_state())

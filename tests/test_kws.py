@@ -458,6 +458,10 @@ def test_export_refuses_an_out_folder_it_did_not_write(kws_export, tmp_path, mon
     with pytest.raises(ExportError, match="working directory"):
         export_kws(exp, tmp_path, invokes=5, num_held_out=10)
     assert (user / "notes.txt").exists()
+    # a background-speech manifest that is not there is named before any conversion, and nothing is written
+    with pytest.raises(ExportError, match=r"nowhere\.jsonl: no such manifest .*--background-manifest"):
+        export_kws(exp, tmp_path / "bg", invokes=5, num_held_out=10, background_manifest=str(tmp_path / "nowhere.jsonl"))
+    assert not (tmp_path / "bg").exists()
 
 
 def test_firmware_header_reproduces_the_frontend_in_cpp(tmp_path):

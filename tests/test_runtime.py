@@ -480,9 +480,10 @@ def test_a_model_carries_its_own_detector_operating_point(enrolled, tmp_path):
     det = StreamingKWS(KWSModel(own))
     assert (det.threshold, det.smooth, det.agree) == (0.72, 3, 5)
     assert StreamingKWS(KWSModel(own), threshold=0.9).threshold == 0.9
-    fs.write_text(json.dumps({**cfg, "detector": {"threshold": "high"}}))
-    with pytest.raises(ValueError, match=r"fewshot.json: bad 'detector' entry"):
-        StreamingKWS(KWSModel(own))
+    for bad in ({"threshold": "high"}, [0.7, 4, 4], "0.7"):
+        fs.write_text(json.dumps({**cfg, "detector": bad}))
+        with pytest.raises(ValueError, match=r"fewshot.json: bad 'detector' entry"):
+            StreamingKWS(KWSModel(own))
 
 
 @pytest.mark.slow

@@ -110,6 +110,19 @@ def test_vocabulary_is_zipf_like_and_corpus_is_varied(librispeech_dir):
     assert counts.most_common(1)[0][1] >= 5, "frequent words repeat"
 
 
+def test_synthesis_groups_depend_only_on_the_arguments():
+    """The worker partition is part of a corpus's identity (libespeak-ng keeps state within a process): about a
+    minute of audio per group, at most ``max_groups`` (8 unless asked), never more groups than items."""
+    from speechedge.synth.corpora import _groups
+
+    items = list(range(100))
+    assert [len(_groups(items, s)) for s in (10, 120, 600, 3600)] == [1, 2, 8, 8]
+    assert len(_groups(items, 3600, max_groups=32)) == 32 and len(_groups(items[:5], 3600, max_groups=32)) == 5
+    assert sorted(x for g in _groups(items, 3600, max_groups=32) for x in g) == items
+    with pytest.raises(ValueError, match="max_groups"):
+        _groups(items, 60, max_groups=0)
+
+
 def test_format_alignment_line_roundtrip():
     spans = [WordSpan("hello", 0.10, 0.40), WordSpan("big", 0.40, 0.60), WordSpan("world", 0.75, 1.20)]
     line = format_alignment_line("1-2-0003", spans, 1.5)

@@ -402,10 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
     dk.add_argument("--enroll-mic", type=int, default=0, metavar="N", help="enrol --name from N microphone takes")
     dk.add_argument("--name", help="the keyword being enrolled")
     dk.add_argument("--threshold", type=float, default=None,
-                    help="smoothed score that fires (default 0.8 for a few-shot model's calibrated score, "
-                         "1 - distance/background distance; 0.7 for a classifier's posterior)")
+                    help="smoothed score that fires (default: the model's own operating point in fewshot.json, "
+                         "0.79 for the shipped model; else 0.8 for a few-shot model's calibrated score, "
+                         "1 - distance/background distance, and 0.7 for a classifier's posterior)")
     dk.add_argument("--agree", type=int, default=None, metavar="N",
-                    help="consecutive 100 ms windows that must agree before firing (default 4 few-shot, 1 classifier)")
+                    help="consecutive 100 ms windows that must agree before firing (default: the model's own, "
+                         "else 4 few-shot, 1 classifier)")
     dm_io = [dk]
     da = dm_kinds.add_parser("asr", help="live streaming transcription")
     da.add_argument("--model", required=True, help="exported streaming ASR folder (speechedge export)")

@@ -207,6 +207,12 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     model, ckpt = _load(exp_dir)
     cfg = ckpt["config"]
     kind = "classifier" if isinstance(model, KWSClassifier) else "embedding"
+    speech = background_manifest or (cfg.get("libriword_manifest") if kind == "embedding" else None)
+    if speech and not Path(speech).is_file():  # before the conversion and checks, not after them
+        raise ExportError(f"{speech}: no such manifest for the detector's background speech ("
+                          + ("--background-manifest" if background_manifest else
+                             "the experiment's libriword_manifest; name one that is here with --background-manifest")
+                          + ")")
     vocab = ckpt["meta"].get("vocab") if kind == "classifier" else None
     fe = model.frontend.config
     net = model.graph()

@@ -115,13 +115,13 @@ class KWSModel:
         """``(threshold, smooth, agree)`` of :class:`StreamingKWS` for this model: the model's own operating point
         (``fewshot.json`` ``detector``) for the calibrated rule, else :attr:`StreamingKWS.DEFAULTS`."""
         own = self.fewshot.get("detector") if self.calibrated else None
-        if isinstance(own, dict):
-            try:
-                return float(own["threshold"]), int(own["smooth"]), int(own["agree"])
-            except (KeyError, TypeError, ValueError) as e:
-                raise ValueError(f"{self.folder / 'fewshot.json'}: bad 'detector' entry {own!r} (needs threshold, "
-                                 "smooth, agree); re-run benchmarks/kws_calibrate_detector.py") from e
-        return StreamingKWS.DEFAULTS[self.rule]
+        if own is None:
+            return StreamingKWS.DEFAULTS[self.rule]
+        try:
+            return float(own["threshold"]), int(own["smooth"]), int(own["agree"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{self.folder / 'fewshot.json'}: bad 'detector' entry {own!r} (needs an object with "
+                             "threshold, smooth, agree); fix or delete it") from e
 
     @property
     def calibrated(self) -> bool:

@@ -257,14 +257,17 @@ def _run_groups(fn, groups: list, common: dict, desc: str, progress: bool) -> li
     return results
 
 
-def _groups(items: list, work_s: float) -> list[list]:
-    """Round-robin partition into groups of about a minute of audio each, at most 32 (enough to keep a
-    16-core machine busy; a 2-core one runs them in turn).
+def _groups(items: list, work_s: float, max_groups: int = 8) -> list[list]:
+    """Round-robin partition into groups of about a minute of audio each, at most ``max_groups``.
 
     Starting a worker process costs about half a second, so small corpora use few groups. The
-    partition depends only on the arguments, never on the machine, so output stays reproducible.
+    partition depends only on the arguments, never on the machine, so output stays reproducible; since
+    libespeak-ng keeps state within a process, ``max_groups`` is part of what a corpus is (8 by default,
+    the value every published corpus of this project used; 32 keeps a 16-core machine busy).
     """
-    n = max(1, min(len(items), 32, round(work_s / 60.0)))
+    if max_groups < 1:
+        raise ValueError(f"max_groups must be >= 1, got {max_groups}")
+    n = max(1, min(len(items), max_groups, round(work_s / 60.0)))
     return [items[i::n] for i in range(n)]
 
 
@@ -329,6 +332,7 @@ def synth_librispeech(
     min_words: int = 6,
     max_words: int = 18,
     progress: bool = True,
+    max_groups: int = 8,
 ) -> SynthReport:
     """Write a LibriSpeech-layout corpus with MFA-format word alignments under ``out_dir``.
 
@@ -338,7 +342,8 @@ def synth_librispeech(
     Splits ``train-clean-100`` / ``dev-clean`` / ``test-clean`` are speaker-disjoint (about 70/15/15).
     Sentences are drawn word by word from the Zipf-like frequency distribution of the ``vocab_size``
     most frequent English words. Each speaker reads ``hours / num_speakers`` of audio in chapters of
-    up to 20 utterances. The same arguments give byte-identical files (see :func:`_run_groups`).
+    up to 20 utterances. The same arguments give byte-identical files (see :func:`_run_groups`;
+    ``max_groups``: :func:`_groups`).
     """
     if hours <= 0 or num_speakers < 3:
         raise ValueError(f"need hours > 0 and num_speakers >= 3 (got hours={hours}, num_speakers={num_speakers})")
@@ -350,7 +355,7 @@ def synth_librispeech(
     tasks = [(i, split, style, per_speaker_s) for split, group in splits.items() for style in group
              for i in [speakers.index(style)]]
     t0 = time.perf_counter()
-    results = _run_groups(_librispeech_speaker_task, _groups(tasks, hours * 3600.0), dict(
+    results = _run_groups(_librispeech_speaker_task, _groups(tasks, hours * 3600.0, max_groups), dict(
         out_dir=str(out_dir), seed=seed, sample_rate=sample_rate, vocab_size=vocab_size, min_words=min_words,
         max_words=max_words), "synth librispeech", progress)
     report = SynthReport(str(out_dir))
@@ -469,6 +474,7 @@ def synth_speech_commands(
     engines: tuple[str, ...] | list[str] = ("espeak",),
     held_out_engines: tuple[str, ...] | list[str] = (),
     progress: bool = True,
+    max_groups: int = 8,
 ) -> SynthReport:
     """Write a Speech Commands v2-layout corpus under ``out_dir``.
 
@@ -483,6 +489,7 @@ def synth_speech_commands(
         engines: the speech engines speakers are drawn from, in turn (:mod:`speechedge.synth.engines`).
         held_out_engines: engines whose speakers all go to the test list (an unseen synthesizer for
             evaluation); the other speakers are split about 80/10/10 into train/validation/test.
+        max_groups: worker processes the work is split into (part of the corpus's identity, see :func:`_groups`).
     """
     from .engines import available_engines, make_voices
 
@@ -513,7 +520,10 @@ def synth_speech_commands(
     test = test + [v for v in voices if v.engine in held_out_engines]
     split_of = {v.key: name for name, group in (("train", train), ("val", val), ("test", test)) for v in group}
     t0 = time.perf_counter()
-    results = _run_groups(_speech_commands_task, _groups(list(enumerate(voices)), len(words) * per_word), dict(
+    from .engines import prepare_engines
+
+    prepare_engines(engines)  # one-time set-up (Kokoro's model file) here, not raced by the workers
+    results = _run_groups(_speech_commands_task, _groups(list(enumerate(voices)), len(words) * per_word, max_groups), dict(
         out_dir=str(out_dir), words=words, per_word=per_word, num_speakers=num_speakers, seed=seed),
         "synth speech-commands", progress)
     report = SynthReport(str(out_dir), splits={"train": 0, "val": 0, "test": 0})

