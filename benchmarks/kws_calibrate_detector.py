@@ -1,8 +1,8 @@
 """Choose an exported few-shot model's detector operating point on development streams and write it into the
-model's ``fewshot.json`` (``detector``: threshold, smooth, agree), which :class:`speechedge.runtime.StreamingKWS`
-then uses as its default.
+model's ``fewshot.json`` (``detector``: threshold, smooth, agree; ``detector_stream`` with ``--stream``, for the
+streaming step model), which :class:`speechedge.runtime.StreamingKWS` then uses as its default.
 
-    python benchmarks/kws_calibrate_detector.py MODEL_DIR WORK [--hours 2] [--target-fa 0.5] [--write]
+    python benchmarks/kws_calibrate_detector.py MODEL_DIR WORK [--hours 2] [--target-fa 0.5] [--stream] [--write]
 
 The development set is kept apart from the long-form test of ``benchmarks/kws_longform.py`` in everything:
 other keywords (``lemonade``, ``november`` instead of ``pineapple``, ``jupiter``), other enrolment voices
@@ -34,13 +34,15 @@ def main(argv=None) -> int:
     p.add_argument("--target-fa", type=float, default=0.5, help="false alarms per hour allowed on the dev streams")
     p.add_argument("--agree", default="4", help="comma-separated window counts to try (smooth = agree; each is "
                    "one pass over the streams)")
+    p.add_argument("--stream", action="store_true", help="the streaming step model's operating point")
     p.add_argument("--write", action="store_true", help="write the chosen point into MODEL_DIR/fewshot.json")
     args = p.parse_args(argv)
     try:
         agrees = [int(a) for a in args.agree.split(",")]
     except ValueError:
         raise SystemExit(f"--agree {args.agree!r}: expected comma-separated whole numbers, e.g. 3,4,5") from None
-    m = KWSModel(args.model_dir, keywords_file=args.work / "keywords.json")
+    mode = "stream" if args.stream else "window"
+    m = KWSModel(args.model_dir, keywords_file=args.work / f"keywords_{mode}.json", mode=mode)
     if not m.calibrated:
         raise SystemExit(f"{args.model_dir}: not a few-shot model with a background set (background.npy)")
     enroll = args.work / "enroll"
@@ -70,15 +72,16 @@ def main(argv=None) -> int:
     if not rows:
         raise SystemExit(f"no threshold reaches {args.target_fa} FA/h on the development streams")
     choice = min(rows, key=lambda q: (q["dev_frr"], -q["threshold"]))
+    choice["mode"] = mode
     choice["chosen_on"] = (f"development streams ({r['hours']:.2f} h, {r['events']} events of {DEV_KEYWORDS}, "
                            f"seed 5), lowest FRR at <= {args.target_fa:g} FA/h")
     print(json.dumps(choice, indent=2))
-    atomic_write_text(args.work / "calibration.json", json.dumps({"choice": choice, "candidates": rows, "det": dets},
+    atomic_write_text(args.work / f"calibration_{mode}.json", json.dumps({"choice": choice, "candidates": rows, "det": dets},
                                                                    indent=2))
     if args.write:
         fs = args.model_dir / "fewshot.json"
         cfg = json.loads(fs.read_text())
-        cfg["detector"] = choice
+        cfg[m.detector_key] = choice
         atomic_write_text(fs, json.dumps(cfg, indent=2) + "\n")
         print(f"wrote {fs}")
     return 0

@@ -350,6 +350,81 @@ def test_subspectral_norm_inference_form_equals_batch_norm_form():
     torch.testing.assert_close(ssn(x), ref, atol=1e-5, rtol=1e-5)
 
 
+def _random_stats_encoder(tau: float) -> BCResNet:
+    """An embedding BC-ResNet with random batch-norm statistics (so that no layer is an identity), frozen."""
+    from speechedge.models.bcresnet import freeze_for_export
+    from speechedge.models.kws import _Embedder
+
+    torch.manual_seed(0)
+    net = BCResNet(tau, 0)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    return freeze_for_export(_Embedder(net), torch.zeros(1, 1, 40, 101)).encoder
+
+
+@pytest.mark.parametrize("tau,chunk", [(1, 10), (1.5, 7), (1, 1)])
+def test_streaming_bcresnet_equals_the_network_over_the_same_frames(tau, chunk):
+    """Chunk by chunk with explicit state, the embedding equals the non-streaming network's neck output averaged
+    over the same window of a longer input (once past the warm-up), whatever the chunk size; the output lags
+    by half the temporal receptive field."""
+    from speechedge.models.bcresnet_stream import StreamingBCResNet, context_embeddings, lag_frames
+
+    enc = _random_stats_encoder(tau)
+    window, total = 101, 300
+    x = torch.randn(1, 1, 40, total)
+    s = StreamingBCResNet(enc, 40, window, chunk)
+    assert s.lag_frames == lag_frames(enc) == 2 + (1 + 1) + (2 + 2) + 4 * 4 + 4 * 8 + 2
+    state, checked = s.init_state(), 0
+    assert {k: tuple(v.shape) for k, v in state.items()} == s.state_shapes()
+    with torch.no_grad():
+        for i in range(0, total - chunk + 1, chunk):
+            out = s(x[..., i: i + chunk], **state)
+            assert set(out) == {"embedding", *state}
+            state = {k: out[k] for k in state}
+            n = i + chunk
+            start = n - s.lag_frames - window
+            if start >= s.lag_frames:
+                ref = context_embeddings(enc, x[..., :n], start, window)
+                torch.testing.assert_close(out["embedding"], ref, atol=1e-5, rtol=1e-5)
+                checked += 1
+    assert checked >= (total - 3 * 58 - window) // chunk
+    # and it is not the zero-padded window: the context changes the embedding
+    with torch.no_grad():
+        isolated = enc.embed(x[..., start: start + window])
+    assert (isolated - ref).abs().max() > 1e-3
+
+
+def test_streaming_bcresnet_step_converts_to_tflite_with_named_state(tmp_path):
+    pytest.importorskip("litert_torch")
+    import collections
+
+    import litert_torch
+
+    from speechedge.models.bcresnet_stream import StreamingBCResNet
+    from speechedge.runtime.tflite import TFLiteModel
+
+    enc = _random_stats_encoder(1)
+    s = StreamingBCResNet(enc, 40, 101, 10)
+    example = {"feats": torch.zeros(1, 1, 40, 10), **s.init_state()}
+    litert_torch.convert(s, sample_kwargs=example).export(str(tmp_path / "s.tflite"))
+    m = TFLiteModel(tmp_path / "s.tflite")
+    assert set(m.input_names) == {"feats", *s.state_shapes()} and set(m.output_names) == {"embedding", *s.state_shapes()}
+    ops = collections.Counter(o["op_name"] for o in m.it._get_ops_details())
+    assert ops["TRANSPOSE"] <= 10, ops  # state kept channels-last: the converter's transposes cancel
+    x = torch.randn(1, 1, 40, 250)
+    ts, tf = s.init_state(), {k: v.numpy() for k, v in s.init_state().items()}
+    with torch.no_grad():
+        for i in range(0, 250, 10):
+            a = s(x[..., i: i + 10], **ts)
+            b = m.run({"feats": x[..., i: i + 10].numpy(), **tf})
+            ts, tf = {k: a[k] for k in ts}, {k: b[k] for k in tf}
+            np.testing.assert_allclose(b["embedding"], a["embedding"].numpy(), atol=1e-5)
+
+
 @pytest.mark.slow
 def test_export_fp32_verified_and_failed_checks_write_nothing(gsc35, tmp_path):
     pytest.importorskip("litert_torch")

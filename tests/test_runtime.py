@@ -177,12 +177,13 @@ def test_streaming_frontend_frames_equal_the_batch_frames(enrolled):
 
 
 @pytest.mark.slow
-def test_detector_equals_the_firing_rule_on_its_trace(enrolled):
+@pytest.mark.parametrize("mode", ["window", "stream"])
+def test_detector_equals_the_firing_rule_on_its_trace(enrolled, mode):
     from speechedge.apps.longform import fire, score_trace
     from speechedge.runtime import KWSModel, StreamingKWS, detect_file
 
     model_dir, stream, _ = enrolled
-    m = KWSModel(model_dir)
+    m = KWSModel(model_dir, mode=mode)
     for agree in (None, 1):  # the calibrated rule's default (4 windows must agree) and none
         det = StreamingKWS(m, threshold=1.0, agree=agree)
         times, scores = score_trace(det, stream)
@@ -195,6 +196,69 @@ def test_detector_equals_the_firing_rule_on_its_trace(enrolled):
             gaps = np.diff([d.time_s for d in live])
             assert (gaps >= 1.0 - 1e-9).all()  # the refractory period holds
     assert (StreamingKWS(m).threshold, StreamingKWS(m).smooth, StreamingKWS(m).agree) == (0.8, 4, 4)
+
+
+@pytest.mark.slow
+def test_stream_mode_runs_the_step_model_equal_to_torch(kws_export, enrolled, tmp_path):
+    """The export's streaming step model: enrolment embeds a clip as the torch network does with the clip in
+    silence; the detector's embedding, pushed in odd blocks, equals the torch network's over the same frames
+    of the whole stream; decisions lag by the model's look-ahead; one keywords file holds both modes'
+    exemplars, and an older one without streaming exemplars is a clear error in stream mode."""
+    import torch
+
+    from speechedge.export.kws_stream import build_stream, stream_embeddings_torch
+    from speechedge.models.bcresnet_stream import context_embeddings
+    from speechedge.recipes.kws_fewshot import load_model
+    from speechedge.runtime import KWSModel, StreamingKWS
+
+    exp, export = kws_export
+    model_dir, stream, _ = enrolled
+    report = json.loads((export / "report.json").read_text())
+    assert report["checks"]["stream_fp32_max_err_rel_to_range<=1e-4"] and report["stream"]["lag_ms"] == 580
+    assert (export / "stream_fp32.tflite").exists() and 10 <= len(np.load(export / "background_stream.npy")) <= 512
+    m, w = KWSModel(model_dir, mode="stream"), KWSModel(model_dir)
+    assert (m.mode, w.mode) == ("stream", "window") and m.calibrated
+    # the fixture enrolled in window mode; that wrote the streaming exemplars too
+    assert m.exemplars["marvin"].shape == w.exemplars["marvin"].shape == (3, m.dim)
+    assert not np.allclose(m.exemplars["marvin"], w.exemplars["marvin"])
+    assert m.background_distance["marvin"] > 0 and m.background_distance["marvin"] != w.background_distance["marvin"]
+    net, _ = load_model(exp)
+    st = build_stream(net, net.encoder, 100)
+    clip = stream[16000:32000]
+    ref = stream_embeddings_torch(net, net.encoder, st, clip[None])[0]
+    np.testing.assert_allclose(m.embed(clip), ref, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
+
+    det = StreamingKWS(m, threshold=1.0)
+    assert det.lag_s == pytest.approx(0.58)
+    audio = stream[: 16000 * 4 + 1234]
+    for i in range(0, len(audio), 777):
+        det.push(audio[i: i + 777])
+    done = det.frontend.num_frames_emitted - len(det.pending)
+    assert done % 10 == 0 and det.windows > 0
+    with torch.no_grad():
+        feats = net.features(torch.from_numpy(audio)[None])[:, None, :, :done]
+    ref = context_embeddings(net.encoder, feats, done - st.lag_frames - st.window, st.window)[0].numpy()
+    np.testing.assert_allclose(det.last_embedding, ref, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
+
+    old = tmp_path / "old.json"  # written before the streaming model: window exemplars only
+    old.write_text(json.dumps({"format": 2, "keywords": {"marvin": {"exemplars": w.exemplars["marvin"].tolist()}}}))
+    assert "marvin" in KWSModel(model_dir, keywords_file=old).exemplars
+    with pytest.raises(ValueError, match="enrolled without the streaming model; re-enrol"):
+        KWSModel(model_dir, keywords_file=old, mode="stream")
+    m2 = KWSModel(model_dir, keywords_file=tmp_path / "k.json", mode="stream")  # enrolling in stream mode ...
+    m2.enroll("x", [clip, stream[40000:56000]])
+    w2 = KWSModel(model_dir, keywords_file=tmp_path / "k.json")  # ... keeps the window exemplars too
+    np.testing.assert_allclose(w2.exemplars["x"][0], w.embed(clip), atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="no streaming model"):
+        KWSModel(_without_stream(model_dir, tmp_path), mode="stream")
+
+
+def _without_stream(model_dir: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    out = tmp_path / "no_stream"
+    shutil.copytree(model_dir, out, ignore=shutil.ignore_patterns("stream*", "background_stream.npy"))
+    return out
 
 
 @pytest.mark.slow

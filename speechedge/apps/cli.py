@@ -21,13 +21,17 @@ from pathlib import Path
 
 from speechedge import __version__
 
+STREAM_HELP = ("run the few-shot model's streaming step model (stream_fp32.tflite: each 10 ms frame computed once, "
+               "2-3x less CPU, decisions 0.58 s later) instead of re-running the 1-second window every 100 ms")
+
+
 def _demo_kws(args: argparse.Namespace) -> int:
     from speechedge.demos.kws import run_kws
 
     return run_kws(args.model, enroll=args.enroll, enroll_mic=args.enroll_mic, name=args.name, input_spec=args.input,
                    threshold=args.threshold, agree=args.agree, realtime=args.realtime, as_json=args.json,
                    device=args.device, max_seconds=args.max_seconds, precision=args.precision,
-                   keywords_file=args.keywords)
+                   keywords_file=args.keywords, mode="stream" if args.stream else "window")
 
 
 def _demo_asr(args: argparse.Namespace) -> int:
@@ -42,7 +46,8 @@ def _eval_kws_stream(args: argparse.Namespace) -> int:
 
     return evaluate_cli(args.model, positives=args.positives, negatives=args.negatives, synth_dir=args.synth_dir,
                         json_path=args.json, png_path=args.det_png, precision=args.precision, seed=args.seed,
-                        keywords_file=args.keywords, negative_hours=args.negative_hours)
+                        keywords_file=args.keywords, negative_hours=args.negative_hours,
+                        mode="stream" if args.stream else "window")
 
 
 def _synth_librispeech(args: argparse.Namespace) -> int:
@@ -200,7 +205,7 @@ def _export(args: argparse.Namespace) -> int:
             report = export_kws(args.exp_dir, args.out, int8=args.int8, calibration=args.calibration,
                                 target=args.target, held_out=args.held_out, invokes=args.invokes,
                                 flash_kb=args.flash_kb, ram_kb=args.ram_kb,
-                                background_manifest=args.background_manifest)
+                                background_manifest=args.background_manifest, stream_chunk_ms=args.stream_chunk_ms)
     except ExportError as e:
         print(f"speechedge export: {e}", file=sys.stderr)
         return 1
@@ -347,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--negatives", help="folder of long recordings without the keywords (default: synthesize)")
     es.add_argument("--synth-dir", default="work/kws_stream", help="where synthesized streams go (default work/kws_stream)")
     es.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto")
+    es.add_argument("--stream", action="store_true", help=STREAM_HELP)
     es.add_argument("--json", help="write the full result (all DET points) to this JSON file")
     es.add_argument("--det-png", help="DET curve PNG (default: det.png in --synth-dir)")
     es.add_argument("--seed", type=int, default=0)
@@ -388,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--invokes", type=int, default=1000, help="invokes per latency measurement (default 1000)")
     ex.add_argument("--background-manifest", help="few-shot KWS: word clips for the detector's background set "
                     "(default: the experiment's LibriWord manifest)")
+    ex.add_argument("--stream-chunk-ms", type=float, default=100.0,
+                    help="few-shot KWS: also export the streaming step model, one decision per this many ms "
+                         "(default 100; 0: none)")
     ex.set_defaults(func=_export)
 
     dm = verbs.add_parser("demo", help="live demos: keyword spotting and streaming transcription (torch-free)")
@@ -408,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     dk.add_argument("--agree", type=int, default=None, metavar="N",
                     help="consecutive 100 ms windows that must agree before firing (default: the model's own, "
                          "else 4 few-shot, 1 classifier)")
+    dk.add_argument("--stream", action="store_true", help=STREAM_HELP)
     dm_io = [dk]
     da = dm_kinds.add_parser("asr", help="live streaming transcription")
     da.add_argument("--model", required=True, help="exported streaming ASR folder (speechedge export)")

@@ -198,7 +198,9 @@ def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[S
         hits = fas = 0
         lats: list[float] = []
         for s, times, scores in traces:
-            h, f, lat = _match(fire(times, scores, float(th), refractory_s, det.agree), s.events, tolerance_s)
+            # a streaming model's decisions come det.lag_s later (its look-ahead): the same tolerance after it
+            h, f, lat = _match(fire(times, scores, float(th), refractory_s, det.agree), s.events,
+                               tolerance_s + det.lag_s)
             hits, fas, lats = hits + h, fas + f, lats + lat
         points.append({"threshold": float(th), "frr": 1 - hits / n_events, "fa_per_hour": fas / hours,
                        "false_alarms": fas, "hits": hits,
@@ -211,6 +213,7 @@ def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[S
     return {"hours": hours, "events": n_events, "positive_streams": len(positives), "negative_streams": len(negatives),
             "fa_resolution_per_hour": 1 / hours, "operating_points": operating, "det": points,
             "windows_per_s": 1000 / stride_ms, "smooth": det.smooth, "agree": det.agree,
+            "mode": model.mode, "lag_s": det.lag_s,
             "rule": "calibrated nearest exemplar" if model.calibrated else "softmax",
             "model_invoke_ms": 1000 * det.invoke_s / max(1, det.windows)}
 
@@ -261,13 +264,13 @@ def keywords_of(model: KWSModel) -> list[str]:
 
 def evaluate_cli(model_dir: str | None, *, positives: str | None, negatives: str | None, synth_dir: str,
                  json_path: str | None, png_path: str | None, precision: str = "auto", seed: int = 0,
-                 keywords_file: str | None = None, negative_hours: float = 2.0) -> int:
+                 keywords_file: str | None = None, negative_hours: float = 2.0, mode: str = "window") -> int:
     from speechedge.pretrained import pretrained_dir
 
     if negative_hours <= 0:
         raise ValueError(f"--negative-hours must be positive, got {negative_hours}")
     model_dir = model_dir or str(pretrained_dir())
-    model = KWSModel(model_dir, precision=precision, keywords_file=keywords_file)
+    model = KWSModel(model_dir, precision=precision, keywords_file=keywords_file, mode=mode)
     keywords = keywords_of(model)
     if not keywords:
         raise ValueError(f"{model_dir}: no keywords to detect; enrol some first (speechedge demo kws --model "

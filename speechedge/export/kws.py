@@ -55,6 +55,9 @@ INT8_MAX_ACCURACY_DROP = 0.01  # accuracy (top-1, or 5-way 5-shot episodes) at m
 #: calibration input levels: the clips as they are plus copies of half of them at these gains (a device's
 #: input level varies; min/max calibration on one level clipped louder speech at the int8 input)
 CALIBRATION_GAINS = (0.25, 2.0, 4.0)
+#: rows of the streaming detector's background set (a mean distance: 512 windows estimate it to ~1%, and the
+#: shipped folder stays under 1 MB with both models)
+STREAM_BACKGROUND_SIZE = 512
 
 __all__ = ["ExportError", "export_kws"]
 
@@ -78,21 +81,17 @@ def _clips(model, manifest: str, limit: int, seed: int = 0) -> tuple[np.ndarray,
     return from_int16(clips.audio[idx]), [clips.labels[i] for i in idx]
 
 
-def background_embeddings(model, net, cfg: dict, held_out_audio: np.ndarray, *, size: int = 1024,
-                          stride_s: float = 0.1, seed: int = 0, speech_manifest: str | None = None) -> np.ndarray:
-    """Embeddings of non-keyword windows: the runtime's background set (``background.npy``), which calibrates
-    the detector's per-keyword scale at enrolment (:meth:`speechedge.runtime.KWSModel.detection_scores`).
+def background_audio(model, cfg: dict, held_out_audio: np.ndarray, rng: np.random.Generator,
+                     speech_manifest: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Non-keyword audio for the detector's background set: ``(speech, noise)``.
 
     Speech is the held-out clips plus up to 400 clips of ``speech_manifest`` (default: the experiment's LibriWord
-    manifest, when it has one), voiced parts
-    strung together with 0-0.4 s pauses and cut into model-sized windows every ``stride_s`` (partial words and
-    word pairs, as a stream shows them); about 15% of the set are windows of the training noise folder.
-    ``size`` rows, float16.
+    manifest, when it has one), voiced parts strung together with 0-0.4 s pauses (partial words and word pairs,
+    as a stream shows them); noise is the training noise folder (None without one).
     """
     from speechedge.manifest import ClipRecord, read_manifest
     from speechedge.training.kws_data import _load_rows, load_noise_bank
 
-    rng = np.random.default_rng(seed)
     sr, n = model.frontend.config.sample_rate, model.clip_samples
     clips = list(held_out_audio)
     speech_manifest = speech_manifest or cfg.get("libriword_manifest")
@@ -104,15 +103,24 @@ def background_embeddings(model, net, cfg: dict, held_out_audio: np.ndarray, *, 
     parts = []
     for i in rng.permutation(len(clips)):
         parts += [trim_silence(clips[i]), np.zeros(int(sr * rng.uniform(0, 0.4)), np.float32)]
-    speech = np.concatenate(parts).astype(np.float32)
+    noise = load_noise_bank(cfg.get("noise_dir"), sr) if cfg.get("noise_dir") else None
+    return np.concatenate(parts).astype(np.float32), (noise.numpy() if noise is not None else None)
+
+
+def background_embeddings(model, net, speech: np.ndarray, noise: np.ndarray | None, rng: np.random.Generator, *,
+                          size: int = 1024, stride_s: float = 0.1) -> np.ndarray:
+    """Embeddings of non-keyword windows (:func:`background_audio`, cut into model-sized windows every
+    ``stride_s``; about 15% of the set are noise windows): the runtime's background set (``background.npy``),
+    which calibrates the detector's per-keyword scale at enrolment
+    (:meth:`speechedge.runtime.KWSModel.detection_scores`). ``size`` rows, float16.
+    """
+    sr, n = model.frontend.config.sample_rate, model.clip_samples
     step = int(sr * stride_s)
     windows = [speech[i: i + n] for i in range(0, len(speech) - n, step)]
-    noise = load_noise_bank(cfg.get("noise_dir"), sr) if cfg.get("noise_dir") else None
     n_noise = int(0.15 * size) if noise is not None else 0
     speech_idx = np.sort(rng.permutation(len(windows))[: size - n_noise])
     batch = [windows[i] for i in speech_idx]
     if n_noise:
-        noise = noise.numpy()
         starts = rng.integers(0, max(1, len(noise) - n), n_noise)
         batch += [fit_length(noise[s: s + n], n) for s in starts]
     x = torch.from_numpy(np.stack(batch).astype(np.float32))
@@ -192,11 +200,13 @@ def _convert_int8(fp32: bytes, calib: np.ndarray) -> bytes:
 def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, calibration: str | None = None,
                target: str = "phone", held_out: str | None = None, num_held_out: int = 200, num_calibration: int = 200,
                invokes: int = 1000, flash_kb: float = 64.0, ram_kb: float = 64.0,
-               background_manifest: str | None = None) -> dict:
+               background_manifest: str | None = None, stream_chunk_ms: float = 100.0) -> dict:
     """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails.
 
     ``background_manifest``: word clips for the detector's background set (default: the experiment's
     LibriWord manifest; name another where that corpus is not on this machine, e.g. a model trained elsewhere).
+    ``stream_chunk_ms``: a few-shot model also gets its streaming step model (``stream_fp32.tflite``, one
+    decision per chunk; :mod:`speechedge.export.kws_stream`); 0 leaves it out.
     """
     exp_dir, out_dir = Path(exp_dir), Path(out_dir)
     if target not in ("phone", "mcu"):
@@ -309,8 +319,23 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
             failures.append(f"{what} {arena} bytes, over the {ram_kb:g} KB RAM budget")
     if kind == "embedding":
         report["open_set_threshold"] = round(open_set_threshold(ref, labels), 4)
-        background = background_embeddings(model, net, cfg, audio, speech_manifest=background_manifest)
+        rng = np.random.default_rng(0)  # one generator through both: the same set as exports before the split
+        speech_audio, noise_audio = background_audio(model, cfg, audio, rng, background_manifest)
+        background = background_embeddings(model, net, speech_audio, noise_audio, rng)
         report["background_embeddings"] = len(background)
+        if stream_chunk_ms:  # the streaming step model (export/kws_stream.py), checked like the window model
+            from .kws_stream import export_stream, stream_background
+
+            stream = export_stream(model, net.encoder, audio, ref, labels, stream_chunk_ms, invokes,
+                                   _episode_agreement)
+            report["stream"] = stream["report"]
+            report["checks"]["stream_fp32_max_err_rel_to_range<=1e-4"] = ok = \
+                stream["report"]["max_err_rel_to_range"] <= 1e-4
+            if not ok:
+                failures.append(f"streaming model max error {stream['report']['max_abs_err']:.3g} is "
+                                f"{stream['report']['max_err_rel_to_range']:.3g} of the output range (> 1e-4)")
+            background_stream = stream_background(model, net.encoder, stream["stream"], speech_audio, noise_audio,
+                                                  STREAM_BACKGROUND_SIZE, np.random.default_rng(1))
     report["passed"] = not failures
     if failures:
         raise ExportError(f"{exp_dir}: export failed its checks, nothing written to {out_dir}: " + "; ".join(failures)
@@ -325,6 +350,10 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
             (tmp / "labels.txt").write_text("\n".join(vocab) + "\n")
         else:  # few-shot: the open-set rule the runtime applies to enrolled prototypes
             np.save(tmp / "background.npy", background)  # the detector's calibration set (runtime/kws.py)
+            if stream_chunk_ms:
+                (tmp / "stream_fp32.tflite").write_bytes(stream["blob"])
+                (tmp / "stream.json").write_text(json.dumps(stream["spec"], indent=2) + "\n")
+                np.save(tmp / "background_stream.npy", background_stream)
             if model.dummy is not None:  # D-ProtoNet's generator, run by the host
                 np.savez(tmp / "dummy_prototypes.npz", **{k: v.numpy() for k, v in model.dummy.state_dict().items()})
             (tmp / "fewshot.json").write_text(json.dumps({

@@ -107,16 +107,17 @@ def _embed_all(model: FewShotKWS, clips: ClipSet, device, batch: int = 256) -> t
 
 def evaluate(model: FewShotKWS, clips: ClipSet, *, method: str, ways: int = 5, shots=(1, 5), queries: int = 15,
              episodes: int = 1000, open_queries: int | None = None, seed: int = 0, temperature: float = 1.0,
-             gamma: float = 3.0, device=None) -> tuple[dict, dict]:
+             gamma: float = 3.0, device=None, embed=None) -> tuple[dict, dict]:
     """Closed-set accuracy (known queries) and open-set AUROC (unknown vs known queries) per shot count,
     each a mean over ``episodes`` with a 95% confidence interval. Unknown queries come from the classes of
     ``clips`` outside each episode (``open_queries``, default ``ways * queries``).
 
     Returns ``(metrics, scores)``: ``metrics["5shot"] = {"acc", "acc_ci95", "auroc", "auroc_ci95",
     "episodes"}`` and ``scores["5shot"] = (unknown_scores_of_unknown_queries, ..._of_known_queries)``
-    pooled over episodes (for ROC curves)."""
+    pooled over episodes (for ROC curves). ``embed(model, clips, device) -> (N, dim)`` replaces the clip
+    embeddings (default: the model on each isolated clip; the streaming benchmark passes the streaming one)."""
     device = device or next(model.parameters()).device
-    emb = _embed_all(model, clips, device)
+    emb = (embed or _embed_all)(model, clips, device)
     labels, vocab = clips.label_ids()
     open_queries = ways * queries if open_queries is None else open_queries
     results, scores = {}, {}

@@ -5,10 +5,13 @@ Torch-free: numpy, the Numba frontend and a TFLite interpreter (tested).
 - :class:`KWSModel` loads an exported KWS folder (``speechedge export``): one-shot classification for a
   classifier, embeddings + few-shot enrolment (K clips -> K exemplar embeddings, saved in the keywords file)
   and open-set scoring for a few-shot model.
-- :class:`StreamingKWS` is the host-side detector: blocks of samples in, :class:`Detection` events out. It
-  keeps a ring buffer of feature frames, runs the model on the last window every ``stride_ms``, smooths
-  the keyword scores over the last ``smooth`` windows, and fires when the same keyword's smoothed score is
-  above the threshold in ``agree`` consecutive windows, then stays quiet for ``refractory_s``.
+- :class:`StreamingKWS` is the host-side detector: blocks of samples in, :class:`Detection` events out. Every
+  ``stride_ms`` it computes an embedding of the last second, smooths the keyword scores over the last
+  ``smooth`` windows, and fires when the same keyword's smoothed score is above the threshold in ``agree``
+  consecutive windows, then stays quiet for ``refractory_s``. In window mode (the default) it keeps a ring
+  buffer of feature frames and re-runs the whole 1-second model each stride; in stream mode
+  (``KWSModel(..., mode="stream")``, a few-shot export's ``stream_fp32.tflite``) each 10 ms frame is
+  computed once, the step model carrying its state.
 
 The detector's rule for a few-shot model (:meth:`KWSModel.detection_scores`), chosen on development streams
 (``benchmarks/kws_detector.py``): a window's score for keyword k is ``1 - d_k / b_k``, where ``d_k`` is the
@@ -37,9 +40,48 @@ from speechedge.kernels.frontend import StreamingLogMel, log_mel
 
 from .tflite import TFLiteModel
 
-__all__ = ["KWSModel", "StreamingKWS", "Detection", "detect_file", "agreement_streak", "UNKNOWN"]
+__all__ = ["KWSModel", "StreamingKWS", "Detection", "detect_file", "agreement_streak", "context_padding", "UNKNOWN"]
 
 UNKNOWN = "_unknown_"
+
+
+def context_padding(lag: int, window: int, chunk: int) -> tuple[int, int]:
+    """Frames of silence ``(left, right)`` around a clip's ``window`` frames so that streaming the whole from zero
+    state ends a chunk exactly when the pooled window covers the clip; ``left >= lag`` (past the warm-up)."""
+    right = lag
+    return lag + (-(lag + window + right)) % chunk, right
+
+
+class _StreamNet:
+    """The streaming step model of an export (``stream_{precision}.tflite`` + ``stream.json``)."""
+
+    def __init__(self, folder: Path, precision: str, threads: int) -> None:
+        spec_path = folder / "stream.json"
+        self.spec = _read_json_object(spec_path)
+        try:
+            self.chunk = int(self.spec["chunk_frames"])
+            self.window = int(self.spec["window_frames"])
+            self.lag = int(self.spec["lag_frames"])
+            self.state_shapes = {s["name"]: tuple(s["shape"]) for s in self.spec["state"]}
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{spec_path}: malformed ({e!r}); re-run `speechedge export`") from None
+        path = folder / f"stream_{precision}.tflite"
+        self.net = TFLiteModel(path if path.exists() else folder / "stream_fp32.tflite", threads)
+
+    def init_state(self) -> dict[str, np.ndarray]:
+        return {k: np.zeros(s, np.float32) for k, s in self.state_shapes.items()}
+
+    def step(self, feats: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``(F, chunk)`` new frames -> (the embedding ``(dim,)`` of the last window, the new state)."""
+        out = self.net.run({"feats": feats[None, None], **state})
+        return out["embedding"][0], {k: out[k] for k in state}
+
+    def embed(self, feats: np.ndarray) -> np.ndarray:
+        """The last embedding of ``feats (F, T)`` (T a multiple of the chunk) streamed from zero state."""
+        state, emb = self.init_state(), None
+        for i in range(0, feats.shape[1], self.chunk):
+            emb, state = self.step(feats[:, i: i + self.chunk], state)
+        return emb
 
 
 def _read_json_object(path: Path) -> dict:
@@ -61,10 +103,14 @@ class KWSModel:
         precision: ``"fp32"`` or ``"int8"`` (``model_{precision}.tflite``); ``"auto"`` prefers int8.
         keywords_file: where enrolled keywords are read and saved; default ``folder/keywords.json``, or the
             per-user file for a shipped (read-only) model.
+        mode: ``"window"`` (the 1-second model on every window, the default: the most accurate detector for
+            models trained on isolated clips, README) or ``"stream"`` (the streaming step model, where the export
+            has one: each frame is computed once, 2-3x less CPU, decisions 0.58 s later; enrolment and the
+            background set then use the streaming embedding).
     """
 
     def __init__(self, folder: str | Path, precision: str = "auto", threads: int = 1,
-                 keywords_file: str | Path | None = None) -> None:
+                 keywords_file: str | Path | None = None, mode: str = "window") -> None:
         from speechedge.pretrained import is_pretrained, user_keywords_file
 
         self.folder = Path(folder)
@@ -89,7 +135,15 @@ class KWSModel:
             raise FileNotFoundError(f"{dp}: missing, but {fs.name} says the open-set rule uses dummy prototypes; "
                                     "re-run `speechedge export`")
         self.dummy = dict(np.load(dp)) if dp.exists() else None
-        bg = self.folder / "background.npy"
+        if mode not in ("stream", "window"):
+            raise ValueError(f"mode must be window or stream, got {mode!r}")
+        has_stream = self.kind == "embedding" and (self.folder / "stream.json").exists()
+        if mode == "stream" and not has_stream:
+            raise FileNotFoundError(f"{self.folder}: no streaming model (stream.json); re-run `speechedge export` "
+                                    "(few-shot models only) or use the window mode")
+        self.mode = mode
+        self.stream = _StreamNet(self.folder, precision, threads) if has_stream else None
+        bg = self.folder / ("background_stream.npy" if self.mode == "stream" else "background.npy")
         self.background = self._read_background(bg) if bg.exists() else None
         if keywords_file is not None:
             self.keywords_file = Path(keywords_file)
@@ -97,8 +151,9 @@ class KWSModel:
             self.keywords_file = user_keywords_file(self.folder.name)
         else:
             self.keywords_file = self.folder / "keywords.json"
-        self.exemplars: dict[str, np.ndarray] = {}  # name -> (clips, dim) enrolment embeddings
+        self.exemplars: dict[str, np.ndarray] = {}  # name -> (clips, dim) enrolment embeddings of this mode
         self.background_distance: dict[str, float] = {}  # name -> mean nearest-exemplar distance of the background
+        self._other: dict[str, dict] = {}  # name -> the other mode's entry, kept when the file is written
         if self.keywords_file.exists():
             self._read_keywords(self.keywords_file)
 
@@ -113,15 +168,21 @@ class KWSModel:
 
     def detector_defaults(self) -> tuple[float, int, int]:
         """``(threshold, smooth, agree)`` of :class:`StreamingKWS` for this model: the model's own operating point
-        (``fewshot.json`` ``detector``) for the calibrated rule, else :attr:`StreamingKWS.DEFAULTS`."""
-        own = self.fewshot.get("detector") if self.calibrated else None
+        for its mode (``fewshot.json`` ``detector`` / ``detector_stream``) for the calibrated rule, else
+        :attr:`StreamingKWS.DEFAULTS`."""
+        own = self.fewshot.get(self.detector_key) if self.calibrated else None
         if own is None:
             return StreamingKWS.DEFAULTS[self.rule]
         try:
             return float(own["threshold"]), int(own["smooth"]), int(own["agree"])
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{self.folder / 'fewshot.json'}: bad 'detector' entry {own!r} (needs an object with "
+            raise ValueError(f"{self.folder / 'fewshot.json'}: bad '{self.detector_key}' entry {own!r} (needs an object with "
                              "threshold, smooth, agree); fix or delete it") from e
+
+    @property
+    def detector_key(self) -> str:
+        """The ``fewshot.json`` entry of this mode's detector operating point."""
+        return "detector_stream" if self.mode == "stream" else "detector"
 
     @property
     def calibrated(self) -> bool:
@@ -139,6 +200,7 @@ class KWSModel:
         for k in [name] if name is not None else list(self.exemplars):
             self.exemplars.pop(k, None)
             self.background_distance.pop(k, None)
+            self._other.pop(k, None)
 
     def _read_background(self, path: Path) -> np.ndarray:
         try:
@@ -153,13 +215,22 @@ class KWSModel:
     def _read_keywords(self, path: Path) -> None:
         """Exemplars (and calibration) from a keywords file; anything but finite vectors of the model's size is
         an error naming the file (a NaN vector would make the detector fire every second). Reads format 2
-        (``{"format": 2, "keywords": {name: {"exemplars": [[...]], "background_distance": b}}}``) and the
-        older ``{name: prototype}`` (one exemplar each)."""
+        (``{"format": 2, "keywords": {name: {"exemplars": [[...]], "background_distance": b, "stream":
+        {"exemplars": ..., "background_distance": ...}}}}``: the window model's exemplars and, for a model with a
+        streaming step model, the streaming ones) and the older ``{name: prototype}`` (one exemplar each)."""
         data = _read_json_object(path)
         entries = data.get("keywords") if data.get("format") == 2 else {k: {"exemplars": [v]} for k, v in data.items()}
         if not isinstance(entries, dict):
             raise ValueError(f"{path}: 'keywords' must be an object of name -> {{exemplars: [...]}}")
         for name, entry in entries.items():
+            if self.mode == "stream":
+                if not (isinstance(entry, dict) and isinstance(entry.get("stream"), dict)):
+                    raise ValueError(f"{path}: keyword {name!r} was enrolled without the streaming model; re-enrol it "
+                                     "(speechedge demo kws --enroll ... --name WORD) or use mode='window'")
+                self._other[name] = {k: v for k, v in entry.items() if k != "stream"}
+                entry = entry["stream"]
+            elif isinstance(entry, dict) and isinstance(entry.get("stream"), dict):
+                self._other[name] = entry["stream"]
             ex = entry.get("exemplars") if isinstance(entry, dict) else None
             try:
                 a = np.asarray(ex, np.float32)
@@ -202,11 +273,19 @@ class KWSModel:
         return best, scores
 
     # -- few-shot ------------------------------------------------------------------------------------------
-    def embed(self, audio: np.ndarray) -> np.ndarray:
+    def embed(self, audio: np.ndarray, mode: str | None = None) -> np.ndarray:
+        """One clip's embedding: of the window model, or (``mode="stream"``, the default in stream mode) the
+        streaming model's for the clip spoken in silence (:func:`context_padding`), as the detector sees it."""
         if self.kind != "embedding":
             raise ValueError(f"{self.folder}: a classifier has no embeddings to enrol keywords with; export a "
                              "few-shot (kws-fewshot) experiment")
-        return self.run_features(self.features(audio))
+        if (mode or self.mode) == "window":
+            return self.run_features(self.features(audio))
+        st = self.stream
+        left, right = context_padding(st.lag, st.window, st.chunk)
+        hop = self.frontend.hop_length
+        x = np.concatenate([np.zeros(left * hop, np.float32), self.fit_length(audio), np.zeros(right * hop, np.float32)])
+        return st.embed(log_mel(x, self.frontend))
 
     def enroll(self, name: str, clips: list[np.ndarray], *, save: bool = True) -> np.ndarray:
         """Prototype of ``name`` = mean embedding of ``clips``; kept (and saved to ``keywords.json``)."""
@@ -222,22 +301,35 @@ class KWSModel:
         self.exemplars[name] = ex
         if self.background is not None:
             self.background_distance[name] = self._background_distance(ex)
+        if self.stream is not None:  # the other mode's exemplars too, so the keywords file serves both
+            other = "window" if self.mode == "stream" else "stream"
+            oex = np.stack([self.embed(c, other) for c in clips]).astype(np.float32)
+            bg = self.folder / ("background_stream.npy" if other == "stream" else "background.npy")
+            self._other[name] = {"exemplars": oex.tolist(), **(
+                {"background_distance": self._background_distance(oex, self._read_background(bg))} if bg.exists() else {})}
         if save:
             self.save_keywords()
         return ex.mean(0)
 
-    def _background_distance(self, exemplars: np.ndarray) -> float:
+    def _background_distance(self, exemplars: np.ndarray, background: np.ndarray | None = None) -> float:
         """Mean over the background set of the squared distance to the nearest exemplar (the score's scale)."""
-        d = ((self.background[:, None, :] - exemplars[None]) ** 2).sum(-1).min(1)
+        background = self.background if background is None else background
+        d = ((background[:, None, :] - exemplars[None]) ** 2).sum(-1).min(1)
         return float(max(d.mean(), np.finfo(np.float32).tiny))  # 0 only for a degenerate (untrained) model
 
     def save_keywords(self) -> Path:
         """Write the enrolled exemplars and their calibration to :attr:`keywords_file` (atomically)."""
         self.keywords_file.parent.mkdir(parents=True, exist_ok=True)
-        data = {"format": 2, "keywords": {
-            k: {"exemplars": e.tolist(), **({"background_distance": self.background_distance[k]}
-                                            if k in self.background_distance else {})}
-            for k, e in self.exemplars.items()}}
+        entries = {}
+        for k, e in self.exemplars.items():
+            own = {"exemplars": e.tolist(), **({"background_distance": self.background_distance[k]}
+                                                if k in self.background_distance else {})}
+            other = self._other.get(k)
+            if self.mode == "stream":
+                entries[k] = {**(other or {}), "stream": own}
+            else:
+                entries[k] = {**own, **({"stream": other} if other else {})}
+        data = {"format": 2, "keywords": entries}
         return atomic_write_text(self.keywords_file, json.dumps(data))
 
     def detection_scores(self, embedding: np.ndarray) -> dict[str, float]:
@@ -301,7 +393,11 @@ class Detection:
 
 
 class StreamingKWS:
-    """Sliding-window keyword detection over a stream (host-side bookkeeping; the model is stateless).
+    """Keyword detection over a stream: every ``stride_ms`` the embedding of the last window is scored.
+
+    With the model in stream mode (:attr:`KWSModel.mode`) the streaming step model runs once per chunk on the
+    new frames only, and its decisions lag the audio by the model's :attr:`lag_s` (its centred convolutions
+    need that much look-ahead); in window mode the 1-second model is re-run on a ring buffer of frames.
 
     Args:
         model: a :class:`KWSModel` (a few-shot model needs enrolled keywords).
@@ -344,6 +440,12 @@ class StreamingKWS:
         self.agree = int(agree)
         self.ignore = set(ignore)
         self.stride_frames = int(round(stride_ms / hop))
+        self.stream = model.stream if model.mode == "stream" else None
+        if self.stream is not None and self.stride_frames % self.stream.chunk:
+            raise ValueError(f"stride_ms must be a multiple of the streaming model's {self.stream.chunk * hop:g} ms "
+                             f"chunk, got {stride_ms}")
+        #: seconds by which a decision lags the audio it is about (0 for the window model)
+        self.lag_s = self.stream.lag * hop / 1000 if self.stream is not None else 0.0
         self.frontend = StreamingLogMel(dataclasses.replace(model.frontend, center=False))
         self.frames = model.input_frames
         self.ring = np.zeros((model.frontend.num_features, self.frames), np.float32)
@@ -353,6 +455,9 @@ class StreamingKWS:
         self.frontend.reset()
         self.frontend.push(np.zeros(self.model.frontend.n_fft // 2, np.float32))  # = the batch frontend's centring
         self.ring[:] = np.log(self.model.frontend.log_floor)  # silence
+        if self.stream is not None:
+            self.state = self.stream.init_state()
+            self.pending: list[np.ndarray] = []  # frames not yet stepped (fewer than a chunk)
         self.filled = 0
         self.since_eval = 0
         self.history: list[dict[str, float]] = []
@@ -372,6 +477,8 @@ class StreamingKWS:
     def push(self, samples: np.ndarray) -> list[Detection]:
         """Feed a block of samples (any size, float in [-1, 1) or int16); returns the detections it caused."""
         feats = self.frontend.push(samples)
+        if self.stream is not None:
+            return self._push_stream(feats)
         out = []
         for j in range(feats.shape[1]):
             self.ring[:, :-1] = self.ring[:, 1:]
@@ -385,11 +492,32 @@ class StreamingKWS:
                     out.append(det)
         return out
 
-    def _evaluate(self, frames_done: int) -> Detection | None:
-        t0 = time.perf_counter()
-        y = self.model.run_features(self.ring)
-        self.invoke_s += time.perf_counter() - t0
+    def _push_stream(self, feats: np.ndarray) -> list[Detection]:
+        out, st = [], self.stream
+        self.pending += list(feats.T)
+        done = self.frontend.num_frames_emitted - len(self.pending)
+        while len(self.pending) >= st.chunk:
+            chunk, self.pending = np.stack(self.pending[: st.chunk], 1), self.pending[st.chunk:]
+            t0 = time.perf_counter()
+            y, self.state = st.step(chunk, self.state)
+            self.invoke_s += time.perf_counter() - t0
+            done += st.chunk
+            self.filled += st.chunk
+            self.since_eval += st.chunk
+            if self.filled >= st.lag + self.frames // 2 and self.since_eval >= self.stride_frames:
+                self.since_eval = 0
+                det = self._evaluate(done, y)
+                if det is not None:
+                    out.append(det)
+        return out
+
+    def _evaluate(self, frames_done: int, y: np.ndarray | None = None) -> Detection | None:
+        if y is None:
+            t0 = time.perf_counter()
+            y = self.model.run_features(self.ring)
+            self.invoke_s += time.perf_counter() - t0
         self.windows += 1
+        self.last_embedding = y
         if self.model.kind == "classifier":
             p = np.exp(y - y.max())
             p /= p.sum()

@@ -1,0 +1,147 @@
+"""The streaming (stateful) step model of a few-shot KWS embedding network, exported beside the window model.
+
+``speechedge export`` of a few-shot experiment writes ``stream_fp32.tflite`` and ``stream.json`` next to
+``model_fp32.tflite``: one step of :class:`speechedge.models.bcresnet_stream.StreamingBCResNet` with its state as
+named inputs and outputs (``feats (1, 1, F, chunk)`` and the ring buffers / delay lines / pooling window in,
+``embedding (1, dim)`` and the new state out, under the same names). ``stream.json`` lists the state tensors
+(all start at zero), the chunk, window and lag. The runtime's detector runs it chunk by chunk
+(:class:`speechedge.runtime.StreamingKWS`), enrolment embeds a clip by streaming it in silence
+(:func:`speechedge.runtime.kws.context_padding`) and the detector's background set for it is
+``background_stream.npy``.
+
+Verification, as for the window model: held-out clips, audio -> torch frontend -> the non-streaming network's
+neck averaged over the clip's frames (:func:`~speechedge.models.bcresnet_stream.context_embeddings`) against
+audio -> Numba frontend -> the TFLite step model, streamed chunk by chunk: max error <= 1e-4 of the output
+range; the 5-way 5-shot decisions of streaming embeddings against the window model's (how far streaming moves
+the decisions; reported, not a check: the two see different context by design).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechedge.kernels import log_mel
+from speechedge.models.bcresnet_stream import StreamingBCResNet, context_embeddings
+from speechedge.runtime.kws import context_padding
+from speechedge.runtime.tflite import TFLiteModel
+
+__all__ = ["StreamExport", "build_stream", "padded_clips", "stream_embeddings_torch", "stream_background"]
+
+
+class StreamExport(dict):
+    """What :func:`build_stream` returns: ``blob``, ``spec`` (stream.json), ``report``."""
+
+
+def build_stream(model, encoder, chunk_ms: float) -> StreamingBCResNet:
+    fe = model.frontend.config
+    hop_ms = 1000 * fe.hop_length / fe.sample_rate
+    chunk = int(round(chunk_ms / hop_ms))
+    if chunk < 1 or abs(chunk * hop_ms - chunk_ms) > 1e-6:
+        raise ValueError(f"--stream-chunk-ms must be a positive multiple of the {hop_ms:g} ms hop, got {chunk_ms}")
+    return StreamingBCResNet(encoder, fe.num_features, model.input_shape[-1], chunk).eval()
+
+
+def padded_clips(audio: np.ndarray, hop: int, left: int, right: int) -> np.ndarray:
+    """Clips ``(N, samples)`` in digital silence: ``left`` frames before, ``right`` after."""
+    n = len(audio)
+    return np.concatenate([np.zeros((n, left * hop), np.float32), audio,
+                           np.zeros((n, right * hop), np.float32)], axis=1)
+
+
+def stream_embeddings_torch(model, encoder, stream: StreamingBCResNet, audio: np.ndarray) -> np.ndarray:
+    """The streaming embedding of each clip in silence, in one pass (torch frontend, as in training)."""
+    left, right = context_padding(stream.lag_frames, stream.window, stream.chunk)
+    x = padded_clips(audio, model.frontend.config.hop_length, left, right)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), 64):
+            feats = model.features(torch.from_numpy(x[i: i + 64]))[:, None]
+            out.append(context_embeddings(encoder, feats, left, stream.window).numpy())
+    return np.concatenate(out)
+
+
+def _stream_tflite(tfl: TFLiteModel, spec: dict, feats: np.ndarray) -> np.ndarray:
+    """Run the step model over ``feats (F, T)`` (T a multiple of the chunk) from zero state; the last embedding."""
+    state = {s["name"]: np.zeros(s["shape"], np.float32) for s in spec["state"]}
+    c = spec["chunk_frames"]
+    out = None
+    for i in range(0, feats.shape[1], c):
+        out = tfl.run({"feats": feats[None, None, :, i: i + c], **state})
+        state = {k: out[k] for k in state}
+    return out["embedding"][0]
+
+
+def stream_background(model, encoder, stream: StreamingBCResNet, speech: np.ndarray, noise: np.ndarray | None,
+                      size: int, rng: np.random.Generator, stride_s: float = 0.1) -> np.ndarray:
+    """The streaming detector's background set: windows of continuous non-keyword speech (and noise) embedded
+    with the audio around them, as a stream shows them (not zero-padded clips)."""
+    fe = model.frontend.config
+    hop, n = fe.hop_length, model.clip_samples
+    left, right = context_padding(stream.lag_frames, stream.window, stream.chunk)
+    step = int(fe.sample_rate * stride_s)
+    pad = np.zeros(left * hop, np.float32), np.zeros(right * hop, np.float32)
+
+    def windows(src: np.ndarray, starts) -> np.ndarray:
+        src = np.concatenate([pad[0], src, pad[1]])  # s in the original is s + left*hop here
+        return np.stack([src[s: s + left * hop + n + right * hop] for s in starts])
+
+    n_noise = int(0.15 * size) if noise is not None else 0
+    starts = np.sort(rng.permutation(np.arange(0, len(speech) - n, step))[: size - n_noise])
+    x = [windows(speech, starts)]
+    if n_noise:
+        x.append(windows(noise, rng.integers(0, max(1, len(noise) - n), n_noise)))
+    x = np.concatenate(x)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), 64):
+            feats = model.features(torch.from_numpy(x[i: i + 64]))[:, None]
+            out.append(context_embeddings(encoder, feats, left, stream.window).numpy())
+    return np.concatenate(out).astype(np.float16)
+
+
+def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, labels: list[str], chunk_ms: float,
+                  invokes: int, episode_agreement) -> StreamExport:
+    """Convert and verify the step model on the held-out clips ``audio``; ``window_ref`` are the window model's
+    embeddings of the same clips (for the decision agreement). Raises nothing: the caller applies the checks."""
+    import litert_torch
+
+    stream = build_stream(model, encoder, chunk_ms)
+    fe = model.frontend.config
+    shapes = stream.state_shapes()
+    t0 = time.perf_counter()
+    example = {"feats": torch.zeros(1, 1, fe.num_features, stream.chunk), **stream.init_state()}
+    with tempfile.TemporaryDirectory() as d:
+        litert_torch.convert(stream, sample_kwargs=example).export(f"{d}/s.tflite")
+        blob = Path(f"{d}/s.tflite").read_bytes()
+    spec = {"inputs": [{"name": "feats", "shape": [1, 1, fe.num_features, stream.chunk], "dtype": "float32"}],
+            "outputs": [{"name": "embedding", "shape": [1, encoder.embedding_dim], "dtype": "float32"}],
+            "state": [{"name": k, "shape": list(s), "dtype": "float32", "init": 0.0} for k, s in shapes.items()],
+            "chunk_frames": stream.chunk, "window_frames": stream.window, "lag_frames": stream.lag_frames,
+            "layout": "state tensors are channels-last (1, frequency, time, channels)"}
+    ref = stream_embeddings_torch(model, encoder, stream, audio)  # torch frontend, one pass
+    left, right = context_padding(stream.lag_frames, stream.window, stream.chunk)
+    tfl = TFLiteModel(blob)
+    padded = padded_clips(audio, fe.hop_length, left, right)
+    out = np.stack([_stream_tflite(tfl, spec, log_mel(a, fe)) for a in padded])  # Numba frontend, chunk by chunk
+    err = float(np.abs(out - ref).max())
+    rng_ = float(np.ptp(ref))
+    feed = {"feats": np.zeros((1, 1, fe.num_features, stream.chunk), np.float32),
+            **{k: np.zeros(s, np.float32) for k, s in shapes.items()}}
+    times = []
+    for _ in range(invokes + 10):
+        t1 = time.perf_counter()
+        tfl.run(feed)
+        times.append(time.perf_counter() - t1)
+    agree, _, acc = episode_agreement(window_ref, out, labels)
+    state_floats = int(sum(np.prod(s) for s in shapes.values()))
+    report = {"bytes": len(blob), "max_abs_err": err, "max_err_rel_to_range": err / rng_,
+              "median_ms_per_chunk": round(float(np.median(times[10:]) * 1000), 4),
+              "chunk_ms": chunk_ms, "lag_ms": round(stream.lag_frames * 1000 * fe.frame_s),
+              "state_floats": state_floats, "episode_accuracy": acc, "decision_agreement_with_window_model": agree,
+              "convert_s": round(time.perf_counter() - t0, 1)}
+    return StreamExport(blob=blob, spec=spec, report=report, stream=stream)
