@@ -30,6 +30,8 @@ from speechedge.models.bcresnet_stream import StreamingBCResNet, context_embeddi
 from speechedge.runtime.kws import context_padding
 from speechedge.runtime.tflite import TFLiteModel
 
+from .tflite_tools import strip_tensor_names
+
 __all__ = ["StreamExport", "build_stream", "padded_clips", "stream_embeddings_torch", "stream_background"]
 
 
@@ -117,7 +119,7 @@ def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, lab
     example = {"feats": torch.zeros(1, 1, fe.num_features, stream.chunk), **stream.init_state()}
     with tempfile.TemporaryDirectory() as d:
         litert_torch.convert(stream, sample_kwargs=example).export(f"{d}/s.tflite")
-        blob = Path(f"{d}/s.tflite").read_bytes()
+        blob = strip_tensor_names(Path(f"{d}/s.tflite").read_bytes())
     spec = {"inputs": [{"name": "feats", "shape": [1, 1, fe.num_features, stream.chunk], "dtype": "float32"}],
             "outputs": [{"name": "embedding", "shape": [1, encoder.embedding_dim], "dtype": "float32"}],
             "state": [{"name": k, "shape": list(s), "dtype": "float32", "init": 0.0} for k, s in shapes.items()],

@@ -139,11 +139,12 @@ class StreamingBCResNet(nn.Module):
         return {"embedding": pooled.mean(dim=(1, 2)), **new}
 
 
-def context_embeddings(net: BCResNet, feats: torch.Tensor, start: int, window: int) -> torch.Tensor:
+def context_embeddings(net: BCResNet, feats: torch.Tensor, start: int, window: int, grad: bool = False) -> torch.Tensor:
     """The streaming embedding, computed in one pass: the neck output of the whole (non-streaming) network
     over ``feats (B, 1, F, T)`` averaged over frames ``start .. start + window``. Equal to what
     :class:`StreamingBCResNet` returns for those frames when ``start >= lag`` and the input runs ``lag``
-    frames past the window (tested); used for enrolment, the background set and evaluation."""
-    with torch.no_grad():
+    frames past the window (tested); used for enrolment, the background set and evaluation, and (``grad=True``)
+    for streaming-aware training."""
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
         z = net.neck(net.stages(net.stem(feats)))
     return z[..., start: start + window].mean(dim=(2, 3))

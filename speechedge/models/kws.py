@@ -67,7 +67,10 @@ class _Embedder(nn.Module):
 class FewShotKWS(_KWSBase):
     """Frontend + BC-ResNet encoder (+ D-ProtoNet dummy generator, + LibriWord head for AuxSL).
 
-    ``forward`` takes features ``(B, F, T)`` -> ``(B, 4b)`` embeddings.
+    ``forward`` takes features ``(B, F, T)`` -> ``(B, 4b)`` embeddings. An input longer than the model's
+    window (``T`` > :attr:`input_shape`'s frames: a clip with audio around it, as streaming training feeds it)
+    is pooled over its centre window only, which is what the streaming step model computes
+    (:func:`speechedge.models.bcresnet_stream.context_embeddings`).
     """
 
     def __init__(self, tau: float, method: str, num_dummies: int, aux_classes: int, frontend: FrontendConfig,
@@ -81,7 +84,13 @@ class FewShotKWS(_KWSBase):
                      "aux_classes": aux_classes, "frontend": frontend.to_dict(), "clip_samples": clip_samples}
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.encoder.embed(feats)
+        window = self.input_shape[-1]
+        if feats.shape[-1] <= window:
+            return self.encoder.embed(feats)
+        from .bcresnet_stream import context_embeddings
+
+        return context_embeddings(self.encoder, feats.unsqueeze(1), (feats.shape[-1] - window) // 2, window,
+                                  grad=True)
 
     def graph(self) -> nn.Module:
         """The exported graph: ``(B, 1, F, T)`` features -> embeddings (a frozen copy, :func:`freeze_for_export`;

@@ -72,6 +72,15 @@ class FewShotConfig:
     eval_queries: int = 5
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the [augment] table
     spec_augment: bool = True
+    # streaming-aware training: on a ``context_prob`` share of the steps every clip gets ``context_s`` seconds of
+    # audio on each side (silence, half the time the neighbouring clips' edges at a random level; augmentation
+    # then fills it with noise, reverb and babble like the clip) and the embedding pools the centre window: what
+    # the streaming step model sees in a stream (models/bcresnet_stream.py). 0 = isolated windows only.
+    context_s: float = 0.0
+    context_prob: float = 0.5
+    # start from another experiment's best checkpoint (fine-tuning; a LibriWord head of another vocabulary
+    # starts fresh); the schedule and optimizer start anew
+    init_from: str = ""
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch threads (0 = torch's default)
@@ -89,6 +98,9 @@ class FewShotConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.clip_s <= 0:
             raise ValueError(f"clip_s must be positive, got {self.clip_s}")
+        if self.context_s < 0 or not 0 <= self.context_prob <= 1:
+            raise ValueError(f"context_s must be >= 0 and context_prob in [0, 1], got {self.context_s}, "
+                             f"{self.context_prob}")
 
     @property
     def clip_samples(self) -> int:
@@ -197,6 +209,8 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         log.info("train: %d clips of %d classes; val: %d clips; LibriWord: %s", len(train_clips), len(vocab),
                  len(val_clips), f"{len(aux_clips)} clips of {len(aux_vocab)} words" if aux_clips else "off")
         model = FewShotKWS(cfg.tau, cfg.method, cfg.num_dummies, len(aux_vocab), fe, cfg.clip_samples).to(device)
+        if cfg.init_from:
+            _init_from(model, cfg.init_from, aux_vocab)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps))
         sampler = EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.queries, cfg.open_queries,
@@ -205,17 +219,34 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
                         seed=cfg.seed * 1000 + dist_env.rank)
         aux_rng = np.random.default_rng(cfg.seed * 1000 + 7 + dist_env.rank)
         spec_gen = torch.Generator().manual_seed(cfg.seed + 99 + dist_env.rank)
+        ctx_rng = np.random.default_rng(cfg.seed * 1000 + 11 + dist_env.rank)
+        ctx = int(round(cfg.context_s * fe.sample_rate))
         accs: list[float] = []
+
+        def with_context(x: torch.Tensor) -> torch.Tensor:
+            """Each clip with ``ctx`` samples on both sides: silence, or half the time the edges of two other
+            clips of the batch at -20..0 dB (a word before and after, as in running speech)."""
+            b = len(x)
+            left, right = torch.zeros(b, ctx, device=x.device), torch.zeros(b, ctx, device=x.device)
+            if b > 1 and ctx:
+                take = torch.from_numpy(ctx_rng.random(b) < 0.5).to(x.device)[:, None]
+                g = torch.from_numpy(10 ** (ctx_rng.uniform(-20, 0, (b, 1)) / 20)).float().to(x.device)
+                n = min(ctx, x.shape[1])
+                left[:, ctx - n:] = torch.where(take, g * x.roll(1, 0)[:, -n:], left[:, ctx - n:])
+                right[:, :n] = torch.where(take, g * x.roll(-1, 0)[:, :n], right[:, :n])
+            return torch.cat([left, x, right], 1)
         t_eval = [time.perf_counter()]
 
         def train_step(step: int, net) -> dict:
             ep = sampler.sample()
             idx = np.concatenate([ep.support.reshape(-1), ep.query])
-            x = aug(train_clips.batch(idx).to(device))
+            in_context = ctx > 0 and ctx_rng.random() < cfg.context_prob
+            pad = with_context if in_context else (lambda x: x)
+            x = aug(pad(train_clips.batch(idx).to(device)))
             n_fs = len(idx)
             if aux_clips is not None:
                 aidx = aux_rng.choice(len(aux_clips), cfg.aux_batch)
-                x = torch.cat([x, aug(aux_clips.batch(aidx).to(device))])
+                x = torch.cat([x, aug(pad(aux_clips.batch(aidx).to(device)))])
             feats = model.features(x)
             if cfg.spec_augment:
                 feats = spec_augment(feats, spec_gen)
@@ -240,11 +271,27 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
 
         return TrainTask(model=model, optimizer=opt, scheduler=sched, train_step=train_step, evaluate=evaluate_val,
                          steps=cfg.steps, eval_every=cfg.eval_every,
-                         generators={"sampler": sampler.rng, "aux": aux_rng, "aug": aug.gen, "specaug": spec_gen},
+                         generators={"sampler": sampler.rng, "aux": aux_rng, "aug": aug.gen, "specaug": spec_gen,
+                                     "context": ctx_rng},
                          meta={"aux_vocab": aux_vocab},
                          curves=["train_loss", "train_acc", "val_acc", "val_auroc"])
 
     return fit(cfg, exp_dir, build)
+
+
+def _init_from(model: FewShotKWS, exp_dir: str, aux_vocab: list[str]) -> None:
+    """Weights of ``exp_dir``'s best checkpoint into ``model`` (same architecture); its LibriWord head only when
+    the vocabularies are equal."""
+    src, state = load_checkpoint(exp_dir, "best")
+    if not isinstance(src, FewShotKWS) or src.arch["tau"] != model.arch["tau"]:
+        raise ValueError(f"init_from={exp_dir}: not a few-shot experiment of the same width (tau {model.arch['tau']})")
+    weights = src.state_dict()
+    if state.get("meta", {}).get("aux_vocab") != aux_vocab:
+        weights = {k: v for k, v in weights.items() if not k.startswith("aux_head.")}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or any(not k.startswith("aux_head.") for k in missing):
+        raise ValueError(f"init_from={exp_dir}: weights do not fit (missing {missing}, unexpected {unexpected})")
+    log.info("initialised from %s (LibriWord head %s)", exp_dir, "kept" if not missing else "new")
 
 
 def evaluate_experiment(exp_dir: str | Path, data: str | Path, *, ways: int = 5, shots=(1, 5), queries: int = 15,

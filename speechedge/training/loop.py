@@ -361,6 +361,11 @@ def fit(cfg, exp_dir: str | Path, build: Callable[[torch.device, DistEnv, Experi
         record: dict = {}
         sums: dict[str, float] = {}
         n, t0 = 0, time.perf_counter()
+        from tqdm import tqdm
+
+        # between evaluations only this bar says a run is alive (mininterval keeps nohup logs short)
+        bar = tqdm(total=task.steps, initial=start, unit="step", desc="train", mininterval=10,
+                   disable=not dist_env.is_main)
         for step in range(start + 1, task.steps + 1):
             task.model.train()
             for m in task.modules.values():
@@ -379,6 +384,9 @@ def fit(cfg, exp_dir: str | Path, build: Callable[[torch.device, DistEnv, Experi
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)
             n += 1
+            bar.update(1)
+            if bar.n % 10 == 0:
+                bar.set_postfix(loss=f"{sums['loss'] / n:.3g}", refresh=False)
             if step % task.eval_every and step != task.steps:
                 continue
             metrics, score = task.evaluate(step)
@@ -401,6 +409,7 @@ def fit(cfg, exp_dir: str | Path, build: Callable[[torch.device, DistEnv, Experi
                       "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, exp.latest)
             exp.log_metrics(record)  # after the checkpoint: a resume drops rows past its step
             exp.plot_curves(task.curves)
+        bar.close()
         if finish is not None and dist_env.is_main:
             record = finish(task, exp, record)
         return record
