@@ -32,11 +32,11 @@ from speechedge.runtime.tflite import TFLiteModel
 
 from .tflite_tools import strip_tensor_names
 
-__all__ = ["StreamExport", "build_stream", "padded_clips", "stream_embeddings_torch", "stream_background"]
+__all__ = ["StreamExport", "build_stream", "export_stream", "padded_clips", "stream_embeddings_torch", "stream_background"]
 
 
 class StreamExport(dict):
-    """What :func:`build_stream` returns: ``blob``, ``spec`` (stream.json), ``report``."""
+    """What :func:`export_stream` returns: ``blob``, ``spec`` (stream.json), ``report``, ``stream`` (the module)."""
 
 
 def build_stream(model, encoder, chunk_ms: float) -> StreamingBCResNet:
@@ -58,7 +58,11 @@ def padded_clips(audio: np.ndarray, hop: int, left: int, right: int) -> np.ndarr
 def stream_embeddings_torch(model, encoder, stream: StreamingBCResNet, audio: np.ndarray) -> np.ndarray:
     """The streaming embedding of each clip in silence, in one pass (torch frontend, as in training)."""
     left, right = context_padding(stream.lag_frames, stream.window, stream.chunk)
-    x = padded_clips(audio, model.frontend.config.hop_length, left, right)
+    return _pooled(model, encoder, stream, padded_clips(audio, model.frontend.config.hop_length, left, right), left)
+
+
+def _pooled(model, encoder, stream: StreamingBCResNet, x: np.ndarray, left: int) -> np.ndarray:
+    """Audio ``(N, samples)`` with ``left`` frames before the window -> the window's streaming embeddings."""
     out = []
     with torch.no_grad():
         for i in range(0, len(x), 64):
@@ -97,13 +101,7 @@ def stream_background(model, encoder, stream: StreamingBCResNet, speech: np.ndar
     x = [windows(speech, starts)]
     if n_noise:
         x.append(windows(noise, rng.integers(0, max(1, len(noise) - n), n_noise)))
-    x = np.concatenate(x)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), 64):
-            feats = model.features(torch.from_numpy(x[i: i + 64]))[:, None]
-            out.append(context_embeddings(encoder, feats, left, stream.window).numpy())
-    return np.concatenate(out).astype(np.float16)
+    return _pooled(model, encoder, stream, np.concatenate(x), left).astype(np.float16)
 
 
 def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, labels: list[str], chunk_ms: float,
