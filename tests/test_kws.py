@@ -350,33 +350,33 @@ def test_subspectral_norm_inference_form_equals_batch_norm_form():
     torch.testing.assert_close(ssn(x), ref, atol=1e-5, rtol=1e-5)
 
 
-def _random_stats_encoder(tau: float) -> BCResNet:
+def _random_stats_encoder(tau: float, n_mels: int = 40) -> BCResNet:
     """An embedding BC-ResNet with random batch-norm statistics (so that no layer is an identity), frozen."""
     from speechedge.models.bcresnet import freeze_for_export
     from speechedge.models.kws import _Embedder
 
     torch.manual_seed(0)
-    net = BCResNet(tau, 0)
+    net = BCResNet(tau, 0, n_mels=n_mels)
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2)
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.3, 0.3)
-    return freeze_for_export(_Embedder(net), torch.zeros(1, 1, 40, 101)).encoder
+    return freeze_for_export(_Embedder(net), torch.zeros(1, 1, n_mels, 101)).encoder
 
 
-@pytest.mark.parametrize("tau,chunk", [(1, 10), (1.5, 7), (1, 1)])
-def test_streaming_bcresnet_equals_the_network_over_the_same_frames(tau, chunk):
+@pytest.mark.parametrize("tau,chunk,n_mels", [(1, 10, 40), (1.5, 7, 40), (1, 1, 40), (1, 10, 80)])
+def test_streaming_bcresnet_equals_the_network_over_the_same_frames(tau, chunk, n_mels):
     """Chunk by chunk with explicit state, the embedding equals the non-streaming network's neck output averaged
     over the same window of a longer input (once past the warm-up), whatever the chunk size; the output lags
     by half the temporal receptive field."""
     from speechedge.models.bcresnet_stream import StreamingBCResNet, context_embeddings, lag_frames
 
-    enc = _random_stats_encoder(tau)
+    enc = _random_stats_encoder(tau, n_mels)  # 80 mels: the neck leaves 6 bands, pooled too
     window, total = 101, 300
-    x = torch.randn(1, 1, 40, total)
-    s = StreamingBCResNet(enc, 40, window, chunk)
+    x = torch.randn(1, 1, n_mels, total)
+    s = StreamingBCResNet(enc, n_mels, window, chunk)
     assert s.lag_frames == lag_frames(enc) == 2 + (1 + 1) + (2 + 2) + 4 * 4 + 4 * 8 + 2
     state, checked = s.init_state(), 0
     assert {k: tuple(v.shape) for k, v in state.items()} == s.state_shapes()

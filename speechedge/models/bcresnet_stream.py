@@ -134,7 +134,8 @@ class StreamingBCResNet(nn.Module):
             x = F.relu(nchw(delayed[:, :, :s]) + x1)
         neck = net.neck
         z, new["neck"] = self._push(state["neck"], x)
-        z = neck[3](neck[2](neck[1](_valid_in_time(neck[0], nchw(z)))))  # (1, dim, 1, chunk)
+        z = neck[3](neck[2](neck[1](_valid_in_time(neck[0], nchw(z)))))  # (1, dim, F'', chunk); F'' = 1 at 40 mels
+        z = z.mean(dim=2, keepdim=True)  # the frequency half of the pooling (equal-sized groups: same mean)
         pooled, new["pool"] = self._push(state["pool"], z)  # (1, 1, window, dim)
         return {"embedding": pooled.mean(dim=(1, 2)), **new}
 
