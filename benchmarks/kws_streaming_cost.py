@@ -59,19 +59,11 @@ def time_detector(model, audio: np.ndarray, block: int = 160) -> tuple[float, fl
 
 
 def step_model_ms(blob: bytes, spec_state: dict, chunk: int, n_mels: int, invokes: int = 2000) -> float:
-    from speechedge.runtime.tflite import TFLiteModel
+    from speechedge.runtime.tflite import TFLiteModel, median_run_ms
 
-    m = TFLiteModel(blob)
     feed = {"feats": np.zeros((1, 1, n_mels, chunk), np.float32),
             **{k: np.zeros(s, np.float32) for k, s in spec_state.items()}}
-    for _ in range(20):
-        m.run(feed)
-    t = []
-    for _ in range(invokes):
-        t0 = time.perf_counter()
-        m.run(feed)
-        t.append(time.perf_counter() - t0)
-    return float(np.median(t) * 1000)
+    return median_run_ms(TFLiteModel(blob), feed, n=invokes)
 
 
 def micro_wakeword_rows(audio: np.ndarray) -> list[dict]:

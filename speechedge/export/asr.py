@@ -39,7 +39,7 @@ from speechedge.io import atomic_write_text
 from speechedge.kernels import log_mel
 from speechedge.models.asr import ASRModel, ASRStep
 from speechedge.models.conformer import SUBSAMPLING, StreamState
-from speechedge.runtime.tflite import TFLiteModel
+from speechedge.runtime.tflite import TFLiteModel, median_run_ms
 
 from . import ExportError, check_out_dir, replace_folder
 from .tflite_tools import strip_tensor_names
@@ -170,13 +170,8 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         n_common = [min(len(o), len(r)) for o, r in zip(outs, ref)]
         err = max(float(np.abs(np.concatenate(o[:n]) - np.concatenate(r[:n])).max()) for o, r, n in
                   zip(outs, ref, n_common) if n)
-        feed = {"feats": device_chunks[0][0], **{k: v.numpy() for k, v in init.flatten().items()}}
-        times = []
-        for _ in range(invokes + 10):
-            t1 = time.perf_counter()
-            tfl.run(feed)
-            times.append(time.perf_counter() - t1)
-        ms = float(np.median(times[10:]) * 1000)
+        ms = median_run_ms(tfl, {"feats": device_chunks[0][0], **{k: v.numpy() for k, v in init.flatten().items()}},
+                           n=invokes)
         report["models"][name] = {"bytes": len(blob), "max_abs_err": err, "max_err_rel_to_range": err / rng_,
                                   "cer": round(_cer(outs, utts.texts, tok.tokens), 2), "median_ms_per_chunk": round(ms, 3),
                                   "real_time_factor": round(ms / chunk_ms, 4), "speed_vs_torch": round(torch_ms / ms, 2)}

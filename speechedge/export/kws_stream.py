@@ -27,16 +27,12 @@ import torch
 
 from speechedge.kernels import log_mel
 from speechedge.models.bcresnet_stream import StreamingBCResNet, context_embeddings
-from speechedge.runtime.kws import context_padding
-from speechedge.runtime.tflite import TFLiteModel
+from speechedge.runtime.kws import StreamStep, context_padding
+from speechedge.runtime.tflite import TFLiteModel, median_run_ms
 
 from .tflite_tools import strip_tensor_names
 
-__all__ = ["StreamExport", "build_stream", "export_stream", "padded_clips", "stream_embeddings_torch", "stream_background"]
-
-
-class StreamExport(dict):
-    """What :func:`export_stream` returns: ``blob``, ``spec`` (stream.json), ``report``, ``stream`` (the module)."""
+__all__ = ["build_stream", "export_stream", "padded_clips", "stream_embeddings_torch", "stream_background"]
 
 
 def build_stream(model, encoder, chunk_ms: float) -> StreamingBCResNet:
@@ -71,17 +67,6 @@ def _pooled(model, encoder, stream: StreamingBCResNet, x: np.ndarray, left: int)
     return np.concatenate(out)
 
 
-def _stream_tflite(tfl: TFLiteModel, spec: dict, feats: np.ndarray) -> np.ndarray:
-    """Run the step model over ``feats (F, T)`` (T a multiple of the chunk) from zero state; the last embedding."""
-    state = {s["name"]: np.zeros(s["shape"], np.float32) for s in spec["state"]}
-    c = spec["chunk_frames"]
-    out = None
-    for i in range(0, feats.shape[1], c):
-        out = tfl.run({"feats": feats[None, None, :, i: i + c], **state})
-        state = {k: out[k] for k in state}
-    return out["embedding"][0]
-
-
 def stream_background(model, encoder, stream: StreamingBCResNet, speech: np.ndarray, noise: np.ndarray | None,
                       size: int, rng: np.random.Generator, stride_s: float = 0.1) -> np.ndarray:
     """The streaming detector's background set: windows of continuous non-keyword speech (and noise) embedded
@@ -105,9 +90,10 @@ def stream_background(model, encoder, stream: StreamingBCResNet, speech: np.ndar
 
 
 def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, labels: list[str], chunk_ms: float,
-                  invokes: int, episode_agreement) -> StreamExport:
+                  invokes: int, episode_agreement) -> dict:
     """Convert and verify the step model on the held-out clips ``audio``; ``window_ref`` are the window model's
-    embeddings of the same clips (for the decision agreement). Raises nothing: the caller applies the checks."""
+    embeddings of the same clips (for the decision agreement). Returns ``{"blob", "spec" (stream.json), "report",
+    "stream" (the torch module)}``; raises nothing: the caller applies the checks."""
     import litert_torch
 
     stream = build_stream(model, encoder, chunk_ms)
@@ -125,23 +111,18 @@ def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, lab
             "layout": "state tensors are channels-last (1, frequency, time, channels)"}
     ref = stream_embeddings_torch(model, encoder, stream, audio)  # torch frontend, one pass
     left, right = context_padding(stream.lag_frames, stream.window, stream.chunk)
-    tfl = TFLiteModel(blob)
+    step = StreamStep(TFLiteModel(blob), spec)  # the runtime's own step loop
     padded = padded_clips(audio, fe.hop_length, left, right)
-    out = np.stack([_stream_tflite(tfl, spec, log_mel(a, fe)) for a in padded])  # Numba frontend, chunk by chunk
+    out = np.stack([step.embed(log_mel(a, fe)) for a in padded])  # Numba frontend, chunk by chunk
     err = float(np.abs(out - ref).max())
     rng_ = float(np.ptp(ref))
-    feed = {"feats": np.zeros((1, 1, fe.num_features, stream.chunk), np.float32),
-            **{k: np.zeros(s, np.float32) for k, s in shapes.items()}}
-    times = []
-    for _ in range(invokes + 10):
-        t1 = time.perf_counter()
-        tfl.run(feed)
-        times.append(time.perf_counter() - t1)
+    ms = median_run_ms(step.net, {"feats": np.zeros((1, 1, fe.num_features, stream.chunk), np.float32),
+                                  **step.init_state()}, n=invokes)
     agree, _, acc = episode_agreement(window_ref, out, labels)
     state_floats = int(sum(np.prod(s) for s in shapes.values()))
     report = {"bytes": len(blob), "max_abs_err": err, "max_err_rel_to_range": err / rng_,
-              "median_ms_per_chunk": round(float(np.median(times[10:]) * 1000), 4),
+              "median_ms_per_chunk": round(ms, 4),
               "chunk_ms": chunk_ms, "lag_ms": round(stream.lag_frames * 1000 * fe.frame_s),
               "state_floats": state_floats, "episode_accuracy": acc, "decision_agreement_with_window_model": agree,
               "convert_s": round(time.perf_counter() - t0, 1)}
-    return StreamExport(blob=blob, spec=spec, report=report, stream=stream)
+    return {"blob": blob, "spec": spec, "report": report, "stream": stream}

@@ -20,8 +20,9 @@ The output therefore lags the input by :attr:`StreamingBCResNet.lag_frames` = 2 
 Equivalence (tested): after enough frames, the embedding a step returns equals the non-streaming network's
 neck output averaged over the same ``window`` frames of a longer input (the network sees the audio around
 the window instead of zero padding). The initial state is all zeros; the first ``lag`` frames of a stream
-are warm-up (their values differ slightly from a zero-padded start). What the streaming embedding does *not* equal is the embedding of the isolated 1-second
-window (zero padding at both ends inside the network); how much that matters for accuracy is measured
+are warm-up (their values differ slightly from a zero-padded start). What the streaming embedding does *not*
+equal is the embedding of the isolated 1-second window (zero padding at both ends inside the network); how
+much that matters for accuracy is measured
 (README, ``benchmarks/kws_streaming.py``), and enrolment and the background set use the streaming embedding
 of the clip in silence (:func:`context_embeddings`) so that the detector compares like with like.
 """
@@ -81,27 +82,25 @@ class StreamingBCResNet(nn.Module):
         self._shapes = self._infer_shapes()
 
     def _infer_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each state tensor's channels-last shape ``(1, F, frames, C)``, from one frame through the network."""
         net, shapes = self.net, {}
         with torch.no_grad():
-            x = torch.zeros(1, 1, self.n_mels, 1)
             k, d = _temporal(net.stem[0])
-            shapes["stem"] = (1, 1, self.n_mels, (k - 1) * d)
-            x = net.stem(x)
+            shapes["stem"] = (1, self.n_mels, (k - 1) * d, 1)
+            x = net.stem(torch.zeros(1, 1, self.n_mels, 1))
             for i, b in enumerate(self.blocks):
-                x2 = b.f2(x)
+                x = b.f2(x)
                 k, d = _temporal(b.f1[0][0])
-                shapes[f"block{i}_conv"] = (1, x2.shape[1], 1, (k - 1) * d)
-                shapes[f"block{i}_delay"] = (1, x2.shape[1], x2.shape[2], d)
-                x = x2
+                shapes[f"block{i}_conv"] = (1, 1, (k - 1) * d, x.shape[1])
+                shapes[f"block{i}_delay"] = (1, x.shape[2], d, x.shape[1])
             k, d = _temporal(net.neck[0])
-            shapes["neck"] = (1, x.shape[1], x.shape[2], (k - 1) * d)
-            dim = net.neck[1].out_channels
-            shapes["pool"] = (1, dim, 1, self.window - self.chunk)
+            shapes["neck"] = (1, x.shape[2], (k - 1) * d, x.shape[1])
+            shapes["pool"] = (1, 1, self.window - self.chunk, net.neck[1].out_channels)
         return shapes
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """``{name: shape}`` of the state tensors (channels-last ``(1, F, T, C)``), in the graph's order."""
-        return {k: (1, s[2], s[3], s[1]) for k, s in self._shapes.items()}
+        return dict(self._shapes)
 
     def init_state(self) -> dict[str, torch.Tensor]:
         return {k: torch.zeros(s) for k, s in self.state_shapes().items()}
@@ -110,7 +109,7 @@ class StreamingBCResNet(nn.Module):
     def _push(buf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(buffer + new NCHW frames along time, the new buffer: the last ``buf``-length frames of that), both
         channels-last ``(1, F, T, C)``: the layout TFLite computes in, so the converter's own NCHW <-> NHWC
-        transposes around each convolution cancel against these permutes (9 transposes left in BC-ResNet-1's
+        transposes around each convolution cancel against these permutes (8 transposes left in BC-ResNet-1's
         step graph instead of 56)."""
         cat = torch.cat([buf, x.permute(0, 2, 3, 1)], dim=2)
         keep = buf.shape[2]

@@ -13,6 +13,7 @@ from torch import nn
 from speechedge.features import FrontendConfig, num_frames
 
 from .bcresnet import BCResNet, freeze_for_export
+from .bcresnet_stream import context_embeddings
 from .fewshot import DummyPrototypes
 from .frontend import TorchFrontend
 
@@ -87,8 +88,6 @@ class FewShotKWS(_KWSBase):
         window = self.input_shape[-1]
         if feats.shape[-1] <= window:
             return self.encoder.embed(feats)
-        from .bcresnet_stream import context_embeddings
-
         return context_embeddings(self.encoder, feats.unsqueeze(1), (feats.shape[-1] - window) // 2, window,
                                   grad=True)
 

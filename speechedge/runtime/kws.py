@@ -40,7 +40,8 @@ from speechedge.kernels.frontend import StreamingLogMel, log_mel
 
 from .tflite import TFLiteModel
 
-__all__ = ["KWSModel", "StreamingKWS", "Detection", "detect_file", "agreement_streak", "context_padding", "UNKNOWN"]
+__all__ = ["KWSModel", "StreamingKWS", "StreamStep", "Detection", "detect_file", "agreement_streak", "context_padding",
+           "UNKNOWN"]
 
 UNKNOWN = "_unknown_"
 
@@ -52,21 +53,32 @@ def context_padding(lag: int, window: int, chunk: int) -> tuple[int, int]:
     return lag + (-(lag + window + right)) % chunk, right
 
 
-class _StreamNet:
-    """The streaming step model of an export (``stream_{precision}.tflite`` + ``stream.json``)."""
+class StreamStep:
+    """A streaming step model (``stream.json`` + its TFLite model): state in, state out, the last window's
+    embedding. Export verifies with it and the runtime detects with it, so both run the same loop.
 
-    def __init__(self, folder: Path, precision: str, threads: int) -> None:
-        spec_path = folder / "stream.json"
-        self.spec = _read_json_object(spec_path)
+    Args:
+        net: the step model.
+        spec: the parsed ``stream.json`` (chunk, window, lag, state names and shapes).
+        source: what to name in an error about ``spec``.
+    """
+
+    def __init__(self, net: TFLiteModel, spec: dict, source: str = "stream.json") -> None:
+        self.net, self.spec = net, spec
         try:
-            self.chunk = int(self.spec["chunk_frames"])
-            self.window = int(self.spec["window_frames"])
-            self.lag = int(self.spec["lag_frames"])
-            self.state_shapes = {s["name"]: tuple(s["shape"]) for s in self.spec["state"]}
+            self.chunk = int(spec["chunk_frames"])
+            self.window = int(spec["window_frames"])
+            self.lag = int(spec["lag_frames"])
+            self.state_shapes = {s["name"]: tuple(s["shape"]) for s in spec["state"]}
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{spec_path}: malformed ({e!r}); re-run `speechedge export`") from None
+            raise ValueError(f"{source}: malformed ({e!r}); re-run `speechedge export`") from None
+
+    @classmethod
+    def from_folder(cls, folder: Path, precision: str, threads: int) -> StreamStep:
+        """``stream_{precision}.tflite`` (else the fp32 one) and ``stream.json`` of an export folder."""
         path = folder / f"stream_{precision}.tflite"
-        self.net = TFLiteModel(path if path.exists() else folder / "stream_fp32.tflite", threads)
+        net = TFLiteModel(path if path.exists() else folder / "stream_fp32.tflite", threads)
+        return cls(net, _read_json_object(folder / "stream.json"), str(folder / "stream.json"))
 
     def init_state(self) -> dict[str, np.ndarray]:
         return {k: np.zeros(s, np.float32) for k, s in self.state_shapes.items()}
@@ -142,7 +154,10 @@ class KWSModel:
             raise FileNotFoundError(f"{self.folder}: no streaming model (stream.json); re-run `speechedge export` "
                                     "(few-shot models only) or use the window mode")
         self.mode = mode
-        self.stream = _StreamNet(self.folder, precision, threads) if has_stream else None
+        self._has_stream, self._precision, self._threads = has_stream, precision, threads
+        self._stream: StreamStep | None = None
+        if mode == "stream":
+            self.stream  # noqa: B018  (load now: a broken stream.json is an error at construction, as before)
         bg = self.folder / ("background_stream.npy" if self.mode == "stream" else "background.npy")
         self.background = self._read_background(bg) if bg.exists() else None
         if keywords_file is not None:
@@ -178,6 +193,14 @@ class KWSModel:
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{self.folder / 'fewshot.json'}: bad '{self.detector_key}' entry {own!r} (needs an object with "
                              "threshold, smooth, agree); fix or delete it") from e
+
+    @property
+    def stream(self) -> StreamStep | None:
+        """The export's streaming step model (None without one), loaded on first use: window-mode detection
+        never needs it, enrolment does (it writes both modes' exemplars)."""
+        if self._stream is None and self._has_stream:
+            self._stream = StreamStep.from_folder(self.folder, self._precision, self._threads)
+        return self._stream
 
     @property
     def detector_key(self) -> str:
@@ -301,7 +324,7 @@ class KWSModel:
         self.exemplars[name] = ex
         if self.background is not None:
             self.background_distance[name] = self._background_distance(ex)
-        if self.stream is not None:  # the other mode's exemplars too, so the keywords file serves both
+        if self._has_stream:  # the other mode's exemplars too, so the keywords file serves both
             other = "window" if self.mode == "stream" else "stream"
             oex = np.stack([self.embed(c, other) for c in clips]).astype(np.float32)
             bg = self.folder / ("background_stream.npy" if other == "stream" else "background.npy")

@@ -15,7 +15,7 @@ import numpy as np
 
 from speechedge.io import capture_native_output
 
-__all__ = ["make_interpreter", "quantize", "dequantize", "TFLiteModel", "median_invoke_ms"]
+__all__ = ["make_interpreter", "quantize", "dequantize", "TFLiteModel", "median_invoke_ms", "median_run_ms"]
 
 _INT_TYPES = (np.int8, np.uint8, np.int16)
 
@@ -152,3 +152,14 @@ def median_invoke_ms(model: TFLiteModel, *xs: np.ndarray, n: int = 1000) -> floa
         it.invoke()
         times.append(time.perf_counter() - t0)
     return float(np.median(times) * 1000)
+
+
+def median_run_ms(model: TFLiteModel, inputs: dict[str, np.ndarray], n: int = 1000) -> float:
+    """Median wall time of one :meth:`TFLiteModel.run` (binding every named input, reading every output: what a
+    streaming host pays per step, state included), in milliseconds, after 10 warm-up calls."""
+    times = []
+    for _ in range(n + 10):
+        t0 = time.perf_counter()
+        model.run(inputs)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[10:]) * 1000)
