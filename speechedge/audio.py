@@ -11,7 +11,6 @@ channel 0, ``mono="error"`` refuses multi-channel input with :class:`ChannelErro
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -332,12 +331,13 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
     audio = validate_audio(audio, source=path)
     data = audio.T if audio.ndim == 2 else audio
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=fmt, dir=path.parent)
-    os.close(fd)
+    from speechedge.io import partial_path
+
+    tmp = partial_path(path)
     try:
         sf.write(tmp, np.clip(data, -1.0, 1.0), sample_rate, subtype=subtype or _SUBTYPES[fmt], format=fmt[1:].upper())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path

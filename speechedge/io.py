@@ -9,24 +9,35 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_savefig", "capture_native_output", "spawn_pool_context",
+__all__ = ["partial_path", "atomic_write_bytes", "atomic_write_text", "atomic_savefig", "capture_native_output", "spawn_pool_context",
            "pool_worker_init"]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+def partial_path(path: str | os.PathLike) -> Path:
+    """The temporary file an atomic write of ``path`` goes through: ``.NAME.partial`` in the same folder.
 
-    Readers see either the old file or the complete new one; an interrupted write leaves no partial file.
+    The name is fixed, not random: a write killed before its rename (SIGKILL, power loss) leaves this file,
+    and the next write of the same ``path`` truncates and reuses it, so a re-run leaves nothing behind.
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through :func:`partial_path` and a rename.
+
+    Readers see either the old file or the complete new one; an interrupted write leaves no partial file
+    (an exception removes it; a kill leaves it for the next write of ``path`` to reuse).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = partial_path(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

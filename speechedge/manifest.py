@@ -14,7 +14,6 @@ import gzip
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +66,14 @@ class ClipRecord:
     duration_s: float | None = None
 
 
-def _open_text(path: Path, mode: str):
-    if path.suffix == ".gz":
+def _open_text(path: Path, mode: str, gz: bool | None = None):
+    """Text file, gzip-compressed when ``gz`` (default: the ``.gz`` suffix). Written gzip streams carry no
+    file name and no time stamp, so the same rows give the same bytes."""
+    if gz if gz is not None else path.suffix == ".gz":
+        if "w" in mode:
+            z = gzip.GzipFile(filename="", mode="wb", fileobj=open(path, "wb"), mtime=0)
+            z.myfileobj = z.fileobj  # close the file with the stream, as gzip.open does for the file it opens
+            return io.TextIOWrapper(z, encoding="utf-8")
         return io.TextIOWrapper(gzip.open(path, mode + "b"), encoding="utf-8")
     return open(path, mode, encoding="utf-8")
 
@@ -111,10 +116,10 @@ class ManifestWriter:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        suffix = "".join(self.path.suffixes)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
-        os.close(fd)
-        self._f = _open_text(Path(self._tmp), "w")
+        from speechedge.io import partial_path
+
+        self._tmp = partial_path(self.path)
+        self._f = _open_text(self._tmp, "w", gz=self.path.suffix == ".gz")
         self.count = 0
 
     def write(self, row) -> None:

@@ -81,6 +81,31 @@ def test_batched_equals_itemwise_with_padding():
     torch.testing.assert_close(yb[1, :19], yb1[0], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("causal,chunk,left", [(False, 0, -1), (True, 3, 2), (True, 8, -1)])
+def test_forward_over_query_blocks_equals_one_block(monkeypatch, causal, chunk, left):
+    """Long inputs attend a block of query rows at a time (bounded memory); the rows are the same as from one
+    (T, T) attention, with padding and chunk masks, for blocks that do not divide T and that cut chunks."""
+    from speechedge.models.conformer import AttentionMask
+
+    enc = _encoder(causal=causal)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 4 * 61, 80, generator=g)
+    lengths = torch.tensor([4 * 61, 4 * 40])
+    with torch.no_grad():
+        whole, _, hid_whole = enc(x, lengths, chunk, left)
+        assert len(AttentionMask(torch.ones(2, 61), chunk, left).blocks()) == 1
+        monkeypatch.setattr(AttentionMask, "BLOCK_ELEMENTS", 7 * 9)
+        blocks = AttentionMask(torch.ones(2, 61), chunk, left).blocks()
+        assert len(blocks) > 2 and blocks[-1][1] == 61
+        if left >= 0:  # a band of keys: fewer than all
+            assert all(ke - ks <= (e - s) + left * chunk + chunk for s, e, ks, ke in blocks)
+            assert any(ke - ks < 61 for s, e, ks, ke in blocks)
+        blocked, _, hid_blocked = enc(x, lengths, chunk, left)
+    for a, b in zip([blocked, *hid_blocked], [whole, *hid_whole]):  # padding rows are don't-care
+        torch.testing.assert_close(a[0], b[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(a[1, :40], b[1, :40], atol=1e-5, rtol=1e-4)
+
+
 def test_teacher_cannot_stream_and_bad_config_raises():
     enc = _encoder(causal=False)
     with pytest.raises(ValueError, match="causal"):

@@ -130,6 +130,34 @@ def test_streaming_reset_and_buffer_growth():
     np.testing.assert_array_equal(got, log_mel(x, config))
 
 
+@pytest.mark.parametrize("min_frames", [7, 10, 32])
+def test_streaming_batched_pushes_give_the_same_frames_on_time(min_frames):
+    """``min_frames=N`` computes frames N at a time: the same frames, bit for bit, and every N-th frame comes
+    with the same push as without batching (random block sizes), the rest with ``flush``; a NaN block held
+    back unprocessed is still refused and leaves the stream unchanged."""
+    config = FrontendConfig.kws(center=False)
+    x = make_signal("speechlike", num_samples=40000, seed=6)
+    plain, batched = StreamingLogMel(config), StreamingLogMel(config, min_frames=min_frames)
+    rng = np.random.default_rng(min_frames)
+    parts, i = [], 0
+    while i < len(x):
+        block = x[i: i + int(rng.integers(1, 1200))]
+        i += len(block)
+        plain.push(block)
+        parts.append(batched.push(block))
+        assert parts[-1].shape[1] in (0, batched.num_frames_emitted - sum(p.shape[1] for p in parts[:-1]))
+        assert batched.num_frames_emitted >= plain.num_frames_emitted // min_frames * min_frames
+        assert batched.num_frames_emitted <= plain.num_frames_emitted
+    parts.append(batched.flush())
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), log_mel(x, config))
+    before = batched.num_samples_seen
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        batched.push(np.array([0.0, np.inf], np.float32))
+    assert batched.num_samples_seen == before and batched.flush().shape[1] == 0
+    with pytest.raises(ValueError, match="min_frames"):
+        StreamingLogMel(config, min_frames=0)
+
+
 def test_streaming_rejects_center_and_bad_blocks():
     with pytest.raises(ValueError, match="center=False"):
         StreamingLogMel(FrontendConfig.kws())

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from speechedge.audio import from_int16, read_audio
+from speechedge.audio import AudioFormatError, EmptyAudioError, from_int16, info, validate_audio
 
 __all__ = ["AudioInputError", "MicSource", "FileSource", "StdinSource", "open_source"]
 
@@ -147,14 +147,21 @@ class MicSource:
 
 
 class FileSource:
-    """Blocks of an audio file (resampled to 16 kHz), as fast as possible or paced at real time."""
+    """Blocks of an audio file (mixed to mono, resampled to 16 kHz), as fast as possible or paced at real time.
+
+    The file is decoded block by block (libsndfile) and resampled with a streaming soxr resampler, so memory
+    does not grow with the file's length. The header is checked when the source is opened (missing, not
+    audio, truncated WAV, no samples); a block that holds NaN/Inf or a file that decodes shorter than its
+    header says raise an :class:`~speechedge.audio.AudioError` naming the file when reached.
+    """
 
     def __init__(self, path: str | Path, *, block: int = 1600, realtime: bool = False,
                  max_seconds: float | None = None) -> None:
-
-        self.audio, _ = read_audio(path, sample_rate=SAMPLE_RATE)
-        if max_seconds:
-            self.audio = self.audio[: int(max_seconds * SAMPLE_RATE)]
+        self.path = Path(path)
+        self.meta = info(self.path)
+        if self.meta.num_samples == 0:
+            raise EmptyAudioError(f"{self.path}: audio file has no samples")
+        self.max_samples = int(max_seconds * SAMPLE_RATE) if max_seconds else None
         self.block, self.realtime = block, realtime
         self.overflows = self.dropped = 0
         self.backlog = 0
@@ -163,14 +170,53 @@ class FileSource:
     def stop(self) -> None:
         pass
 
+    def _decoded(self) -> Iterator[np.ndarray]:
+        """Mono float32 blocks at 16 kHz, of any length (the resampler's output)."""
+        import soundfile as sf
+
+        sr, name = self.meta.sample_rate, str(self.path)
+        resampler = None
+        if sr != SAMPLE_RATE:
+            import soxr
+
+            resampler = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32")
+        read_block = max(1, int(self.block * sr / SAMPLE_RATE))
+        seen = 0
+        try:
+            for data in sf.blocks(name, blocksize=read_block, dtype="float32", always_2d=True):
+                seen += data.shape[0]
+                x = validate_audio(data.T, source=name)
+                x = x.mean(axis=0, dtype=np.float32) if x.shape[0] > 1 else x[0]
+                yield resampler.resample_chunk(x) if resampler is not None else x
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise AudioFormatError(f"{name}: could not decode audio ({e}); the file may be truncated or corrupt") from e
+        if seen < self.meta.num_samples and (self.max_samples is None or seen * SAMPLE_RATE < self.max_samples * sr):
+            raise AudioFormatError(f"{name}: header says {self.meta.num_samples} samples but only {seen} decode; "
+                                   "the file is truncated")
+        if resampler is not None:
+            yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+
     def __iter__(self) -> Iterator[np.ndarray]:
         t0 = time.perf_counter()
-        for i in range(0, len(self.audio), self.block):
-            if self.realtime:
-                wait = t0 + i / SAMPLE_RATE - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
-            yield self.audio[i: i + self.block].astype(np.float32)
+        sent, pending = 0, np.zeros(0, np.float32)
+        limit = self.max_samples
+        for x in self._decoded():
+            pending = np.concatenate([pending, x]) if len(pending) else x
+            while len(pending) >= self.block:
+                out, pending = pending[: self.block], pending[self.block:]
+                if limit is not None and sent + len(out) > limit:
+                    out = out[: limit - sent]
+                if self.realtime:
+                    wait = t0 + sent / SAMPLE_RATE - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+                if len(out):
+                    yield out
+                sent += len(out)
+                if limit is not None and sent >= limit:
+                    return
+        if len(pending) and (limit is None or sent < limit):
+            yield pending[: None if limit is None else limit - sent]
 
 
 class StdinSource:

@@ -3,11 +3,16 @@ TFLite tools. Export imports models, never recipes."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ExportError", "check_out_dir", "replace_folder"]
 
@@ -70,6 +75,31 @@ def replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
     """
     out_dir = check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with _export_lock(out_dir):
+        _replace_locked(out_dir, write)
+
+
+@contextlib.contextmanager
+def _export_lock(out_dir: Path):
+    """Hold an exclusive ``flock`` on the folder that holds ``out_dir`` (released by the kernel when a process
+    dies, and no lock file left behind) and remove the temporary folders an export killed earlier left there.
+    The lock covers only the writing and the swap (milliseconds; exports into sibling folders wait for each
+    other that long), so with it held every ``.NAME.*`` folder beside ``out_dir`` is a dead export's."""
+    import fcntl
+
+    fd = os.open(out_dir.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for stale in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*"):
+            if stale.is_dir() and not stale.is_symlink():
+                log.info("removing %s, left by an export that was killed", stale)
+                shutil.rmtree(stale, ignore_errors=True)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _replace_locked(out_dir: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     old = None
     try:

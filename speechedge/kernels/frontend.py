@@ -338,6 +338,18 @@ def _stream_push(buf, fill, samples, hop, window, bitrev, twiddles, split,
     return out, n
 
 
+@nb.njit(cache=True, nogil=True)
+def _stream_store(buf, fill, samples):
+    """Append ``samples`` to ``buf[:fill[0]]`` without computing frames; False (nothing stored) for NaN/Inf."""
+    for i in range(samples.shape[0]):
+        if not np.isfinite(samples[i]):
+            return False
+    f = fill[0]
+    buf[f: f + samples.shape[0]] = samples
+    fill[0] = f + samples.shape[0]
+    return True
+
+
 class StreamingLogMel:
     """Frame-by-frame features from a stream of sample blocks of any size.
 
@@ -345,30 +357,49 @@ class StreamingLogMel:
     covers samples ``t*hop .. t*hop + n_fft``), whatever block sizes are pushed. Fewer than ``n_fft``
     samples are held between calls; the buffer grows only for a block larger than any seen before.
 
+    ``min_frames`` batches the work: frames are computed when the count of complete frames reaches the next
+    multiple of ``min_frames`` (or on :meth:`flush`); a push before that only stores its samples (no kernel
+    call) and returns no frames. The frames are the same; a consumer that acts on every N-th frame (a
+    detector's stride, an ASR chunk) passes ``min_frames=N`` and gets each N-th frame from the same push as
+    without batching, while small blocks (10 ms microphone callbacks) stop paying for one scalar FFT kernel
+    call each.
+
     Example:
         >>> stream = StreamingLogMel(FrontendConfig.kws(center=False))
         >>> feats = stream.push(block)  # (n_mels, new_frames), new_frames may be 0
     """
 
-    def __init__(self, config: FrontendConfig) -> None:
+    def __init__(self, config: FrontendConfig, *, min_frames: int = 1) -> None:
         if config.center:
             raise ValueError(
                 "StreamingLogMel needs FrontendConfig(center=False): a stream has no future samples to pad "
                 "the first frame with; use dataclasses.replace(config, center=False)"
             )
-        self.config = config
+        if min_frames < 1:
+            raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+        self.config, self.min_frames = config, int(min_frames)
         c = self._c = constants(config)
         self._args = (config.hop_length, *c.tables, c.log_floor)
-        self._buf = np.zeros(config.n_fft + 4 * config.hop_length, dtype=np.float32)
+        self._buf = np.zeros(config.n_fft + (4 + self.min_frames) * config.hop_length, dtype=np.float32)
+        self._none = np.zeros((config.num_features, 0), dtype=np.float32)
         self._fill = np.zeros(1, dtype=np.int64)
         self.num_samples_seen = 0
         self.num_frames_emitted = 0
+        self._next_batch()
 
     def reset(self) -> None:
         """Forget all buffered samples and start a new stream."""
         self._fill[0] = 0
         self.num_samples_seen = 0
         self.num_frames_emitted = 0
+        self._next_batch()
+
+    def _next_batch(self) -> None:
+        """Buffered samples at which the next kernel call is due: when the frame count reaches the next
+        multiple of ``min_frames`` (counted from the start of the stream, so a consumer that acts on every
+        ``min_frames``-th frame gets each such frame from the same push as without batching)."""
+        target = (self.num_frames_emitted // self.min_frames + 1) * self.min_frames  # frames in all
+        self._batch_at = self.config.n_fft + (target - 1 - self.num_frames_emitted) * self.config.hop_length
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Add a block of samples; return the features of every frame it completes.
@@ -383,14 +414,29 @@ class StreamingLogMel:
             samples = _as_signal(samples, "samples")
             if samples.ndim != 1:
                 raise ValueError(f"samples must be 1-D (one stream), got shape {samples.shape}")
-        need = int(self._fill[0]) + samples.shape[0]
+        fill = int(self._fill[0])
+        need = fill + samples.shape[0]
         if need > self._buf.shape[0]:
-            grown = np.zeros(need, dtype=np.float32)
-            grown[: self._fill[0]] = self._buf[: self._fill[0]]
+            grown = np.zeros(max(need, 2 * self._buf.shape[0]), dtype=np.float32)
+            grown[:fill] = self._buf[:fill]
             self._buf = grown
+        if need < self._batch_at:  # the next multiple of min_frames frames is not complete: only store
+            if not _stream_store(self._buf, self._fill, samples):
+                raise ValueError("samples: block contains NaN or Inf; the stream was left unchanged")
+            self.num_samples_seen += samples.shape[0]
+            return self._none
+        out = self._run_kernel(samples)
+        self.num_samples_seen += samples.shape[0]
+        return out
+
+    def flush(self) -> np.ndarray:
+        """The frames the samples pushed so far complete but ``min_frames`` held back: ``(F, frames)``."""
+        return self._run_kernel(np.zeros(0, np.float32))
+
+    def _run_kernel(self, samples: np.ndarray) -> np.ndarray:
         out, n = _stream_push(self._buf, self._fill, samples, *self._args)
         if n < 0:
             raise ValueError("samples: block contains NaN or Inf; the stream was left unchanged")
-        self.num_samples_seen += samples.shape[0]
         self.num_frames_emitted += n
+        self._next_batch()
         return out

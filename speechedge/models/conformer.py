@@ -21,6 +21,7 @@ chunk with explicit :class:`StreamState` (equal outputs, tested).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ConformerConfig", "ConformerEncoder", "StreamState", "chunk_mask", "MASK_VALUE", "SUBSAMPLING"]
+__all__ = ["AttentionMask", "ConformerConfig", "ConformerEncoder", "StreamState", "chunk_mask", "MASK_VALUE", "SUBSAMPLING"]
 
 MASK_VALUE = -1e4  # finite: int8 conversion breaks on -inf/boolean masks, and exp(-1e4) is exactly 0 in fp32
 SUBSAMPLING = 4
@@ -96,13 +97,67 @@ def chunk_mask(frames: int, chunk_frames: int, left_chunks: int, device=None) ->
 
     ``chunk_frames <= 0`` means full context (all zeros).
     """
+    pos = torch.arange(frames, device=device)
+    return _chunk_mask_rows(pos, pos, chunk_frames, left_chunks)
+
+
+def _chunk_mask_rows(q_pos: torch.Tensor, k_pos: torch.Tensor, chunk_frames: int, left_chunks: int) -> torch.Tensor:
     if chunk_frames <= 0:
-        return torch.zeros(frames, frames, device=device)
-    c = torch.arange(frames, device=device) // chunk_frames
-    allowed = c[None, :] <= c[:, None]
+        return torch.zeros(len(q_pos), len(k_pos), device=q_pos.device)
+    cq, ck = q_pos // chunk_frames, k_pos // chunk_frames
+    allowed = ck[None, :] <= cq[:, None]
     if left_chunks >= 0:
-        allowed &= c[None, :] >= c[:, None] - left_chunks
+        allowed &= ck[None, :] >= cq[:, None] - left_chunks
     return torch.where(allowed, 0.0, MASK_VALUE)
+
+
+class AttentionMask:
+    """The additive mask of a masked full-sequence forward, built for a block of query rows at a time.
+
+    A 10-minute utterance has 15,000 output frames: one ``(B, H, T, T)`` mask, score and softmax tensor
+    each would take 3.6 GB. Attention runs over blocks of query rows sized so that a block's scores hold at
+    most ``BLOCK_ELEMENTS`` values per utterance and head (one block for training-length utterances), so
+    memory grows linearly with ``T``. With a limited left context (``left_chunks >= 0``) a block attends only
+    the keys its chunks may see, so time grows linearly too. Rows of a softmax are independent and the keys
+    left out are masked anyway: the result is the same as one ``(T, T)`` attention (tested).
+
+    Args:
+        valid: ``(B, T)`` 1.0 for real frames, 0.0 for padding (keys that are padding are masked).
+        chunk_frames, left_chunks: as :func:`chunk_mask`.
+    """
+
+    BLOCK_ELEMENTS = 1 << 20
+
+    def __init__(self, valid: torch.Tensor, chunk_frames: int = 0, left_chunks: int = -1) -> None:
+        self.key_pad = (1.0 - valid)[:, None, None, :] * MASK_VALUE  # (B, 1, 1, T)
+        self.chunk_frames, self.left_chunks = chunk_frames, left_chunks
+        self.pos = torch.arange(valid.shape[1], device=valid.device)
+
+    def blocks(self) -> list[tuple[int, int, int, int]]:
+        """``(query start, query stop, key start, key stop)`` of each block."""
+        t, c = len(self.pos), self.chunk_frames
+        banded = c > 0 and self.left_chunks >= 0
+        if banded:  # whole chunks; a block of r rows sees at most r + left_chunks * c keys
+            lc = self.left_chunks * c
+            r = int((math.sqrt(lc * lc + 4 * self.BLOCK_ELEMENTS) - lc) / 2)
+            rows = max(c, r // c * c)
+        else:
+            rows = max(1, self.BLOCK_ELEMENTS // max(1, t))
+        out = []
+        for s in range(0, t, rows):
+            e = min(s + rows, t)
+            if banded:
+                out.append((s, e, max(0, (s // c - self.left_chunks) * c), min(t, -(-e // c) * c)))
+            else:
+                out.append((s, e, 0, t))
+        return out
+
+    def rows(self, att: RelPosSelfAttention, block: tuple[int, int, int, int]) -> torch.Tensor:
+        """``(B, H, rows, keys)``: chunk mask + key padding + ``att``'s relative-position bias of a block."""
+        qs, qe, ks, ke = block
+        q, k = self.pos[qs:qe], self.pos[ks:ke]
+        return (_chunk_mask_rows(q, k, self.chunk_frames, self.left_chunks)[None, None]
+                + self.key_pad[..., ks:ke] + att.bias(q, k)[None])
 
 
 class Subsampling(nn.Module):
@@ -205,11 +260,19 @@ class ConformerBlock(nn.Module):
         self.ff2 = FeedForward(d, cfg.ff_mult, cfg.dropout)
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-        """x (B, T, d); mask additive (B, 1, T, T) incl. key padding and the relative bias; valid (B, T)."""
+    def forward(self, x: torch.Tensor, mask: AttentionMask, valid: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, d); ``mask`` gives the additive attention mask a block of query rows at a time."""
         x = x + 0.5 * self.ff1(x)
         q, k, v = self.att.project(x)
-        x = x + self.att.attend(q, k, v, mask)
+        blocks = mask.blocks()
+        if len(blocks) == 1:
+            x = x + self.att.attend(q, k, v, mask.rows(self.att, blocks[0]))
+        else:  # each block's rows go straight into one tensor: kept-alive block outputs would fragment the heap
+            att = torch.empty_like(x)
+            for b in blocks:
+                att[:, b[0]:b[1]] = self.att.attend(q[:, b[0]:b[1]], k[:, b[2]:b[3]], v[:, b[2]:b[3]],
+                                                    mask.rows(self.att, b))
+            x = x + att
         if self.conv is not None:
             x = x + self.conv(x, valid)
         x = x + 0.5 * self.ff2(x)
@@ -249,12 +312,10 @@ class ConformerEncoder(nn.Module):
         b, t, _ = x.shape
         out_len = torch.div(lengths, SUBSAMPLING, rounding_mode="floor").clamp(max=t)
         valid = (torch.arange(t, device=x.device)[None, :] < out_len[:, None]).to(x.dtype)  # (B, T)
-        key_pad = (1.0 - valid)[:, None, None, :] * MASK_VALUE
-        base = chunk_mask(t, chunk_frames, left_chunks, x.device)[None, None] + key_pad  # (B, 1, T, T)
-        pos = torch.arange(t, device=x.device)
+        mask = AttentionMask(valid, chunk_frames, left_chunks)
         hidden = []
         for layer in self.layers:
-            x = layer(x, base + layer.att.bias(pos, pos)[None], valid)
+            x = layer(x, mask, valid)
             hidden.append(x)
         return x, out_len, hidden
 

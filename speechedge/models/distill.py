@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from speechedge.models.conformer import MASK_VALUE, ConformerBlock, ConformerConfig
+from speechedge.models.conformer import AttentionMask, ConformerBlock, ConformerConfig
 
 __all__ = ["token_kd_loss", "LayerDistiller", "parse_layer_map", "DISTILL_MODES"]
 
@@ -71,11 +71,9 @@ class _AuxBranch(nn.Module):
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         x = self.proj(x)
-        t = x.shape[1]
-        pos = torch.arange(t, device=x.device)
-        key_pad = (1.0 - valid)[:, None, None, :] * MASK_VALUE
+        mask = AttentionMask(valid)
         for layer in self.layers:
-            x = layer(x, key_pad + layer.att.bias(pos, pos)[None], valid)
+            x = layer(x, mask, valid)
         return x
 
 

@@ -66,7 +66,9 @@ class StreamingASR:
         return out
 
     def reset(self) -> None:
-        self.frontend = StreamingLogMel(dataclasses.replace(self.frontend_config, center=False))
+        # frames computed a chunk at a time: small pushes only store samples until a chunk is complete
+        self.frontend = StreamingLogMel(dataclasses.replace(self.frontend_config, center=False),
+                                        min_frames=self.chunk_input_frames)
         # n_fft / 2 leading zeros make stream frame t the batch (centred) frame t used in training
         self.frontend.push(np.zeros(self.frontend_config.n_fft // 2, np.float32))
         self.pending = np.zeros((0, self.frontend_config.num_features), np.float32)
@@ -78,18 +80,22 @@ class StreamingASR:
 
     def push(self, samples: np.ndarray) -> str:
         """Feed samples; returns the text decoded so far."""
-        feats = self.frontend.push(samples).T  # (frames, F)
-        self.pending = np.concatenate([self.pending, feats])
+        self._run_chunks(self.frontend.push(samples))
+        return self.text
+
+    def _run_chunks(self, feats: np.ndarray) -> None:
+        """Add ``(F, frames)`` features and run every chunk they complete."""
+        self.pending = np.concatenate([self.pending, feats.T])
         while len(self.pending) >= self.chunk_input_frames:
             x, self.pending = self.pending[: self.chunk_input_frames], self.pending[self.chunk_input_frames:]
             self._run_chunk(x)
-        return self.text
 
     def flush(self) -> str:
         """End of the stream: complete the last frames as the batch frontend does (``n_fft / 2`` trailing
         zeros), run the last partial chunk padded with silence features, and return the final text (nothing
         said in the last fraction of a chunk is dropped). :meth:`reset` starts a new stream."""
         self.push(np.zeros(self.frontend_config.n_fft // 2, np.float32))
+        self._run_chunks(self.frontend.flush())
         if len(self.pending):
             pad = np.full((self.chunk_input_frames - len(self.pending), self.pending.shape[1]),
                           np.log(self.frontend_config.log_floor), np.float32)

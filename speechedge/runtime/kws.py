@@ -469,8 +469,11 @@ class StreamingKWS:
                              f"chunk, got {stride_ms}")
         #: seconds by which a decision lags the audio it is about (0 for the window model)
         self.lag_s = self.stream.lag * hop / 1000 if self.stream is not None else 0.0
-        self.frontend = StreamingLogMel(dataclasses.replace(model.frontend, center=False))
         self.frames = model.input_frames
+        # frames computed a few at a time, aligned so that the frame of every decision (the first at half a
+        # window, then every stride; the streaming model's at chunk ends) comes with the push that completes it
+        batch = self.stream.chunk if self.stream is not None else math.gcd(self.stride_frames, self.frames // 2)
+        self.frontend = StreamingLogMel(dataclasses.replace(model.frontend, center=False), min_frames=batch)
         self.ring = np.zeros((model.frontend.num_features, self.frames), np.float32)
         self.reset()
 

@@ -1,0 +1,186 @@
+"""Fault injection: commands killed with SIGKILL at random points, then run again.
+
+Each test runs a command once without interruption (the reference), then, per seed, starts it again in a
+fresh folder, kills the main process with SIGKILL at a random moment after it has started writing (no
+handler runs; pool workers must go by themselves), checks what the kill left behind, and runs the command
+again to completion. The guarantees (README, "Guarantees"):
+
+- ``synth`` and ``prepare libriword``: the re-run gives byte-identical files (no stray temporary files);
+- ``train``: the re-run resumes from the last checkpoint and ends with the same weights and metric rows;
+- ``export``: at every instant ``--out`` is the previous complete export or the new complete one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+EXE = str(Path(sys.executable).with_name("speechedge"))
+SEEDS = [0, 1, 2]
+
+
+def _tree(root: Path, ignore: tuple[str, ...] = ()) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under ``root`` (hidden files included), except files whose
+    name starts with one of ``ignore`` (run reports: wall times, counts of reused files)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(ignore or ("\0",))}
+
+
+def _run(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run([EXE, *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return time.perf_counter() - t0
+
+
+def _kill_midway(args: list[str], watch: Path, span_s: float, seed: int, upto: float = 0.7) -> str:
+    """Start ``speechedge ARGS``; once anything exists under ``watch``, wait a random part of ``span_s`` and
+    SIGKILL the main process (after 5% to ``upto`` of ``span_s``). Returns what the process printed; fails if
+    it finished before the kill."""
+    proc = subprocess.Popen([EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (watch.exists() and any(watch.rglob("*"))):
+        assert proc.poll() is None, f"finished before writing anything: {proc.stdout.read()[-2000:]}"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(np.random.default_rng(seed).uniform(0.05, upto) * span_s)
+    assert proc.poll() is None, "the command finished before the kill: lengthen its work"
+    proc.send_signal(signal.SIGKILL)
+    out = proc.communicate(timeout=60)[0]
+    deadline = time.monotonic() + 10  # pool workers die with their parent (PR_SET_PDEATHSIG)
+    while (alive := _group_alive(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert not alive, f"processes of the killed command are still running: {alive}"
+    return out
+
+
+def _group_alive(pgid: int) -> list[str]:
+    """Command lines of the live (not zombie) processes of process group ``pgid``."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive.append((stat.parent / "cmdline").read_text().replace("\0", " ")[:120])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return alive
+
+
+def _write_span(args: list[str], out: Path) -> float:
+    """Seconds from the first file appearing under ``out`` to the end of an uninterrupted run."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([EXE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = None
+    while proc.poll() is None:
+        if first is None and out.exists() and any(out.rglob("*")):
+            first = time.perf_counter()
+        time.sleep(0.02)
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+    return time.perf_counter() - (first or t0)
+
+
+def test_synth_killed_then_rerun_is_byte_identical(tmp_path):
+    def args(out):
+        return ["synth", "librispeech", "--out", str(out), "--hours", "0.01", "--speakers", "3", "--seed", "3",
+                "--quiet"]
+
+    ref = tmp_path / "ref"
+    span = _write_span(args(ref), ref)
+    want = _tree(ref, ignore=("synth_report.json",))  # the report records the wall time
+    for seed in SEEDS:
+        out = tmp_path / f"killed{seed}"
+        _kill_midway(args(out), out, span, seed)
+        _run(args(out))
+        assert _tree(out, ignore=("synth_report.json",)) == want, f"seed {seed}"
+
+
+def test_prepare_libriword_killed_then_rerun_is_byte_identical(librispeech_dir, tmp_path):
+    root, _ = librispeech_dir
+
+    def args(out):
+        return ["prepare", "libriword", "--librispeech", str(root), "--alignments", str(root / "alignments"),
+                "--out", str(out), "--num-words", "6", "--clips-per-word", "6", "--min-word-seconds", "0.1",
+                "--workers", "2", "--quiet"]
+
+    ref = tmp_path / "ref"
+    span = _write_span(args(ref), ref)
+    want = _tree(ref, ignore=("stats",))  # counts of written vs reused clips
+    for seed in SEEDS:
+        out = tmp_path / f"killed{seed}"
+        _kill_midway(args(out), out, span, seed)
+        _run(args(out))
+        assert _tree(out, ignore=("stats",)) == want, f"seed {seed}"
+
+
+def _weights(exp: Path) -> dict:
+    import torch
+
+    return torch.load(exp / "checkpoint-latest.pt", weights_only=True, map_location="cpu")
+
+
+def test_train_killed_then_resumed_ends_with_the_same_weights(gsc35, tmp_path):
+    import torch
+
+    gsc_dir, manifests = gsc35
+
+    sets = [f"train_manifest={manifests / 'splitgsc_train.jsonl'}", f"val_manifest={manifests / 'splitgsc_val.jsonl'}",
+            f"noise_dir={gsc_dir / '_background_noise_'}", "shots=2", "queries=2", "open_queries=4", "eval_shots=2",
+            "eval_queries=2", "eval_episodes=4", "threads=1", "steps=8", "eval_every=2"]
+
+    def args(exp):
+        return ["train", "kws-fewshot", "--exp-dir", str(exp), *(x for kv in sets for x in ("--set", kv))]
+
+    ref = tmp_path / "ref"
+    span = _write_span(args(ref), ref)
+    want = _weights(ref)
+    want_rows = [json.loads(x)["train_loss"] for x in (ref / "metrics.jsonl").read_text().splitlines()]
+    for seed in SEEDS[:2]:
+        exp = tmp_path / f"killed{seed}"
+        _kill_midway(args(exp), exp, span, seed)
+        _run(args(exp))
+        got = _weights(exp)
+        assert got["step"] == want["step"] == 8
+        for k, v in want["model"].items():
+            assert torch.equal(v, got["model"][k]), (seed, k)
+        rows = [json.loads(x)["train_loss"] for x in (exp / "metrics.jsonl").read_text().splitlines()]
+        assert rows == want_rows, f"seed {seed}: metric rows differ (duplicated or lost)"
+
+
+def test_export_killed_leaves_the_old_or_the_new_complete_folder(kws_export, tmp_path):
+    import shutil
+
+    exp, old_export = kws_export
+
+    def args(out):
+        return ["export", "--exp-dir", str(exp), "--out", str(out), "--invokes", "20", "--stream-chunk-ms", "0"]
+
+    ref = tmp_path / "ref"
+    span = _run(args(ref))
+    new_names = set(_tree(ref))
+    new_model = _tree(ref)["model_fp32.tflite"]
+    for seed in SEEDS[:2]:
+        out = tmp_path / f"out{seed}"
+        shutil.copytree(old_export, out)  # a previous export (of a different configuration)
+        old = _tree(out)
+        _kill_midway(args(out), out, span, seed, upto=0.5)  # a second export is faster (warm caches)
+        now = _tree(out)
+        if now != old:  # not the old folder: then the whole new one
+            assert set(now) == new_names and now["model_fp32.tflite"] == new_model, f"seed {seed}: partial export"
+        _run(args(out))
+        assert set(_tree(out)) == new_names
+        left = [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.") and p.is_dir()]
+        assert not left, f"seed {seed}: the killed export's temporary folders are still there: {left}"
