@@ -93,37 +93,33 @@ def _write_span(args: list[str], out: Path) -> float:
     return time.perf_counter() - (first or t0)
 
 
-def test_synth_killed_then_rerun_is_byte_identical(tmp_path):
-    def args(out):
-        return ["synth", "librispeech", "--out", str(out), "--hours", "0.01", "--speakers", "3", "--seed", "3",
-                "--quiet"]
-
+def _killed_and_rerun_equals_uninterrupted(args, tmp_path: Path, ignore: tuple[str, ...]) -> None:
+    """``args(out)``: the command writing ``out``. Per seed: kill it at a random point, run it again, and
+    compare every file with an uninterrupted run (except run reports, ``ignore``)."""
     ref = tmp_path / "ref"
     span = _write_span(args(ref), ref)
-    want = _tree(ref, ignore=("synth_report.json",))  # the report records the wall time
+    want = _tree(ref, ignore)
     for seed in SEEDS:
         out = tmp_path / f"killed{seed}"
         _kill_midway(args(out), out, span, seed)
         _run(args(out))
-        assert _tree(out, ignore=("synth_report.json",)) == want, f"seed {seed}"
+        assert _tree(out, ignore) == want, f"seed {seed}"
+
+
+def test_synth_killed_then_rerun_is_byte_identical(tmp_path):
+    _killed_and_rerun_equals_uninterrupted(
+        lambda out: ["synth", "librispeech", "--out", str(out), "--hours", "0.01", "--speakers", "3", "--seed", "3",
+                     "--quiet"],
+        tmp_path, ignore=("synth_report.json",))  # the report records the wall time
 
 
 def test_prepare_libriword_killed_then_rerun_is_byte_identical(librispeech_dir, tmp_path):
     root, _ = librispeech_dir
-
-    def args(out):
-        return ["prepare", "libriword", "--librispeech", str(root), "--alignments", str(root / "alignments"),
-                "--out", str(out), "--num-words", "6", "--clips-per-word", "6", "--min-word-seconds", "0.1",
-                "--workers", "2", "--quiet"]
-
-    ref = tmp_path / "ref"
-    span = _write_span(args(ref), ref)
-    want = _tree(ref, ignore=("stats",))  # counts of written vs reused clips
-    for seed in SEEDS:
-        out = tmp_path / f"killed{seed}"
-        _kill_midway(args(out), out, span, seed)
-        _run(args(out))
-        assert _tree(out, ignore=("stats",)) == want, f"seed {seed}"
+    _killed_and_rerun_equals_uninterrupted(
+        lambda out: ["prepare", "libriword", "--librispeech", str(root), "--alignments", str(root / "alignments"),
+                     "--out", str(out), "--num-words", "6", "--clips-per-word", "6", "--min-word-seconds", "0.1",
+                     "--workers", "2", "--quiet"],
+        tmp_path, ignore=("stats",))  # counts of written vs reused clips
 
 
 def _weights(exp: Path) -> dict:
