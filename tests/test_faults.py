@@ -8,6 +8,9 @@ again to completion. The guarantees (README, "Guarantees"):
 - ``synth`` and ``prepare libriword``: the re-run gives byte-identical files (no stray temporary files);
 - ``train``: the re-run resumes from the last checkpoint and ends with the same weights and metric rows;
 - ``export``: at every instant ``--out`` is the previous complete export or the new complete one.
+
+Long input: the demos' file source and the Conformer's attention keep memory bounded over 10 minutes
+(``benchmarks/long_input_memory.py`` measures the commands' peak RSS at 1 and 10 minutes).
 """
 
 from __future__ import annotations
@@ -180,3 +183,56 @@ def test_export_killed_leaves_the_old_or_the_new_complete_folder(kws_export, tmp
         assert set(_tree(out)) == new_names
         left = [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.") and p.is_dir()]
         assert not left, f"seed {seed}: the killed export's temporary folders are still there: {left}"
+
+
+# -- long input: memory does not grow with the length ----------------------------------------------------------
+@pytest.mark.parametrize("rate,channels", [(16000, 1), (44100, 2)])
+def test_file_source_memory_is_flat_over_ten_minutes(tmp_path, rate, channels):
+    """A 10-minute file through the demos' file source: the same samples as decoding it whole (resampled,
+    mixed to mono), while the most memory held at once (tracemalloc sees numpy's buffers) stays near one block
+    instead of the 38 MB of the decoded file."""
+    import tracemalloc
+
+    import soundfile as sf
+
+    from speechedge.audio import read_audio
+    from speechedge.demos.audio_input import FileSource
+
+    n = 600 * rate
+    t = np.arange(n, dtype=np.float32) / rate
+    x = (0.3 * np.sin(2 * np.pi * 220 * t))[:, None].repeat(channels, 1) if channels > 1 else 0.3 * np.sin(2 * np.pi * 220 * t)
+    path = tmp_path / "long.flac"
+    sf.write(path, x, rate)
+    del x, t
+    tracemalloc.start()
+    total, head, tail = 0, None, None
+    for block in FileSource(path):
+        if head is None:
+            head = block.copy()
+        total += len(block)
+        tail = block
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    whole, _ = read_audio(path, sample_rate=16000)
+    assert total == len(whole) and np.array_equal(head, whole[:len(head)]) and np.array_equal(tail, whole[-len(tail):])
+    assert peak < 2_000_000, f"peak {peak / 1e6:.1f} MB while streaming a 10-minute file"
+
+
+def test_attention_blocks_bound_memory_for_a_ten_minute_utterance():
+    """15,000 output frames (10 minutes): no attention block holds more than ``BLOCK_ELEMENTS`` scores per
+    head (one (T, T) block would hold 225 million), and with a limited left context every block attends only
+    the band of keys its chunks may see, so the work is linear in T."""
+    import math
+
+    import torch
+
+    from speechedge.models.conformer import AttentionMask
+
+    t = 15000
+    for chunk, left in [(0, -1), (8, 4), (4, 0), (8, -1)]:
+        blocks = AttentionMask(torch.ones(1, t), chunk, left).blocks()
+        assert blocks[0][0] == 0 and blocks[-1][1] == t and all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+        assert max((e - s) * (ke - ks) for s, e, ks, ke in blocks) <= AttentionMask.BLOCK_ELEMENTS
+        if left >= 0:  # rows of about sqrt(BLOCK_ELEMENTS) frames, each seeing its band: linear in T
+            total = sum((e - s) * (ke - ks) for s, e, ks, ke in blocks)
+            assert total <= t * (math.isqrt(AttentionMask.BLOCK_ELEMENTS) + (left + 1) * chunk), (chunk, left, total)
