@@ -3,7 +3,7 @@
     python benchmarks/long_input_memory.py --asr-exp EXP --asr-export DIR [--minutes 1 10] [--kws-model DIR]
 
 Builds one long utterance per length by looping the 16 kHz FLAC files of a LibriSpeech-layout corpus
-(``--corpus``; default: the first test/dev split found next to the ASR experiment's manifests), writes it as
+(``--corpus``: a split folder such as ``LibriSpeech/test-clean``), writes it as
 a FLAC file and a one-utterance LibriSpeech-layout corpus with its manifest, and runs each command in its
 own process, reading that process's peak resident memory from the kernel (``wait4``). Prints a table of
 peak RSS per length and the ratio of the longest to the shortest: flat memory means a ratio near 1.

@@ -331,13 +331,14 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
     audio = validate_audio(audio, source=path)
     data = audio.T if audio.ndim == 2 else audio
     path.parent.mkdir(parents=True, exist_ok=True)
-    from speechedge.io import partial_path
+    from speechedge.io import PartialFile
 
-    tmp = partial_path(path)
+    pf = PartialFile(path)
     try:
-        sf.write(tmp, np.clip(data, -1.0, 1.0), sample_rate, subtype=subtype or _SUBTYPES[fmt], format=fmt[1:].upper())
-        os.replace(tmp, path)
+        sf.write(pf.tmp, np.clip(data, -1.0, 1.0), sample_rate, subtype=subtype or _SUBTYPES[fmt],
+                 format=fmt[1:].upper())
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        pf.discard()
         raise
+    pf.commit()
     return path

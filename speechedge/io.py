@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["partial_path", "atomic_write_bytes", "atomic_write_text", "atomic_savefig", "capture_native_output", "spawn_pool_context",
+__all__ = ["partial_path", "PartialFile", "atomic_write_bytes", "atomic_write_text", "atomic_savefig", "capture_native_output", "spawn_pool_context",
            "pool_worker_init"]
 
 
@@ -23,23 +23,75 @@ def partial_path(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
+class PartialFile:
+    """The temporary file of one atomic write of ``path``, held with an ``flock`` until :meth:`commit`
+    (rename into place) or :meth:`discard`.
+
+    Normally :func:`partial_path`. The lock makes the fixed name safe with concurrent writers of the same
+    file (two training runs filling one clip cache): a second writer finds the name locked and writes
+    ``.NAME.<pid>.partial`` instead, and a writer never reuses a name another one has just renamed into place
+    (the inode is checked after locking). A file left by a killed writer is unlocked and is reused. Write the
+    content to :attr:`tmp` by its path; where ``fcntl`` is missing (Windows) no lock is taken.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = partial_path(self.path)
+        try:
+            import fcntl
+        except ImportError:
+            self.fd = None
+            return
+        while True:
+            fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another live process writes this very file: take a name of our own
+                os.close(fd)
+                self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+                fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT, 0o644)
+                break
+            try:
+                if os.fstat(fd).st_ino == os.stat(self.tmp).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # the writer that held it renamed it into place meanwhile: open the name again
+        os.ftruncate(fd, 0)
+        self.fd = fd
+
+    def commit(self) -> Path:
+        """Rename the written file into place (still holding the lock), then release it."""
+        try:
+            os.replace(self.tmp, self.path)
+        finally:
+            self._release()
+        return self.path
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+        self._release()
+
+    def _release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through :func:`partial_path` and a rename.
+    """Write ``data`` to ``path`` through a :class:`PartialFile` and a rename.
 
     Readers see either the old file or the complete new one; an interrupted write leaves no partial file
     (an exception removes it; a kill leaves it for the next write of ``path`` to reuse).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(path)
+    pf = PartialFile(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        pf.tmp.write_bytes(data)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        pf.discard()
         raise
-    return path
+    return pf.commit()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -116,10 +116,10 @@ class ManifestWriter:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        from speechedge.io import partial_path
+        from speechedge.io import PartialFile
 
-        self._tmp = partial_path(self.path)
-        self._f = _open_text(self._tmp, "w", gz=self.path.suffix == ".gz")
+        self._partial = PartialFile(self.path)
+        self._f = _open_text(self._partial.tmp, "w", gz=self.path.suffix == ".gz")
         self.count = 0
 
     def write(self, row) -> None:
@@ -128,12 +128,11 @@ class ManifestWriter:
 
     def close(self) -> Path:
         self._f.close()
-        os.replace(self._tmp, self.path)
-        return self.path
+        return self._partial.commit()
 
     def abort(self) -> None:
         self._f.close()
-        Path(self._tmp).unlink(missing_ok=True)
+        self._partial.discard()
 
     def __enter__(self) -> ManifestWriter:
         return self

@@ -46,28 +46,28 @@ def _run(args: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def _kill_midway(args: list[str], watch: Path, span_s: float, seed: int, upto: float = 0.7) -> str:
+def _kill_midway(args: list[str], watch: Path, span_s: float, seed: int, upto: float = 0.7) -> None:
     """Start ``speechedge ARGS``; once anything exists under ``watch``, wait a random part of ``span_s`` and
-    SIGKILL the main process (after 5% to ``upto`` of ``span_s``). Returns what the process printed; fails if
-    it finished before the kill."""
-    proc = subprocess.Popen([EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    SIGKILL the main process (after 5% to ``upto`` of ``span_s``); fails if it finished before the kill.
+    Output goes to a file, not a pipe: surviving workers holding a pipe open would block the test."""
+    log = (watch.parent / f"{watch.name}.kill.log").open("w")
+    proc = subprocess.Popen([EXE, *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 300
     while not (watch.exists() and any(watch.rglob("*"))):
-        assert proc.poll() is None, f"finished before writing anything: {proc.stdout.read()[-2000:]}"
+        assert proc.poll() is None, "finished before writing anything"
         assert time.monotonic() < deadline
         time.sleep(0.02)
     time.sleep(np.random.default_rng(seed).uniform(0.05, upto) * span_s)
     assert proc.poll() is None, "the command finished before the kill: lengthen its work"
     proc.send_signal(signal.SIGKILL)
-    out = proc.communicate(timeout=60)[0]
+    proc.wait(timeout=60)
+    log.close()
     deadline = time.monotonic() + 10  # pool workers die with their parent (PR_SET_PDEATHSIG)
     while (alive := _group_alive(proc.pid)) and time.monotonic() < deadline:
         time.sleep(0.1)
     if alive:
         os.killpg(proc.pid, signal.SIGKILL)
     assert not alive, f"processes of the killed command are still running: {alive}"
-    return out
 
 
 def _group_alive(pgid: int) -> list[str]:
@@ -183,6 +183,29 @@ def test_export_killed_leaves_the_old_or_the_new_complete_folder(kws_export, tmp
         assert set(_tree(out)) == new_names
         left = [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.") and p.is_dir()]
         assert not left, f"seed {seed}: the killed export's temporary folders are still there: {left}"
+
+
+def test_partial_files_are_reused_after_a_kill_and_private_to_a_live_writer(tmp_path):
+    """The fixed temporary name: a killed writer's leftover is truncated and reused (nothing left behind);
+    two live writers of the same file never share a temporary file (the second takes a name of its own),
+    and the file in place is always one writer's complete content."""
+    from speechedge.io import PartialFile, atomic_write_bytes, partial_path
+
+    target = tmp_path / "a.json"
+    partial_path(target).write_bytes(b"left by a killed writer" * 100)
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    first, second = PartialFile(target), PartialFile(target)  # two open descriptions: two writers
+    assert first.tmp != second.tmp and first.tmp == partial_path(target)
+    first.tmp.write_bytes(b"one")
+    second.tmp.write_bytes(b"two")
+    second.commit()
+    assert target.read_bytes() == b"two"
+    third = PartialFile(target)  # first still holds the fixed name
+    assert third.tmp != first.tmp
+    third.discard()
+    first.commit()
+    assert target.read_bytes() == b"one" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
 
 
 # -- long input: memory does not grow with the length ----------------------------------------------------------

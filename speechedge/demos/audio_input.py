@@ -9,6 +9,7 @@ to fix them.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import sys
 import time
@@ -166,6 +167,11 @@ class FileSource:
         self.overflows = self.dropped = 0
         self.backlog = 0
         self.device_name = str(path)
+        # decode the first block now: a file that cannot be decoded at all fails here, before a demo saves an
+        # enrolment (a file corrupt further on fails when that block is reached)
+        decoded = self._decoded()
+        first = next(decoded, None)
+        self._chunks = itertools.chain([] if first is None else [first], decoded)
 
     def stop(self) -> None:
         pass
@@ -200,23 +206,27 @@ class FileSource:
         t0 = time.perf_counter()
         sent, pending = 0, np.zeros(0, np.float32)
         limit = self.max_samples
-        for x in self._decoded():
+        for x in self._chunks:
             pending = np.concatenate([pending, x]) if len(pending) else x
             while len(pending) >= self.block:
                 out, pending = pending[: self.block], pending[self.block:]
                 if limit is not None and sent + len(out) > limit:
                     out = out[: limit - sent]
-                if self.realtime:
-                    wait = t0 + sent / SAMPLE_RATE - time.perf_counter()
-                    if wait > 0:
-                        time.sleep(wait)
+                self._pace(t0, sent)
                 if len(out):
                     yield out
                 sent += len(out)
                 if limit is not None and sent >= limit:
                     return
         if len(pending) and (limit is None or sent < limit):
+            self._pace(t0, sent)
             yield pending[: None if limit is None else limit - sent]
+
+    def _pace(self, t0: float, sent: int) -> None:
+        if self.realtime:
+            wait = t0 + sent / SAMPLE_RATE - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
 
 
 class StdinSource:

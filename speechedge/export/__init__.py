@@ -70,8 +70,9 @@ def replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
     instant ``out_dir`` is either the old or the new complete export (tested), and the old one is removed
     afterwards. Where the exchange is unavailable (not Linux, or a filesystem without it) the old folder is
     renamed aside first and removed only after the new one is in place (a kill between the two renames leaves
-    the previous export whole in ``.NAME.old.*`` beside it). Refuses what :func:`check_out_dir` refuses, so an
-    export never deletes what the toolkit did not write.
+    the previous export whole in ``.NAME.speechedge-export-old.*`` beside it, and the next export puts it
+    back). Refuses what :func:`check_out_dir` refuses, so an export never deletes what the toolkit did not
+    write.
     """
     out_dir = check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -79,18 +80,43 @@ def replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
         _replace_locked(out_dir, write)
 
 
+_TMP, _OLD = "speechedge-export-tmp", "speechedge-export-old"  # beside --out: .NAME.<tag>.<random>
+
+
 @contextlib.contextmanager
 def _export_lock(out_dir: Path):
     """Hold an exclusive ``flock`` on the folder that holds ``out_dir`` (released by the kernel when a process
-    dies, and no lock file left behind) and remove the temporary folders an export killed earlier left there.
-    The lock covers only the writing and the swap (milliseconds; exports into sibling folders wait for each
-    other that long), so with it held every ``.NAME.*`` folder beside ``out_dir`` is a dead export's."""
-    import fcntl
-
-    fd = os.open(out_dir.parent, os.O_RDONLY | os.O_DIRECTORY)
+    dies; no lock file left behind) and tidy what an export killed earlier left beside ``out_dir``: its
+    temporary folders (``.NAME.speechedge-export-tmp.*``: removed) and, from the two-rename fallback, the
+    previous export set aside (``.NAME.speechedge-export-old.*/x``: put back when ``out_dir`` is missing,
+    removed when the new one is in place). Only folders with these names are touched. The lock covers only
+    the writing and the swap (exports into sibling folders wait for each other that long); where the parent
+    cannot be locked (no read permission, a filesystem without ``flock``) the export goes on without the
+    lock and without tidying."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        for stale in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*"):
+        import fcntl
+
+        fd = os.open(out_dir.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except (ImportError, OSError) as e:
+        log.warning("cannot lock %s (%s): exporting without tidying what killed exports left", out_dir.parent, e)
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another export into %s", out_dir.parent)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            log.warning("cannot lock %s (%s): exporting without tidying what killed exports left", out_dir.parent, e)
+            yield
+            return
+        name = glob.escape(out_dir.name)
+        for old in out_dir.parent.glob(f".{name}.{_OLD}.*"):
+            if (old / "x").is_dir() and not out_dir.exists():
+                log.info("putting back %s, set aside by an export that was killed", out_dir)
+                os.rename(old / "x", out_dir)
+        for stale in [*out_dir.parent.glob(f".{name}.{_TMP}.*"), *out_dir.parent.glob(f".{name}.{_OLD}.*")]:
             if stale.is_dir() and not stale.is_symlink():
                 log.info("removing %s, left by an export that was killed", stale)
                 shutil.rmtree(stale, ignore_errors=True)
@@ -100,7 +126,7 @@ def _export_lock(out_dir: Path):
 
 
 def _replace_locked(out_dir: Path, write: Callable[[Path], None]) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{_TMP}.", dir=out_dir.parent))
     old = None
     try:
         write(tmp)
@@ -108,7 +134,7 @@ def _replace_locked(out_dir: Path, write: Callable[[Path], None]) -> None:
             shutil.rmtree(tmp, ignore_errors=True)  # now the previous export
             return
         if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{_OLD}.", dir=out_dir.parent))
             os.rename(out_dir, old / "x")
         os.rename(tmp, out_dir)
     except BaseException:
