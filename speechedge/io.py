@@ -16,7 +16,7 @@ __all__ = ["partial_path", "PartialFile", "atomic_write_bytes", "atomic_write_te
 def partial_path(path: str | os.PathLike) -> Path:
     """The temporary file an atomic write of ``path`` goes through: ``.NAME.partial`` in the same folder.
 
-    The name is fixed, not random: a write killed before its rename (SIGKILL, power loss) leaves this file,
+    The name is fixed, not random: a write killed before its rename (SIGKILL, a crash) leaves this file,
     and the next write of the same ``path`` truncates and reuses it, so a re-run leaves nothing behind.
     """
     path = Path(path)
