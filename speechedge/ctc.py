@@ -255,14 +255,23 @@ def prefix_beam_search(log_probs: np.ndarray, beam: int = 8, token_prune: float 
 
 
 def edit_distance(ref: list, hyp: list) -> int:
-    """Levenshtein distance between two sequences."""
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
+    """Levenshtein distance between two sequences (of any hashable items).
+
+    One NumPy pass per reference item, O(len(hyp)) memory: within a row the insertion chain
+    ``cur[j] = min(a[j], cur[j - 1] + 1)`` is ``j + cumulative min of (a[k] - k)``, so two 9,000-character
+    transcripts (a 10-minute utterance) take a fraction of a second instead of a minute of Python loops.
+    """
+    codes: dict = {}
+    r = np.array([codes.setdefault(x, len(codes)) for x in ref], dtype=np.int64)
+    h = np.array([codes.setdefault(x, len(codes)) for x in hyp], dtype=np.int64)
+    j = np.arange(len(h) + 1, dtype=np.int64)
+    prev = j.copy()
+    a = np.empty_like(prev)
+    for i, x in enumerate(r, 1):
+        a[0] = i
+        np.minimum(prev[1:] + 1, prev[:-1] + (h != x), out=a[1:])  # deletion, substitution
+        prev = np.minimum.accumulate(a - j) + j  # insertion chain
+    return int(prev[-1])
 
 
 class ErrorCounts:

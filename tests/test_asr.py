@@ -226,6 +226,23 @@ def test_emission_latency_matches_words_in_order():
     assert emission_latency(hyp, ref) == pytest.approx([0.2, 0.4])
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_edit_distance_equals_the_textbook_recurrence(seed):
+    """The vectorized rows (cumulative-min insertion chain) against the plain dynamic programme."""
+    def textbook(a, b):
+        d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+        for i in range(1, len(a) + 1):
+            for j in range(1, len(b) + 1):
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+        return d[-1][-1]
+
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        a = list(rng.choice(list("abc"), size=rng.integers(0, 14)))
+        b = list(rng.choice(list("abcd"), size=rng.integers(0, 14)))
+        assert edit_distance(a, b) == textbook(a, b), (a, b)
+
+
 def test_error_rates():
     assert edit_distance("kitten", "sitting") == 3
     wer, cer = error_rate(["a b c d"], ["a x c"])
