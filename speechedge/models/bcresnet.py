@@ -130,12 +130,16 @@ class BCResBlock(nn.Module):
             nn.Conv2d(cout, cout, 1, bias=False),
             nn.Dropout2d(dropout),
         )
+        # named points of the two tensors that are not a module's output (the frequency mean and the broadcast
+        # sum): identities, there for quantization-aware training to hook (models/qat.py); no weights
+        self.pooled = nn.Identity()
+        self.summed = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         x2 = self.f2(x)  # (B, C, F', T)
-        x1 = self.f1(x2.mean(dim=2, keepdim=True))  # (B, C, 1, T), broadcast over frequency
-        out = x2 + x1
+        x1 = self.f1(self.pooled(x2.mean(dim=2, keepdim=True)))  # (B, C, 1, T), broadcast over frequency
+        out = self.summed(x2 + x1)
         if not self.transition:
             out = out + shortcut
         return F.relu(out)
@@ -171,13 +175,14 @@ class BCResNet(nn.Module):
             nn.ReLU(),
         )
         self.head = nn.Conv2d(c[5], num_classes, 1) if num_classes else None
+        self.pooled = nn.Identity()  # the embedding (a point for quantization-aware training; no weights)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, n_mels, T)`` (or ``(B, n_mels, T)``) -> ``(B, 4b)`` pooled embedding."""
         if x.dim() == 3:
             x = x.unsqueeze(1)
         x = self.neck(self.stages(self.stem(x)))  # (B, 4b, F'', T)
-        return x.mean(dim=(2, 3))
+        return self.pooled(x.mean(dim=(2, 3)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, n_mels, T)`` -> ``(B, num_classes)`` logits."""

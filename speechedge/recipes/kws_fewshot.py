@@ -20,6 +20,7 @@ classes; the best checkpoint is the one with the highest mean of closed-set accu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from speechedge.features import FrontendConfig
 from speechedge.models import load_checkpoint
 from speechedge.models.fewshot import EpisodeSampler, auroc, episode_loss, mean_ci95, open_set_scores
 from speechedge.models.kws import FewShotKWS
+from speechedge.models.qat import ActivationFakeQuant
 from speechedge.training.augment import AugmentConfig, Augmenter, spec_augment
 from speechedge.training.config import config_from_dict, load_config
 from speechedge.training.kws_data import ClipSet, load_folder_clips, load_manifest_clips, load_noise_bank
@@ -81,6 +83,12 @@ class FewShotConfig:
     # start from another experiment's best checkpoint (fine-tuning; a LibriWord head of another vocabulary
     # starts fresh); the schedule and optimizer start anew
     init_from: str = ""
+    # quantization-aware fine-tuning (models/qat.py): fake int8 quantization of every activation the int8 export
+    # quantizes, batch norms on their running statistics; use with init_from and a small lr. qat_consistency
+    # weighs a loss that keeps the fake-quantized embedding near the float one (relative squared error), which
+    # is what the export's decision agreement measures
+    qat: bool = False
+    qat_consistency: float = 0.0
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch threads (0 = torch's default)
@@ -101,6 +109,8 @@ class FewShotConfig:
         if self.context_s < 0 or not 0 <= self.context_prob <= 1:
             raise ValueError(f"context_s must be >= 0 and context_prob in [0, 1], got {self.context_s}, "
                              f"{self.context_prob}")
+        if self.qat_consistency < 0 or (self.qat_consistency and not self.qat):
+            raise ValueError(f"qat_consistency must be >= 0 and needs qat = true, got {self.qat_consistency}")
 
     @property
     def clip_samples(self) -> int:
@@ -211,6 +221,12 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         model = FewShotKWS(cfg.tau, cfg.method, cfg.num_dummies, len(aux_vocab), fe, cfg.clip_samples).to(device)
         if cfg.init_from:
             _init_from(model, cfg.init_from, aux_vocab)
+        modules = {}
+        if cfg.qat:
+            fq = ActivationFakeQuant(model.encoder).attach()
+            fq.freeze_norms()
+            modules["qat"] = fq.to(device)
+            log.info("quantization-aware training: %d int8 activation points", len(fq.quant))
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps))
         sampler = EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.queries, cfg.open_queries,
@@ -252,25 +268,32 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
                 feats = spec_augment(feats, spec_gen)
             emb = net(feats)
             n_sup = cfg.ways * cfg.shots
+            parts = {}
+            if cfg.qat_consistency:
+                with fq.disabled():
+                    ref = net(feats)
+                err = (emb - ref).pow(2).sum(1).mean() / ref.detach().pow(2).sum(1).mean().clamp_min(1e-8)
+                parts["qat"] = cfg.qat_consistency * err
             loss, info = episode_loss(emb[:n_sup].view(cfg.ways, cfg.shots, -1), emb[n_sup:n_fs],
                                       torch.from_numpy(ep.query_labels).to(device), method=cfg.method,
                                       temperature=cfg.temperature, dummy=model.dummy, gamma=cfg.gamma,
                                       lambda_u=cfg.lambda_u)
-            parts = {"episode": loss, "acc": info["acc"]}
+            parts.update({"episode": loss, "acc": info["acc"]})
             if aux_clips is not None:
                 aux_logits = model.aux_head(emb[n_fs:])
                 parts["aux"] = cfg.aux_weight * F.cross_entropy(aux_logits, torch.from_numpy(aux_ids[aidx]).to(device))
             return parts
 
         def evaluate_val(step: int) -> tuple[dict, float]:
-            res, _ = evaluate(model, val_clips, method=cfg.method, ways=min(5, len(set(val_clips.labels)) - 1),
-                              shots=(cfg.eval_shots,), queries=cfg.eval_queries, episodes=cfg.eval_episodes,
-                              seed=cfg.seed, temperature=cfg.temperature, gamma=cfg.gamma, device=device)
+            with (fq.observing(False) if cfg.qat else contextlib.nullcontext()):
+                res, _ = evaluate(model, val_clips, method=cfg.method, ways=min(5, len(set(val_clips.labels)) - 1),
+                                  shots=(cfg.eval_shots,), queries=cfg.eval_queries, episodes=cfg.eval_episodes,
+                                  seed=cfg.seed, temperature=cfg.temperature, gamma=cfg.gamma, device=device)
             r = res[f"{cfg.eval_shots}shot"]
             return {"val_acc": r["acc"], "val_auroc": r["auroc"]}, (r["acc"] + r["auroc"]) / 2
 
         return TrainTask(model=model, optimizer=opt, scheduler=sched, train_step=train_step, evaluate=evaluate_val,
-                         steps=cfg.steps, eval_every=cfg.eval_every,
+                         steps=cfg.steps, eval_every=cfg.eval_every, modules=modules,
                          generators={"sampler": sampler.rng, "aux": aux_rng, "aug": aug.gen, "specaug": spec_gen,
                                      "context": ctx_rng},
                          meta={"aux_vocab": aux_vocab},
