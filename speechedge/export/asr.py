@@ -106,8 +106,11 @@ def state_spec(init: StreamState) -> tuple[list[dict], dict[str, np.ndarray]]:
 
 
 def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, held_out: str | None = None,
-               num_held_out: int = 20, num_calibration: int = 20, invokes: int = 1000) -> dict:
-    """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails."""
+               num_held_out: int = 20, num_calibration: int = 20, invokes: int = 1000, int8_ranges: str = "mse") -> dict:
+    """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails.
+
+    ``int8_ranges``: how the int8 activation ranges are calibrated (:func:`speechedge.export.quantize.quantize_int8`).
+    """
     from speechedge.ctc import tokenizer_from_meta
     from speechedge.models import load_checkpoint
     from speechedge.training.asr_data import load_utterances
@@ -146,8 +149,10 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         litert_torch.convert(step, sample_kwargs=example).export(f"{d}/m.tflite")
         models = {"fp32": strip_tensor_names(Path(f"{d}/m.tflite").read_bytes())}
     if int8:
-        models["int8"] = strip_tensor_names(_quantize(models["fp32"], calls[:: max(1, len(calls) // 400)][:400]))
-    report: dict = {"exp_dir": str(exp_dir), "kind": "asr_step", "chunk_ms": round(chunk * SUBSAMPLING * fe.frame_s * 1000),
+        models["int8"] = strip_tensor_names(_quantize(models["fp32"], calls[:: max(1, len(calls) // 400)][:400],
+                                                 int8_ranges))
+    report: dict = {"exp_dir": str(exp_dir), "kind": "asr_step", "int8_ranges": int8_ranges if int8 else None,
+                    "chunk_ms": round(chunk * SUBSAMPLING * fe.frame_s * 1000),
                     "left_chunks": left, "held_out_utterances": len(utts),
                     "convert_s": round(time.perf_counter() - t0, 1), "models": {}, "checks": {}}
     ref_all = np.concatenate([np.concatenate(o) for o in ref if o])
@@ -208,12 +213,9 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     return report
 
 
-def _quantize(fp32: bytes, calls: list[dict]) -> bytes:
-    """Static int8 (ai-edge-quantizer wi8/ai8) calibrated on real named (feats, state) inputs of streams."""
-    from ai_edge_quantizer import quantizer, recipe
+def _quantize(fp32: bytes, calls: list[dict], ranges: str = "mse") -> bytes:
+    """Static int8 (:func:`speechedge.export.quantize.quantize_int8`) calibrated on real named (feats, state)
+    inputs of streams."""
+    from .quantize import quantize_int8
 
-    signature = next(iter(TFLiteModel(fp32).it.get_signature_list()))
-    q = quantizer.Quantizer(bytearray(fp32))
-    q.load_quantization_recipe(recipe.static_wi8_ai8())
-    calibration = q.calibrate({signature: calls})
-    return bytes(q.quantize(calibration).quantized_model)
+    return quantize_int8(fp32, calls, ranges)

@@ -266,11 +266,14 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             feats = model.features(x)
             if cfg.spec_augment:
                 feats = spec_augment(feats, spec_gen)
+            cuda = device.type == "cuda"
+            rng_before = torch.cuda.get_rng_state(device) if cuda else torch.get_rng_state()
             emb = net(feats)
             n_sup = cfg.ways * cfg.shots
             parts = {}
-            if cfg.qat_consistency:
-                with fq.disabled():
+            if cfg.qat_consistency:  # the float model on the same input with the same dropout masks
+                with fq.disabled(), torch.random.fork_rng(devices=[device] if cuda else []):
+                    torch.cuda.set_rng_state(rng_before, device) if cuda else torch.set_rng_state(rng_before)
                     ref = net(feats)
                 err = (emb - ref).pow(2).sum(1).mean() / ref.detach().pow(2).sum(1).mean().clamp_min(1e-8)
                 parts["qat"] = cfg.qat_consistency * err

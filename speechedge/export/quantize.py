@@ -1,0 +1,89 @@
+"""Full-integer int8 post-training quantization of an fp32 flatbuffer (ai-edge-quantizer), one place for the
+KWS and the streaming ASR exports.
+
+ai-edge-quantizer's static ``wi8_ai8`` recipe: per-channel symmetric int8 weights, per-tensor asymmetric int8
+activations, int8 inputs and outputs. Its calibration sets each activation's range to a *moving average of every
+calibration input's own min and max*, so a tensor whose extremes vary from input to input (louder and quieter
+clips, the log-mel floor of silence, a few large SubSpectralNorm outputs) is clipped on every input above the
+average. On a BC-ResNet-1 few-shot model that clipping, spread over 90 tensors, cost 1.3% relative squared error
+of the embedding and 8.5% of the 5-way decisions (README, "Export").
+
+``ranges="mse"`` (the default) pools the values instead: every activation tensor of the float graph is run over
+the calibration inputs into torch's ``HistogramObserver``, which chooses the range with the least L2 error of
+rounding plus clipping over the histogram of all values (PyTorch's histogram calibration); those ranges replace
+the quantizer's before the int8 model is built (0.26% error, 4.4% of the decisions on the same model).
+Weights and op-imposed scales (LOGISTIC's fixed 1/256) stay as the quantizer sets them. ``ranges="average"`` is
+the quantizer's own calibration.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["RANGE_METHODS", "quantize_int8"]
+
+RANGE_METHODS = ("mse", "average")
+
+
+def _activation_indices(it) -> set[int]:
+    """Tensor indices of the graph inputs and of every op output (everything that is not a constant)."""
+    ops = it._get_ops_details()
+    return {d["index"] for d in it.get_input_details()} | {o for op in ops for o in op["outputs"] if o >= 0}
+
+
+def _mse_ranges(fp32: bytes, signature: str, calls: list[dict], qsvs: dict) -> dict:
+    """``qsvs`` with the min/max of every per-tensor activation replaced by its least-L2-error int8 range."""
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+    from torch.ao.quantization import HistogramObserver
+
+    it = Interpreter(model_content=fp32, experimental_preserve_all_tensors=True, num_threads=1)
+    runner = it.get_signature_runner(signature)
+    index = {d["name"]: d["index"] for d in it.get_tensor_details()}
+    live = _activation_indices(it)
+    observers = {name: HistogramObserver(quant_min=-128, quant_max=127, dtype=torch.qint8)
+                 for name, qsv in qsvs.items()
+                 if index.get(name) in live and np.size(qsv.get("min", ())) == 1}
+    for call in calls:
+        runner(**call)
+        for name, obs in observers.items():
+            value = it.get_tensor(index[name])
+            if value.dtype == np.float32:
+                obs(torch.from_numpy(np.array(value)))
+    out = dict(qsvs)
+    for name, obs in observers.items():
+        if obs.min_val.numel() == 0 or not torch.isfinite(obs.min_val):
+            continue  # never observed as float (an integer tensor): keep the quantizer's own entry
+        scale, zero = obs.calculate_qparams()
+        lo, hi = float(scale * (-128 - zero)), float(scale * (127 - zero))
+        old = qsvs[name]
+        out[name] = {**old, "min": np.full(np.shape(old["min"]), lo, np.asarray(old["min"]).dtype),
+                     "max": np.full(np.shape(old["max"]), hi, np.asarray(old["max"]).dtype)}
+    return out
+
+
+def quantize_int8(fp32: bytes, calls: list[dict], ranges: str = "mse") -> bytes:
+    """The full-integer int8 model of ``fp32``, calibrated on ``calls`` (one dict of named inputs per invoke of
+    the model's first signature).
+
+    Args:
+        fp32: the float flatbuffer.
+        calls: calibration inputs, ``{input_name: array with the batch axis}`` each.
+        ranges: ``mse`` (least-error activation ranges over the pooled values, the default) or ``average`` (the
+            quantizer's moving average of each input's min and max).
+    """
+    from ai_edge_quantizer import quantizer, recipe
+
+    from speechedge.io import capture_native_output
+    from speechedge.runtime.tflite import TFLiteModel
+
+    if ranges not in RANGE_METHODS:
+        raise ValueError(f"int8 ranges must be one of {', '.join(RANGE_METHODS)}, got {ranges!r}")
+    signature = next(iter(TFLiteModel(fp32).it.get_signature_list()))
+    q = quantizer.Quantizer(bytearray(fp32))
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    with capture_native_output():  # the quantizer's progress bars and size lines are not ours to print
+        qsvs = q.calibrate({signature: calls})
+        if ranges == "mse":
+            qsvs = _mse_ranges(fp32, signature, calls, qsvs)
+        return bytes(q.quantize(qsvs).quantized_model)
