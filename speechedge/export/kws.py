@@ -327,8 +327,26 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
             from .kws_stream import export_stream, stream_background
 
             stream = export_stream(model, net.encoder, audio, ref, labels, stream_chunk_ms, invokes,
-                                   _episode_agreement)
+                                   _episode_agreement, calib_audio if int8 else None, int8_ranges)
             report["stream"] = stream["report"]
+            if int8:  # the same accuracy budget as the window model, against the fp32 step model
+                s8 = stream["report"]["int8"]
+                report["checks"]["stream_int8_decision_agreement>=0.98"] = ok = \
+                    s8["decision_agreement"] >= INT8_MIN_AGREEMENT
+                if not ok:
+                    failures.append(f"streaming int8 decision_agreement {s8['decision_agreement']:.4f} < "
+                                    f"{INT8_MIN_AGREEMENT}")
+                drop = s8["fp32_episode_accuracy"] - s8["episode_accuracy"]
+                report["checks"]["stream_int8_accuracy_within_1_point"] = ok = drop <= INT8_MAX_ACCURACY_DROP
+                if not ok:
+                    failures.append(f"streaming int8 episode_accuracy {s8['episode_accuracy']:.4f} is "
+                                    f"{100 * drop:.1f} points below its fp32 ({s8['fp32_episode_accuracy']:.4f})")
+                if target == "mcu":  # the microcontroller's streaming model in TFLM: ops, flash, arena
+                    tflm_s = tflm_run(stream["int8"], None)
+                    s8.update({"tflm_ops_missing": check_tflm_ops(stream["int8"]), "flash_bytes": len(stream["int8"]),
+                               **({"tflm_arena_bytes": tflm_s["arena_bytes"],
+                                   "tflm_arena_head_bytes": tflm_s["arena_head_bytes"],
+                                   "tflm_arena_tail_bytes": tflm_s["arena_tail_bytes"]} if tflm_s else {})})
             report["checks"]["stream_fp32_max_err_rel_to_range<=1e-4"] = ok = \
                 stream["report"]["max_err_rel_to_range"] <= 1e-4
             if not ok:
@@ -352,6 +370,8 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
             np.save(tmp / "background.npy", background)  # the detector's calibration set (runtime/kws.py)
             if stream_chunk_ms:
                 (tmp / "stream_fp32.tflite").write_bytes(stream["blob"])
+                if "int8" in stream:
+                    (tmp / "stream_int8.tflite").write_bytes(stream["int8"])
                 (tmp / "stream.json").write_text(json.dumps(stream["spec"], indent=2) + "\n")
                 np.save(tmp / "background_stream.npy", background_stream)
             if model.dummy is not None:  # D-ProtoNet's generator, run by the host

@@ -30,9 +30,10 @@ from speechedge.models.bcresnet_stream import StreamingBCResNet, context_embeddi
 from speechedge.runtime.kws import StreamStep, context_padding
 from speechedge.runtime.tflite import TFLiteModel, median_run_ms
 
+from .quantize import quantize_int8
 from .tflite_tools import strip_tensor_names
 
-__all__ = ["build_stream", "export_stream", "padded_clips", "stream_embeddings_torch", "stream_background"]
+__all__ = ["build_stream", "export_stream", "stream_calls", "padded_clips", "stream_embeddings_torch", "stream_background"]
 
 
 def build_stream(model, encoder, chunk_ms: float) -> StreamingBCResNet:
@@ -89,11 +90,29 @@ def stream_background(model, encoder, stream: StreamingBCResNet, speech: np.ndar
     return _pooled(model, encoder, stream, np.concatenate(x), left).astype(np.float16)
 
 
+def stream_calls(step: StreamStep, feats: list[np.ndarray], limit: int = 400) -> list[dict]:
+    """The named inputs (new frames and the state) of every step of ``feats`` clips streamed from zero state
+    through ``step``: what a streaming model sees, for int8 calibration (random or zero states clip badly).
+    At most ``limit`` of them, evenly spaced."""
+    calls = []
+    for f in feats:
+        state = step.init_state()
+        for i in range(0, f.shape[1], step.chunk):
+            x = f[:, i: i + step.chunk]
+            calls.append({"feats": x[None, None], **state})
+            _, state = step.step(x, state)
+    return calls[:: max(1, len(calls) // limit)][:limit]
+
+
 def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, labels: list[str], chunk_ms: float,
-                  invokes: int, episode_agreement) -> dict:
+                  invokes: int, episode_agreement, calibration_audio: np.ndarray | None = None,
+                  int8_ranges: str = "mse") -> dict:
     """Convert and verify the step model on the held-out clips ``audio``; ``window_ref`` are the window model's
     embeddings of the same clips (for the decision agreement). Returns ``{"blob", "spec" (stream.json), "report",
-    "stream" (the torch module)}``; raises nothing: the caller applies the checks."""
+    "stream" (the torch module)}``, and ``"int8"`` (the full-integer step model) with ``calibration_audio``
+    (clips streamed in silence through the fp32 step model: the state values of real streams calibrate it;
+    ``report["int8"]``: its decision agreement and accuracy against the fp32 step model's); raises nothing: the
+    caller applies the checks."""
     import litert_torch
 
     stream = build_stream(model, encoder, chunk_ms)
@@ -125,4 +144,22 @@ def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, lab
               "chunk_ms": chunk_ms, "lag_ms": round(stream.lag_frames * 1000 * fe.frame_s),
               "state_floats": state_floats, "episode_accuracy": acc, "decision_agreement_with_window_model": agree,
               "convert_s": round(time.perf_counter() - t0, 1)}
-    return {"blob": blob, "spec": spec, "report": report, "stream": stream}
+    result = {"blob": blob, "spec": spec, "report": report, "stream": stream}
+    if calibration_audio is not None:
+        calib = [log_mel(a, fe) for a in padded_clips(calibration_audio, fe.hop_length, left, right)]
+        q = strip_tensor_names(quantize_int8(blob, stream_calls(step, calib), int8_ranges))
+        step8 = StreamStep(TFLiteModel(q), spec)
+        out8 = np.stack([step8.embed(log_mel(a, fe)) for a in padded])
+        agree8, acc32, acc8 = episode_agreement(out, out8, labels)
+        m8 = TFLiteModel(q)
+        tied = sum(m8._in[k]["quantization"] == m8._out[k]["quantization"] for k in step.state_shapes)
+        report["int8"] = {"bytes": len(q), "ranges": int8_ranges, "decision_agreement": agree8,
+                          "episode_accuracy": acc8, "fp32_episode_accuracy": acc32,
+                          "max_abs_err": float(np.abs(out8 - out).max()),
+                          "rel_sq_err": float(((out8 - out) ** 2).sum(1).mean() / (out ** 2).sum(1).mean()),
+                          "state_tensors_with_equal_in_out_quantization": int(tied),
+                          "median_ms_per_chunk": round(median_run_ms(step8.net, {
+                              "feats": np.zeros((1, 1, fe.num_features, stream.chunk), np.float32),
+                              **step8.init_state()}, n=invokes), 4)}
+        result["int8"] = q
+    return result

@@ -31,34 +31,77 @@ def _activation_indices(it) -> set[int]:
     return {d["index"] for d in it.get_input_details()} | {o for op in ops for o in op["outputs"] if o >= 0}
 
 
+def _shared_range_groups(it, signature: str) -> dict[int, str]:
+    """Tensor index -> group name for the tensors that must share one int8 range: a signature input and
+    output of the same name (a streaming model's state: the step writes what the next step reads), and the
+    inputs and output of a CONCATENATION and the input and output of a SLICE (int8 kernels copy bytes there,
+    so the quantizer would otherwise insert a requantizing op for every mismatch)."""
+    parent: dict[int, int] = {}
+
+    def find(i: int) -> int:
+        while parent.setdefault(i, i) != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(a: int, b: int) -> None:
+        parent[find(a)] = find(b)
+
+    sig = it._get_full_signature_list()[signature]
+    for name, i in sig["inputs"].items():
+        if name in sig["outputs"]:
+            union(i, sig["outputs"][name])
+    for op in it._get_ops_details():
+        ins = [i for i in op["inputs"] if i >= 0]
+        if op["op_name"] == "CONCATENATION":
+            for i in ins + list(op["outputs"]):
+                union(i, op["outputs"][0])
+        elif op["op_name"] == "SLICE":
+            union(ins[0], op["outputs"][0])
+    members: dict[int, list[int]] = {}
+    for i in list(parent):
+        members.setdefault(find(i), []).append(i)
+    return {i: f"group{root}" for root, m in members.items() if len(m) > 1 for i in m}
+
+
 def _mse_ranges(fp32: bytes, signature: str, calls: list[dict], qsvs: dict) -> dict:
-    """``qsvs`` with the min/max of every per-tensor activation replaced by its least-L2-error int8 range."""
+    """``qsvs`` with the min/max of every per-tensor activation replaced by its least-L2-error int8 range.
+
+    Tensors that must share a range (:func:`_shared_range_groups`: a streaming model's state in and out, and
+    the concatenation and slice around each state buffer) share one observer, fed with all of them: the int8
+    state a step writes is then, byte for byte, what the next step reads.
+    """
     import torch
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from torch.ao.quantization import HistogramObserver
 
-    it = Interpreter(model_content=fp32, experimental_preserve_all_tensors=True, num_threads=1)
+    # reference kernels: every tensor of the graph as written (a delegate would fuse them away)
+    it = Interpreter(model_content=fp32, experimental_preserve_all_tensors=True, num_threads=1,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     runner = it.get_signature_runner(signature)
-    index = {d["name"]: d["index"] for d in it.get_tensor_details()}
+    details = it.get_tensor_details()
+    index = {d["name"]: d["index"] for d in details}
     live = _activation_indices(it)
-    observers = {name: HistogramObserver(quant_min=-128, quant_max=127, dtype=torch.qint8)
-                 for name, qsv in qsvs.items()
-                 if index.get(name) in live and np.size(qsv.get("min", ())) == 1}
+    group = _shared_range_groups(it, signature)
+    names = [n for n, qsv in qsvs.items() if index.get(n) in live and np.size(qsv.get("min", ())) == 1]
+    group = {n: group.get(index.get(n), n) for n in names}
+    observers = {group[n]: HistogramObserver(quant_min=-128, quant_max=127, dtype=torch.qint8) for n in names}
     for call in calls:
         runner(**call)
-        for name, obs in observers.items():
-            value = it.get_tensor(index[name])
+        for n in names:
+            value = it.get_tensor(index[n])
             if value.dtype == np.float32:
-                obs(torch.from_numpy(np.array(value)))
+                observers[group[n]](torch.from_numpy(np.array(value)))
     out = dict(qsvs)
-    for name, obs in observers.items():
+    for n in names:
+        obs = observers[group[n]]
         if obs.min_val.numel() == 0 or not torch.isfinite(obs.min_val):
             continue  # never observed as float (an integer tensor): keep the quantizer's own entry
         scale, zero = obs.calculate_qparams()
         lo, hi = float(scale * (-128 - zero)), float(scale * (127 - zero))
-        old = qsvs[name]
-        out[name] = {**old, "min": np.full(np.shape(old["min"]), lo, np.asarray(old["min"]).dtype),
-                     "max": np.full(np.shape(old["max"]), hi, np.asarray(old["max"]).dtype)}
+        old = qsvs[n]
+        out[n] = {**old, "min": np.full(np.shape(old["min"]), lo, np.asarray(old["min"]).dtype),
+                  "max": np.full(np.shape(old["max"]), hi, np.asarray(old["max"]).dtype)}
     return out
 
 

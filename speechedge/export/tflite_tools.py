@@ -175,11 +175,12 @@ extern const float {name}_mel_weights[{len(c.fb_weights)}];
     return header, source
 
 
-def tflm_run(model: bytes, inputs: np.ndarray) -> dict:
+def tflm_run(model: bytes, inputs: np.ndarray | None) -> dict:
     """Run a model in the TensorFlow Lite Micro interpreter (the ``tflite-micro`` package): the outputs for
     each input ``(N, *input_shape)`` (already in the input's dtype) and the tensor arena TFLM allocated
     (``arena_bytes`` = head, the activations, + tail, its persistent data). ``None`` when the package is
-    not installed.
+    not installed. ``inputs=None`` only allocates (the arena of a model with several inputs, e.g. a step model
+    with named state) and returns no outputs.
 
     The arena figures come from TFLM's own recording allocator, which prints them from C++; they are read by
     pointing file descriptors 1 and 2 at a temporary file for the call.
@@ -192,7 +193,7 @@ def tflm_run(model: bytes, inputs: np.ndarray) -> dict:
         return None
     it = runtime.Interpreter.from_bytes(bytes(model))
     outs = []
-    for x in inputs:
+    for x in (inputs if inputs is not None else []):
         it.set_input(np.ascontiguousarray(x[None]), 0)
         it.invoke()
         outs.append(np.array(it.get_output(0))[0])
@@ -202,5 +203,5 @@ def tflm_run(model: bytes, inputs: np.ndarray) -> dict:
     field = {k: int(v) for k, v in re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", text)}
     if "total" not in field:
         raise RuntimeError(f"TFLM printed no arena allocation figures: {text[:200]!r}")
-    return {"outputs": np.stack(outs), "arena_bytes": field["total"], "arena_head_bytes": field.get("head"),
-            "arena_tail_bytes": field.get("tail")}
+    return {"outputs": np.stack(outs) if outs else None, "arena_bytes": field["total"],
+            "arena_head_bytes": field.get("head"), "arena_tail_bytes": field.get("tail")}
