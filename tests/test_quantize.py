@@ -40,3 +40,18 @@ def test_mse_ranges_beat_the_average_of_per_input_extremes():
     assert errs["mse"] < 0.5 * errs["average"], errs
     with pytest.raises(ValueError, match="average"):
         quantize_int8(fp32, calls, "percentile")
+    # one weight scale per tensor instead of per output channel: a smaller file, every weight with one scale
+    per_channel, per_tensor = (quantize_int8(fp32, calls, "mse", w) for w in ("channel", "tensor"))
+    assert len(per_tensor) < len(per_channel)
+
+    def weight_scales(blob):
+        from speechedge.runtime.tflite import make_interpreter
+
+        it = make_interpreter(blob, delegate=False)
+        details = {d["index"]: d for d in it.get_tensor_details()}
+        return [len(details[op["inputs"][1]]["quantization_parameters"]["scales"])
+                for op in it._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+
+    assert weight_scales(per_channel) == [8, 4] and weight_scales(per_tensor) == [1, 1]
+    with pytest.raises(ValueError, match="tensor"):
+        quantize_int8(fp32, calls, "mse", "row")

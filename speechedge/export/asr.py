@@ -106,10 +106,12 @@ def state_spec(init: StreamState) -> tuple[list[dict], dict[str, np.ndarray]]:
 
 
 def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, held_out: str | None = None,
-               num_held_out: int = 20, num_calibration: int = 20, invokes: int = 1000, int8_ranges: str = "mse") -> dict:
+               num_held_out: int = 20, num_calibration: int = 20, invokes: int = 1000, int8_ranges: str = "mse",
+               int8_weights: str = "channel") -> dict:
     """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails.
 
-    ``int8_ranges``: how the int8 activation ranges are calibrated (:func:`speechedge.export.quantize.quantize_int8`).
+    ``int8_ranges`` / ``int8_weights``: the int8 activation ranges and weight scales
+    (:func:`speechedge.export.quantize.quantize_int8`).
     """
     from speechedge.ctc import tokenizer_from_meta
     from speechedge.models import load_checkpoint
@@ -150,8 +152,9 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         models = {"fp32": strip_tensor_names(Path(f"{d}/m.tflite").read_bytes())}
     if int8:
         models["int8"] = strip_tensor_names(_quantize(models["fp32"], calls[:: max(1, len(calls) // 400)][:400],
-                                                 int8_ranges))
+                                                 int8_ranges, int8_weights))
     report: dict = {"exp_dir": str(exp_dir), "kind": "asr_step", "int8_ranges": int8_ranges if int8 else None,
+                    "int8_weights": int8_weights if int8 else None,
                     "chunk_ms": round(chunk * SUBSAMPLING * fe.frame_s * 1000),
                     "left_chunks": left, "held_out_utterances": len(utts),
                     "convert_s": round(time.perf_counter() - t0, 1), "models": {}, "checks": {}}
@@ -213,9 +216,9 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     return report
 
 
-def _quantize(fp32: bytes, calls: list[dict], ranges: str = "mse") -> bytes:
+def _quantize(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: str = "channel") -> bytes:
     """Static int8 (:func:`speechedge.export.quantize.quantize_int8`) calibrated on real named (feats, state)
     inputs of streams."""
     from .quantize import quantize_int8
 
-    return quantize_int8(fp32, calls, ranges)
+    return quantize_int8(fp32, calls, ranges, weights)

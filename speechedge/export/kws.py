@@ -45,7 +45,7 @@ from speechedge.models.kws import FewShotKWS, KWSClassifier
 from speechedge.runtime.tflite import TFLiteModel, median_invoke_ms, quantize
 
 from . import ExportError, check_out_dir, replace_folder
-from .quantize import RANGE_METHODS, quantize_int8
+from .quantize import RANGE_METHODS, WEIGHT_GRANULARITIES, quantize_int8
 from .tflite_tools import arena_estimate, check_tflm_ops, firmware_files, strip_tensor_names, tflm_run
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def _convert_fp32(net, example: torch.Tensor) -> bytes:
         return Path(f"{d}/m.tflite").read_bytes()
 
 
-def _convert_int8(fp32: bytes, calib: np.ndarray, ranges: str = "mse") -> bytes:
+def _convert_int8(fp32: bytes, calib: np.ndarray, ranges: str = "mse", weights: str = "channel") -> bytes:
     """Full-integer int8 of the fp32 flatbuffer (:func:`speechedge.export.quantize.quantize_int8`: static
     wi8/ai8, int8 input and output), calibrated on ``calib`` feature windows one at a time.
 
@@ -189,26 +189,30 @@ def _convert_int8(fp32: bytes, calib: np.ndarray, ranges: str = "mse") -> bytes:
     activations.)
     """
     spec = next(iter(TFLiteModel(fp32).it.get_signature_list().values()))
-    return quantize_int8(fp32, [{spec["inputs"][0]: c[None]} for c in calib], ranges)
+    return quantize_int8(fp32, [{spec["inputs"][0]: c[None]} for c in calib], ranges, weights)
 
 
 def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, calibration: str | None = None,
                target: str = "phone", held_out: str | None = None, num_held_out: int = 200, num_calibration: int = 200,
                invokes: int = 1000, flash_kb: float = 64.0, ram_kb: float = 64.0,
-               background_manifest: str | None = None, stream_chunk_ms: float = 100.0, int8_ranges: str = "mse") -> dict:
+               background_manifest: str | None = None, stream_chunk_ms: float = 100.0, int8_ranges: str = "mse",
+               int8_weights: str = "channel") -> dict:
     """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails.
 
     ``background_manifest``: word clips for the detector's background set (default: the experiment's
     LibriWord manifest; name another where that corpus is not on this machine, e.g. a model trained elsewhere).
     ``stream_chunk_ms``: a few-shot model also gets its streaming step model (``stream_fp32.tflite``, one
     decision per chunk; :mod:`speechedge.export.kws_stream`); 0 leaves it out. ``int8_ranges``: how the int8
-    activation ranges are calibrated (``mse`` or ``average``, :func:`speechedge.export.quantize.quantize_int8`).
+    activation ranges are calibrated (``mse`` or ``average``) and ``int8_weights`` their weight scales
+    (``channel`` or ``tensor``): :func:`speechedge.export.quantize.quantize_int8`.
     """
     exp_dir, out_dir = Path(exp_dir), Path(out_dir)
     if target not in ("phone", "mcu"):
         raise ValueError(f"--target must be phone or mcu, got {target!r}")
     if int8_ranges not in RANGE_METHODS:
         raise ValueError(f"--int8-ranges must be one of {', '.join(RANGE_METHODS)}, got {int8_ranges!r}")
+    if int8_weights not in WEIGHT_GRANULARITIES:
+        raise ValueError(f"--int8-weights must be one of {', '.join(WEIGHT_GRANULARITIES)}, got {int8_weights!r}")
     if target == "mcu":
         int8 = True  # microcontrollers run the integer model
     check_out_dir(out_dir)  # before any work: never replace what the toolkit did not write
@@ -238,9 +242,9 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         half = calib_audio[: max(1, len(calib_audio) // 2)]
         calib_audio = np.concatenate([calib_audio] + [np.clip(half * g, -1, 1) for g in CALIBRATION_GAINS])
         models["int8"] = strip_tensor_names(_convert_int8(models["fp32"], log_mel(calib_audio, fe)[:, None],
-                                                           int8_ranges))
+                                                           int8_ranges, int8_weights))
     report: dict = {"exp_dir": str(exp_dir), "kind": kind, "int8_ranges": int8_ranges if int8 else None,
-                    "input_shape": list(feats.shape[1:]),
+                    "int8_weights": int8_weights if int8 else None, "input_shape": list(feats.shape[1:]),
                     "clip_samples": model.clip_samples,
                     "output": "logits" if kind == "classifier" else "embedding", "held_out_clips": len(feats),
                     "convert_s": round(time.perf_counter() - t0, 1), "models": {}, "checks": {}}
@@ -327,7 +331,7 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
             from .kws_stream import export_stream, stream_background
 
             stream = export_stream(model, net.encoder, audio, ref, labels, stream_chunk_ms, invokes,
-                                   _episode_agreement, calib_audio if int8 else None, int8_ranges)
+                                   _episode_agreement, calib_audio if int8 else None, int8_ranges, int8_weights)
             report["stream"] = stream["report"]
             if int8:  # the same accuracy budget as the window model, against the fp32 step model
                 s8 = stream["report"]["int8"]

@@ -106,7 +106,7 @@ def stream_calls(step: StreamStep, feats: list[np.ndarray], limit: int = 400) ->
 
 def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, labels: list[str], chunk_ms: float,
                   invokes: int, episode_agreement, calibration_audio: np.ndarray | None = None,
-                  int8_ranges: str = "mse") -> dict:
+                  int8_ranges: str = "mse", int8_weights: str = "channel") -> dict:
     """Convert and verify the step model on the held-out clips ``audio``; ``window_ref`` are the window model's
     embeddings of the same clips (for the decision agreement). Returns ``{"blob", "spec" (stream.json), "report",
     "stream" (the torch module)}``, and ``"int8"`` (the full-integer step model) with ``calibration_audio``
@@ -147,13 +147,13 @@ def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, lab
     result = {"blob": blob, "spec": spec, "report": report, "stream": stream}
     if calibration_audio is not None:
         calib = [log_mel(a, fe) for a in padded_clips(calibration_audio, fe.hop_length, left, right)]
-        q = strip_tensor_names(quantize_int8(blob, stream_calls(step, calib), int8_ranges))
+        q = strip_tensor_names(quantize_int8(blob, stream_calls(step, calib), int8_ranges, int8_weights))
         step8 = StreamStep(TFLiteModel(q), spec)
         out8 = np.stack([step8.embed(log_mel(a, fe)) for a in padded])
         agree8, acc32, acc8 = episode_agreement(out, out8, labels)
         m8 = TFLiteModel(q)
         tied = sum(m8._in[k]["quantization"] == m8._out[k]["quantization"] for k in step.state_shapes)
-        report["int8"] = {"bytes": len(q), "ranges": int8_ranges, "decision_agreement": agree8,
+        report["int8"] = {"bytes": len(q), "ranges": int8_ranges, "weights": int8_weights, "decision_agreement": agree8,
                           "episode_accuracy": acc8, "fp32_episode_accuracy": acc32,
                           "max_abs_err": float(np.abs(out8 - out).max()),
                           "rel_sq_err": float(((out8 - out) ** 2).sum(1).mean() / (out ** 2).sum(1).mean()),
