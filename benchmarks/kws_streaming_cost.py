@@ -131,13 +131,17 @@ def main(argv=None) -> int:
         m = KWSModel(model_dir, keywords_file=Path(tempfile.mkdtemp()) / "k.json", mode=mode)
         m.enroll("a", [rng.normal(0, 0.1, 16000).astype(np.float32) for _ in range(3)], save=False)
         model_ms, det_ms = time_detector(m, audio)
+        prec = m.precision  # the runtime's choice: int8 where the folder has it
         if mode == "window":
-            macs, what = 10 * window_macs, "speechedge window detector (1 s model every 100 ms)"
-            size = (model_dir / "model_fp32.tflite").stat().st_size
+            macs, what = 10 * window_macs, f"speechedge window detector ({prec} 1 s model every 100 ms)"
+            size = (model_dir / f"model_{prec}.tflite").stat().st_size
         else:
             s = build_stream(net, enc, 100)
             macs = 10 * conv_macs(s, torch.zeros(1, 1, 40, s.chunk), **s.init_state())
-            what, size = "speechedge streaming detector (step model, 100 ms chunks)", (model_dir / "stream_fp32.tflite").stat().st_size
+            step_file = model_dir / f"stream_{prec}.tflite"
+            step_file = step_file if step_file.exists() else model_dir / "stream_fp32.tflite"
+            what, size = f"speechedge streaming detector ({step_file.stem} step model, 100 ms chunks)", \
+                step_file.stat().st_size
         rows.append({"detector": what, "model_ms_per_s": model_ms, "detector_ms_per_s": det_ms, "macs_per_s": macs,
                      "bytes": size})
     s30 = build_stream(net, enc, 30)
@@ -145,7 +149,7 @@ def main(argv=None) -> int:
         litert_torch.convert(s30, sample_kwargs={"feats": torch.zeros(1, 1, 40, 3), **s30.init_state()}).export(f"{d}/s.tflite")
         blob = Path(f"{d}/s.tflite").read_bytes()
     ms = step_model_ms(blob, s30.state_shapes(), 3, 40)
-    rows.append({"detector": "speechedge step model, 30 ms chunks (model only)", "model_ms_per_s": ms * 1000 / 30,
+    rows.append({"detector": "speechedge step model, 30 ms chunks (fp32, model only)", "model_ms_per_s": ms * 1000 / 30,
                  "detector_ms_per_s": None, "macs_per_s": conv_macs(s30, torch.zeros(1, 1, 40, 3), **s30.init_state()) * 1000 // 30,
                  "bytes": len(blob)})
     mww = micro_wakeword_rows(audio)
