@@ -610,6 +610,55 @@ int main() {
     np.testing.assert_allclose(cpp, ref, atol=2e-3)
 
 
+def test_firmware_header_of_the_streaming_model_states_its_state_table(tmp_path):
+    """The streaming step model's header, compiled with g++: its state table (name, interpreter input and output
+    index, bytes, quantization) equals what the model and stream.json say, so firmware can bind the state by
+    index and copy it back after every invoke."""
+    import json
+    import shutil
+    import subprocess
+
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not installed (setup.sh installs it)")
+    from speechedge.export.tflite_tools import firmware_files
+    from speechedge.features import FrontendConfig
+    from speechedge.pretrained import pretrained_dir
+    from speechedge.runtime.tflite import TFLiteModel
+
+    folder = pretrained_dir()
+    spec = json.loads((folder / "stream.json").read_text())
+    model = (folder / "stream_fp32.tflite").read_bytes()
+    header, source = firmware_files(model, "kws_stream_model", FrontendConfig.kws(), arena_bytes=4321,
+                                    arena_source="test", stream=spec)
+    assert f"KWS_STREAM_MODEL_CHUNK_FRAMES = {spec['chunk_frames']}" in header
+    (tmp_path / "kws_stream_model.h").write_text(header)
+    (tmp_path / "kws_stream_model.cc").write_text(source)
+    (tmp_path / "main.cc").write_text(r'''
+#include <cstdio>
+#include "kws_stream_model.h"
+int main() {
+  std::printf("%d %d %zu\n", kws_stream_model_feats_input, kws_stream_model_embedding_output, kws_stream_model_len);
+  for (int i = 0; i < kws_stream_model_num_state; ++i) {
+    const auto& s = kws_stream_model_state[i];
+    std::printf("%s %d %d %d\n", s.name, s.input, s.output, s.bytes);
+  }
+  return 0;
+}
+''')
+    subprocess.run(["g++", "-O0", "-std=c++17", "-o", str(tmp_path / "st"), str(tmp_path / "main.cc"),
+                    str(tmp_path / "kws_stream_model.cc")], check=True, capture_output=True)
+    lines = subprocess.run([str(tmp_path / "st")], text=True, capture_output=True, check=True).stdout.splitlines()
+    net = TFLiteModel(model)
+    in_pos = {d["index"]: i for i, d in enumerate(net.inputs)}
+    out_pos = {d["index"]: i for i, d in enumerate(net.outputs)}
+    assert lines[0] == f"{in_pos[net._in['feats']['index']]} {out_pos[net._out['embedding']['index']]} {len(model)}"
+    table = [line.split() for line in lines[1:]]
+    assert [t[0] for t in table] == [s["name"] for s in spec["state"]]
+    for (name, i, o, nbytes), s in zip(table, spec["state"]):
+        assert int(i) == in_pos[net._in[name]["index"]] and int(o) == out_pos[net._out[name]["index"]]
+        assert int(nbytes) == 4 * int(np.prod(s["shape"]))  # float32 here; int8 models state 1 byte per value
+
+
 def test_replace_folder_swaps_atomically(tmp_path, monkeypatch):
     """The new export replaces the old in one renameat2(RENAME_EXCHANGE): the folder is never missing or half
     written (observed from inside the swap); without the exchange, the rename-aside fallback ends the same."""

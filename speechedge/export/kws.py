@@ -366,6 +366,8 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                           + "\nreport: " + json.dumps({k: report[k] for k in ("models", "checks", "mcu") if k in report},
                                                      indent=1), report)
 
+    stream_models = stream if kind == "embedding" and stream_chunk_ms else {}
+
     def write(tmp: Path) -> None:
         for name, blob in models.items():
             (tmp / f"model_{name}.tflite").write_bytes(blob)
@@ -399,6 +401,15 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                 "and re-export to measure")
             (tmp / "kws_model.h").write_text(header)
             (tmp / "kws_model.cc").write_text(source)
+            s8 = report.get("stream", {}).get("int8", {})
+            if "int8" in stream_models:  # the streaming step model for the same firmware, with its state table
+                header, source = firmware_files(
+                    stream_models["int8"], "kws_stream_model", fe, stream=stream_models["spec"],
+                    arena_bytes=s8.get("tflm_arena_bytes") or 0,
+                    arena_source="measured by TensorFlow Lite Micro (tflite-micro)" if s8.get("tflm_arena_bytes")
+                    else "not measured: install tflite-micro and re-export")
+                (tmp / "kws_stream_model.h").write_text(header)
+                (tmp / "kws_stream_model.cc").write_text(source)
         atomic_write_text(tmp / "report.json", json.dumps(report, indent=2))
 
     replace_folder(out_dir, write)

@@ -105,28 +105,94 @@ def _ints(values, per_row: int = 16) -> str:
     return ",\n  ".join(", ".join(vals[i: i + per_row]) for i in range(0, len(vals), per_row))
 
 
-def firmware_files(model: bytes, name: str, frontend, *, arena_bytes: int, arena_source: str) -> tuple[str, str]:
+def _io_block(net, name: str, stream: dict | None) -> str:
+    """The header lines that describe the model's inputs, outputs and (streaming model) state."""
+    def q(d):
+        scale, zero = d["quantization"]
+        return float(scale), int(zero)
+
+    def dims(d):
+        return ", ".join(str(int(v)) for v in d["shape"])
+
+    if stream is None:
+        (inp,), (out,) = net.inputs, net.outputs
+        (in_s, in_z), (out_s, out_z) = q(inp), q(out)
+        return f"""// Input: {np.dtype(inp["dtype"]).name} {list(map(int, inp["shape"]))} = (batch, 1, mel bands, frames), one window of
+// log-mel features; q = round(feature / scale) + zero_point, clamped to the type's range.
+constexpr int {name}_input_dims[{len(inp["shape"])}] = {{{dims(inp)}}};
+constexpr float {name}_input_scale = {_cfloat(in_s)};
+constexpr int {name}_input_zero_point = {in_z};
+// Output: {np.dtype(out["dtype"]).name} {list(map(int, out["shape"]))}; value = (q - zero_point) * scale.
+constexpr int {name}_output_dims[{len(out["shape"])}] = {{{dims(out)}}};
+constexpr float {name}_output_scale = {_cfloat(out_s)};
+constexpr int {name}_output_zero_point = {out_z};
+"""
+    in_pos = {d["index"]: i for i, d in enumerate(net.inputs)}
+    out_pos = {d["index"]: i for i, d in enumerate(net.outputs)}
+    feats, emb = net._in["feats"], net._out["embedding"]
+    (f_s, f_z), (e_s, e_z) = q(feats), q(emb)
+    rows = []
+    for st in stream["state"]:
+        i, o = net._in[st["name"]], net._out[st["name"]]
+        (i_s, i_z), (o_s, o_z) = q(i), q(o)
+        nbytes = int(np.prod(i["shape"])) * np.dtype(i["dtype"]).itemsize
+        rows.append(f'  {{"{st["name"]}", {in_pos[i["index"]]}, {out_pos[o["index"]]}, {nbytes}, {_cfloat(i_s)}, {i_z}, '
+                    f"{_cfloat(o_s)}, {o_z}}},")
+    upper = name.upper()
+    return f"""// A streaming step model: every {stream["chunk_frames"]} new feature frames, one invoke; the embedding of the last
+// {stream["window_frames"]} frames comes out {stream["lag_frames"]} frames late (the centred convolutions' look-ahead).
+constexpr int {upper}_CHUNK_FRAMES = {stream["chunk_frames"]};
+constexpr int {upper}_WINDOW_FRAMES = {stream["window_frames"]};
+constexpr int {upper}_LAG_FRAMES = {stream["lag_frames"]};
+// Input {in_pos[feats["index"]]} "feats": {np.dtype(feats["dtype"]).name} {list(map(int, feats["shape"]))} = (1, 1, mel bands, chunk frames);
+// q = round(feature / scale) + zero_point. Output {out_pos[emb["index"]]} "embedding": {np.dtype(emb["dtype"]).name} {list(map(int, emb["shape"]))};
+// value = (q - zero_point) * scale.
+constexpr int {name}_feats_input = {in_pos[feats["index"]]};
+constexpr int {name}_feats_dims[{len(feats["shape"])}] = {{{dims(feats)}}};
+constexpr float {name}_feats_scale = {_cfloat(f_s)};
+constexpr int {name}_feats_zero_point = {f_z};
+constexpr int {name}_embedding_output = {out_pos[emb["index"]]};
+constexpr int {name}_embedding_dims[{len(emb["shape"])}] = {{{dims(emb)}}};
+constexpr float {name}_embedding_scale = {_cfloat(e_s)};
+constexpr int {name}_embedding_zero_point = {e_z};
+// State: all zero (q = zero_point) at the start of a stream; after each invoke copy every output to its input.
+// Where the output's scale and zero point equal the input's the copy is a memcpy of `bytes`; otherwise
+// requantize: q_in = round((q_out - out_zero_point) * out_scale / in_scale) + in_zero_point.
+struct {name}_state_tensor {{
+  const char* name;
+  int input;  // interpreter input index
+  int output;  // interpreter output index
+  int bytes;
+  float in_scale;
+  int in_zero_point;
+  float out_scale;
+  int out_zero_point;
+}};
+constexpr int {name}_num_state = {len(rows)};
+constexpr {name}_state_tensor {name}_state[{len(rows)}] = {{
+{chr(10).join(rows)}
+}};
+"""
+
+
+def firmware_files(model: bytes, name: str, frontend, *, arena_bytes: int, arena_source: str,
+                   stream: dict | None = None) -> tuple[str, str]:
     """``(header, source)`` for firmware: the model as a C array plus everything needed to feed it.
 
     The header states the input/output shapes and quantization (scale, zero point), the frontend's constants
     (sample rate, FFT/window/hop sizes, the log floor) and the tensor arena size with where it comes from; the
     source defines the model bytes, the analysis window and the sparse mel filterbank (filter ``m`` weights
     bins ``first_bin[m] ...`` with ``weights[offsets[m]:offsets[m+1]]``). ``frontend`` is the model's
-    :class:`~speechedge.features.FrontendConfig`.
+    :class:`~speechedge.features.FrontendConfig`. For a streaming step model pass its ``stream.json`` as
+    ``stream``: the header then gives the chunk, window and lag, the ``feats`` input and ``embedding`` output
+    by interpreter index, and a table of the state tensors (input and output index, bytes, both quantizations).
     """
     from speechedge.kernels.frontend import constants
     from speechedge.runtime.tflite import TFLiteModel
 
     net = TFLiteModel(model)
-    (inp,), (out,) = net.inputs, net.outputs
     c = constants(frontend)
     fe = frontend
-
-    def q(d):
-        scale, zero = d["quantization"]
-        return float(scale), int(zero)
-
-    (in_s, in_z), (out_s, out_z) = q(inp), q(out)
     upper = name.upper()
     header = f"""// Generated by speechedge export: the model and its input pipeline for TensorFlow Lite Micro.
 #pragma once
@@ -140,16 +206,7 @@ extern const size_t {name}_len;
 // Tensor arena: {arena_bytes} bytes ({arena_source}).
 constexpr size_t {name}_arena_bytes = {arena_bytes};
 
-// Input: {np.dtype(inp["dtype"]).name} {list(map(int, inp["shape"]))} = (batch, 1, mel bands, frames), one window of
-// log-mel features; q = round(feature / scale) + zero_point, clamped to the type's range.
-constexpr int {name}_input_dims[{len(inp["shape"])}] = {{{", ".join(str(int(v)) for v in inp["shape"])}}};
-constexpr float {name}_input_scale = {_cfloat(in_s)};
-constexpr int {name}_input_zero_point = {in_z};
-// Output: {np.dtype(out["dtype"]).name} {list(map(int, out["shape"]))}; value = (q - zero_point) * scale.
-constexpr int {name}_output_dims[{len(out["shape"])}] = {{{", ".join(str(int(v)) for v in out["shape"])}}};
-constexpr float {name}_output_scale = {_cfloat(out_s)};
-constexpr int {name}_output_zero_point = {out_z};
-
+{_io_block(net, name, stream)}
 // Frontend (the features the model was trained on). Frame t covers samples
 // {"[t * hop - n_fft / 2, t * hop + n_fft / 2) (centred frames; zeros before the start and after the end)" if fe.center else "[t * hop, t * hop + n_fft)"}; x = frame * window
 // ({fe.win_length}-sample periodic Hann, zero-padded to n_fft, centred); power = |FFT(x)|^2 for bins
