@@ -487,6 +487,8 @@ def test_export_fp32_verified_and_failed_checks_write_nothing(gsc35, tmp_path):
     assert 0 <= s8["decision_agreement"] <= 1 and s8["ranges"] == "mse" and not s8["tflm_ops_missing"]
     assert s8["tflm_arena_bytes"] == s8["tflm_arena_head_bytes"] + s8["tflm_arena_tail_bytes"] > 0
     assert s8["state_tensors_with_equal_in_out_quantization"] >= 20
+    # TFLM and LiteRT agree on the step model too (the same raw int8 inputs of held-out streams, every output)
+    assert 0 <= s8["tflm_vs_litert_max_lsb"] <= 32
     assert not list(tmp_path.glob(".export.*")), "no temporary export folder left behind"
 
 

@@ -349,6 +349,11 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                                     f"{100 * drop:.1f} points below its fp32 ({s8['fp32_episode_accuracy']:.4f})")
                 if target == "mcu":  # the microcontroller's streaming model in TFLM: ops, flash, arena
                     tflm_s = tflm_run(stream["int8"], None)
+                    if tflm_s is not None:  # TFLM against LiteRT on the same raw int8 inputs of held-out streams
+                        from .kws_stream import tflm_step_lsb
+
+                        s8["tflm_vs_litert_max_lsb"] = tflm_step_lsb(stream["int8"], stream["spec"], [
+                            log_mel(a, fe) for a in stream["held_out_padded"][:4]])
                     s8.update({"tflm_ops_missing": check_tflm_ops(stream["int8"]), "flash_bytes": len(stream["int8"]),
                                **({"tflm_arena_bytes": tflm_s["arena_bytes"],
                                    "tflm_arena_head_bytes": tflm_s["arena_head_bytes"],

@@ -33,7 +33,7 @@ from speechedge.runtime.tflite import TFLiteModel, median_run_ms
 from .quantize import quantize_int8
 from .tflite_tools import strip_tensor_names
 
-__all__ = ["build_stream", "export_stream", "stream_calls", "padded_clips", "stream_embeddings_torch", "stream_background"]
+__all__ = ["build_stream", "export_stream", "stream_calls", "tflm_step_lsb", "padded_clips", "stream_embeddings_torch", "stream_background"]
 
 
 def build_stream(model, encoder, chunk_ms: float) -> StreamingBCResNet:
@@ -104,6 +104,40 @@ def stream_calls(step: StreamStep, feats: list[np.ndarray], limit: int = 400) ->
     return calls[:: max(1, len(calls) // limit)][:limit]
 
 
+def tflm_step_lsb(blob: bytes, spec: dict, feats: list[np.ndarray], limit: int = 40) -> int | None:
+    """Largest difference, in output steps (LSB), between TensorFlow Lite Micro and LiteRT running an int8 step
+    model on the same raw int8 inputs (new frames and the state of ``feats`` clips streamed through LiteRT), over
+    every output (the embedding and the new state) of up to ``limit`` invokes. None without ``tflite-micro``."""
+    from speechedge.runtime.tflite import quantize
+
+    from .tflite_tools import tflm_run
+
+    step = StreamStep(TFLiteModel(blob), spec)
+    net = step.net
+    name_at = {d["index"]: n for n, d in net._in.items()}
+    raw_calls, lite = [], []
+    for f in feats:
+        state = step.init_state()
+        for i in range(0, f.shape[1], step.chunk):
+            named = {"feats": f[:, i: i + step.chunk][None, None], **state}
+            raw = [quantize(named[name_at[d["index"]]], d) for d in net.inputs]
+            for x, d in zip(raw, net.inputs):
+                net.it.set_tensor(d["index"], x)
+            net.it.invoke()
+            lite.append([net.it.get_tensor(d["index"]).copy() for d in net.outputs])
+            raw_calls.append(raw)
+            _, state = step.step(f[:, i: i + step.chunk], state)
+            if len(raw_calls) >= limit:
+                break
+        if len(raw_calls) >= limit:
+            break
+    micro = tflm_run(blob, raw_calls)
+    if micro is None:
+        return None
+    return int(max(np.abs(a.astype(np.int32) - b.astype(np.int32)).max()
+                   for la, ma in zip(lite, micro["outputs"]) for a, b in zip(la, ma)))
+
+
 def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, labels: list[str], chunk_ms: float,
                   invokes: int, episode_agreement, calibration_audio: np.ndarray | None = None,
                   int8_ranges: str = "mse", int8_weights: str = "channel") -> dict:
@@ -144,7 +178,7 @@ def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, lab
               "chunk_ms": chunk_ms, "lag_ms": round(stream.lag_frames * 1000 * fe.frame_s),
               "state_floats": state_floats, "episode_accuracy": acc, "decision_agreement_with_window_model": agree,
               "convert_s": round(time.perf_counter() - t0, 1)}
-    result = {"blob": blob, "spec": spec, "report": report, "stream": stream}
+    result = {"blob": blob, "spec": spec, "report": report, "stream": stream, "held_out_padded": padded}
     if calibration_audio is not None:
         calib = [log_mel(a, fe) for a in padded_clips(calibration_audio, fe.hop_length, left, right)]
         q = strip_tensor_names(quantize_int8(blob, stream_calls(step, calib), int8_ranges, int8_weights))

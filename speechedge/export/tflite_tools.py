@@ -232,12 +232,13 @@ extern const float {name}_mel_weights[{len(c.fb_weights)}];
     return header, source
 
 
-def tflm_run(model: bytes, inputs: np.ndarray | None) -> dict:
+def tflm_run(model: bytes, inputs: np.ndarray | list | None) -> dict:
     """Run a model in the TensorFlow Lite Micro interpreter (the ``tflite-micro`` package): the outputs for
     each input ``(N, *input_shape)`` (already in the input's dtype) and the tensor arena TFLM allocated
     (``arena_bytes`` = head, the activations, + tail, its persistent data). ``None`` when the package is
-    not installed. ``inputs=None`` only allocates (the arena of a model with several inputs, e.g. a step model
-    with named state) and returns no outputs.
+    not installed. ``inputs=None`` only allocates and returns no outputs; a list feeds a model with several
+    inputs (a step model with named state): one sequence of arrays per invoke, in the model's input order (batch
+    axis included), and ``outputs`` is then one list of every output per invoke.
 
     The arena figures come from TFLM's own recording allocator, which prints them from C++; they are read by
     pointing file descriptors 1 and 2 at a temporary file for the call.
@@ -250,15 +251,34 @@ def tflm_run(model: bytes, inputs: np.ndarray | None) -> dict:
         return None
     it = runtime.Interpreter.from_bytes(bytes(model))
     outs = []
-    for x in (inputs if inputs is not None else []):
-        it.set_input(np.ascontiguousarray(x[None]), 0)
-        it.invoke()
-        outs.append(np.array(it.get_output(0))[0])
+    if isinstance(inputs, list):
+        n_out = 0
+        with capture_native_output():  # TFLM prints its own line for the index past the end
+            while True:
+                try:
+                    it.get_output_details(n_out)
+                except IndexError:
+                    break
+                n_out += 1
+        for call in inputs:
+            for i, x in enumerate(call):
+                it.set_input(np.ascontiguousarray(x), i)
+            it.invoke()
+            outs.append([np.array(it.get_output(j)) for j in range(n_out)])
+    else:
+        for x in (inputs if inputs is not None else []):
+            it.set_input(np.ascontiguousarray(x[None]), 0)
+            it.invoke()
+            outs.append(np.array(it.get_output(0))[0])
     with capture_native_output() as printed:
         it.print_allocations()
     text = printed[0]
     field = {k: int(v) for k, v in re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", text)}
     if "total" not in field:
         raise RuntimeError(f"TFLM printed no arena allocation figures: {text[:200]!r}")
-    return {"outputs": np.stack(outs) if outs else None, "arena_bytes": field["total"],
+    if not outs:
+        outs = None
+    elif not isinstance(inputs, list):
+        outs = np.stack(outs)
+    return {"outputs": outs, "arena_bytes": field["total"],
             "arena_head_bytes": field.get("head"), "arena_tail_bytes": field.get("tail")}
