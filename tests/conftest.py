@@ -162,3 +162,26 @@ def warm_numba():
     x = np.zeros(1600, np.float32)
     log_mel(x, FrontendConfig.kws())
     StreamingLogMel(FrontendConfig.kws(center=False)).push(x)
+
+
+@pytest.fixture
+def killed_once_then_resumed(monkeypatch):
+    """``run(train, cfg, exp_dir)``: a training run that dies right after its first checkpoint (an interrupt out
+    of the first curve plot, which follows the checkpoint and the metrics row) and is started again in the same
+    folder, as a user restarting a killed run would."""
+    from speechedge.training.loop import Experiment
+
+    def run(train, cfg, exp_dir):
+        real_plot = Experiment.plot_curves
+
+        def crash_once(self, keys):
+            real_plot(self, keys)
+            monkeypatch.setattr(Experiment, "plot_curves", real_plot)
+            raise KeyboardInterrupt("killed after the first checkpoint")
+
+        monkeypatch.setattr(Experiment, "plot_curves", crash_once)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, exp_dir)
+        return train(cfg, exp_dir)  # the lock of the dead run does not block this one
+
+    return run

@@ -202,27 +202,16 @@ def test_fewshot_training_resumes_and_evaluates(gsc35, tmp_path, capsys):
     assert (exp / "roc.png").exists() and "AUROC" in capsys.readouterr().out
 
 
-def test_fewshot_resume_after_a_crash_is_exact(gsc35, tmp_path, monkeypatch):
+def test_fewshot_resume_after_a_crash_is_exact(gsc35, tmp_path, killed_once_then_resumed):
     """A run that dies right after its step-2 checkpoint and is started again ends with the same weights,
     optimizer state and metric rows as one that never stopped (dropout and Gumbel-softmax draw from torch's
     global RNG, which the checkpoint restores), and the folder lock is released by the crash."""
     from speechedge.recipes.kws_fewshot import FewShotConfig, train
-    from speechedge.training.loop import Experiment
 
     gsc_dir, manifests = gsc35
     cfg = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, ["steps=4", "eval_every=2"]))
     train(cfg, tmp_path / "straight")
-    real_plot = Experiment.plot_curves
-
-    def crash_once(self, keys):
-        real_plot(self, keys)
-        monkeypatch.setattr(Experiment, "plot_curves", real_plot)
-        raise KeyboardInterrupt("killed after the step-2 checkpoint")
-
-    monkeypatch.setattr(Experiment, "plot_curves", crash_once)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "resumed")
-    train(cfg, tmp_path / "resumed")  # the lock of the dead run does not block this one
+    killed_once_then_resumed(train, cfg, tmp_path / "resumed")
     a = torch.load(tmp_path / "straight" / "checkpoint-latest.pt", weights_only=True)
     b = torch.load(tmp_path / "resumed" / "checkpoint-latest.pt", weights_only=True)
     assert a["step"] == b["step"] == 4

@@ -75,13 +75,12 @@ def test_fake_quant_rounds_to_int8_and_leaves_the_model_unchanged():
 
 
 @pytest.mark.slow
-def test_qat_fine_tune_from_an_experiment_resumes_exactly(gsc35, tmp_path, monkeypatch):
+def test_qat_fine_tune_from_an_experiment_resumes_exactly(gsc35, tmp_path, killed_once_then_resumed):
     """``qat = true`` with ``init_from``: the quantizers' ranges are in the latest checkpoint, a run killed after
     its first checkpoint and started again ends equal to one that never stopped, and the best checkpoint is a
     plain model that loads and exports like any other."""
     from speechedge.models import load_checkpoint
     from speechedge.recipes.kws_fewshot import FewShotConfig, train
-    from speechedge.training.loop import Experiment
 
     gsc_dir, manifests = gsc35
     base = [f"train_manifest={manifests / 'splitgsc_train.jsonl'}", f"val_manifest={manifests / 'splitgsc_val.jsonl'}",
@@ -91,17 +90,7 @@ def test_qat_fine_tune_from_an_experiment_resumes_exactly(gsc35, tmp_path, monke
     cfg = load_config(FewShotConfig, None, base + ["steps=4", "eval_every=2", "qat=true", "qat_consistency=1.0",
                                                    "lr=1e-4", f"init_from={tmp_path / 'float'}"])
     train(cfg, tmp_path / "straight")
-    real_plot = Experiment.plot_curves
-
-    def crash_once(self, keys):
-        real_plot(self, keys)
-        monkeypatch.setattr(Experiment, "plot_curves", real_plot)
-        raise KeyboardInterrupt("killed after the step-2 checkpoint")
-
-    monkeypatch.setattr(Experiment, "plot_curves", crash_once)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "resumed")
-    train(cfg, tmp_path / "resumed")
+    killed_once_then_resumed(train, cfg, tmp_path / "resumed")
     a = torch.load(tmp_path / "straight" / "checkpoint-latest.pt", weights_only=True)
     b = torch.load(tmp_path / "resumed" / "checkpoint-latest.pt", weights_only=True)
     assert "input.scale" in "".join(a["modules"]["qat"])
