@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         return from_int16(c.audio[idx]), [c.labels[i] for i in idx]
 
     cal, _ = clips(args.calibration, args.calibration_clips, 1)
-    half = cal[: len(cal) // 2]
+    half = cal[: max(1, len(cal) // 2)]
     cal = np.concatenate([cal] + [np.clip(half * g, -1, 1) for g in CALIBRATION_GAINS])  # as the export does
     cal_feats = log_mel(cal, fe)[:, None].astype(np.float32)
     window_in = next(iter(TFLiteModel(fp32).it.get_signature_list().values()))["inputs"][0]
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         cells = " | ".join(f"{s['agreement']:.4f} / {s['fp32_accuracy']:.3f} -> {s['int8_accuracy']:.3f}"
                            for s in r["sets"].values())
         print(f"| {r['model']} | {r['ranges']} | {r['weights']} | {r['bytes']:,} ({r['size_ratio']}) | "
-              f"{r['tflm_arena_bytes']:,} | {cells} | {'yes' if r['passes'] else 'no'} |")
+              f"{r['tflm_arena_bytes'] or 0:,} | {cells} | {'yes' if r['passes'] else 'no'} |")
     if args.json:
         args.json.write_text(json.dumps({"model": str(folder), "calibration": args.calibration,
                                          "held_out": args.held_out, "episodes": args.episodes, "rows": rows},
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     if args.write:
         passed = [r for r in rows[: len(first)] if r["passes"]]
         if len(passed) != len(first):
-            print(f"not written: the first combination fails the int8 budget", file=sys.stderr)
+            print("not written: the first combination fails the int8 budget", file=sys.stderr)
             return 1
         shutil.copytree(folder, args.write, dirs_exist_ok=False)
         (args.write / "model_int8.tflite").write_bytes(first["window"])

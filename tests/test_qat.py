@@ -27,8 +27,11 @@ def test_quantized_points_follow_the_converted_graph():
     names = _quantized_outputs(_net())
     # conv -> BN -> ReLU is one fused op: only the ReLU's output is a tensor of the int8 graph
     assert "stem.2" in names and "stem.0" not in names and "stem.1" not in names
-    # conv -> SubSpectralNorm: the norm's output (the MUL/ADD affine after conversion), not its inner batch norm
-    assert "stages.0.1.f2.0.1" in names and "stages.0.1.f2.0.1.bn" not in names
+    # conv -> SubSpectralNorm does not fold: the conv's output, the affine's MUL and ADD, not the inner batch norm
+    assert {"stages.0.1.f2.0.0", "stages.0.1.f2.0.1.scaled", "stages.0.1.f2.0.1"} <= set(names)
+    assert "stages.0.1.f2.0.1.bn" not in names
+    # a block without shortcut (a width change) ends in one ADD with the ReLU fused: one point, not two
+    assert "stages.0.0.summed" not in names and "stages.0.0" in names and "stages.0.1.summed" in names
     # conv -> BN -> SiLU: both the BN output (SiLU's input) and the SiLU output; the 1x1 conv after it
     assert {"stages.0.1.f1.0.1", "stages.0.1.f1.0.2", "stages.0.1.f1.1"} <= set(names)
     # the frequency mean, the broadcast sum, each block's output and the embedding

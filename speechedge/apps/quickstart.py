@@ -132,7 +132,7 @@ def _export(work: Path) -> dict:
     if "int8" in report["models"]:
         q = report["models"]["int8"]
         result["int8"] = {"bytes": q["bytes"], "agreement": q["decision_agreement"], "invoke_ms": q["median_invoke_ms"],
-                          "arena_bytes": report["mcu"]["peak_activation_bytes"]}
+                          "arena_bytes": report["mcu"].get("tflm_arena_bytes", report["mcu"]["peak_activation_bytes"])}
     return result
 
 
@@ -208,8 +208,9 @@ def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True) -> int:
                      f"C array written")
     else:
         r = ex.get("int8_refused", {})
-        int8_text = (f"int8 REFUSED (decision agreement {r.get('agreement') or float('nan'):.3f}, needs >= 0.98 and "
-                    "accuracy within 1 point), fp32 exported")
+        failed = ", ".join(r.get("failed") or []) or "?"
+        int8_text = (f"int8 REFUSED (window decision agreement {r.get('agreement') or float('nan'):.3f}; failed checks: "
+                     f"{failed}), fp32 exported")
     p07 = dt["default_threshold"]
     ops = "; ".join(f"{t} FA/h: FRR {p['frr']:.2f}" if p else f"{t} FA/h: not reached"
                     for t, p in dt["operating_points"].items())

@@ -42,6 +42,7 @@ from speechedge.models.conformer import SUBSAMPLING, StreamState
 from speechedge.runtime.tflite import TFLiteModel, median_run_ms
 
 from . import ExportError, check_out_dir, replace_folder
+from .quantize import check_int8_options, evenly_spaced, quantize_int8
 from .tflite_tools import strip_tensor_names
 
 __all__ = ["ExportError", "export_asr"]
@@ -118,6 +119,7 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     from speechedge.training.asr_data import load_utterances
 
     exp_dir, out_dir = Path(exp_dir), Path(out_dir)
+    check_int8_options(int8_ranges, int8_weights, ("int8_ranges", "int8_weights"))
     check_out_dir(out_dir)  # before any work: never replace what the toolkit did not write
     model, ckpt = load_checkpoint(exp_dir)
     if not isinstance(model, ASRModel):
@@ -151,7 +153,7 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         litert_torch.convert(step, sample_kwargs=example).export(f"{d}/m.tflite")
         models = {"fp32": strip_tensor_names(Path(f"{d}/m.tflite").read_bytes())}
     if int8:
-        models["int8"] = strip_tensor_names(_quantize(models["fp32"], calls[:: max(1, len(calls) // 400)][:400],
+        models["int8"] = strip_tensor_names(quantize_int8(models["fp32"], evenly_spaced(calls, 400),
                                                  int8_ranges, int8_weights))
     report: dict = {"exp_dir": str(exp_dir), "kind": "asr_step", "int8_ranges": int8_ranges if int8 else None,
                     "int8_weights": int8_weights if int8 else None,
@@ -216,9 +218,3 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     return report
 
 
-def _quantize(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: str = "channel") -> bytes:
-    """Static int8 (:func:`speechedge.export.quantize.quantize_int8`) calibrated on real named (feats, state)
-    inputs of streams."""
-    from .quantize import quantize_int8
-
-    return quantize_int8(fp32, calls, ranges, weights)

@@ -45,7 +45,7 @@ from speechedge.models.kws import FewShotKWS, KWSClassifier
 from speechedge.runtime.tflite import TFLiteModel, median_invoke_ms, quantize
 
 from . import ExportError, check_out_dir, replace_folder
-from .quantize import RANGE_METHODS, WEIGHT_GRANULARITIES, quantize_int8
+from .quantize import check_int8_options, quantize_int8
 from .tflite_tools import arena_estimate, check_tflm_ops, firmware_files, strip_tensor_names, tflm_run
 
 log = logging.getLogger(__name__)
@@ -192,6 +192,47 @@ def _convert_int8(fp32: bytes, calib: np.ndarray, ranges: str = "mse", weights: 
     return quantize_int8(fp32, [{spec["inputs"][0]: c[None]} for c in calib], ranges, weights)
 
 
+def _int8_budget(checks: dict, prefix: str, key: str, agreement: float, acc_fp32: float, acc_int8: float) -> list[str]:
+    """The int8 accuracy budget (README): ``>= 98%`` of the decisions unchanged and accuracy at most 1 point below
+    fp32. Records both checks under ``prefix`` and returns the failures' messages."""
+    failures = []
+    checks[f"{prefix}_{key}>=0.98"] = ok = agreement >= INT8_MIN_AGREEMENT
+    if not ok:
+        failures.append(f"{prefix} {key} {agreement:.4f} < {INT8_MIN_AGREEMENT}")
+    drop = acc_fp32 - acc_int8
+    checks[f"{prefix}_accuracy_within_1_point"] = ok = drop <= INT8_MAX_ACCURACY_DROP
+    if not ok:
+        failures.append(f"{prefix} accuracy {acc_int8:.4f} is {100 * drop:.1f} points below fp32 ({acc_fp32:.4f})")
+    return failures
+
+
+def _mcu_checks(checks: dict, info: dict, blob: bytes, prefix: str, flash_kb: float, ram_kb: float) -> list[str]:
+    """TensorFlow Lite Micro's op set first (a model with a missing op is not run), then flash and the arena TFLM
+    allocates (the static live-activation estimate without ``tflite-micro``) against the budgets; the figures
+    go into ``info``, the checks into ``checks``; returns the failures' messages."""
+    failures = []
+    missing = check_tflm_ops(blob)
+    info.update({"tflm_ops_missing": missing, "flash_bytes": len(blob)})
+    checks[f"{prefix}tflm_ops"] = not missing
+    if missing:
+        return [f"{prefix}model ops not in TensorFlow Lite Micro: {', '.join(missing)}"]
+    tflm = tflm_run(blob, None)
+    if tflm is not None:
+        info.update({"tflm_arena_bytes": tflm["arena_bytes"], "tflm_arena_head_bytes": tflm["arena_head_bytes"],
+                     "tflm_arena_tail_bytes": tflm["arena_tail_bytes"]})
+        arena, what = tflm["arena_bytes"], "TFLM measured a tensor arena of"
+    else:
+        arena = info["peak_activation_bytes"] = arena_estimate(blob)["peak_activation_bytes"]
+        what = "peak activations (TFLM not installed)"
+    checks[f"{prefix}flash_within_budget"] = ok = len(blob) <= flash_kb * 1024
+    if not ok:
+        failures.append(f"{prefix}int8 model is {len(blob)} bytes, over the {flash_kb:g} KB flash budget")
+    checks[f"{prefix}arena_within_budget"] = ok = arena <= ram_kb * 1024
+    if not ok:
+        failures.append(f"{prefix}{what} {arena} bytes, over the {ram_kb:g} KB RAM budget")
+    return failures
+
+
 def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, calibration: str | None = None,
                target: str = "phone", held_out: str | None = None, num_held_out: int = 200, num_calibration: int = 200,
                invokes: int = 1000, flash_kb: float = 64.0, ram_kb: float = 64.0,
@@ -211,10 +252,7 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     exp_dir, out_dir = Path(exp_dir), Path(out_dir)
     if target not in ("phone", "mcu"):
         raise ValueError(f"--target must be phone or mcu, got {target!r}")
-    if int8_ranges not in RANGE_METHODS:
-        raise ValueError(f"--int8-ranges must be one of {', '.join(RANGE_METHODS)}, got {int8_ranges!r}")
-    if int8_weights not in WEIGHT_GRANULARITIES:
-        raise ValueError(f"--int8-weights must be one of {', '.join(WEIGHT_GRANULARITIES)}, got {int8_weights!r}")
+    check_int8_options(int8_ranges, int8_weights, ("int8_ranges (--int8-ranges)", "int8_weights (--int8-weights)"))
     if target == "mcu":
         int8 = True  # microcontrollers run the integer model
     check_out_dir(out_dir)  # before any work: never replace what the toolkit did not write
@@ -286,43 +324,22 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         q = report["models"]["int8"]
         key = "top1_agreement" if kind == "classifier" else "decision_agreement"
         acc_key = "accuracy" if kind == "classifier" else "episode_accuracy"
-        report["checks"][f"int8_{key}>=0.98"] = ok = q[key] >= INT8_MIN_AGREEMENT
-        if not ok:
-            failures.append(f"int8 {key} {q[key]:.4f} < {INT8_MIN_AGREEMENT}")
-        drop = fp[acc_key] - q[acc_key]
-        report["checks"]["int8_accuracy_within_1_point"] = ok = drop <= INT8_MAX_ACCURACY_DROP
-        if not ok:
-            failures.append(f"int8 {acc_key} {q[acc_key]:.4f} is {100 * drop:.1f} points below fp32 ({fp[acc_key]:.4f})")
+        failures += _int8_budget(report["checks"], "int8", key, q[key], fp[acc_key], q[acc_key])
     if target == "mcu":
-        bad_ops = check_tflm_ops(models["int8"])
-        report["checks"]["tflm_ops"] = not bad_ops
-        if bad_ops:
-            failures.append(f"ops not in TensorFlow Lite Micro: {', '.join(bad_ops)}")
         mem = arena_estimate(models["int8"])  # static: live activations only (a lower bound of the arena)
-        report["mcu"] = {**mem, "flash_bytes": len(models["int8"]), "flash_budget_bytes": int(flash_kb * 1024),
-                         "ram_budget_bytes": int(ram_kb * 1024)}
-        tfl8 = TFLiteModel(models["int8"])
-        x8 = quantize(feats[:50], tfl8.inputs[0])
-        tflm = tflm_run(models["int8"], x8)  # the real microcontroller interpreter, when installed
-        if tflm is not None:
+        report["mcu"] = {**mem, "flash_budget_bytes": int(flash_kb * 1024), "ram_budget_bytes": int(ram_kb * 1024)}
+        failures += _mcu_checks(report["checks"], report["mcu"], models["int8"], "", flash_kb, ram_kb)
+        if "tflm_arena_bytes" in report["mcu"]:  # TFLM against LiteRT's raw int8 outputs for the same int8 inputs
+            tfl8 = TFLiteModel(models["int8"])
+            x8 = quantize(feats[:50], tfl8.inputs[0])
             lite = []
-            for x in x8:  # LiteRT's raw int8 outputs for the same int8 inputs
+            for x in x8:
                 tfl8.it.set_tensor(tfl8.inputs[0]["index"], x[None])
                 tfl8.it.invoke()
                 lite.append(tfl8.it.get_tensor(tfl8.outputs[0]["index"])[0].copy())
-            lite = np.stack(lite)
-            lsb = int(np.abs(tflm["outputs"].astype(np.int32) - lite.astype(np.int32)).max())
-            report["mcu"].update({"tflm_arena_bytes": tflm["arena_bytes"], "tflm_arena_head_bytes":
-                                  tflm["arena_head_bytes"], "tflm_arena_tail_bytes": tflm["arena_tail_bytes"],
-                                  "tflm_vs_litert_max_lsb": lsb})
-        arena = tflm["arena_bytes"] if tflm is not None else mem["peak_activation_bytes"]
-        what = "TFLM measured a tensor arena of" if tflm is not None else "peak activations (TFLM not installed)"
-        report["checks"]["flash_within_budget"] = ok = len(models["int8"]) <= flash_kb * 1024
-        if not ok:
-            failures.append(f"int8 model is {len(models['int8'])} bytes, over the {flash_kb:g} KB flash budget")
-        report["checks"]["arena_within_budget"] = ok = arena <= ram_kb * 1024
-        if not ok:
-            failures.append(f"{what} {arena} bytes, over the {ram_kb:g} KB RAM budget")
+            micro = tflm_run(models["int8"], x8)["outputs"]
+            report["mcu"]["tflm_vs_litert_max_lsb"] = int(np.abs(micro.astype(np.int32)
+                                                                 - np.stack(lite).astype(np.int32)).max())
     if kind == "embedding":
         report["open_set_threshold"] = round(open_set_threshold(ref, labels), 4)
         rng = np.random.default_rng(0)  # one generator through both: the same set as exports before the split
@@ -337,27 +354,15 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
             report["stream"] = stream["report"]
             if int8:  # the same accuracy budget as the window model, against the fp32 step model
                 s8 = stream["report"]["int8"]
-                report["checks"]["stream_int8_decision_agreement>=0.98"] = ok = \
-                    s8["decision_agreement"] >= INT8_MIN_AGREEMENT
-                if not ok:
-                    failures.append(f"streaming int8 decision_agreement {s8['decision_agreement']:.4f} < "
-                                    f"{INT8_MIN_AGREEMENT}")
-                drop = s8["fp32_episode_accuracy"] - s8["episode_accuracy"]
-                report["checks"]["stream_int8_accuracy_within_1_point"] = ok = drop <= INT8_MAX_ACCURACY_DROP
-                if not ok:
-                    failures.append(f"streaming int8 episode_accuracy {s8['episode_accuracy']:.4f} is "
-                                    f"{100 * drop:.1f} points below its fp32 ({s8['fp32_episode_accuracy']:.4f})")
-                if target == "mcu":  # the microcontroller's streaming model in TFLM: ops, flash, arena
-                    tflm_s = tflm_run(stream["int8"], None)
-                    if tflm_s is not None:  # TFLM against LiteRT on the same raw int8 inputs of held-out streams
-                        from .kws_stream import tflm_step_lsb
+                failures += _int8_budget(report["checks"], "stream_int8", "decision_agreement",
+                                         s8["decision_agreement"], s8["fp32_episode_accuracy"], s8["episode_accuracy"])
+                if target == "mcu":  # the microcontroller's streaming model: TFLM ops, flash and arena budgets
+                    failures += _mcu_checks(report["checks"], s8, stream["int8"], "stream_", flash_kb, ram_kb)
+                    if not s8["tflm_ops_missing"] and "tflm_arena_bytes" in s8:
+                        from .kws_stream import tflm_step_lsb  # TFLM vs LiteRT on the same raw int8 inputs
 
                         s8["tflm_vs_litert_max_lsb"] = tflm_step_lsb(stream["int8"], stream["spec"], [
                             log_mel(a, fe) for a in stream["held_out_padded"][:4]])
-                    s8.update({"tflm_ops_missing": check_tflm_ops(stream["int8"]), "flash_bytes": len(stream["int8"]),
-                               **({"tflm_arena_bytes": tflm_s["arena_bytes"],
-                                   "tflm_arena_head_bytes": tflm_s["arena_head_bytes"],
-                                   "tflm_arena_tail_bytes": tflm_s["arena_tail_bytes"]} if tflm_s else {})})
             report["checks"]["stream_fp32_max_err_rel_to_range<=1e-4"] = ok = \
                 stream["report"]["max_err_rel_to_range"] <= 1e-4
             if not ok:
@@ -368,7 +373,8 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     report["passed"] = not failures
     if failures:
         raise ExportError(f"{exp_dir}: export failed its checks, nothing written to {out_dir}: " + "; ".join(failures)
-                          + "\nreport: " + json.dumps({k: report[k] for k in ("models", "checks", "mcu") if k in report},
+                          + "\nreport: " + json.dumps({k: report[k] for k in ("models", "checks", "mcu", "stream")
+                                                      if k in report},
                                                      indent=1), report)
 
     stream_models = stream if kind == "embedding" and stream_chunk_ms else {}
@@ -410,9 +416,10 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
             if "int8" in stream_models:  # the streaming step model for the same firmware, with its state table
                 header, source = firmware_files(
                     stream_models["int8"], "kws_stream_model", fe, stream=stream_models["spec"],
-                    arena_bytes=s8.get("tflm_arena_bytes") or 0,
-                    arena_source="measured by TensorFlow Lite Micro (tflite-micro)" if s8.get("tflm_arena_bytes")
-                    else "not measured: install tflite-micro and re-export")
+                    arena_bytes=s8.get("tflm_arena_bytes") or s8["peak_activation_bytes"],
+                    arena_source="measured by TensorFlow Lite Micro (tflite-micro)" if s8.get("tflm_arena_bytes") else
+                    "static estimate of live activations only; TFLM adds its persistent data: install tflite-micro "
+                    "and re-export to measure")
                 (tmp / "kws_stream_model.h").write_text(header)
                 (tmp / "kws_stream_model.cc").write_text(source)
         atomic_write_text(tmp / "report.json", json.dumps(report, indent=2))

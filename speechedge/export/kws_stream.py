@@ -30,7 +30,7 @@ from speechedge.models.bcresnet_stream import StreamingBCResNet, context_embeddi
 from speechedge.runtime.kws import StreamStep, context_padding
 from speechedge.runtime.tflite import TFLiteModel, median_run_ms
 
-from .quantize import quantize_int8
+from .quantize import evenly_spaced, quantize_int8
 from .tflite_tools import strip_tensor_names
 
 __all__ = ["build_stream", "export_stream", "stream_calls", "tflm_step_lsb", "padded_clips", "stream_embeddings_torch", "stream_background"]
@@ -93,7 +93,7 @@ def stream_background(model, encoder, stream: StreamingBCResNet, speech: np.ndar
 def stream_calls(step: StreamStep, feats: list[np.ndarray], limit: int = 400) -> list[dict]:
     """The named inputs (new frames and the state) of every step of ``feats`` clips streamed from zero state
     through ``step``: what a streaming model sees, for int8 calibration (random or zero states clip badly).
-    At most ``limit`` of them, evenly spaced."""
+    At most ``limit`` of them, evenly spaced from the first to the last."""
     calls = []
     for f in feats:
         state = step.init_state()
@@ -101,7 +101,7 @@ def stream_calls(step: StreamStep, feats: list[np.ndarray], limit: int = 400) ->
             x = f[:, i: i + step.chunk]
             calls.append({"feats": x[None, None], **state})
             _, state = step.step(x, state)
-    return calls[:: max(1, len(calls) // limit)][:limit]
+    return evenly_spaced(calls, limit)
 
 
 def tflm_step_lsb(blob: bytes, spec: dict, feats: list[np.ndarray], limit: int = 40) -> int | None:
@@ -146,7 +146,7 @@ def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, lab
     "stream" (the torch module)}``, and ``"int8"`` (the full-integer step model) with ``calibration_audio``
     (clips streamed in silence through the fp32 step model: the state values of real streams calibrate it;
     ``report["int8"]``: its decision agreement and accuracy against the fp32 step model's); raises nothing: the
-    caller applies the checks."""
+    caller applies the checks (errors of the converter or the quantizer propagate)."""
     import litert_torch
 
     stream = build_stream(model, encoder, chunk_ms)

@@ -18,12 +18,31 @@ the quantizer's own calibration.
 
 from __future__ import annotations
 
+import functools
+import sys
+
 import numpy as np
 
-__all__ = ["RANGE_METHODS", "WEIGHT_GRANULARITIES", "quantize_int8"]
+__all__ = ["RANGE_METHODS", "WEIGHT_GRANULARITIES", "check_int8_options", "evenly_spaced", "quantize_int8"]
 
 RANGE_METHODS = ("mse", "average")
 WEIGHT_GRANULARITIES = ("channel", "tensor")
+
+
+def check_int8_options(ranges: str, weights: str, names: tuple[str, str] = ("ranges", "weights")) -> None:
+    """A clear error for an unknown range method or weight granularity, naming the argument (``names``)."""
+    if ranges not in RANGE_METHODS:
+        raise ValueError(f"{names[0]} must be one of {', '.join(RANGE_METHODS)}, got {ranges!r}")
+    if weights not in WEIGHT_GRANULARITIES:
+        raise ValueError(f"{names[1]} must be one of {', '.join(WEIGHT_GRANULARITIES)}, got {weights!r}")
+
+
+def evenly_spaced(items: list, limit: int) -> list:
+    """At most ``limit`` of ``items``, spread evenly from the first to the last (calibration subsets: the
+    calibration clips come grouped by input level, so a prefix would leave the loudest group out)."""
+    if len(items) <= limit:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
 
 
 def _activation_indices(it) -> set[int]:
@@ -32,11 +51,26 @@ def _activation_indices(it) -> set[int]:
     return {d["index"] for d in it.get_input_details()} | {o for op in ops for o in op["outputs"] if o >= 0}
 
 
+@functools.lru_cache(maxsize=1)
+def _scale_sharing_ops() -> tuple[frozenset[str], frozenset[str]]:
+    """The quantizer's own lists of ops whose outputs take the input's scale (RESHAPE, TRANSPOSE, SLICE, PAD, ...)
+    and of ops whose inputs take the output's scale (CONCATENATION, PACK, ...)."""
+    from ai_edge_quantizer.algorithms.utils.common_utils import OpQuantConstraint
+    from ai_edge_quantizer.utils.constrained_ops_utils import get_constrained_op_list
+
+    def names(c) -> frozenset[str]:
+        return frozenset(getattr(op, "value", op) for op in get_constrained_op_list(c))
+
+    return names(OpQuantConstraint.SAME_AS_INPUT_SCALE), names(OpQuantConstraint.SAME_AS_OUTPUT_SCALE)
+
+
 def _shared_range_groups(it, signature: str) -> dict[int, str]:
-    """Tensor index -> group name for the tensors that must share one int8 range: a signature input and
+    """Tensor index -> group name for the activations that must share one int8 range: a signature input and
     output of the same name (a streaming model's state: the step writes what the next step reads), and the
-    inputs and output of a CONCATENATION and the input and output of a SLICE (int8 kernels copy bytes there,
-    so the quantizer would otherwise insert a requantizing op for every mismatch)."""
+    tensors the quantizer ties to one scale anyway (the input and outputs of RESHAPE, TRANSPOSE, SLICE, PAD, ...;
+    the inputs and output of CONCATENATION, PACK, ...). Ranged apart, each mismatch becomes a requantizing op."""
+    same_as_input, same_as_output = _scale_sharing_ops()
+    live = _activation_indices(it)
     parent: dict[int, int] = {}
 
     def find(i: int) -> int:
@@ -53,12 +87,14 @@ def _shared_range_groups(it, signature: str) -> dict[int, str]:
         if name in sig["outputs"]:
             union(i, sig["outputs"][name])
     for op in it._get_ops_details():
-        ins = [i for i in op["inputs"] if i >= 0]
-        if op["op_name"] == "CONCATENATION":
-            for i in ins + list(op["outputs"]):
-                union(i, op["outputs"][0])
-        elif op["op_name"] == "SLICE":
-            union(ins[0], op["outputs"][0])
+        ins = [i for i in op["inputs"] if i in live]
+        outs = [o for o in op["outputs"] if o in live]
+        if op["op_name"] in same_as_input and ins:
+            for o in outs:
+                union(o, ins[0])
+        elif op["op_name"] in same_as_output and outs:
+            for i in ins:
+                union(i, outs[0])
     members: dict[int, list[int]] = {}
     for i in list(parent):
         members.setdefault(find(i), []).append(i)
@@ -69,8 +105,8 @@ def _mse_ranges(fp32: bytes, signature: str, calls: list[dict], qsvs: dict) -> d
     """``qsvs`` with the min/max of every per-tensor activation replaced by its least-L2-error int8 range.
 
     Tensors that must share a range (:func:`_shared_range_groups`: a streaming model's state in and out, and
-    the concatenation and slice around each state buffer) share one observer, fed with all of them: the int8
-    state a step writes is then, byte for byte, what the next step reads.
+    what the quantizer ties to one scale) share one observer, fed with all of them: where nothing between them
+    rescales, the int8 state a step writes is byte for byte what the next step reads (tested).
     """
     import torch
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -96,7 +132,7 @@ def _mse_ranges(fp32: bytes, signature: str, calls: list[dict], qsvs: dict) -> d
     out = dict(qsvs)
     for n in names:
         obs = observers[group[n]]
-        if obs.min_val.numel() == 0 or not torch.isfinite(obs.min_val):
+        if not torch.isfinite(obs.min_val).all():
             continue  # never observed as float (an integer tensor): keep the quantizer's own entry
         scale, zero = obs.calculate_qparams()
         lo, hi = float(scale * (-128 - zero)), float(scale * (127 - zero))
@@ -142,15 +178,18 @@ def quantize_int8(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: 
     from speechedge.io import capture_native_output
     from speechedge.runtime.tflite import TFLiteModel
 
-    if ranges not in RANGE_METHODS:
-        raise ValueError(f"int8 ranges must be one of {', '.join(RANGE_METHODS)}, got {ranges!r}")
-    if weights not in WEIGHT_GRANULARITIES:
-        raise ValueError(f"int8 weights must be one of {', '.join(WEIGHT_GRANULARITIES)}, got {weights!r}")
+    check_int8_options(ranges, weights)
     signature = next(iter(TFLiteModel(fp32).it.get_signature_list()))
     q = quantizer.Quantizer(bytearray(fp32))
     q.load_quantization_recipe(_recipe(weights))
-    with capture_native_output():  # the quantizer's progress bars and size lines are not ours to print
-        qsvs = q.calibrate({signature: calls})
-        if ranges == "mse":
-            qsvs = _mse_ranges(fp32, signature, calls, qsvs)
-        return bytes(q.quantize(qsvs).quantized_model)
+    printed: list[str] = []
+    try:
+        with capture_native_output() as printed:  # the quantizer's progress bars and size lines are not ours
+            qsvs = q.calibrate({signature: calls})
+            if ranges == "mse":
+                qsvs = _mse_ranges(fp32, signature, calls, qsvs)
+            return bytes(q.quantize(qsvs).quantized_model)
+    except Exception:
+        if printed:  # what the quantizer or the interpreter said before failing explains the failure
+            sys.stderr.write(printed[0][-4000:])
+        raise

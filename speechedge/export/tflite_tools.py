@@ -252,14 +252,7 @@ def tflm_run(model: bytes, inputs: np.ndarray | list | None) -> dict:
     it = runtime.Interpreter.from_bytes(bytes(model))
     outs = []
     if isinstance(inputs, list):
-        n_out = 0
-        with capture_native_output():  # TFLM prints its own line for the index past the end
-            while True:
-                try:
-                    it.get_output_details(n_out)
-                except IndexError:
-                    break
-                n_out += 1
+        n_out = len(make_interpreter(model, delegate=False).get_output_details())
         for call in inputs:
             for i, x in enumerate(call):
                 it.set_input(np.ascontiguousarray(x), i)

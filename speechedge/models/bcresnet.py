@@ -29,6 +29,7 @@ class SubSpectralNorm(nn.Module):
         super().__init__()
         self.sub_bands = sub_bands
         self.bn = nn.BatchNorm2d(channels * sub_bands)
+        self.scaled = nn.Identity()  # the MUL's output of the inference form (a point for QAT, models/qat.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, f, t = x.shape
@@ -39,7 +40,7 @@ class SubSpectralNorm(nn.Module):
         # one MUL and one ADD with constants (freeze_for_export) instead of reshape + transpose + batch norm
         # + reshape, which also lets full-integer quantization keep the tensor in int8.
         scale, shift = self.affine(c, f)
-        return x * scale + shift
+        return self.scaled(x * scale) + shift
 
     def affine(self, channels: int, freqs: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The inference normalisation as ``(scale, shift)``, each ``(1, channels, freqs, 1)``."""

@@ -1,21 +1,25 @@
 """Quantization-aware training (QAT) of BC-ResNet: the int8 activations of the exported graph, simulated.
 
-The int8 export (``export/kws.py``) quantizes a trained float model after training: per-channel int8 weights
-and a per-tensor int8 scale for every activation of the converted graph, calibrated by min/max. Measured on a
-trained BC-ResNet-1 few-shot model, the weights alone keep 99.8% of the decisions; the activations cost the
-rest (97.2% agreement against the 98% budget), rounding spread over the whole graph (README, "Export").
-QAT lets training see that rounding: :class:`ActivationFakeQuant` puts a fake int8 quantizer
-(``torch.ao.quantization.FakeQuantize``: moving-average min/max, straight-through gradient) on every tensor
-that the converted graph holds in int8, using forward hooks, so the model's modules, weights and checkpoints are
-unchanged and the export that follows is the ordinary post-training quantization of the fine-tuned weights.
+The int8 export (``export/kws.py``, ``export/quantize.py``) quantizes a trained float model after training:
+int8 weights and one int8 scale for every activation of the converted graph, each activation's range chosen
+for the least rounding + clipping error over calibration values. QAT lets training see that rounding:
+:class:`ActivationFakeQuant` puts a fake int8 quantizer (``torch.ao.quantization.FakeQuantize``: moving-average
+min/max of the batches, straight-through gradient) on every tensor that the converted graph holds in int8,
+using forward hooks, so the model's modules, weights and checkpoints are unchanged and the export that follows
+is the ordinary post-training quantization of the fine-tuned weights (with its own ranges).
 
 Which tensors: the graph's input; each convolution's output after its batch norm is folded in (with a
-following ReLU fused); SiLU's input and output; the frequency mean and the broadcast sum of each block; each
-block's output; the embedding (or logits). Weights are not fake-quantized (per-channel int8 weights lose
-0.2% of the decisions, and fake-quantizing them needs a re-parametrised state dict).
+following ReLU fused); SubSpectralNorm's MUL and ADD (it does not fold); SiLU's input and output; the frequency
+mean and the broadcast sum of each block (one ADD with the ReLU in a block without shortcut); each block's
+output; the embedding (or logits). Not simulated: the weights' int8 rounding (weight-only int8 kept 99.8% of
+the decisions; fake-quantizing them needs a re-parametrised state dict), LOGISTIC's fixed output scale, and
+the embedding's rounding on in-context steps (``context_s``: the pooled window is cut out of a longer input
+outside the encoder). One process only: the observers are not synchronised between ``torchrun`` ranks.
 
 Batch norm runs on its running statistics during QAT (:meth:`ActivationFakeQuant.freeze_norms`): the
 quantizers then see the tensors of the folded graph, and SubSpectralNorm takes its exported affine form.
+Measured on a CPU-trained BC-ResNet-1 (README, "Export"): 600 steps changed nothing that matters; post-training
+quantization with least-error ranges already keeps 99% of the decisions.
 """
 
 from __future__ import annotations
@@ -51,18 +55,24 @@ def _quantized_outputs(encoder: BCResNet) -> list[str]:
         if isinstance(m, nn.Sequential):
             kids = list(m.named_children())
             for (a, ma), (_, mb) in zip(kids, kids[1:]):
-                if (isinstance(ma, nn.Conv2d) and isinstance(mb, _NORMS)) or \
+                # batch norm folds into the convolution before it; SubSpectralNorm does not (its scale varies
+                # over frequency: the graph holds the convolution's output, then a MUL and an ADD)
+                if (isinstance(ma, nn.Conv2d) and isinstance(mb, nn.BatchNorm2d)) or \
                         (isinstance(ma, (*_NORMS, nn.Conv2d)) and isinstance(mb, nn.ReLU)):
                     fused_into_next.add(f"{name}.{a}" if name else a)
+        if isinstance(m, BCResBlock) and m.transition:
+            # without a shortcut the broadcast sum and the ReLU are one ADD with a fused activation
+            fused_into_next.add(f"{name}.summed")
     names = []
     for name, m in encoder.named_modules():
         parent = name.rpartition(".")[0]
-        if isinstance(encoder.get_submodule(parent) if parent else encoder, SubSpectralNorm):
+        if isinstance(encoder.get_submodule(parent) if parent else encoder, SubSpectralNorm) and \
+                isinstance(m, nn.BatchNorm2d):
             continue  # SubSpectralNorm's inner batch norm: its output is the SubSpectralNorm's
         if name in fused_into_next:
             continue
         if isinstance(m, (nn.Conv2d, *_NORMS, nn.ReLU, nn.SiLU, BCResBlock)) or \
-                (isinstance(m, nn.Identity) and name.rpartition(".")[2] in ("pooled", "summed")):
+                (isinstance(m, nn.Identity) and name.rpartition(".")[2] in ("pooled", "summed", "scaled")):
             names.append(name)
     return names
 

@@ -223,6 +223,9 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             _init_from(model, cfg.init_from, aux_vocab)
         modules = {}
         if cfg.qat:
+            if dist_env.world_size > 1:
+                raise ValueError("qat = true runs in one process (its quantizers' ranges are not synchronised "
+                                 "between torchrun processes); start it without torchrun")
             fq = ActivationFakeQuant(model.encoder).attach()
             fq.freeze_norms()
             modules["qat"] = fq.to(device)
@@ -275,7 +278,8 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
                 with fq.disabled(), torch.random.fork_rng(devices=[device] if cuda else []):
                     torch.cuda.set_rng_state(rng_before, device) if cuda else torch.set_rng_state(rng_before)
                     ref = net(feats)
-                err = (emb - ref).pow(2).sum(1).mean() / ref.detach().pow(2).sum(1).mean().clamp_min(1e-8)
+                ref = ref.detach()  # the quantized embedding moves toward the float one, not the other way
+                err = (emb - ref).pow(2).sum(1).mean() / ref.pow(2).sum(1).mean().clamp_min(1e-8)
                 parts["qat"] = cfg.qat_consistency * err
             loss, info = episode_loss(emb[:n_sup].view(cfg.ways, cfg.shots, -1), emb[n_sup:n_fs],
                                       torch.from_numpy(ep.query_labels).to(device), method=cfg.method,
