@@ -200,14 +200,14 @@ def _export(args: argparse.Namespace) -> int:
             if args.target == "mcu":
                 raise ValueError("--target mcu is for KWS models; a streaming ASR encoder targets phones")
             report = export_asr(args.exp_dir, args.out, int8=args.int8, held_out=args.held_out,
-                                invokes=args.invokes, int8_ranges=args.int8_ranges,
+                                invokes=args.invokes, int8_ranges=args.int8_ranges or "average",
                                 int8_weights=args.int8_weights or "channel")
         else:
             report = export_kws(args.exp_dir, args.out, int8=args.int8, calibration=args.calibration,
                                 target=args.target, held_out=args.held_out, invokes=args.invokes,
                                 flash_kb=args.flash_kb, ram_kb=args.ram_kb,
                                 background_manifest=args.background_manifest, stream_chunk_ms=args.stream_chunk_ms,
-                                int8_ranges=args.int8_ranges, int8_weights=args.int8_weights or "tensor")
+                                int8_ranges=args.int8_ranges or "mse", int8_weights=args.int8_weights or "tensor")
     except ExportError as e:
         print(f"speechedge export: {e}", file=sys.stderr)
         return 1
@@ -388,9 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="output folder (replaced only when every check passes)")
     ex.add_argument("--int8", action="store_true", help="also a full-integer int8 model (post-training quantization)")
     ex.add_argument("--calibration", help="ClipRecord manifest for int8 calibration (default: the training manifest)")
-    ex.add_argument("--int8-ranges", choices=("mse", "average"), default="mse",
+    ex.add_argument("--int8-ranges", choices=("mse", "average"), default=None,
                     help="int8 activation ranges: mse = least rounding + clipping error over all calibration "
-                         "values (default); average = the quantizer's average of each input's min and max")
+                         "values (default for KWS); average = the quantizer's average of each input's min and max "
+                         "(default for ASR, where it measured better)")
     ex.add_argument("--int8-weights", choices=("channel", "tensor"), default=None,
                     help="int8 weight scales: one per output channel, or one per tensor (a smaller file; default "
                          "for KWS models, where it keeps the decisions; ASR defaults to channel)")

@@ -107,12 +107,13 @@ def state_spec(init: StreamState) -> tuple[list[dict], dict[str, np.ndarray]]:
 
 
 def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, held_out: str | None = None,
-               num_held_out: int = 20, num_calibration: int = 20, invokes: int = 1000, int8_ranges: str = "mse",
+               num_held_out: int = 20, num_calibration: int = 20, invokes: int = 1000, int8_ranges: str = "average",
                int8_weights: str = "channel") -> dict:
     """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails.
 
     ``int8_ranges`` / ``int8_weights``: the int8 activation ranges and weight scales
-    (:func:`speechedge.export.quantize.quantize_int8`).
+    (:func:`speechedge.export.quantize.quantize_int8`). The quantizer's own ranges are the default here: on the
+    quickstart's student they gave int8 CER 34.2 against 35.4 with least-error ranges (fp32 32.9; both refused).
     """
     from speechedge.ctc import tokenizer_from_meta
     from speechedge.models import load_checkpoint
