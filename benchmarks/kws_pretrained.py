@@ -297,6 +297,14 @@ clip's embedding, `b`: the mean of that distance over the background set); {dete
 Long-form result (2.09 h, 60 keyword events by voices not used for enrolment, `benchmarks/kws_longform.py`):
 see `benchmarks/results/kws_longform/` and the README.{stream_text}
 
+## int8 (not in this folder)
+The folder ships fp32 models (the runtime prefers int8 where it exists, and int8 is slower than fp32 on x86).
+`python benchmarks/kws_int8_exported.py <this folder> --calibration <training clips manifest> --held-out
+<held-out manifests> --weights tensor --write DIR` writes a copy with `model_int8.tflite` and
+`stream_int8.tflite` when both keep the int8 budget (>= 98% of 5-way 5-shot decisions equal to fp32's, accuracy
+within 1 point); measured results for this model are in `benchmarks/results/kws_int8/` and the README
+("Export", "int8 that passes").
+
 ## Reproduce
 
 ```bash
