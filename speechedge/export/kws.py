@@ -46,7 +46,8 @@ from speechedge.runtime.tflite import TFLiteModel, median_invoke_ms, quantize
 
 from . import ExportError, check_out_dir, replace_folder
 from .quantize import check_int8_options, quantize_int8
-from .tflite_tools import arena_estimate, check_tflm_ops, firmware_files, strip_tensor_names, tflm_run
+from .tflite_tools import (arena_estimate, check_tflm_ops, firmware_files, strip_tensor_names, tflm_run,
+                           tflm_vs_litert_lsb)
 
 log = logging.getLogger(__name__)
 
@@ -329,17 +330,10 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         mem = arena_estimate(models["int8"])  # static: live activations only (a lower bound of the arena)
         report["mcu"] = {**mem, "flash_budget_bytes": int(flash_kb * 1024), "ram_budget_bytes": int(ram_kb * 1024)}
         failures += _mcu_checks(report["checks"], report["mcu"], models["int8"], "", flash_kb, ram_kb)
-        if "tflm_arena_bytes" in report["mcu"]:  # TFLM against LiteRT's raw int8 outputs for the same int8 inputs
-            tfl8 = TFLiteModel(models["int8"])
-            x8 = quantize(feats[:50], tfl8.inputs[0])
-            lite = []
-            for x in x8:
-                tfl8.it.set_tensor(tfl8.inputs[0]["index"], x[None])
-                tfl8.it.invoke()
-                lite.append(tfl8.it.get_tensor(tfl8.outputs[0]["index"])[0].copy())
-            micro = tflm_run(models["int8"], x8)["outputs"]
-            report["mcu"]["tflm_vs_litert_max_lsb"] = int(np.abs(micro.astype(np.int32)
-                                                                 - np.stack(lite).astype(np.int32)).max())
+        if "tflm_arena_bytes" in report["mcu"]:  # TFLM against LiteRT on the same int8 inputs
+            x8 = quantize(feats[:50], TFLiteModel(models["int8"]).inputs[0])
+            report["mcu"]["tflm_vs_litert_max_lsb"] = tflm_vs_litert_lsb(models["int8"], [[x[None]] for x in x8])
+    stream: dict = {}  # the streaming step model of a few-shot export (export_stream's result)
     if kind == "embedding":
         report["open_set_threshold"] = round(open_set_threshold(ref, labels), 4)
         rng = np.random.default_rng(0)  # one generator through both: the same set as exports before the split
@@ -377,8 +371,6 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                                                       if k in report},
                                                      indent=1), report)
 
-    stream_models = stream if kind == "embedding" and stream_chunk_ms else {}
-
     def write(tmp: Path) -> None:
         for name, blob in models.items():
             (tmp / f"model_{name}.tflite").write_bytes(blob)
@@ -413,9 +405,9 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
             (tmp / "kws_model.h").write_text(header)
             (tmp / "kws_model.cc").write_text(source)
             s8 = report.get("stream", {}).get("int8", {})
-            if "int8" in stream_models:  # the streaming step model for the same firmware, with its state table
+            if "int8" in stream:  # the streaming step model for the same firmware, with its state table
                 header, source = firmware_files(
-                    stream_models["int8"], "kws_stream_model", fe, stream=stream_models["spec"],
+                    stream["int8"], "kws_stream_model", fe, stream=stream["spec"],
                     arena_bytes=s8.get("tflm_arena_bytes") or s8["peak_activation_bytes"],
                     arena_source="measured by TensorFlow Lite Micro (tflite-micro)" if s8.get("tflm_arena_bytes") else
                     "static estimate of live activations only; TFLM adds its persistent data: install tflite-micro "

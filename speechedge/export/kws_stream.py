@@ -28,12 +28,13 @@ import torch
 from speechedge.kernels import log_mel
 from speechedge.models.bcresnet_stream import StreamingBCResNet, context_embeddings
 from speechedge.runtime.kws import StreamStep, context_padding
-from speechedge.runtime.tflite import TFLiteModel, median_run_ms
+from speechedge.runtime.tflite import TFLiteModel, median_run_ms, quantize
 
 from .quantize import evenly_spaced, quantize_int8
-from .tflite_tools import strip_tensor_names
+from .tflite_tools import strip_tensor_names, tflm_vs_litert_lsb
 
-__all__ = ["build_stream", "export_stream", "stream_calls", "tflm_step_lsb", "padded_clips", "stream_embeddings_torch", "stream_background"]
+__all__ = ["build_stream", "export_stream", "stream_calls", "tflm_step_lsb", "padded_clips", "stream_embeddings_torch",
+           "stream_background"]
 
 
 def build_stream(model, encoder, chunk_ms: float) -> StreamingBCResNet:
@@ -108,34 +109,19 @@ def tflm_step_lsb(blob: bytes, spec: dict, feats: list[np.ndarray], limit: int =
     """Largest difference, in output steps (LSB), between TensorFlow Lite Micro and LiteRT running an int8 step
     model on the same raw int8 inputs (new frames and the state of ``feats`` clips streamed through LiteRT), over
     every output (the embedding and the new state) of up to ``limit`` invokes. None without ``tflite-micro``."""
-    from speechedge.runtime.tflite import quantize
-
-    from .tflite_tools import tflm_run
-
     step = StreamStep(TFLiteModel(blob), spec)
     net = step.net
     name_at = {d["index"]: n for n, d in net._in.items()}
-    raw_calls, lite = [], []
+    raw_calls = []
     for f in feats:
         state = step.init_state()
         for i in range(0, f.shape[1], step.chunk):
-            named = {"feats": f[:, i: i + step.chunk][None, None], **state}
-            raw = [quantize(named[name_at[d["index"]]], d) for d in net.inputs]
-            for x, d in zip(raw, net.inputs):
-                net.it.set_tensor(d["index"], x)
-            net.it.invoke()
-            lite.append([net.it.get_tensor(d["index"]).copy() for d in net.outputs])
-            raw_calls.append(raw)
-            _, state = step.step(f[:, i: i + step.chunk], state)
-            if len(raw_calls) >= limit:
+            if len(raw_calls) == limit:
                 break
-        if len(raw_calls) >= limit:
-            break
-    micro = tflm_run(blob, raw_calls)
-    if micro is None:
-        return None
-    return int(max(np.abs(a.astype(np.int32) - b.astype(np.int32)).max()
-                   for la, ma in zip(lite, micro["outputs"]) for a, b in zip(la, ma)))
+            named = {"feats": f[:, i: i + step.chunk][None, None], **state}
+            raw_calls.append([quantize(named[name_at[d["index"]]], d) for d in net.inputs])
+            _, state = step.step(f[:, i: i + step.chunk], state)
+    return tflm_vs_litert_lsb(blob, raw_calls)
 
 
 def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, labels: list[str], chunk_ms: float,
@@ -185,8 +171,7 @@ def export_stream(model, encoder, audio: np.ndarray, window_ref: np.ndarray, lab
         step8 = StreamStep(TFLiteModel(q), spec)
         out8 = np.stack([step8.embed(log_mel(a, fe)) for a in padded])
         agree8, acc32, acc8 = episode_agreement(out, out8, labels)
-        m8 = TFLiteModel(q)
-        tied = sum(m8._in[k]["quantization"] == m8._out[k]["quantization"] for k in step.state_shapes)
+        tied = sum(step8.net._in[k]["quantization"] == step8.net._out[k]["quantization"] for k in step.state_shapes)
         report["int8"] = {"bytes": len(q), "ranges": int8_ranges, "weights": int8_weights, "decision_agreement": agree8,
                           "episode_accuracy": acc8, "fp32_episode_accuracy": acc32,
                           "max_abs_err": float(np.abs(out8 - out).max()),

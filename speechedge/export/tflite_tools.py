@@ -10,7 +10,7 @@ from speechedge.io import capture_native_output
 from speechedge.runtime.tflite import make_interpreter
 
 __all__ = ["strip_tensor_names", "ops_used", "TFLM_BUILTINS", "check_tflm_ops", "arena_estimate",
-           "firmware_files", "tflm_run"]
+           "firmware_files", "tflm_run", "tflm_vs_litert_lsb"]
 
 # Builtin operators of TensorFlow Lite Micro's all-ops resolver (micro_mutable_op_resolver.h), the
 # kernels a microcontroller build can link.
@@ -275,3 +275,22 @@ def tflm_run(model: bytes, inputs: np.ndarray | list | None) -> dict:
         outs = np.stack(outs)
     return {"outputs": outs, "arena_bytes": field["total"],
             "arena_head_bytes": field.get("head"), "arena_tail_bytes": field.get("tail")}
+
+
+def tflm_vs_litert_lsb(model: bytes, calls: list) -> int | None:
+    """Largest difference, in output steps (LSB), between TensorFlow Lite Micro and LiteRT running an int8 model
+    on the same raw inputs: ``calls`` holds one sequence of arrays per invoke, in the model's input order (batch
+    axis included); every output of every invoke is compared. ``None`` without ``tflite-micro``."""
+    micro = tflm_run(model, calls)
+    if micro is None:
+        return None
+    it = make_interpreter(model)
+    ins, outs = it.get_input_details(), it.get_output_details()
+    worst = 0
+    for call, micro_out in zip(calls, micro["outputs"]):
+        for x, d in zip(call, ins):
+            it.set_tensor(d["index"], x)
+        it.invoke()
+        for d, m in zip(outs, micro_out):
+            worst = max(worst, int(np.abs(it.get_tensor(d["index"]).astype(np.int32) - m.astype(np.int32)).max()))
+    return worst

@@ -147,9 +147,6 @@ class ActivationFakeQuant(nn.Module):
                 self._handles.append(m.register_forward_pre_hook(keep_eval))
 
     def ranges(self) -> dict[str, tuple[float, float]]:
-        """The moving ``(min, max)`` of every quantized tensor (for reports)."""
-        out = {}
-        for k, fq in self.quant.items():
-            obs = fq.activation_post_process
-            out[k] = (float(obs.min_val), float(obs.max_val)) if obs.min_val.numel() else (float("nan"),) * 2
-        return out
+        """The moving ``(min, max)`` of every quantized tensor (for reports; ``(inf, -inf)`` before any batch)."""
+        return {k: (float(fq.activation_post_process.min_val), float(fq.activation_post_process.max_val))
+                for k, fq in self.quant.items()}

@@ -270,7 +270,8 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             if cfg.spec_augment:
                 feats = spec_augment(feats, spec_gen)
             cuda = device.type == "cuda"
-            rng_before = torch.cuda.get_rng_state(device) if cuda else torch.get_rng_state()
+            if cfg.qat_consistency:  # the float pass below replays this pass's dropout masks
+                rng_before = torch.cuda.get_rng_state(device) if cuda else torch.get_rng_state()
             emb = net(feats)
             n_sup = cfg.ways * cfg.shots
             parts = {}
