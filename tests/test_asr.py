@@ -5,7 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import time
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -368,6 +371,82 @@ def test_span_batches_are_aligned_word_spans(librispeech_dir, tmp_path):
         utts.span_batch({}, tok, 3000, 3, rng)
 
 
+def test_utterance_store_equals_decoding_skips_bad_files_and_is_reused(librispeech_dir, tmp_path, monkeypatch):
+    """The memory-mapped utterance store gives the same utterances as decoding into memory, skips and counts an
+    unreadable file, is built once (a second load decodes nothing) and is rebuilt when the manifest changes."""
+    import gzip
+    import shutil
+
+    from speechedge.data_prep.librispeech import prepare_librispeech
+    from speechedge.training import asr_data
+    from speechedge.training.asr_data import Ragged, build_utterance_store, load_utterances
+
+    monkeypatch.setenv("SPEECHEDGE_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "corpus"
+    shutil.copytree(librispeech_dir[0], corpus)
+    prepare_librispeech(corpus, tmp_path / "m", splits=["dev-clean"])
+    man = tmp_path / "m" / "librispeech_dev-clean.jsonl.gz"
+    rows = [json.loads(x) for x in gzip.open(man, "rt")]
+    bad = Path(rows[1]["path"])
+    bad.write_bytes(b"not audio")
+    tok = CharTokenizer()
+    mem = load_utterances(man, tok, cache=False)
+    mapped = load_utterances(man, tok, workers=2)
+    assert isinstance(mapped.audio, Ragged) and isinstance(mapped.audio.flat, np.memmap)
+    assert len(mem) == len(mapped) == len(rows) - 1 and rows[1]["id"] not in mapped.ids
+    assert mem.ids == mapped.ids and mem.texts == mapped.texts
+    assert all(np.array_equal(a, b) for a, b in zip(mem.audio, mapped.audio))
+    assert all(np.array_equal(a, b) for a, b in zip(mem.tokens, mapped.tokens))
+    assert mem.batches(3000, None) == mapped.batches(3000, None)
+    _, _, meta = build_utterance_store(man)
+    assert list(meta["skipped"]) == [rows[1]["id"]] and bad.name in meta["skipped"][rows[1]["id"]]
+    files = sorted((tmp_path / "cache").iterdir())
+    assert [f.name.endswith(".tmp") for f in files].count(True) == 0 and len(files) == 3
+
+    def no_decoding(task):
+        raise AssertionError("the store was decoded again")
+
+    monkeypatch.setattr(asr_data, "_decode_utterance", no_decoding)
+    again = load_utterances(man, tok, workers=1)
+    assert np.array_equal(again.audio[0], mapped.audio[0])
+    os.utime(man, ns=(man.stat().st_atime_ns, man.stat().st_mtime_ns + 10**9))  # the manifest changed
+    with pytest.raises(AssertionError, match="decoded again"):
+        load_utterances(man, tok, workers=1)
+
+
+def test_train_batches_are_a_function_of_the_step(librispeech_dir, tmp_path):
+    """Worker processes build the same batches as the training process, and a stream started at step k (a
+    resume) gives the batches an uninterrupted one gives from k on, word spans and whole utterances alike."""
+    from speechedge.data_prep.librispeech import prepare_librispeech
+    from speechedge.recipes.asr import read_alignments
+    from speechedge.training.asr_data import BatchStream, TrainBatches, load_utterances
+
+    corpus, _ = librispeech_dir
+    prepare_librispeech(corpus, tmp_path / "m", splits=["train-clean-100"])
+    tok = CharTokenizer()
+    utts = load_utterances(tmp_path / "m" / "librispeech_train-clean-100.jsonl.gz", tok)
+    words = read_alignments(corpus / "alignments" / "train-clean-100")
+    make = lambda: TrainBatches(utts, tok, batch_frames=1500, seed=3, crop_steps=2, words=words)  # noqa: E731
+    steps = 2 + 2 * make().n_batches  # two passes over the data after the spans
+    inline = BatchStream(make(), steps, workers=0)
+    ref = [inline.next_for(s) for s in range(1, steps + 1)]
+    workers = BatchStream(make(), steps, workers=2)
+    got = [workers.next_for(s) for s in range(1, steps + 1)]
+    resumed = BatchStream(make(), steps, workers=0)
+    late = [resumed.next_for(s) for s in range(4, steps + 1)]
+    for a, b in zip(ref, got):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
+    for a, b in zip(ref[3:], late):
+        assert torch.equal(a[0], b[0]) and a[2] == b[2]
+    # whole-utterance steps: each pass covers every utterance once, in a different order
+    passes = [sorted(i for s in range(3 + k * (steps - 2) // 2, 3 + (k + 1) * (steps - 2) // 2)
+                     for i in make().indices(s)) for k in range(2)]
+    assert passes[0] == passes[1] == list(range(len(utts)))
+    n = make().n_batches
+    assert n > 4 and [make().indices(3 + b) for b in range(n)] != [make().indices(3 + n + b) for b in range(n)]
+    assert all(len(set(tok.decode(t).count(" ") for t in ref[s][2])) == 1 for s in range(2))  # span steps
+
+
 def test_crop_steps_need_alignments():
     from speechedge.recipes.asr import ASRConfig
 
@@ -440,3 +519,37 @@ def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys
     assert tok.decode(greedy_decode(lp)).split() == [tok.tokens[piece][1:]] * 2
     text, words = stream_decode(model, np.zeros(16000, np.int16), 2, 2, tok.tokens)
     assert text == " ".join(w for w, _ in words)
+
+
+@pytest.mark.slow
+def test_paper_scale_configs_train_under_torchrun(librispeech_dir, tmp_path):
+    """The LibriSpeech configs (12-layer d=256 teacher, its layer-distilled streaming student) run their first
+    steps with 2 CPU processes under torchrun, their own settings except the data paths and the step count."""
+    import subprocess
+    import sys
+
+    from speechedge.data_prep.librispeech import prepare_librispeech
+
+    corpus, _ = librispeech_dir
+    man = tmp_path / "m"
+    prepare_librispeech(corpus, man)
+    configs = Path(__file__).parent.parent / "speechedge" / "recipes" / "configs"
+    data = [f"train_manifest={man / 'librispeech_train-clean-100.jsonl.gz'}",
+            f"val_manifest={man / 'librispeech_dev-clean.jsonl.gz'}", "steps=2", "eval_every=2", "batch_frames=3000",
+            "num_workers=1"]
+    for name, extra in (("teacher", []), ("student", [f"teacher_exp_dir={tmp_path / 'teacher'}"])):
+        args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                "speechedge", "train", "asr", "--config", str(configs / f"asr_{name}_librispeech.toml"),
+                "--exp-dir", str(tmp_path / name)]
+        for o in data + extra:
+            args += ["--set", o]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=900,
+                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        exp = tmp_path / name
+        assert json.loads((exp / "env.json").read_text())["world_size"] == 2
+        state = torch.load(exp / "checkpoint-latest.pt", weights_only=True)
+        assert state["step"] == 2 and state["config"]["num_layers"] == 12 and state["config"]["d_model"] == 256
+        rows = [json.loads(x) for x in (exp / "metrics.jsonl").read_text().splitlines()]
+        assert rows[-1]["step"] == 2 and math.isfinite(rows[-1]["train_ctc"])
+    assert "train_layer" in rows[-1] and "train_apc" in rows[-1]

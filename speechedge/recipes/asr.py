@@ -35,7 +35,7 @@ from speechedge.models import load_checkpoint
 from speechedge.models.asr import ASRModel
 from speechedge.models.conformer import SUBSAMPLING, ConformerConfig
 from speechedge.models.distill import DISTILL_MODES, LayerDistiller, parse_layer_map, token_kd_loss
-from speechedge.training.asr_data import UttSet, load_utterances
+from speechedge.training.asr_data import BatchStream, TrainBatches, UttSet, load_utterances
 from speechedge.training.augment import spec_augment
 from speechedge.training.config import config_from_dict, load_config
 from speechedge.training.loop import TrainTask, fit
@@ -90,8 +90,11 @@ class ASRConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0
+    num_workers: int = 0  # processes that build training batches ahead (0 = in the training process)
 
     def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.distill not in DISTILL_MODES:
             raise ValueError(f"distill must be one of {DISTILL_MODES}, got {self.distill!r}")
         if self.distill != "none" and not self.teacher_exp_dir:
@@ -311,24 +314,14 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
             mean, std = _cmvn(model, train_set)
             model.encoder.feat_mean.copy_(mean)
             model.encoder.feat_std.copy_(std)
-        # the batch order is a function of (seed, pass over the data): nothing extra to carry across a resume
-        n_batches = len(train_set.batches(cfg.batch_frames, None))
-        plan: dict[int, list[list[int]]] = {}
-
-        def batch_at(step: int) -> list[int]:
-            epoch, b = divmod(step - 1, n_batches)
-            if epoch not in plan:
-                plan.clear()
-                plan[epoch] = train_set.batches(cfg.batch_frames, np.random.default_rng([cfg.seed, dist_env.rank, epoch]))
-            return plan[epoch][b]
+        # each step's batch is a function of (seed, rank, step): worker processes build them ahead, and a
+        # resumed run gets the batches an uninterrupted one would
+        stream = BatchStream(TrainBatches(train_set, tok, batch_frames=cfg.batch_frames, seed=cfg.seed,
+                                          rank=dist_env.rank, crop_steps=cfg.crop_steps, words=words,
+                                          crop_max_words=cfg.crop_max_words), cfg.steps, cfg.num_workers)
 
         def train_step(step: int, net) -> dict:
-            if step <= cfg.crop_steps:
-                x, n, toks = train_set.span_batch(words, tok, cfg.batch_frames, cfg.crop_max_words, rng)
-            else:
-                idx = batch_at(step)
-                x, n = train_set.batch(idx)
-                toks = [train_set.tokens[i] for i in idx]
+            x, n, toks = stream.next_for(step)
             with torch.no_grad():
                 feats, flen = model.features(x.to(device), n.to(device))
                 if cfg.spec_augment:  # masks fill with the global mean (0 after normalisation)
