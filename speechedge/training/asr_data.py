@@ -194,18 +194,17 @@ def build_utterance_store(manifest: str | Path, *, sample_rate: int = 16000, wor
     manifest = Path(manifest)
     data, offsets_path, meta_path = _store_paths(manifest, sample_rate)
     if not (data.exists() and offsets_path.exists() and meta_path.exists()):
+        from speechedge.io import PartialFile, atomic_write_text, pool_worker_init, spawn_pool_context
+
         rows = [(r.id, r.path) for r in read_manifest(manifest, UtteranceRecord)]
         workers = workers or min(8, os.cpu_count() or 1)
-        data.parent.mkdir(parents=True, exist_ok=True)
-        tmp = data.parent / f".{data.name}.{os.getpid()}.tmp"
         ids, ends, skipped, total = [], [], {}, 0
         tasks = [(p, sample_rate) for _, p in rows]
+        samples, offsets = PartialFile(data), PartialFile(offsets_path)
         try:
-            with open(tmp, "wb") as f:
+            with open(samples.tmp, "wb") as f:
                 if workers > 1 and len(rows) > 1:
-                    import multiprocessing as mp
-
-                    pool = mp.get_context("spawn").Pool(workers)
+                    pool = spawn_pool_context().Pool(workers, initializer=pool_worker_init, initargs=(os.getpid(),))
                     results = pool.imap(_decode_utterance, tasks, chunksize=8)
                 else:
                     pool, results = None, map(_decode_utterance, tasks)
@@ -222,14 +221,14 @@ def build_utterance_store(manifest: str | Path, *, sample_rate: int = 16000, wor
                 finally:
                     if pool is not None:
                         pool.terminate()
-            tmp_off = offsets_path.parent / f".{offsets_path.name}.{os.getpid()}.tmp.npy"
-            np.save(tmp_off, np.array(ends, np.int64))
-            tmp.replace(data)
-            tmp_off.replace(offsets_path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        from speechedge.io import atomic_write_text
-
+            with open(offsets.tmp, "wb") as f:
+                np.save(f, np.array(ends, np.int64))
+        except BaseException:
+            samples.discard()
+            offsets.discard()
+            raise
+        samples.commit()
+        offsets.commit()
         atomic_write_text(meta_path, json.dumps({"manifest": str(manifest.resolve()), "sample_rate": sample_rate,
                                                  "ids": ids, "skipped": skipped}))
         if skipped:
