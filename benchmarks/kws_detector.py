@@ -13,6 +13,13 @@ frontend ring buffer -> TFLite), then each rule is scored on the same embeddings
 5. + calibration: ``1 - d / b`` with ``b`` from the model's background set (the shipped rule: the threshold
    means the same for every keyword).
 
+and what was tried on top of rule 5 and not kept:
+
+6. cosine distance instead of squared Euclidean (calibrated the same way);
+7. test-side normalisation: ``1 - d / k``, ``k`` the window's mean distance to its 10 nearest background
+   embeddings (a window of ordinary speech is near many of them);
+8. text enrolment: 24 espeak-ng renderings of the keyword's name added to the 3 recorded enrolment clips.
+
 Prints FRR at 0.5 / 1 / 2 FA/h per rule, the highest score each kind of negative stream reaches under the
 shipped rule (an energy gate would only matter if noise or music came near the threshold), and writes
 ``detector_ablation.json`` and ``detector_det.png`` into WORK.
@@ -99,12 +106,37 @@ def main(argv=None) -> int:
     def softmax(e):
         return np.array([[model.scores(v)[w] for w in names] for v in e])
 
+    def d_cos(e, xs=ex):
+        en = e / np.linalg.norm(e, axis=1, keepdims=True)
+        return np.stack([(1 - en @ (x / np.linalg.norm(x, axis=1, keepdims=True)).T).min(1) for x in xs], 1)
+
+    bg = model.background
+    bgn = bg / np.linalg.norm(bg, axis=1, keepdims=True)
+    b_cos = np.array([(1 - bgn @ (x / np.linalg.norm(x, axis=1, keepdims=True)).T).min(1).mean() for x in ex])
+
+    def knn_background(e, k=10):
+        d = (e ** 2).sum(1)[:, None] - 2 * e @ bg.T + (bg ** 2).sum(1)[None]
+        return np.sort(d, 1)[:, :k].mean(1)
+
+    from speechedge.synth.engines import make_voices, synthesize
+
+    text_voices = make_voices(24, np.random.default_rng(7), ["espeak"])
+    ex_text = [np.vstack([x, np.stack([model.embed(0.5 * synthesize(v, w)) for v in text_voices])])
+               for w, x in zip(names, ex)]
+    b_text = np.array([model._background_distance(x) for x in ex_text])
+
     rules = [
         ("1. mean prototype, D-ProtoNet softmax (before)", softmax, 3, 1, np.linspace(0.05, 0.999, 200)),
         ("2. mean prototype, raw distance", lambda e: -d_proto(e), 3, 1, -np.linspace(0, 60, 241)),
         ("3. nearest exemplar", lambda e: -d_exemplar(e), 3, 1, -np.linspace(0, 60, 241)),
         ("4. + agreement (smooth 4, agree 4)", lambda e: -d_exemplar(e), 4, 4, -np.linspace(0, 60, 241)),
         ("5. + background calibration (shipped)", lambda e: 1 - d_exemplar(e) / b, 4, 4, np.linspace(0, 1, 401)),
+        ("6. cosine distance, calibrated", lambda e: 1 - d_cos(e) / b_cos, 4, 4, np.linspace(0, 1, 401)),
+        ("7. test-side normalisation (10 nearest background)", lambda e: 1 - d_exemplar(e) / knn_background(e)[:, None],
+         4, 4, np.linspace(-1, 1, 401)),
+        ("8. + 24 espeak-ng renderings of the keyword's name", lambda e: 1 - np.stack(
+            [((e[:, None] - x[None]) ** 2).sum(-1).min(1) for x in ex_text], 1) / b_text, 4, 4,
+         np.linspace(0, 1, 401)),
     ]
     results = {"hours": hours, "events": n_events, "rules": {}}
     print(f"{n_events} keyword events, {hours:.2f} h of audio (1 false alarm = {1 / hours:.2f} FA/h)\n")

@@ -269,7 +269,8 @@ def test_eval_kws_stream_reports_operating_points_and_det(enrolled, tmp_path, ca
     model_dir, stream, events = enrolled
     pos, neg = tmp_path / "pos", tmp_path / "neg"
     write_audio(pos / "p0.wav", stream, 16000)
-    (pos / "p0.json").write_text(json.dumps({"events": events}))
+    engines = ["espeak", "pico"]  # as synth_streams names the engine of each keyword's voice
+    (pos / "p0.json").write_text(json.dumps({"events": [{**e, "engine": engines[i % 2]} for i, e in enumerate(events)]}))
     write_audio(neg / "music.wav", music_signal(16000 * 60, np.random.default_rng(1)), 16000)
     write_audio(neg / "quiet.wav", np.random.default_rng(2).normal(0, 0.01, 16000 * 30).astype(np.float32), 16000)
     out_json = tmp_path / "r.json"
@@ -287,6 +288,11 @@ def test_eval_kws_stream_reports_operating_points_and_det(enrolled, tmp_path, ca
     assert hits[0] >= hits[-1] and fa[0] >= fa[-1] and fa[-1] == 0
     for p in det:
         assert 0 <= p["frr"] <= 1 and p["hits"] <= 8
+        # the per-engine rates add up to the overall one, weighted by each engine's events
+        n = r["events_by_engine"]
+        assert sum(n.values()) == 8 and set(p["frr_by_engine"]) == set(engines)
+        assert abs(sum(p["frr_by_engine"][g] * n[g] for g in n) / 8 - p["frr"]) < 1e-9
+    assert "FRR by engine of the keyword's voice" in text
     # a positive recording without its JSON of events is a clear error
     (pos / "p0.json").unlink()
     assert main(["eval", "kws-stream", "--model", str(model_dir), "--positives", str(pos), "--negatives",

@@ -90,8 +90,9 @@ def synth_streams(out_dir: str | Path, keywords: list[str], *, positive_streams:
     kw_dir = out_dir / "_keywords"
     synth_speech_commands(kw_dir, words=keywords, per_word=n_clips, seed=seed + 1000, noise_seconds=1.0,
                           engines=tuple(engines), progress=progress)
-    clips = {w: [trim_silence(read_audio(p, sample_rate=16000)[0]) for p in sorted((kw_dir / w).glob("*.wav"))]
-             for w in keywords}
+    paths = {w: sorted((kw_dir / w).glob("*.wav")) for w in keywords}
+    clips = {w: [trim_silence(read_audio(p, sample_rate=16000)[0]) for p in paths[w]] for w in keywords}
+    voices = {v["speaker"]: v for v in map(json.loads, (kw_dir / "voices.jsonl").read_text().splitlines())}
     speech_dir = out_dir / "_speech"
     rep = synth_librispeech(speech_dir, hours=(speech_minutes + positive_streams * per_stream * 0.2) / 60,
                             num_speakers=12, seed=seed + 2000, progress=progress)
@@ -115,9 +116,11 @@ def synth_streams(out_dir: str | Path, keywords: list[str], *, positive_streams:
             k += 1
             gap = np.zeros(int(16000 * rng.uniform(0.3, 1.0)), np.float32)
             word = keywords[int(rng.integers(len(keywords)))]
-            clip = clips[word][int(rng.integers(len(clips[word])))]
+            c = int(rng.integers(len(clips[word])))
+            clip, speaker = clips[word][c], paths[word][c].name.split("_")[0]
             start = t + (len(u) + len(gap)) / 16000
-            events.append({"keyword": word, "start_s": round(start, 3), "end_s": round(start + len(clip) / 16000, 3)})
+            events.append({"keyword": word, "start_s": round(start, 3), "end_s": round(start + len(clip) / 16000, 3),
+                           "speaker": speaker, "engine": voices[speaker]["engine"]})
             parts += [u, gap, clip, np.zeros(int(16000 * rng.uniform(0.3, 1.0)), np.float32)]
             t = sum(len(p) for p in parts) / 16000
         write_audio(pos_dir / f"positive_{s:02d}.wav", np.concatenate(parts), 16000)
@@ -159,20 +162,26 @@ def fire(times: np.ndarray, scores: dict[str, np.ndarray], threshold: float, ref
     return out
 
 
-def _match(dets: list[Detection], events: list[dict], tolerance_s: float) -> tuple[int, int, list[float]]:
-    """(hits, false alarms, latencies after the keyword's end)."""
+def _match_events(dets: list[Detection], events: list[dict], tolerance_s: float
+                  ) -> tuple[list[bool], int, list[float]]:
+    """(whether each event was detected, false alarms, latencies after the keyword's end)."""
     used = [False] * len(events)
-    hits, fa, lat = 0, 0, []
+    fa, lat = 0, []
     for d in dets:
         for j, e in enumerate(events):
             if not used[j] and d.keyword == e["keyword"] and e["start_s"] <= d.time_s <= e["end_s"] + tolerance_s:
                 used[j] = True
-                hits += 1
                 lat.append(d.time_s - e["end_s"])
                 break
         else:
             fa += 1
-    return hits, fa, lat
+    return used, fa, lat
+
+
+def _match(dets: list[Detection], events: list[dict], tolerance_s: float) -> tuple[int, int, list[float]]:
+    """(hits, false alarms, latencies after the keyword's end)."""
+    used, fa, lat = _match_events(dets, events, tolerance_s)
+    return sum(used), fa, lat
 
 
 def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[Stream], *, stride_ms: float = 100.0,
@@ -193,24 +202,34 @@ def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[S
         raise ValueError("the positive streams hold no keyword events")
     thresholds = np.round(np.concatenate([np.linspace(0.05, 0.7, 66), np.linspace(0.705, 0.95, 50),
                                           [0.96, 0.97, 0.98, 0.99, 0.995, 0.999]]), 4)
+    # streams written by synth_streams name the engine of each keyword's voice: FRR per engine too
+    engines = sorted({e["engine"] for s in positives for e in s.events if "engine" in e})
+    per_engine = {g: sum(e.get("engine") == g for s in positives for e in s.events) for g in engines}
     points = []
     for th in thresholds:
-        hits = fas = 0
+        fas = 0
         lats: list[float] = []
+        hit_flags: list[tuple[dict, bool]] = []
         for s, times, scores in traces:
             # a streaming model's decisions come det.lag_s later (its look-ahead): the same tolerance after it
-            h, f, lat = _match(fire(times, scores, float(th), refractory_s, det.agree), s.events,
-                               tolerance_s + det.lag_s)
-            hits, fas, lats = hits + h, fas + f, lats + lat
-        points.append({"threshold": float(th), "frr": 1 - hits / n_events, "fa_per_hour": fas / hours,
-                       "false_alarms": fas, "hits": hits,
-                       "median_latency_s": float(np.median(lats)) if lats else None})
+            used, f, lat = _match_events(fire(times, scores, float(th), refractory_s, det.agree), s.events,
+                                         tolerance_s + det.lag_s)
+            fas, lats = fas + f, lats + lat
+            hit_flags += list(zip(s.events, used))
+        hits = sum(u for _, u in hit_flags)
+        point = {"threshold": float(th), "frr": 1 - hits / n_events, "fa_per_hour": fas / hours,
+                 "false_alarms": fas, "hits": hits, "median_latency_s": float(np.median(lats)) if lats else None}
+        if engines:
+            point["frr_by_engine"] = {g: 1 - sum(u for e, u in hit_flags if e.get("engine") == g) / per_engine[g]
+                                      for g in engines}
+        points.append(point)
     operating = {}
     for target in fa_targets:
         ok = [p for p in points if p["fa_per_hour"] <= target]
         best = min(ok, key=lambda p: (p["frr"], p["threshold"])) if ok else None
         operating[f"{target:g}"] = best
-    return {"hours": hours, "events": n_events, "positive_streams": len(positives), "negative_streams": len(negatives),
+    return {"hours": hours, "events": n_events, "events_by_engine": per_engine,
+            "positive_streams": len(positives), "negative_streams": len(negatives),
             "fa_resolution_per_hour": 1 / hours, "operating_points": operating, "det": points,
             "windows_per_s": 1000 / stride_ms, "smooth": det.smooth, "agree": det.agree,
             "mode": model.mode, "lag_s": det.lag_s,
@@ -245,14 +264,17 @@ def format_summary(result: dict) -> str:
     lines = [f"{result['events']} keyword events in {result['positive_streams']} positive streams, "
              f"{result['negative_streams']} negative streams, {result['hours']:.2f} h in all "
              f"(1 false alarm = {result['fa_resolution_per_hour']:.2f} FA/h)",
-             "| FA/h target | threshold | false reject rate | FA/h | median latency after keyword end |",
-             "|---|---|---|---|---|"]
+             "| FA/h target | threshold | false reject rate | FA/h | median latency after keyword end |"
+             + (" FRR by engine of the keyword's voice |" if result.get("events_by_engine") else ""),
+             "|---|---|---|---|---|" + ("---|" if result.get("events_by_engine") else "")]
     for target, p in result["operating_points"].items():
         if p is None:
             lines.append(f"| {target} | - | not reached (even the highest threshold fires more often) | - | - |")
         else:
             lat = f"{p['median_latency_s']:.2f} s" if p["median_latency_s"] is not None else "-"
-            lines.append(f"| {target} | {p['threshold']:.3f} | {p['frr']:.3f} | {p['fa_per_hour']:.2f} | {lat} |")
+            by = (" " + ", ".join(f"{g} {v:.2f} ({result['events_by_engine'][g]})"
+                                  for g, v in p["frr_by_engine"].items()) + " |") if "frr_by_engine" in p else ""
+            lines.append(f"| {target} | {p['threshold']:.3f} | {p['frr']:.3f} | {p['fa_per_hour']:.2f} | {lat} |{by}")
     return "\n".join(lines)
 
 
