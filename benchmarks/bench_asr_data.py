@@ -117,7 +117,7 @@ def main(argv=None) -> int:
             r = {"manifest": name, "mode": mode, **json.loads(out.strip().splitlines()[-1])}
             results.append(r)
             print(r, file=sys.stderr)
-    label = {"build": "build the store (2 worker processes)", "mapped:0": "memory-mapped, batches in the process",
+    label = {"build": f"build the store ({min(8, os.cpu_count() or 1)} worker processes)", "mapped:0": "memory-mapped, batches in the process",
              "mapped:2": "memory-mapped, 2 worker processes", "in-memory": "decoded into memory (before)"}
     print(f"| audio | utterances | mode | load s | utterances/s | padding | peak RSS MB | anonymous MB |\n"
           "|---:|---:|---|---:|---:|---:|---:|---:|")

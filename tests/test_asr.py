@@ -400,8 +400,9 @@ def test_utterance_store_equals_decoding_skips_bad_files_and_is_reused(librispee
     assert mem.batches(3000, None) == mapped.batches(3000, None)
     _, _, meta = build_utterance_store(man)
     assert list(meta["skipped"]) == [rows[1]["id"]] and bad.name in meta["skipped"][rows[1]["id"]]
-    files = sorted((tmp_path / "cache").iterdir())
-    assert [f.name.endswith(".tmp") for f in files].count(True) == 0 and len(files) == 3
+    names = sorted(f.name for f in (tmp_path / "cache").iterdir())
+    assert not [n for n in names if n.startswith(".")]  # no temporary file left
+    assert [n.split(".", 1)[1] for n in names] == ["utts.i16", "utts.json", "utts.lock", "utts.offsets.npy"]
 
     def no_decoding(task):
         raise AssertionError("the store was decoded again")
@@ -412,6 +413,10 @@ def test_utterance_store_equals_decoding_skips_bad_files_and_is_reused(librispee
     os.utime(man, ns=(man.stat().st_atime_ns, man.stat().st_mtime_ns + 10**9))  # the manifest changed
     with pytest.raises(AssertionError, match="decoded again"):
         load_utterances(man, tok, workers=1)
+    monkeypatch.undo()
+    load_utterances(man, tok, workers=1)  # the rebuilt store replaces the old one
+    assert len(list((tmp_path / "cache").glob("*.utts.i16"))) == 1
+    assert sorted(f.name for f in (tmp_path / "cache").iterdir()) != names
 
 
 def test_train_batches_are_a_function_of_the_step(librispeech_dir, tmp_path):
@@ -432,12 +437,19 @@ def test_train_batches_are_a_function_of_the_step(librispeech_dir, tmp_path):
     ref = [inline.next_for(s) for s in range(1, steps + 1)]
     workers = BatchStream(make(), steps, workers=2)
     got = [workers.next_for(s) for s in range(1, steps + 1)]
-    resumed = BatchStream(make(), steps, workers=0)
-    late = [resumed.next_for(s) for s in range(4, steps + 1)]
     for a, b in zip(ref, got):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
-    for a, b in zip(ref[3:], late):
-        assert torch.equal(a[0], b[0]) and a[2] == b[2]
+    for first, workers in ((2, 2), (4, 0)):  # resumed inside the span steps, and after them
+        resumed = BatchStream(make(), steps, workers=workers)
+        for s in range(first, steps + 1):
+            x, n, toks = resumed.next_for(s)
+            assert torch.equal(x, ref[s - 1][0]) and toks == ref[s - 1][2]
+    # starting a stream leaves torch's global RNG alone (a resumed run restores it from the checkpoint)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    BatchStream(make(), steps, workers=2).next_for(5)
+    assert torch.equal(torch.rand(3), expected)
     # whole-utterance steps: each pass covers every utterance once, in a different order
     passes = [sorted(i for s in range(3 + k * (steps - 2) // 2, 3 + (k + 1) * (steps - 2) // 2)
                      for i in make().indices(s)) for k in range(2)]
@@ -524,7 +536,9 @@ def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys
 @pytest.mark.slow
 def test_paper_scale_configs_train_under_torchrun(librispeech_dir, tmp_path):
     """The LibriSpeech configs (12-layer d=256 teacher, its layer-distilled streaming student) run their first
-    steps with 2 CPU processes under torchrun, their own settings except the data paths and the step count."""
+    steps with 2 CPU processes under torchrun: their own model and distillation settings; data paths, steps,
+    evaluation cadence, batch size and loader workers set for a CPU. Both ranks ask for the utterance store at
+    once: one builds it, the other waits and reads it."""
     import subprocess
     import sys
 
@@ -553,3 +567,32 @@ def test_paper_scale_configs_train_under_torchrun(librispeech_dir, tmp_path):
         rows = [json.loads(x) for x in (exp / "metrics.jsonl").read_text().splitlines()]
         assert rows[-1]["step"] == 2 and math.isfinite(rows[-1]["train_ctc"])
     assert "train_layer" in rows[-1] and "train_apc" in rows[-1]
+    assert "utterance store does not match" not in proc.stderr
+
+
+def test_asr_resume_after_a_crash_is_exact(librispeech_dir, tmp_path, killed_once_then_resumed):
+    """A teacher run that dies right after its step-2 checkpoint and is started again ends with the weights and
+    metric rows of one that never stopped (word spans, then whole utterances, batches from a worker process)."""
+    from speechedge.data_prep.librispeech import prepare_librispeech
+    from speechedge.recipes.asr import ASRConfig, train
+    from speechedge.training.config import load_config
+
+    corpus, _ = librispeech_dir
+    man = tmp_path / "m"
+    prepare_librispeech(corpus, man)
+    cfg = load_config(ASRConfig, None, [
+        f"train_manifest={man / 'librispeech_train-clean-100.jsonl.gz'}",
+        f"val_manifest={man / 'librispeech_dev-clean.jsonl.gz'}", "d_model=32", "num_layers=2", "num_heads=2",
+        "sub_channels=8", "batch_frames=3000", "steps=4", "eval_every=2", "warmup_steps=2", "threads=1",
+        "causal=false", "chunk_frames=0", "crop_steps=3", f"alignments={corpus / 'alignments' / 'train-clean-100'}",
+        "num_workers=1"])
+    train(cfg, tmp_path / "straight")
+    killed_once_then_resumed(train, cfg, tmp_path / "resumed")
+    a = torch.load(tmp_path / "straight" / "checkpoint-latest.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "checkpoint-latest.pt", weights_only=True)
+    assert a["step"] == b["step"] == 4
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    rows = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    ref = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4] and [r["train_loss"] for r in rows] == [r["train_loss"] for r in ref]

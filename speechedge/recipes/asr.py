@@ -306,7 +306,7 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
         n_params = sum(p.numel() for p in model.parameters())
         log.info("train: %d utterances (%.2f h), val: %d; model %.2fM parameters; chunk %s, left %d, distill=%s",
-                 len(train_set), sum(map(len, train_set.audio)) / cfg.frontend.sample_rate / 3600, len(val_set),
+                 len(train_set), int(train_set.audio.lengths().sum()) / cfg.frontend.sample_rate / 3600, len(val_set),
                  n_params / 1e6, cfg.chunk_frames or "full", cfg.left_chunks, cfg.distill)
         rng = np.random.default_rng(cfg.seed * 1000 + dist_env.rank)
         spec_gen = torch.Generator().manual_seed(cfg.seed + 99 + dist_env.rank)

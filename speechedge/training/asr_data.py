@@ -13,6 +13,7 @@ and the sample rate; ``load_utterances(..., cache=False)`` decodes into memory i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -31,7 +32,9 @@ from speechedge.manifest import UtteranceRecord, read_manifest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UttSet", "TrainBatches", "load_utterances", "build_utterance_store"]
+__all__ = ["UttSet", "TrainBatches", "BatchStream", "load_utterances", "build_utterance_store"]
+
+STORE_VERSION = 1  # part of the store's key: bump when decoding (reader, resampler) changes what it holds
 
 
 class Ragged(Sequence):
@@ -176,8 +179,8 @@ def _store_paths(manifest: Path, sample_rate: int) -> tuple[Path, Path, Path]:
 
     st = manifest.stat()
     key = hashlib.sha1(json.dumps({"manifest": str(manifest.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                                   "sample_rate": sample_rate, "kind": "utterances"}, sort_keys=True).encode()
-                       ).hexdigest()[:16]
+                                   "sample_rate": sample_rate, "kind": "utterances", "version": STORE_VERSION},
+                                  sort_keys=True).encode()).hexdigest()[:16]
     stem = manifest.name.split(".")[0]
     base = cache_dir() / f"{stem}-{key}"
     return base.with_suffix(".utts.i16"), base.with_suffix(".utts.offsets.npy"), base.with_suffix(".utts.json")
@@ -189,57 +192,90 @@ def build_utterance_store(manifest: str | Path, *, sample_rate: int = 16000, wor
     ``workers`` processes, ``0`` = one per core up to 8, in manifest order, unreadable files skipped and
     counted), their ids, and the store's record (``skipped``: id -> error). Atomic: the samples and offsets are
     renamed into place before the record, whose presence marks a complete store."""
-    from tqdm import tqdm
-
     manifest = Path(manifest)
     data, offsets_path, meta_path = _store_paths(manifest, sample_rate)
     if not (data.exists() and offsets_path.exists() and meta_path.exists()):
-        from speechedge.io import PartialFile, atomic_write_text, pool_worker_init, spawn_pool_context
-
-        rows = [(r.id, r.path) for r in read_manifest(manifest, UtteranceRecord)]
-        workers = workers or min(8, os.cpu_count() or 1)
-        ids, ends, skipped, total = [], [], {}, 0
-        tasks = [(p, sample_rate) for _, p in rows]
-        samples, offsets = PartialFile(data), PartialFile(offsets_path)
-        try:
-            with open(samples.tmp, "wb") as f:
-                if workers > 1 and len(rows) > 1:
-                    pool = spawn_pool_context().Pool(workers, initializer=pool_worker_init, initargs=(os.getpid(),))
-                    results = pool.imap(_decode_utterance, tasks, chunksize=8)
-                else:
-                    pool, results = None, map(_decode_utterance, tasks)
-                try:
-                    for (uid, _), a in tqdm(zip(rows, results), total=len(rows), unit="utt", disable=not progress,
-                                            desc=f"utterance store {manifest.name}", leave=False):
-                        if isinstance(a, str):
-                            skipped[uid] = a
-                            continue
-                        f.write(a.tobytes())
-                        total += len(a)
-                        ids.append(uid)
-                        ends.append(total)
-                finally:
-                    if pool is not None:
-                        pool.terminate()
-            with open(offsets.tmp, "wb") as f:
-                np.save(f, np.array(ends, np.int64))
-        except BaseException:
-            samples.discard()
-            offsets.discard()
-            raise
-        samples.commit()
-        offsets.commit()
-        atomic_write_text(meta_path, json.dumps({"manifest": str(manifest.resolve()), "sample_rate": sample_rate,
-                                                 "ids": ids, "skipped": skipped}))
-        if skipped:
-            log.warning("%s: %d unreadable utterances skipped (first: %s)", manifest, len(skipped),
-                        next(iter(skipped.values())))
+        # one builder at a time (the ranks of a torchrun job all ask for it): the others wait, then read it
+        data.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(data.with_suffix(".lock")):
+            if not (data.exists() and offsets_path.exists() and meta_path.exists()):
+                _build_store(manifest, sample_rate, workers, progress, data, offsets_path, meta_path)
     meta = json.loads(meta_path.read_text())
     ends = np.load(offsets_path)
-    if len(ends) != len(meta["ids"]):
-        raise ValueError(f"{meta_path}: utterance store does not match its offsets; delete it and re-run")
-    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    if len(ends) != len(meta["ids"]) or (int(ends[-1]) if len(ends) else 0) * 2 != data.stat().st_size:
+        raise ValueError(f"{meta_path}: utterance store does not match its samples or offsets; delete "
+                         f"{data.parent / data.name.split('.')[0]}.utts.* and re-run")
+    starts = np.concatenate([[0], ends])[:-1].astype(np.int64)
     return Ragged(None, starts, ends, path=str(data)), meta["ids"], meta
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive ``flock`` on ``path`` (released when the process dies); a no-op where fcntl is missing."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build_store(manifest: Path, sample_rate: int, workers: int, progress: bool, data: Path, offsets_path: Path,
+                 meta_path: Path) -> None:
+    """Decode ``manifest`` into the store's three files (see :func:`build_utterance_store`), then remove the
+    stores of earlier versions of the same manifest."""
+    from tqdm import tqdm
+
+    from speechedge.io import PartialFile, atomic_write_text, pool_worker_init, spawn_pool_context
+
+    rows = [(r.id, r.path) for r in read_manifest(manifest, UtteranceRecord)]
+    workers = workers or min(8, os.cpu_count() or 1)
+    ids, ends, skipped, total = [], [], {}, 0
+    tasks = [(p, sample_rate) for _, p in rows]
+    samples, offsets = PartialFile(data), PartialFile(offsets_path)
+    try:
+        with open(samples.tmp, "wb") as f:
+            if workers > 1 and len(rows) >= 200:  # a pool's start-up costs more than a small set
+                pool = spawn_pool_context().Pool(workers, initializer=pool_worker_init, initargs=(os.getpid(),))
+                results = pool.imap(_decode_utterance, tasks, chunksize=8)
+            else:
+                pool, results = None, map(_decode_utterance, tasks)
+            try:
+                for (uid, _), a in tqdm(zip(rows, results), total=len(rows), unit="utt", disable=not progress,
+                                        desc=f"utterance store {manifest.name}", leave=False):
+                    if isinstance(a, str):
+                        skipped[uid] = a
+                        continue
+                    f.write(a.tobytes())
+                    total += len(a)
+                    ids.append(uid)
+                    ends.append(total)
+            finally:
+                if pool is not None:
+                    pool.terminate()
+        with open(offsets.tmp, "wb") as f:
+            np.save(f, np.array(ends, np.int64))
+    except BaseException:
+        samples.discard()
+        offsets.discard()
+        raise
+    samples.commit()
+    offsets.commit()
+    atomic_write_text(meta_path, json.dumps({"manifest": str(manifest.resolve()), "sample_rate": sample_rate,
+                                             "ids": ids, "skipped": skipped}))
+    if skipped:
+        log.warning("%s: %d unreadable utterances skipped (first: %s)", manifest, len(skipped),
+                    next(iter(skipped.values())))
+    # stores of earlier versions of this manifest (edited, re-prepared) are never read again
+    for old in data.parent.glob(f"{manifest.name.split('.')[0]}-*.utts.json"):
+        if old != meta_path and json.loads(old.read_text()).get("manifest") == str(manifest.resolve()):
+            for f in data.parent.glob(old.name.replace(".utts.json", ".utts.*")):
+                f.unlink(missing_ok=True)
 
 
 def load_utterances(manifest: str | Path, tokenizer: Tokenizer, *, max_duration_s: float = math.inf,
@@ -341,9 +377,12 @@ class BatchStream:
 
     def next_for(self, step: int):
         if self._it is None or step != self._next:
+            # its own generator: a DataLoader otherwise draws its base seed from torch's global RNG, which
+            # a resumed run restores from the checkpoint (dropout draws from it) and must find untouched
             loader = torch.utils.data.DataLoader(
                 self.batches, batch_size=None, sampler=range(step, self.last_step + 1), num_workers=self.workers,
-                prefetch_factor=self.prefetch if self.workers else None, persistent_workers=False)
+                prefetch_factor=self.prefetch if self.workers else None, persistent_workers=False,
+                generator=torch.Generator().manual_seed(step))
             self._it = iter(loader)
         self._next = step + 1
         return next(self._it)
