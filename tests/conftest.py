@@ -185,3 +185,20 @@ def killed_once_then_resumed(monkeypatch):
         return train(cfg, exp_dir)  # the lock of the dead run does not block this one
 
     return run
+
+
+def assert_same_run(straight, resumed, steps: int, eval_steps: list[int]) -> None:
+    """Two experiment folders ended at ``steps`` with bit-identical weights and the same metric rows."""
+    import json
+
+    import torch
+
+    a = torch.load(straight / "checkpoint-latest.pt", weights_only=True)
+    b = torch.load(resumed / "checkpoint-latest.pt", weights_only=True)
+    assert a["step"] == b["step"] == steps
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    rows = [json.loads(x) for x in (resumed / "metrics.jsonl").read_text().splitlines()]
+    ref = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == eval_steps
+    assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in ref]

@@ -18,6 +18,7 @@ from speechedge.ctc import CharTokenizer, edit_distance, error_rate, greedy_deco
 from speechedge.models.distill import LayerDistiller, parse_layer_map, token_kd_loss
 from speechedge.kernels.align import AlignmentError, ctc_forced_align
 from speechedge.models.conformer import ConformerConfig, ConformerEncoder, chunk_mask
+from conftest import assert_same_run
 
 TINY = ConformerConfig(n_mels=80, d_model=32, num_layers=2, num_heads=4, ff_mult=2, conv_kernel=5, sub_channels=8,
                        dropout=0.0)
@@ -588,11 +589,4 @@ def test_asr_resume_after_a_crash_is_exact(librispeech_dir, tmp_path, killed_onc
         "num_workers=1"])
     train(cfg, tmp_path / "straight")
     killed_once_then_resumed(train, cfg, tmp_path / "resumed")
-    a = torch.load(tmp_path / "straight" / "checkpoint-latest.pt", weights_only=True)
-    b = torch.load(tmp_path / "resumed" / "checkpoint-latest.pt", weights_only=True)
-    assert a["step"] == b["step"] == 4
-    for k, v in a["model"].items():
-        assert torch.equal(v, b["model"][k]), k
-    rows = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
-    ref = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [2, 4] and [r["train_loss"] for r in rows] == [r["train_loss"] for r in ref]
+    assert_same_run(tmp_path / "straight", tmp_path / "resumed", 4, [2, 4])

@@ -22,6 +22,7 @@ from speechedge.models.fewshot import (
 )
 from speechedge.models.bcresnet import BCResNet
 from speechedge.training.config import apply_overrides, load_config
+from conftest import assert_same_run
 
 REFERENCE_PARAMS = {1: 9232, 1.5: 17154, 2: 27284, 3: 54168, 6: 187812, 8: 321068}
 
@@ -212,15 +213,7 @@ def test_fewshot_resume_after_a_crash_is_exact(gsc35, tmp_path, killed_once_then
     cfg = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, ["steps=4", "eval_every=2"]))
     train(cfg, tmp_path / "straight")
     killed_once_then_resumed(train, cfg, tmp_path / "resumed")
-    a = torch.load(tmp_path / "straight" / "checkpoint-latest.pt", weights_only=True)
-    b = torch.load(tmp_path / "resumed" / "checkpoint-latest.pt", weights_only=True)
-    assert a["step"] == b["step"] == 4
-    for k, v in a["model"].items():
-        assert torch.equal(v, b["model"][k]), k
-    rows = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
-    ref = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [2, 4]
-    assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in ref]
+    assert_same_run(tmp_path / "straight", tmp_path / "resumed", 4, [2, 4])
 
 
 def test_a_second_run_on_a_locked_experiment_is_refused(tmp_path):
