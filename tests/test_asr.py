@@ -465,6 +465,8 @@ def test_crop_steps_need_alignments():
 
     with pytest.raises(ValueError, match="needs alignments"):
         ASRConfig(train_manifest="a", val_manifest="b", crop_steps=10)
+    with pytest.raises(ValueError, match="num_workers must be >= 0"):
+        ASRConfig(train_manifest="a", val_manifest="b", num_workers=-1)
 
 
 # -- recipe end to end --------------------------------------------------------------------------------------
