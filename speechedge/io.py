@@ -79,6 +79,25 @@ class PartialFile:
             self.fd = None
 
 
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike):
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the ``with`` block; the kernel releases
+    it when the process dies, so a crash never leaves it stuck. Where ``fcntl`` is missing (Windows) no lock is
+    taken. Used to let one process build a shared cache while the others wait for it."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a :class:`PartialFile` and a rename.
 

@@ -698,4 +698,4 @@ def test_manifest_clips_are_memory_mapped_from_a_cache_built_once(gsc35, tmp_pat
     monkeypatch.setenv("SPEECHEDGE_CACHE", str(tmp_path / "cache"))
     man.write_text("\n".join(lines[:3]) + "\n")
     assert len(load_manifest_clips(man)) == 3
-    assert len(list((tmp_path / "cache").glob("m-*.npy"))) == 2 and not list((tmp_path / "cache").glob(".*tmp"))
+    assert len(list((tmp_path / "cache").glob("m-*.npy"))) == 2 and not list((tmp_path / "cache").glob(".*"))

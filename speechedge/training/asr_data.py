@@ -13,7 +13,6 @@ and the sample rate; ``load_utterances(..., cache=False)`` decodes into memory i
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -196,8 +195,9 @@ def build_utterance_store(manifest: str | Path, *, sample_rate: int = 16000, wor
     data, offsets_path, meta_path = _store_paths(manifest, sample_rate)
     if not (data.exists() and offsets_path.exists() and meta_path.exists()):
         # one builder at a time (the ranks of a torchrun job all ask for it): the others wait, then read it
-        data.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(data.with_suffix(".lock")):
+        from speechedge.io import file_lock
+
+        with file_lock(data.with_suffix(".lock")):
             if not (data.exists() and offsets_path.exists() and meta_path.exists()):
                 _build_store(manifest, sample_rate, workers, progress, data, offsets_path, meta_path)
     meta = json.loads(meta_path.read_text())
@@ -207,22 +207,6 @@ def build_utterance_store(manifest: str | Path, *, sample_rate: int = 16000, wor
                          f"{data.parent / data.name.split('.')[0]}.utts.* and re-run")
     starts = np.concatenate([[0], ends])[:-1].astype(np.int64)
     return Ragged(None, starts, ends, path=str(data)), meta["ids"], meta
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive ``flock`` on ``path`` (released when the process dies); a no-op where fcntl is missing."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _build_store(manifest: Path, sample_rate: int, workers: int, progress: bool, data: Path, offsets_path: Path,

@@ -92,16 +92,22 @@ def _cached(manifest: Path, rows: list[ClipRecord], key_parts: dict, sample_rate
     folder = cache_dir()
     data, meta = folder / f"{manifest.stem}-{key}.npy", folder / f"{manifest.stem}-{key}.json"
     if not (data.exists() and meta.exists()):
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{data.name}.{os.getpid()}.tmp"
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(len(rows), clip_samples))
-        clips = _load_rows(rows, manifest.parent, sample_rate, clip_samples, manifest.name, out=arr)
-        arr.flush()
-        del arr
-        tmp.replace(data)
-        from speechedge.io import atomic_write_text
+        from speechedge.io import PartialFile, atomic_write_text, file_lock
 
-        atomic_write_text(meta, json.dumps({"n": len(clips), "labels": clips.labels, "speakers": clips.speakers}))
+        with file_lock(data.with_suffix(".lock")):  # one builder; a concurrent run waits, then reads it
+            if not (data.exists() and meta.exists()):
+                pf = PartialFile(data)
+                try:
+                    arr = np.lib.format.open_memmap(pf.tmp, mode="w+", dtype=np.int16, shape=(len(rows), clip_samples))
+                    clips = _load_rows(rows, manifest.parent, sample_rate, clip_samples, manifest.name, out=arr)
+                    arr.flush()
+                    del arr
+                except BaseException:
+                    pf.discard()
+                    raise
+                pf.commit()
+                atomic_write_text(meta, json.dumps({"n": len(clips), "labels": clips.labels,
+                                                    "speakers": clips.speakers}))
     info = json.loads(meta.read_text())
     audio = np.load(data, mmap_mode="r")[: info["n"]]
     return ClipSet(audio, info["labels"], info["speakers"], sample_rate)
