@@ -62,9 +62,7 @@ class Ragged(Sequence):
     def __len__(self) -> int:
         return len(self.starts)
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return Ragged(self._flat, self.starts[i], self.ends[i], path=self._path, dtype=self._dtype)
+    def __getitem__(self, i: int) -> np.ndarray:
         return self.flat[self.starts[i]: self.ends[i]]
 
     def lengths(self) -> np.ndarray:
@@ -87,9 +85,9 @@ class UttSet:
     their token ids (``audio[i]`` and ``tokens[i]`` are 1-D arrays)."""
 
     ids: list[str]
-    audio: Sequence[np.ndarray]
+    audio: Ragged
     texts: list[str]
-    tokens: Sequence
+    tokens: Ragged
     hop_length: int = 160
     sample_rate: int = 16000
 
@@ -102,7 +100,7 @@ class UttSet:
 
     def batches(self, batch_frames: int, rng: np.random.Generator | None) -> list[list[int]]:
         """Length-sorted batches of at most ``batch_frames`` padded 10 ms frames, in random order if ``rng``."""
-        lengths = self.audio.lengths() if isinstance(self.audio, Ragged) else np.array([len(a) for a in self.audio])
+        lengths = self.audio.lengths()
         out, cur = [], []
         for i in np.argsort(lengths, kind="stable").tolist():
             frames = int(lengths[i]) // self.hop_length + 1
@@ -346,9 +344,6 @@ class TrainBatches(torch.utils.data.Dataset):
         idx = self.indices(step)
         x, n = self.data.batch(idx)
         return x, n, [self.data.tokens[i].tolist() for i in idx]
-
-    def __len__(self) -> int:  # steps are unbounded; DataLoader is given its steps by a sampler
-        return 2**62
 
 
 class BatchStream:
