@@ -23,4 +23,5 @@ for mode in token none; do
   speechedge eval asr --exp-dir "$W/student_${mode}_char" --data $test_set --chunk-ms 160 320 640 \
     --alignments "$W/LibriSpeech/alignments" --json "$W/student_${mode}_char/test.json"
 done
-speechedge export --exp-dir "$W/student_token_char" --out "$W/export_token_char" --int8 || true  # int8 refused: see README
+speechedge export --exp-dir "$W/student_token_char" --out "$W/export_token_char_q" --int8 --int16x8 --held-out $test_set || true  # int8 refused: see README
+speechedge export --exp-dir "$W/student_token_char" --out "$W/export_token_char_16x8" --int16x8 --held-out $test_set

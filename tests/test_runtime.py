@@ -424,7 +424,10 @@ def test_asr_export_report_and_files(asr_export):
     fp = report["models"]["fp32"]
     assert fp["max_err_rel_to_range"] <= 1e-4 and fp["median_ms_per_chunk"] > 0
     assert "int8" in report["models"] and report["models"]["int8"]["bytes"] < fp["bytes"]
-    for name in ("model_fp32.tflite", "model_int8.tflite", "asr.json", "tokens.txt", "frontend.json", "report.json"):
+    assert report["models"]["int16x8"]["bytes"] < fp["bytes"] and report["calibration_chunks"] > 0
+    assert {"int8_cer_within_1_point_of_fp32", "int16x8_cer_within_1_point_of_fp32"} <= set(report["checks"])
+    for name in ("model_fp32.tflite", "model_int8.tflite", "model_int16x8.tflite", "asr.json", "tokens.txt",
+                 "frontend.json", "report.json"):
         assert (out / name).exists(), name
     meta = json.loads((out / "asr.json").read_text())
     assert meta["inputs"][0]["name"] == "feats" and meta["outputs"][0]["name"] == "log_probs"
@@ -434,10 +437,27 @@ def test_asr_export_report_and_files(asr_export):
     # the exported model's signature carries the names: inputs feats + state, outputs log_probs + the new state
     from speechedge.runtime.tflite import TFLiteModel
 
-    for precision in ("fp32", "int8"):
+    for precision in ("fp32", "int8", "int16x8"):
         m = TFLiteModel(out / f"model_{precision}.tflite")
         assert sorted(m.input_names) == sorted(["feats", *StreamState.names()])
         assert sorted(m.output_names) == sorted(["log_probs", *StreamState.names()])
+    # 16x8: every activation int16 (symmetric: zero point 0), every weight int8
+    it = TFLiteModel(out / "model_int16x8.tflite").it
+    ops = it._get_ops_details()
+    types = {d["index"]: d for d in it.get_tensor_details()}
+    conv = [op for op in ops if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")]
+    assert conv and {np.dtype(types[op["inputs"][1]]["dtype"]) for op in conv} == {np.dtype(np.int8)}
+    acts = [types[op["outputs"][0]] for op in conv]
+    assert {np.dtype(a["dtype"]) for a in acts} == {np.dtype(np.int16)} and all(a["quantization"][1] == 0 for a in acts)
+
+
+def test_16x8_takes_the_quantizers_ranges_and_names_a_wrong_activation_type():
+    from speechedge.export.quantize import quantize_int8
+
+    with pytest.raises(ValueError, match="activations must be one of int8, int16"):
+        quantize_int8(b"", [], "average", "channel", activations="int4")
+    with pytest.raises(ValueError, match="int16 activations take ranges='average'"):
+        quantize_int8(b"", [], "mse", "channel", activations="int16")
 
 
 @pytest.mark.slow
@@ -474,6 +494,12 @@ def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
     frames = feats.shape[1]
     assert rt.chunks == -(-frames // step) > full
     assert np.allclose(np.concatenate(rt.log_probs)[: len(got)], got)  # earlier chunks unchanged
+    # the 16x8 model in the same runtime: the same best token on (nearly) every frame
+    q = StreamingASR(out, precision="int16x8", keep_log_probs=True)
+    for i in range(0, len(audio), 777):
+        q.push(audio[i: i + 777])
+    q16 = np.concatenate(q.log_probs)
+    assert q16.shape == got.shape and (q16.argmax(-1) == got.argmax(-1)).mean() >= 0.95
 
 
 @pytest.mark.slow

@@ -199,10 +199,12 @@ def _export(args: argparse.Namespace) -> int:
         if json.loads(config.read_text()).get("recipe") == "ASRConfig":
             if args.target == "mcu":
                 raise ValueError("--target mcu is for KWS models; a streaming ASR encoder targets phones")
-            report = export_asr(args.exp_dir, args.out, int8=args.int8, held_out=args.held_out,
-                                invokes=args.invokes, int8_ranges=args.int8_ranges or "average",
+            report = export_asr(args.exp_dir, args.out, int8=args.int8, int16x8=args.int16x8,
+                                held_out=args.held_out, calibration=args.calibration, invokes=args.invokes, int8_ranges=args.int8_ranges or "average",
                                 int8_weights=args.int8_weights or "channel")
         else:
+            if args.int16x8:
+                raise ValueError("--int16x8 is for the streaming ASR step model; a KWS model exports int8 (--int8)")
             report = export_kws(args.exp_dir, args.out, int8=args.int8, calibration=args.calibration,
                                 target=args.target, held_out=args.held_out, invokes=args.invokes,
                                 flash_kb=args.flash_kb, ram_kb=args.ram_kb,
@@ -387,7 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--exp-dir", required=True, help="trained experiment folder (kws, kws-fewshot or a streaming asr)")
     ex.add_argument("--out", required=True, help="output folder (replaced only when every check passes)")
     ex.add_argument("--int8", action="store_true", help="also a full-integer int8 model (post-training quantization)")
-    ex.add_argument("--calibration", help="ClipRecord manifest for int8 calibration (default: the training manifest)")
+    ex.add_argument("--int16x8", action="store_true",
+                    help="also a 16x8 model (int8 weights, int16 activations; streaming ASR only): where int8 "
+                         "activations cost more than 1 CER point")
+    ex.add_argument("--calibration", help="manifest for int8/16x8 calibration (default: the training manifest)")
     ex.add_argument("--int8-ranges", choices=("mse", "average"), default=None,
                     help="int8 activation ranges: mse = least rounding + clipping error over all calibration "
                          "values (default for KWS); average = the quantizer's average of each input's min and max "
@@ -436,8 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--realtime", action="store_true", help="play a file at real time (default: as fast as possible)")
         d.add_argument("--device", help="input device name or index (default: the system default)")
         d.add_argument("--max-seconds", type=float, help="stop after this much audio")
-        d.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto" if d is dk else "fp32",
-                       help="which exported model to run")
+        d.add_argument("--precision", choices=("auto", "fp32", "int8") + (() if d is dk else ("int16x8",)),
+                       default="auto" if d is dk else "fp32",
+                       help="which exported model to run (model_PRECISION.tflite)")
         d.add_argument("--json", action="store_true", help="one JSON object per line (detections / text updates)")
     dk.set_defaults(func=_demo_kws)
     da.set_defaults(func=_demo_asr)

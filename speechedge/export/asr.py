@@ -1,6 +1,6 @@
 """Export a streaming ASR student to a TFLite *step* model with named explicit state, verified against PyTorch.
 
-    speechedge export --exp-dir work/asr/student --out work/asr/export [--int8]
+    speechedge export --exp-dir work/asr/student --out work/asr/export [--int8] [--int16x8]
 
 The graph is one chunk step of the encoder plus the CTC projection and log-softmax
 (:class:`speechedge.models.asr.ASRStep`). Its signature names every tensor::
@@ -17,9 +17,11 @@ are not part of the model. Beside it: ``frontend.json`` (the frontend the model 
 Verification on held-out utterances, streamed chunk by chunk: PyTorch runs from audio with its own (torch)
 frontend, TFLite from audio with the Numba frontend the device uses, so a frontend that differs from training
 shows. fp32: max |TFLite - PyTorch| of the log-probabilities <= 1e-4 of their range (over the real frames of
-every chunk); CER of PyTorch, TFLite fp32 and int8 (int8 must be within 1 point of fp32); the median per-chunk
-latency (1000 invokes, one thread) with the real-time factor. int8 is calibrated with the state values of real
-streams (random caches clip badly). A failed check exits non-zero and writes nothing.
+every chunk); CER of PyTorch, TFLite fp32 and the quantized models (``int8``: full-integer int8; ``int16x8``: int8
+weights with int16 activations, for MCUs and NPUs where int8 activations lose too much; each must be within 1 CER
+point of fp32); the median per-chunk latency (1000 invokes, one thread) with the real-time factor. Both are
+calibrated with the state values of real streams (random caches clip badly). A failed check exits non-zero and
+writes nothing.
 """
 
 from __future__ import annotations
@@ -106,10 +108,15 @@ def state_spec(init: StreamState) -> tuple[list[dict], dict[str, np.ndarray]]:
     return spec, arrays
 
 
-def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, held_out: str | None = None,
-               num_held_out: int = 20, num_calibration: int = 20, invokes: int = 1000, int8_ranges: str = "average",
+def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, int16x8: bool = False,
+               held_out: str | None = None, calibration: str | None = None, num_held_out: int = 20,
+               num_calibration: int = 20, invokes: int = 1000, int8_ranges: str = "average",
                int8_weights: str = "channel") -> dict:
     """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails.
+
+    ``int8``: also ``model_int8.tflite``; ``int16x8``: also ``model_int16x8.tflite`` (16x8 quantization, the
+    quantizer's own ranges, ``int8_weights`` weight scales). Both are calibrated on the streams of
+    ``num_calibration`` utterances of ``calibration`` (default: the training manifest), never on the held-out ones.
 
     ``int8_ranges`` / ``int8_weights``: the int8 activation ranges and weight scales
     (:func:`speechedge.export.quantize.quantize_int8`). The quantizer's own ranges are the default here: on the
@@ -141,11 +148,16 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     audio = [from_int16(a) for a in utts.audio]
     device_chunks = [_numba_chunks(a, fe, step_frames) for a in audio]
     torch.set_num_threads(1)
-    ref, calls = [], []
-    for a in audio:  # the reference: audio -> torch frontend -> PyTorch step model
-        o, c = _run_torch(step, init, _torch_chunks(model, a, step_frames))
-        ref.append(o)
-        calls += c
+    ref = [_run_torch(step, init, _torch_chunks(model, a, step_frames))[0] for a in audio]  # the reference
+    calls = []
+    if int8 or int16x8:  # calibration: each chunk's real inputs and state, on utterances the checks do not use
+        src = calibration or cfg["train_manifest"]
+        if not Path(src).exists():
+            raise FileNotFoundError(f"{src}: calibration manifest not found; pass --calibration MANIFEST (utterances "
+                                    "like the training data)")
+        cal = load_utterances(src, tok, limit=num_calibration, sample_rate=fe.sample_rate, hop_length=fe.hop_length)
+        for a in cal.audio:
+            calls += _run_torch(step, init, _torch_chunks(model, from_int16(a), step_frames))[1]
     import litert_torch
 
     t0 = time.perf_counter()
@@ -153,11 +165,14 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     with tempfile.TemporaryDirectory() as d:
         litert_torch.convert(step, sample_kwargs=example).export(f"{d}/m.tflite")
         models = {"fp32": strip_tensor_names(Path(f"{d}/m.tflite").read_bytes())}
+    calib = evenly_spaced(calls, 400)
     if int8:
-        models["int8"] = strip_tensor_names(quantize_int8(models["fp32"], evenly_spaced(calls, 400),
-                                                 int8_ranges, int8_weights))
-    report: dict = {"exp_dir": str(exp_dir), "kind": "asr_step", "int8_ranges": int8_ranges if int8 else None,
-                    "int8_weights": int8_weights if int8 else None,
+        models["int8"] = strip_tensor_names(quantize_int8(models["fp32"], calib, int8_ranges, int8_weights))
+    if int16x8:
+        models["int16x8"] = strip_tensor_names(quantize_int8(models["fp32"], calib, "average", int8_weights,
+                                                             activations="int16"))
+    report: dict = {"exp_dir": str(exp_dir), "kind": "asr_step", "calibration_chunks": len(calls), "int8_ranges": int8_ranges if int8 else None,
+                    "int8_weights": int8_weights if int8 or int16x8 else None,
                     "chunk_ms": round(chunk * SUBSAMPLING * fe.frame_s * 1000),
                     "left_chunks": left, "held_out_utterances": len(utts),
                     "convert_s": round(time.perf_counter() - t0, 1), "models": {}, "checks": {}}
@@ -190,11 +205,13 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     report["checks"]["fp32_max_err_rel_to_range<=1e-4"] = ok = fp["max_err_rel_to_range"] <= 1e-4
     if not ok:
         failures.append(f"fp32 max error {fp['max_abs_err']:.3g} is {fp['max_err_rel_to_range']:.3g} of the range (> 1e-4)")
-    if int8:
-        q = report["models"]["int8"]
-        report["checks"]["int8_cer_within_1_point_of_fp32"] = ok = q["cer"] <= fp["cer"] + 1.0
-        if not ok:
-            failures.append(f"int8 CER {q['cer']:.2f} is more than 1 point above fp32's {fp['cer']:.2f}")
+    for name in ("int8", "int16x8"):
+        if name in report["models"]:
+            q = report["models"][name]
+            report["checks"][f"{name}_cer_within_1_point_of_fp32"] = ok = q["cer"] <= fp["cer"] + 1.0
+            if not ok:
+                failures.append(f"{name} CER {q['cer']:.2f} is more than 1 point above fp32's {fp['cer']:.2f}"
+                                + (" (try --int16x8: int16 activations)" if name == "int8" else ""))
     report["passed"] = not failures
     if failures:
         raise ExportError(f"{exp_dir}: export failed its checks, nothing written to {out_dir}: " + "; ".join(failures)

@@ -14,6 +14,11 @@ rounding plus clipping over the histogram of all values (PyTorch's histogram cal
 the quantizer's before the int8 model is built (0.26% error, 4.4% of the decisions on the same model).
 Weights and op-imposed scales (LOGISTIC's fixed 1/256) stay as the quantizer sets them. ``ranges="average"`` is
 the quantizer's own calibration.
+
+``activations="int16"`` is 16x8 quantization (the quantizer's ``wi8_ai16`` recipe: int8 weights, symmetric int16
+activations, TFLite's and TFLM's ``*_16x8`` kernels): 256x finer activation steps, for graphs whose int8
+activations lose too much (the 10 h streaming ASR student: int8 +9.1 CER points, 16x8 -0.25; README "Export"), at
+twice the activation memory and, on x86, reference-kernel speed. It takes the quantizer's own ranges.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ import sys
 
 import numpy as np
 
-__all__ = ["RANGE_METHODS", "WEIGHT_GRANULARITIES", "check_int8_options", "evenly_spaced", "quantize_int8"]
+__all__ = ["ACTIVATION_TYPES", "RANGE_METHODS", "WEIGHT_GRANULARITIES", "check_int8_options", "evenly_spaced", "quantize_int8"]
 
+ACTIVATION_TYPES = ("int8", "int16")
 RANGE_METHODS = ("mse", "average")
 WEIGHT_GRANULARITIES = ("channel", "tensor")
 
@@ -142,15 +148,15 @@ def _mse_ranges(fp32: bytes, signature: str, calls: list[dict], qsvs: dict) -> d
     return out
 
 
-def _recipe(weights: str) -> list[dict]:
-    """ai-edge-quantizer's static wi8/ai8 recipe; ``weights="tensor"``: one weight scale per convolution instead of
-    one per output channel (the file loses every per-channel scale and int64 zero-point vector: 15 KB of
-    BC-ResNet-1's 59 KB)."""
+def _recipe(weights: str, activations: str = "int8") -> list[dict]:
+    """ai-edge-quantizer's static wi8/ai8 (or wi8/ai16) recipe; ``weights="tensor"``: one weight scale per
+    convolution instead of one per output channel (the file loses every per-channel scale and int64 zero-point
+    vector: 15 KB of BC-ResNet-1's 59 KB)."""
     import copy
 
     from ai_edge_quantizer import recipe
 
-    base = recipe.static_wi8_ai8()
+    base = recipe.static_wi8_ai16() if activations == "int16" else recipe.static_wi8_ai8()
     if weights == "channel":
         return base
     out = copy.deepcopy(base)
@@ -162,9 +168,10 @@ def _recipe(weights: str) -> list[dict]:
     return out
 
 
-def quantize_int8(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: str = "channel") -> bytes:
-    """The full-integer int8 model of ``fp32``, calibrated on ``calls`` (one dict of named inputs per invoke of
-    the model's first signature).
+def quantize_int8(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: str = "channel",
+                  activations: str = "int8") -> bytes:
+    """The full-integer int8 model of ``fp32`` (int8 weights; int8 or int16 activations), calibrated on ``calls``
+    (one dict of named inputs per invoke of the model's first signature).
 
     Args:
         fp32: the float flatbuffer.
@@ -172,6 +179,7 @@ def quantize_int8(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: 
         ranges: ``mse`` (least-error activation ranges over the pooled values, the default) or ``average`` (the
             quantizer's moving average of each input's min and max).
         weights: ``channel`` (one scale per output channel, the default) or ``tensor`` (one per weight tensor).
+        activations: ``int8`` (the default) or ``int16`` (16x8; takes ``ranges="average"``).
     """
     from ai_edge_quantizer import quantizer
 
@@ -179,9 +187,14 @@ def quantize_int8(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: 
     from speechedge.runtime.tflite import TFLiteModel
 
     check_int8_options(ranges, weights)
+    if activations not in ACTIVATION_TYPES:
+        raise ValueError(f"activations must be one of {', '.join(ACTIVATION_TYPES)}, got {activations!r}")
+    if activations == "int16" and ranges != "average":
+        raise ValueError("int16 activations take ranges='average' (the least-error ranges are int8's); got "
+                         f"{ranges!r}")
     signature = next(iter(TFLiteModel(fp32).it.get_signature_list()))
     q = quantizer.Quantizer(bytearray(fp32))
-    q.load_quantization_recipe(_recipe(weights))
+    q.load_quantization_recipe(_recipe(weights, activations))
     printed: list[str] = []
     try:
         with capture_native_output() as printed:  # the quantizer's progress bars and size lines are not ours
