@@ -51,3 +51,7 @@ def test_quickstart_asr_pipeline(tmp_path):
     tr = json.loads((work / "transcribe.done.json").read_text())
     assert tr["utterances"] == 20 and tr["fp32"]["real_time_factor"] < 1
     assert (work / "export" / "student" / "model_fp32.tflite").exists()
+    for q in ("int8", "int16x8"):  # a quantized model is written and transcribed unless it was refused
+        assert q in ex["models"] and isinstance(ex[f"{q}_refused"], bool)
+        written = (work / "export" / "student" / f"model_{q}.tflite").exists()
+        assert written == (not ex[f"{q}_refused"]) == (q in tr), q

@@ -299,19 +299,23 @@ def _eval_asr(work: Path) -> dict:
 
 
 def _export_asr(work: Path) -> dict:
+    """fp32 + int8 + 16x8; a quantized model that fails its CER check is reported and left out of the export."""
     from speechedge.export.asr import ExportError, export_asr
 
-    refused = None
+    quant, refused = ("int8", "int16x8"), {}
+    src, out = work / "exp" / "student", work / "export" / "student"
     try:
-        report = export_asr(work / "exp" / "student", work / "export" / "student", int8=True, invokes=1000)
-    except ExportError as e:  # int8 failed its CER check: report it and export the verified fp32 model
-        if e.report is None or "int8" not in e.report["models"]:
+        report = export_asr(src, out, int8=True, int16x8=True, invokes=1000)
+    except ExportError as e:
+        failed = [k for k in quant if e.report and e.report["checks"].get(f"{k}_cer_within_1_point_of_fp32") is False]
+        if not failed or not e.report["checks"].get("fp32_max_err_rel_to_range<=1e-4"):
             raise
-        refused = e.report["models"]["int8"]
-        report = export_asr(work / "exp" / "student", work / "export" / "student", invokes=1000)
-        report["models"]["int8"] = refused
-    return {"int8_refused": refused is not None, "models": report["models"], "torch_cer": report["torch_cer"],
-            "torch_ms_per_chunk": report["torch_eager_ms_per_chunk"], "chunk_ms": report["chunk_ms"]}
+        refused = {k: e.report["models"][k] for k in failed}
+        report = export_asr(src, out, invokes=1000, **{k: k not in refused for k in quant})
+        report["models"].update(refused)
+    return {**{f"{k}_refused": k in refused for k in quant}, "models": report["models"],
+            "torch_cer": report["torch_cer"], "torch_ms_per_chunk": report["torch_eager_ms_per_chunk"],
+            "chunk_ms": report["chunk_ms"]}
 
 
 def _transcribe(work: Path, limit: int = 20) -> dict:
@@ -323,7 +327,7 @@ def _transcribe(work: Path, limit: int = 20) -> dict:
     tok = CharTokenizer()
     rows = list(read_manifest(work / "manifests" / "librispeech_test-clean.jsonl.gz", UtteranceRecord))[:limit]
     out, examples = {}, []
-    precisions = [p for p in ("fp32", "int8") if (work / "export" / "student" / f"model_{p}.tflite").exists()]
+    precisions = [p for p in ("fp32", "int8", "int16x8") if (work / "export" / "student" / f"model_{p}.tflite").exists()]
     for precision in precisions:
         asr = StreamingASR(work / "export" / "student", precision=precision)
         counts, audio_s = ErrorCounts(), 0.0
@@ -363,7 +367,15 @@ def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True, step
     tr = _stage(work, "transcribe", lambda: _transcribe(work), timings)
     t_row = ev["teacher"][0]
     s_rows = ", ".join(f"{r['chunk_ms']} ms {r['cer']:.1f}/{r['wer']:.1f}" for r in ev["student"])
-    fp, q = ex["models"]["fp32"], ex["models"]["int8"]
+    fp = ex["models"]["fp32"]
+
+    def quant(k: str, label: str) -> str:  # one quantized model's line of the export row
+        q = ex["models"].get(k)
+        if q is None:
+            return ""
+        return (f"; {label} {'REFUSED (CER > fp32 + 1) ' if ex.get(f'{k}_refused') else ''}{q['bytes']} bytes, "
+                f"CER {q['cer']:.1f} vs fp32 {fp['cer']:.1f}, {q['median_ms_per_chunk']:.2f} ms per chunk")
+
     lines = [
         "# speechedge quickstart asr", "", "| stage | result | wall s | |", "|---|---|---:|---|",
         f"| synth LibriSpeech | {ls['num_files']} utterances, {ls['audio_s'] / 3600:.2f} h | "
@@ -375,13 +387,12 @@ def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True, step
         f"| eval test-clean CER/WER % | teacher full context {t_row['cer']:.1f}/{t_row['wer']:.1f}; student {s_rows} | "
         f"{timings['eval_asr'][0]:.1f} | {timings['eval_asr'][1]} |",
         f"| export streaming TFLite step model | fp32 {fp['bytes']} bytes, max error {fp['max_err_rel_to_range']:.1e}, "
-        f"{fp['median_ms_per_chunk']:.2f} ms per {ex['chunk_ms']} ms chunk ({fp['speed_vs_torch']:.1f}x torch); "
-        f"{'int8 REFUSED (CER > fp32 + 1): ' if ex.get('int8_refused') else ''}int8 "
-        f"{q['bytes']} bytes, CER {q['cer']:.1f} vs fp32 {fp['cer']:.1f}, {q['median_ms_per_chunk']:.2f} ms per chunk | "
-        f"{timings['export_asr'][0]:.1f} | {timings['export_asr'][1]} |",
+        f"{fp['median_ms_per_chunk']:.2f} ms per {ex['chunk_ms']} ms chunk ({fp['speed_vs_torch']:.1f}x torch)"
+        f"{quant('int8', 'int8')}{quant('int16x8', '16x8')} | {timings['export_asr'][0]:.1f} | {timings['export_asr'][1]} |",
         f"| streaming transcription (runtime, 100 ms blocks) | {tr['utterances']} utterances: fp32 CER {tr['fp32']['cer']:.1f}, "
         f"RTF {tr['fp32']['real_time_factor']:.3f}"
-        + (f"; int8 CER {tr['int8']['cer']:.1f}, RTF {tr['int8']['real_time_factor']:.3f}" if "int8" in tr else "")
+        + "".join(f"; {p} CER {tr[p]['cer']:.1f}, RTF {tr[p]['real_time_factor']:.3f}" for p in ("int8", "int16x8")
+                  if p in tr)
         + f" | {timings['transcribe'][0]:.1f} | {timings['transcribe'][1]} |",
         "", "Examples (reference / streaming hypothesis):", "",
         *[f"- `{e['ref']}`\n  `{e['hyp']}`" for e in tr["examples"]],
