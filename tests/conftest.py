@@ -166,20 +166,34 @@ def warm_numba():
 
 @pytest.fixture
 def killed_once_then_resumed(monkeypatch):
-    """``run(train, cfg, exp_dir)``: a training run that dies right after its first checkpoint (an interrupt out
-    of the first curve plot, which follows the checkpoint and the metrics row) and is started again in the same
-    folder, as a user restarting a killed run would."""
+    """``run(train, cfg, exp_dir, at="plot", step=None)``: a training run that dies once and is started again
+    in the same folder, as a user restarting a killed run would. ``at``: where it dies: ``plot`` (out of the
+    first curve plot, which follows the metrics row and the checkpoint), ``before_checkpoint`` or
+    ``after_checkpoint`` (around the write of the latest checkpoint of ``step``)."""
     from speechedge.training.loop import Experiment
 
-    def run(train, cfg, exp_dir):
-        real_plot = Experiment.plot_curves
+    def run(train, cfg, exp_dir, at: str = "plot", step: int | None = None):
+        if at == "plot":
+            real_plot = Experiment.plot_curves
 
-        def crash_once(self, keys):
-            real_plot(self, keys)
-            monkeypatch.setattr(Experiment, "plot_curves", real_plot)
-            raise KeyboardInterrupt("killed after the first checkpoint")
+            def crash_once(self, keys):
+                real_plot(self, keys)
+                monkeypatch.setattr(Experiment, "plot_curves", real_plot)
+                raise KeyboardInterrupt("killed after the first checkpoint")
 
-        monkeypatch.setattr(Experiment, "plot_curves", crash_once)
+            monkeypatch.setattr(Experiment, "plot_curves", crash_once)
+        else:
+            real_save = Experiment.save
+
+            def crash_at(self, state, path):
+                if path == self.latest and state["step"] == step:
+                    monkeypatch.setattr(Experiment, "save", real_save)
+                    if at == "after_checkpoint":
+                        real_save(self, state, path)
+                    raise KeyboardInterrupt(f"killed {at.replace('_', ' ')} {step}")
+                real_save(self, state, path)
+
+            monkeypatch.setattr(Experiment, "save", crash_at)
         with pytest.raises(KeyboardInterrupt):
             train(cfg, exp_dir)
         return train(cfg, exp_dir)  # the lock of the dead run does not block this one

@@ -216,6 +216,19 @@ def test_fewshot_resume_after_a_crash_is_exact(gsc35, tmp_path, killed_once_then
     assert_same_run(tmp_path / "straight", tmp_path / "resumed", 4, [2, 4])
 
 
+@pytest.mark.parametrize("at", ["before_checkpoint", "after_checkpoint"])
+def test_a_kill_around_the_checkpoint_loses_no_metric_row(gsc35, tmp_path, killed_once_then_resumed, at):
+    """Killed just before or just after the step-4 checkpoint is written (the metrics row is written before
+    it), the resumed run ends with the rows and weights of one that never stopped: no row lost, none twice."""
+    from speechedge.recipes.kws_fewshot import FewShotConfig, train
+
+    gsc_dir, manifests = gsc35
+    cfg = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, ["steps=4", "eval_every=2"]))
+    train(cfg, tmp_path / "straight")
+    killed_once_then_resumed(train, cfg, tmp_path / "resumed", at=at, step=4)
+    assert_same_run(tmp_path / "straight", tmp_path / "resumed", 4, [2, 4])
+
+
 def test_a_second_run_on_a_locked_experiment_is_refused(tmp_path):
     from speechedge.recipes.kws_fewshot import FewShotConfig
     from speechedge.training.loop import Experiment, ExperimentLockedError
@@ -646,13 +659,17 @@ int main() {
         assert int(nbytes) == 4 * int(np.prod(s["shape"]))  # float32 here; int8 models state 1 byte per value
 
 
+def _report(v: int) -> str:
+    return json.dumps({"exp_dir": "exp", "kind": "embedding", "models": {}, "v": v})
+
+
 def test_replace_folder_swaps_atomically(tmp_path, monkeypatch):
     """The new export replaces the old in one renameat2(RENAME_EXCHANGE): the folder is never missing or half
     written (observed from inside the swap); without the exchange, the rename-aside fallback ends the same."""
     import speechedge.export as ex
 
     out = tmp_path / "export"
-    ex.replace_folder(out, lambda d: (d / "report.json").write_text('{"v": 1}'))
+    ex.replace_folder(out, lambda d: (d / "report.json").write_text(_report(1)))
     seen = []
     real = ex._exchange
 
@@ -662,12 +679,70 @@ def test_replace_folder_swaps_atomically(tmp_path, monkeypatch):
         return ok
 
     monkeypatch.setattr(ex, "_exchange", watching)
-    ex.replace_folder(out, lambda d: (d / "report.json").write_text('{"v": 2}'))
-    assert seen == [(True, '{"v": 2}')]
+    ex.replace_folder(out, lambda d: (d / "report.json").write_text(_report(2)))
+    assert seen == [(True, _report(2))]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # the old export is gone, nothing stray
     monkeypatch.setattr(ex, "_exchange", lambda a, b: False)  # a filesystem without the exchange
-    ex.replace_folder(out, lambda d: (d / "report.json").write_text('{"v": 3}'))
-    assert (out / "report.json").read_text() == '{"v": 3}' and sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    ex.replace_folder(out, lambda d: (d / "report.json").write_text(_report(3)))
+    assert (out / "report.json").read_text() == _report(3) and sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_only_a_previous_export_is_replaced(tmp_path):
+    """A folder is replaced only when it is a previous export: its report.json an export's report and nothing
+    in it that an export does not write. A stray report.json beside user files, a folder holding the
+    experiment, and a symbolic link are refused, and nothing in them is touched."""
+    import speechedge.export as ex
+    from speechedge.export import ExportError, check_out_dir, replace_folder
+
+    proj = tmp_path / "proj"
+    (proj / "exp").mkdir(parents=True)
+    (proj / "report.json").write_text('{"q": 1}')
+    (proj / "thesis.tex").write_text("keep me")
+    before = sorted(p.name for p in proj.iterdir())
+    with pytest.raises(ExportError, match="contains the experiment"):
+        check_out_dir(proj, proj / "exp")
+    with pytest.raises(ExportError, match=r"not a previous export \(holds exp, thesis\.tex\)"):
+        replace_folder(proj, lambda d: (d / "report.json").write_text(_report(1)))
+    assert sorted(p.name for p in proj.iterdir()) == before and (proj / "thesis.tex").read_text() == "keep me"
+    (proj / "thesis.tex").unlink()
+    (proj / "exp").rmdir()
+    with pytest.raises(ExportError, match="not a previous export"):  # only a report.json, not an export's
+        check_out_dir(proj)
+    (proj / "report.json").write_text(_report(1))
+    (proj / "model_fp32.tflite").write_bytes(b"m")
+    assert check_out_dir(proj) == proj  # a previous export
+    (tmp_path / "link").symlink_to(proj)
+    with pytest.raises(ExportError, match="symbolic link"):
+        check_out_dir(tmp_path / "link")
+    assert ex._not_export_files(proj) == []
+
+
+def test_re_export_keeps_the_enrolled_keywords(tmp_path):
+    """Re-exporting never drops keywords.json: kept as is when the model is the same, set aside as
+    keywords.previous-model.json (with a warning to re-enrol) when it changed. The new folder is readable by
+    others as any new folder (not mkdtemp's 0700)."""
+    import os
+
+    from speechedge.export import replace_folder
+
+    out = tmp_path / "export"
+
+    def export(model: bytes):
+        def write(d):
+            (d / "report.json").write_text(_report(1))
+            (d / "model_fp32.tflite").write_bytes(model)
+        replace_folder(out, write)
+
+    export(b"A")
+    (out / "keywords.json").write_text('{"jupiter": {}}')
+    export(b"A")
+    assert (out / "keywords.json").read_text() == '{"jupiter": {}}'
+    export(b"B")
+    assert not (out / "keywords.json").exists()
+    assert (out / "keywords.previous-model.json").read_text() == '{"jupiter": {}}'
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 def test_manifest_clips_are_memory_mapped_from_a_cache_built_once(gsc35, tmp_path, monkeypatch):

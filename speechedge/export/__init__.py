@@ -25,20 +25,57 @@ class ExportError(RuntimeError):
         self.report = report
 
 
-def check_out_dir(out_dir: str | Path) -> Path:
-    """Refuse (``ExportError``) an ``--out`` that an export must not replace: one that holds files but is not a
-    previous export (no ``report.json``), an experiment folder, or one that contains the working directory.
-    Called before any work is done, and again just before the swap."""
+KEYWORDS_PREVIOUS = "keywords.previous-model.json"
+# every name an export writes (and what a user or the runtime adds to an export folder): a folder holding
+# anything else is not a previous export, and is never replaced
+_EXPORT_FILES = ("model_*.tflite", "stream_*.tflite", "report.json", "frontend.json", "asr.json", "stream.json",
+                 "fewshot.json", "tokens.txt", "labels.txt", "state_init.npz", "background.npy",
+                 "background_stream.npy", "dummy_prototypes.npz", "window.npy", "kws_model.h", "kws_model.cc",
+                 "kws_stream_model.h", "kws_stream_model.cc", "MODEL_CARD.md", "keywords.json",
+                 KEYWORDS_PREVIOUS, ".keywords.json.*")
+
+
+def _not_export_files(folder: Path) -> list[str]:
+    """Names in ``folder`` that no export writes (sub-folders included)."""
+    import fnmatch
+
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_dir() or not any(fnmatch.fnmatchcase(p.name, pat) for pat in _EXPORT_FILES))
+
+
+def _is_export_report(path: Path) -> bool:
+    import json
+
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and {"exp_dir", "kind", "models"} <= report.keys()
+
+
+def check_out_dir(out_dir: str | Path, exp_dir: str | Path | None = None) -> Path:
+    """Refuse (``ExportError``) an ``--out`` that an export must not replace: a symbolic link, a folder that
+    holds files but is not a previous export (its ``report.json`` an export's report, and nothing in it that an
+    export does not write), an experiment folder, one that contains the experiment ``exp_dir`` or the working
+    directory. Called before any work is done, and again just before the swap."""
     out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        raise ExportError(f"--out {out_dir}: is a symbolic link; pass the folder it points to")
     if out_dir.exists():
         if not out_dir.is_dir():
             raise ExportError(f"--out {out_dir}: exists and is not a folder")
         if Path.cwd().resolve().is_relative_to(out_dir.resolve()):
             raise ExportError(f"--out {out_dir}: contains the working directory; choose a new folder")
+        if exp_dir is not None and Path(exp_dir).resolve().is_relative_to(out_dir.resolve()):
+            raise ExportError(f"--out {out_dir}: contains the experiment {exp_dir}; export into a folder of its own")
         if (out_dir / "config.json").exists() or any(out_dir.glob("checkpoint-*.pt")):
             raise ExportError(f"--out {out_dir}: is an experiment folder; export into a folder of its own")
-        if any(out_dir.iterdir()) and not (out_dir / "report.json").exists():
-            raise ExportError(f"--out {out_dir}: not empty and not a previous export; choose a new or empty folder")
+        if any(out_dir.iterdir()):
+            foreign = _not_export_files(out_dir)
+            if foreign or not _is_export_report(out_dir / "report.json"):
+                what = f" (holds {', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''})" if foreign else ""
+                raise ExportError(f"--out {out_dir}: not empty and not a previous export{what}; choose a "
+                                  "new or empty folder")
     return out_dir
 
 
@@ -125,11 +162,30 @@ def _export_lock(out_dir: Path):
         os.close(fd)
 
 
+def _keep_keywords(out_dir: Path, tmp: Path) -> None:
+    """Carry the keywords enrolled in the previous export into the new one: as ``keywords.json`` when the model
+    is byte for byte the same, else as ``keywords.previous-model.json`` (their embeddings belong to the old
+    model: re-enrol), so a re-export never loses an enrolment."""
+    src = out_dir / "keywords.json"
+    if not src.is_file() or (tmp / "keywords.json").exists():
+        return
+    same = all((out_dir / m).is_file() and (tmp / m).is_file() and (out_dir / m).read_bytes() == (tmp / m).read_bytes()
+               for m in ("model_fp32.tflite",))
+    dst = tmp / ("keywords.json" if same else KEYWORDS_PREVIOUS)
+    shutil.copy2(src, dst)
+    if not same:
+        log.warning("%s: enrolled for the previous model; kept as %s, re-enrol the keywords with this one", src, dst.name)
+
+
 def _replace_locked(out_dir: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{_TMP}.", dir=out_dir.parent))
     old = None
     try:
         write(tmp)
+        _keep_keywords(out_dir, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's folder is private; an export is as readable as any new folder
         if out_dir.exists() and _exchange(tmp, out_dir):
             shutil.rmtree(tmp, ignore_errors=True)  # now the previous export
             return

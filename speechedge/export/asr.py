@@ -128,7 +128,7 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
 
     exp_dir, out_dir = Path(exp_dir), Path(out_dir)
     check_int8_options(int8_ranges, int8_weights, ("int8_ranges", "int8_weights"))
-    check_out_dir(out_dir)  # before any work: never replace what the toolkit did not write
+    check_out_dir(out_dir, exp_dir)  # before any work: never replace what the toolkit did not write
     model, ckpt = load_checkpoint(exp_dir)
     if not isinstance(model, ASRModel):
         raise ExportError(f"{exp_dir}: not an ASR experiment")

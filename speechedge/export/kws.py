@@ -256,7 +256,7 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     check_int8_options(int8_ranges, int8_weights, ("int8_ranges (--int8-ranges)", "int8_weights (--int8-weights)"))
     if target == "mcu":
         int8 = True  # microcontrollers run the integer model
-    check_out_dir(out_dir)  # before any work: never replace what the toolkit did not write
+    check_out_dir(out_dir, exp_dir)  # before any work: never replace what the toolkit did not write
     model, ckpt = _load(exp_dir)
     cfg = ckpt["config"]
     kind = "classifier" if isinstance(model, KWSClassifier) else "embedding"

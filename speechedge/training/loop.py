@@ -397,6 +397,9 @@ def fit(cfg, exp_dir: str | Path, build: Callable[[torch.device, DistEnv, Experi
                                                     for k, v in record.items() if k != "step"))
             improved = score > best
             best = max(best, score)
+            # the row first, then the checkpoint: a kill between them resumes from the previous checkpoint,
+            # which drops this row and computes it again (the other order would lose the row)
+            exp.log_metrics(record)
             common = {"model": task.model.state_dict(), "arch": task.model.arch, "config": config_to_dict(cfg),
                       "meta": task.meta, "step": step, "score": score}
             if improved:
@@ -407,7 +410,6 @@ def fit(cfg, exp_dir: str | Path, build: Callable[[torch.device, DistEnv, Experi
                       "generators": {k: _rng_state(g) for k, g in task.generators.items()},
                       "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
                       "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, exp.latest)
-            exp.log_metrics(record)  # after the checkpoint: a resume drops rows past its step
             exp.plot_curves(task.curves)
         bar.close()
         if finish is not None and dist_env.is_main:
