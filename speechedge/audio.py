@@ -117,6 +117,8 @@ def info(path: str | os.PathLike) -> AudioInfo:
         AudioFormatError: the file does not exist or is not decodable audio.
     """
     path = Path(path)
+    if path.is_dir():
+        raise AudioFormatError(f"{path}: is a folder, not an audio file; name the file (or the files) inside it")
     if not path.is_file():
         raise AudioFormatError(f"{path}: no such audio file")
     try:

@@ -78,28 +78,58 @@ def _open_text(path: Path, mode: str, gz: bool | None = None):
     return open(path, mode, encoding="utf-8")
 
 
+_CHECKS = {  # a field's annotation -> (test, what it must be)
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "float | None": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+                     "a number or null"),
+}
+
+
+def _rows(path: Path, f) -> Iterator[tuple[int, str]]:
+    """Numbered lines; a truncated or corrupt file (gzip, UTF-8) becomes a ManifestError naming it."""
+    i = 0
+    try:
+        for i, line in enumerate(f, 1):
+            yield i, line
+    except (EOFError, OSError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{path}: unreadable after line {i} ({type(e).__name__}: {e}); the file is truncated "
+                            "or corrupt: write it again") from None
+
+
 def read_manifest(path: str | os.PathLike, cls: type[T]) -> Iterator[T]:
     """Stream rows of ``cls`` from a ``.jsonl`` or ``.jsonl.gz`` file (bounded memory).
 
+    Every line must be a JSON object whose fields are ``cls``'s, each of its annotated type.
+
     Raises:
         FileNotFoundError: no such manifest.
-        ManifestError: a line that is not JSON or does not fit ``cls`` (the message names file and line).
+        ManifestError: a line that is not a JSON object or does not fit ``cls``, or a truncated / corrupt file
+            (the message names file and line).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such manifest")
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: _CHECKS.get(str(f.type)) for f in dataclasses.fields(cls)}
     with _open_text(path, "r") as f:
-        for i, line in enumerate(f, 1):
+        for i, line in _rows(path, f):
             if not line.strip():
                 continue
             try:
                 d = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ManifestError(f"{path}:{i}: not JSON ({e})") from e
-            unknown = set(d) - fields
+            if not isinstance(d, dict):
+                raise ManifestError(f"{path}:{i}: not a JSON object (a {type(d).__name__}); each line is one "
+                                    f"{cls.__name__}")
+            unknown = set(d) - set(fields)
             if unknown:
                 raise ManifestError(f"{path}:{i}: unknown fields {sorted(unknown)} for {cls.__name__}")
+            for name, value in d.items():
+                check = fields[name]
+                if check is not None and not check[0](value):
+                    raise ManifestError(f"{path}:{i}: field {name!r} must be {check[1]}, got {value!r}")
             try:
                 yield cls(**d)
             except TypeError as e:

@@ -104,6 +104,43 @@ def test_textgrid_words(tmp_path):
     bad.write_text("not a textgrid")
     with pytest.raises(AlignmentFormatError, match="x.TextGrid"):
         read_textgrid_words(bad)
+    # hostile interval values: one clear error naming the file (load_alignments counts it and goes on)
+    for xmin, xmax, match in (("1.2.3", "1.5", "bad interval time"), ("-0.5", "0.3", "need 0 <= xmin <= xmax"),
+                              ("0.9", "0.4", "need 0 <= xmin <= xmax")):
+        bad.write_text(TEXTGRID.replace("xmin = 0.42", f"xmin = {xmin}").replace("xmax = 0.91", f"xmax = {xmax}", 1))
+        with pytest.raises(AlignmentFormatError, match=rf"x\.TextGrid: .*{match}"):
+            read_textgrid_words(bad)
+
+
+@pytest.mark.parametrize("line,match", [
+    ("7", "not a JSON object"), ("[1, 2, 3]", "not a JSON object"), ('"hello"', "not a JSON object"),
+    ('{"id": "a", "path": 123}', "field 'path' must be a string, got 123"),
+    ('{"id": "a", "transcript": 5}', "field 'transcript' must be a string"),
+    ('{"id": "a", "num_samples": "lots"}', "field 'num_samples' must be an integer"),
+    ('{"id": "a", "duration_s": true}', "field 'duration_s' must be a number"),
+])
+def test_manifest_lines_of_the_wrong_shape_are_named(tmp_path, line, match):
+    from speechedge.manifest import ManifestError, UtteranceRecord, read_manifest
+
+    m = tmp_path / "m.jsonl"
+    m.write_text('\n' + line + "\n")
+    with pytest.raises(ManifestError, match=rf"m\.jsonl:2: {match}"):
+        list(read_manifest(m, UtteranceRecord))
+
+
+def test_truncated_or_corrupt_manifests_are_named(tmp_path):
+    import gzip
+
+    from speechedge.manifest import ClipRecord, ManifestError, read_manifest
+
+    row = json.dumps({"id": "a/b", "word": "a", "speaker": "s", "path": "a/b.wav", "split": "train"})
+    whole = gzip.compress(("\n".join([row] * 2000) + "\n").encode())
+    (tmp_path / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ManifestError, match=r"cut\.jsonl\.gz: unreadable after line \d+ .*truncated or corrupt"):
+        list(read_manifest(tmp_path / "cut.jsonl.gz", ClipRecord))
+    (tmp_path / "latin.jsonl").write_bytes(row.encode() + b"\n" + row.replace("s", "\xe9").encode("latin-1") + b"\n")
+    with pytest.raises(ManifestError, match=r"latin\.jsonl: unreadable after line \d+ \(UnicodeDecodeError"):
+        list(read_manifest(tmp_path / "latin.jsonl", ClipRecord))
 
 
 def test_word_normalisation_and_form_merging():

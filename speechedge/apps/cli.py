@@ -457,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("speechedge").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
+    # bad input, an unreadable or unwritable path, a locked experiment: one clear line, no traceback
+    except (ValueError, OSError, EOFError) as e:
         print(f"speechedge {args.verb}: error: {e}", file=sys.stderr)
         return 1
 

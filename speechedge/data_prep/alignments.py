@@ -93,7 +93,14 @@ def read_textgrid_words(path: str | Path, tier: str = "words") -> list[WordAlign
         for xmin, xmax, label in re.findall(
                 r'intervals \[\d+\]:\s*xmin = ([\d.eE+-]+)\s*xmax = ([\d.eE+-]+)\s*text = "((?:[^"]|"")*)"', body):
             label = label.replace('""', '"').strip()
+            try:
+                start, end = float(xmin), float(xmax)
+            except ValueError:
+                raise AlignmentFormatError(f"{path}: bad interval time {xmin!r} / {xmax!r}") from None
+            if not (0 <= start <= end < float("inf")):
+                raise AlignmentFormatError(f"{path}: interval {label!r} has xmin {xmin} / xmax {xmax} (need "
+                                           "0 <= xmin <= xmax)")
             if label and label.lower() not in ("sil", "sp", "spn", "<eps>"):
-                words.append(WordAlignment(label.upper(), float(xmin), float(xmax)))
+                words.append(WordAlignment(label.upper(), start, end))
         return words
     raise AlignmentFormatError(f"{path}: no interval tier named {tier!r}")

@@ -37,7 +37,7 @@ from speechedge.models.conformer import SUBSAMPLING, ConformerConfig
 from speechedge.models.distill import DISTILL_MODES, LayerDistiller, parse_layer_map, token_kd_loss
 from speechedge.training.asr_data import BatchStream, TrainBatches, UttSet, load_utterances
 from speechedge.training.augment import spec_augment
-from speechedge.training.config import config_from_dict, load_config
+from speechedge.training.config import check_ranges, config_from_dict, load_config
 from speechedge.training.loop import TrainTask, fit
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class ASRConfig:
     num_workers: int = 0  # processes that build training batches ahead (0 = in the training process)
 
     def __post_init__(self) -> None:
+        check_ranges(self, positive=("lr", "kd_temperature"), non_negative=("threads", "weight_decay", "warmup_steps", "kd_weight"))
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.distill not in DISTILL_MODES:

@@ -28,7 +28,7 @@ from speechedge.features import FrontendConfig
 from speechedge.models import load_checkpoint
 from speechedge.models.kws import KWSClassifier
 from speechedge.training.augment import AugmentConfig, Augmenter, spec_augment
-from speechedge.training.config import load_config
+from speechedge.training.config import check_ranges, load_config
 from speechedge.training.kws_data import ClipSet, load_manifest_clips, load_noise_bank
 from speechedge.training.loop import TrainTask, fit
 
@@ -59,6 +59,7 @@ class KWSConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
+        check_ranges(self, positive=("lr",), non_negative=("threads", "weight_decay", "warmup_epochs"))
         for name in ("epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

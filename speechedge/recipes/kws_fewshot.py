@@ -36,7 +36,7 @@ from speechedge.models.fewshot import EpisodeSampler, auroc, episode_loss, mean_
 from speechedge.models.kws import FewShotKWS
 from speechedge.models.qat import ActivationFakeQuant
 from speechedge.training.augment import AugmentConfig, Augmenter, spec_augment
-from speechedge.training.config import config_from_dict, load_config
+from speechedge.training.config import check_ranges, config_from_dict, load_config
 from speechedge.training.kws_data import ClipSet, load_folder_clips, load_manifest_clips, load_noise_bank
 from speechedge.training.loop import TrainTask, fit
 
@@ -94,6 +94,7 @@ class FewShotConfig:
     threads: int = 0  # torch threads (0 = torch's default)
 
     def __post_init__(self) -> None:
+        check_ranges(self, positive=("lr", "temperature"), non_negative=("threads", "weight_decay", "open_queries", "aux_weight", "lambda_u", "gamma"))
         if self.method not in ("protonet", "dprotonet"):
             raise ValueError(f"method must be 'protonet' or 'dprotonet', got {self.method!r}")
         if self.aux_weight > 0 and not self.libriword_manifest:

@@ -99,8 +99,8 @@ def _git_revision() -> str:
         return "unknown"
 
 
-class ExperimentLockedError(RuntimeError):
-    """Another process is training in this experiment folder."""
+class ExperimentLockedError(BlockingIOError):
+    """Another process is training in this experiment folder (an ``OSError``: the CLI prints it as one line)."""
 
 
 class Experiment:
