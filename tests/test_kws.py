@@ -212,7 +212,8 @@ def test_fewshot_training_resumes_and_evaluates(gsc35, tmp_path, capsys):
     assert set(res) == {"1shot", "2shot"}
     for r in res.values():
         assert 0 <= r["acc"] <= 1 and 0 <= r["auroc"] <= 1 and r["acc_ci95"] >= 0
-    assert (exp / "roc.png").exists() and "AUROC" in capsys.readouterr().out
+    assert (tmp_path / "eval.png").exists() and "AUROC" in capsys.readouterr().out  # the plot beside the JSON
+    assert not (exp / "roc.png").exists()  # the experiment is not written by an evaluation
 
 
 def test_fewshot_resume_after_a_crash_is_exact(gsc35, tmp_path, killed_once_then_resumed):

@@ -177,7 +177,8 @@ def _eval_kws_fewshot(args: argparse.Namespace) -> int:
     from speechedge.recipes.kws_fewshot import evaluate_cli
 
     return evaluate_cli(args.exp_dir, args.data, ways=args.ways, shots=tuple(int(s) for s in args.shots.split(",")),
-                        queries=args.queries, episodes=args.episodes, seed=args.seed, json_path=args.json)
+                        queries=args.queries, episodes=args.episodes, seed=args.seed, json_path=args.json,
+                        roc_png=args.roc_png)
 
 
 def _bench_kws_data(args: argparse.Namespace) -> int:
@@ -342,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     ef.add_argument("--episodes", type=int, default=1000)
     ef.add_argument("--seed", type=int, default=0)
     ef.add_argument("--json", help="also write the results to this JSON file")
+    ef.add_argument("--roc-png", help="ROC plot (default: beside --json, else roc_DATA.png in the experiment)")
     ef.set_defaults(func=_eval_kws_fewshot)
 
     es = ev_kinds.add_parser("kws-stream", help="long-form detection: false rejects at 0.5/1/2 FA per hour, DET")

@@ -106,7 +106,8 @@ def _eval_fewshot(work: Path) -> dict:
     from speechedge.recipes.kws_fewshot import evaluate_experiment
 
     metrics, _, _ = evaluate_experiment(work / "exp" / "kws_fewshot", work / "manifests" / "splitgsc_test.jsonl",
-                                        ways=5, shots=(1, 5), queries=5, episodes=300, seed=0)
+                                        ways=5, shots=(1, 5), queries=5, episodes=300, seed=0,
+                                        roc_png=work / "exp" / "kws_fewshot" / "roc.png")
     return {k: {m: round(v, 4) for m, v in r.items()} for k, r in metrics.items()}
 
 

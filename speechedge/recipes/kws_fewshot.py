@@ -327,9 +327,10 @@ def _init_from(model: FewShotKWS, exp_dir: str, aux_vocab: list[str]) -> None:
 
 
 def evaluate_experiment(exp_dir: str | Path, data: str | Path, *, ways: int = 5, shots=(1, 5), queries: int = 15,
-                        episodes: int = 1000, seed: int = 0) -> tuple[dict, FewShotConfig, ClipSet]:
-    """Evaluate the best checkpoint of ``exp_dir`` on a manifest or a Speech Commands-layout folder and
-    write ``roc.png`` beside it. Returns ``(metrics, config, clips)`` (see :func:`evaluate`)."""
+                        episodes: int = 1000, seed: int = 0, roc_png: str | Path | None = None
+                        ) -> tuple[dict, FewShotConfig, ClipSet]:
+    """Evaluate the best checkpoint of ``exp_dir`` on a manifest or a Speech Commands-layout folder (and plot
+    the ROC curves to ``roc_png`` when given). Returns ``(metrics, config, clips)`` (see :func:`evaluate`)."""
     model, cfg = load_model(exp_dir)
     load = dict(sample_rate=cfg.frontend.sample_rate, clip_samples=cfg.clip_samples)
     clips = load_folder_clips(data, **load) if Path(data).is_dir() else load_manifest_clips(data, **load)
@@ -338,23 +339,29 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, *, ways: int = 5,
         raise ValueError(f"{data}: {n_classes} classes; {ways}-way open-set episodes need at least {ways + 1}")
     metrics, scores = evaluate(model, clips, method=cfg.method, ways=ways, shots=shots, queries=queries,
                                episodes=episodes, seed=seed, temperature=cfg.temperature, gamma=cfg.gamma)
-    _roc_png(Path(exp_dir) / "roc.png", metrics, scores)
+    if roc_png is not None:
+        _roc_png(Path(roc_png), metrics, scores)
     return metrics, cfg, clips
 
 
 def evaluate_cli(exp_dir: str, data: str, *, ways: int = 5, shots=(1, 5), queries: int = 15, episodes: int = 1000,
-                 seed: int = 0, json_path: str | None = None) -> int:
+                 seed: int = 0, json_path: str | None = None, roc_png: str | None = None) -> int:
+    """``eval kws-fewshot``: the table, ``--json``, and the ROC plot at ``roc_png`` (default: beside the JSON,
+    else ``roc_{DATA}.png`` in the experiment, one per test set: evaluating another set never overwrites it)."""
     import json
 
+    if roc_png is None:
+        roc_png = (Path(json_path).with_suffix(".png") if json_path
+                   else Path(exp_dir) / f"roc_{Path(data).name.split('.')[0] or 'data'}.png")
     metrics, cfg, clips = evaluate_experiment(exp_dir, data, ways=ways, shots=shots, queries=queries,
-                                              episodes=episodes, seed=seed)
+                                              episodes=episodes, seed=seed, roc_png=roc_png)
     print(f"{cfg.method} tau={cfg.tau} aux_weight={cfg.aux_weight} on {data} ({len(set(clips.labels))} classes, "
           f"{len(clips)} clips), {ways}-way, {queries} queries/class + {ways * queries} unknown queries, "
           f"{episodes} episodes")
     print("| shots | accuracy | 95% CI | AUROC | 95% CI |\n|---:|---:|---:|---:|---:|")
     for k, r in metrics.items():
         print(f"| {k} | {r['acc']:.4f} | +-{r['acc_ci95']:.4f} | {r['auroc']:.4f} | +-{r['auroc_ci95']:.4f} |")
-    print(f"ROC plot: {Path(exp_dir) / 'roc.png'}")
+    print(f"ROC plot: {roc_png}")
     if json_path:
         from speechedge.io import atomic_write_text
 

@@ -353,7 +353,11 @@ class KWSModel:
             else:
                 entries[k] = {**own, **({"stream": other} if other else {})}
         data = {"format": 2, "keywords": entries}
-        return atomic_write_text(self.keywords_file, json.dumps(data))
+        try:
+            return atomic_write_text(self.keywords_file, json.dumps(data))
+        except PermissionError:
+            raise PermissionError(f"{self.keywords_file}: cannot write the enrolled keywords here (read-only); pass "
+                                  "--keywords FILE (a file you can write)") from None
 
     def detection_scores(self, embedding: np.ndarray) -> dict[str, float]:
         """The detector's per-keyword scores of one window: ``1 - d_k / b_k`` with ``d_k`` the squared distance
