@@ -66,10 +66,10 @@ def check_out_dir(out_dir: str | Path, exp_dir: str | Path | None = None) -> Pat
             raise ExportError(f"--out {out_dir}: exists and is not a folder")
         if Path.cwd().resolve().is_relative_to(out_dir.resolve()):
             raise ExportError(f"--out {out_dir}: contains the working directory; choose a new folder")
-        if exp_dir is not None and Path(exp_dir).resolve().is_relative_to(out_dir.resolve()):
-            raise ExportError(f"--out {out_dir}: contains the experiment {exp_dir}; export into a folder of its own")
         if (out_dir / "config.json").exists() or any(out_dir.glob("checkpoint-*.pt")):
             raise ExportError(f"--out {out_dir}: is an experiment folder; export into a folder of its own")
+        if exp_dir is not None and Path(exp_dir).resolve().is_relative_to(out_dir.resolve()):
+            raise ExportError(f"--out {out_dir}: contains the experiment {exp_dir}; export into a folder of its own")
         if any(out_dir.iterdir()):
             foreign = _not_export_files(out_dir)
             if foreign or not _is_export_report(out_dir / "report.json"):
