@@ -6,16 +6,18 @@
 Every stage is resumable (a finished stage is reused, training resumes from its last checkpoint):
 
 1. keyword corpus: the 35 Speech Commands words, one clip per word from each of ``--voices`` synthetic speakers
-   drawn in turn from espeak-ng, hibari and SVOX Pico; every Pico speaker is held out (test only), the others
-   split 80/10/10 by speaker;
+   drawn in turn from the ``--train-engines`` (default espeak-ng and hibari; ``kokoro`` adds Kokoro-82M voices,
+   which helped held-out voices in ``benchmarks/kws_engine_ablation.py``) and SVOX Pico; every Pico speaker is
+   held out (test only), the others split 80/10/10 by speaker;
 2. auxiliary word corpus (LibriWord-style supervision): ``--aux-words`` frequent English words (4+ letters, not
-   Speech Commands words), one clip each from ``--aux-voices`` espeak-ng and hibari speakers;
+   Speech Commands words), one clip each from ``--aux-voices`` speakers of the ``--aux-engines`` (default: the
+   training engines);
 3. splitGSC manifests, restricted to the speakers of each split (train words x train speakers, validation
    words x validation speakers, test words x test speakers);
 4. training: ``speechedge/recipes/configs/kws_fewshot_voices.toml`` (BC-ResNet-1, D-ProtoNet episodes on the
    15 splitGSC training words + lambda x cross-entropy over the auxiliary words, realistic augmentation);
 5. evaluation on the 10 test keywords (never trained on), 5-way 1- and 5-shot, 1000 episodes with 95% CIs:
-   (a) held-out espeak/hibari speakers, (b) SVOX Pico, a synthesizer never heard in training;
+   (a) held-out speakers of the training engines, (b) SVOX Pico, a synthesizer never heard in training;
 6. export (verified fp32 TFLite) and, with ``--ship``, copy to ``speechedge/pretrained/kws_fewshot``.
 
 Writes ``results.json`` and prints a Markdown table.
@@ -75,6 +77,10 @@ def main(argv=None) -> int:
     p.add_argument("--extra-test", action="append", default=[], metavar="LABEL=FOLDER",
                    help="also evaluate on a Speech Commands-layout folder of the 10 test words (e.g. voices of an "
                         "engine never used for training: `speechedge synth speech-commands --engines kokoro`)")
+    p.add_argument("--train-engines", default="espeak,hibari",
+                   help="comma-separated engines of the training speakers (Pico is always held out); part of the "
+                        "corpus: a work folder keeps the engines it was made with")
+    p.add_argument("--aux-engines", default=None, help="engines of the auxiliary word corpus (default: --train-engines)")
     p.add_argument("--tag", default="", help="name of this variant: exp{tag}/, export{tag}/, results{tag}.json "
                    "(data stages are shared)")
     args = p.parse_args(argv)
@@ -84,9 +90,22 @@ def main(argv=None) -> int:
 
     work: Path = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    train_engines = tuple(e.strip() for e in args.train_engines.split(",") if e.strip())
+    aux_engines = tuple(e.strip() for e in (args.aux_engines or args.train_engines).split(",") if e.strip())
+    if "pico" in train_engines + aux_engines or not train_engines or not aux_engines:
+        raise SystemExit("--train-engines / --aux-engines: a non-empty list without pico (Pico is the held-out engine)")
+    made = work / "engines.json"  # the corpus's engines: a work folder is never reused with other ones
+    wanted = {"train": list(train_engines), "aux": list(aux_engines)}
+    if made.exists() and json.loads(made.read_text()) != wanted:
+        raise SystemExit(f"{work}: made with engines {made.read_text().strip()}, not {wanted}; use another --work")
+    if not made.exists():
+        legacy = (work / "synth_keywords.done.json").exists()  # folders from before the option: the defaults
+        made.write_text(json.dumps({"train": ["espeak", "hibari"], "aux": ["espeak", "hibari"]} if legacy else wanted))
+        if legacy and json.loads(made.read_text()) != wanted:
+            raise SystemExit(f"{work}: made with espeak and hibari, not {wanted}; use another --work")
     _stage(work, "synth_keywords", lambda: synth_speech_commands(
         work / "keywords", per_word=args.voices, num_speakers=args.voices, seed=args.seed, noise_seconds=60,
-        engines=("espeak", "hibari", "pico"), held_out_engines=("pico",), max_groups=args.max_groups).to_dict())
+        engines=(*train_engines, "pico"), held_out_engines=("pico",), max_groups=args.max_groups).to_dict())
 
     def aux_words():
         words, _ = vocabulary(4 * args.aux_words)
@@ -94,7 +113,7 @@ def main(argv=None) -> int:
 
     _stage(work, "synth_aux_words", lambda: synth_speech_commands(
         work / "aux_words", words=aux_words(), per_word=args.aux_voices, num_speakers=args.aux_voices,
-        seed=args.seed + 1, noise_seconds=1, engines=("espeak", "hibari"), max_groups=args.max_groups).to_dict())
+        seed=args.seed + 1, noise_seconds=1, engines=aux_engines, max_groups=args.max_groups).to_dict())
     _stage(work, "prepare", lambda: prepare_speech_commands(work / "keywords", work / "gsc"))
 
     def split_manifests():
@@ -177,7 +196,8 @@ def main(argv=None) -> int:
     results["export"] = {k: report["models"]["fp32"][k] for k in ("bytes", "max_err_rel_to_range", "median_invoke_ms")}
     (work / f"results{tag}.json").write_text(json.dumps(results, indent=2))
     print("| test set | 1-shot acc | 5-shot acc | 5-shot AUROC |\n|---|---:|---:|---:|")
-    for name, label in (("test_voices", "held-out espeak/hibari speakers"), ("test_pico", "SVOX Pico (unseen engine)"),
+    for name, label in (("test_voices", f"held-out {'/'.join(train_engines)} speakers"),
+                        ("test_pico", "SVOX Pico (unseen engine)"),
                         *extra_labels.items()):
         r = results[name]
         print(f"| {label} | {r['1shot']['acc']:.3f} +-{r['1shot']['acc_ci95']:.3f} | "
@@ -206,7 +226,15 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
     ex = results["export"]
     episodes_note = ("; the training episodes are drawn from these words too (with the 15 keywords: "
                      f"{sizes.get('train_gsc+aux', 0)} clips)") if args.episode_words == "gsc+aux" else ""
-    extra_rows = "".join("\n" + row(k, f"{v} (unseen synthesizer), held-out words")
+    names = {"espeak": "espeak-ng", "hibari": "hibari", "kokoro": "Kokoro-82M", "pico": "SVOX Pico"}
+    train_e = [e.strip() for e in args.train_engines.split(",") if e.strip()]
+    aux_e = [e.strip() for e in (args.aux_engines or args.train_engines).split(",") if e.strip()]
+
+    def listed(engines) -> str:
+        n = [names.get(e, e) for e in engines]
+        return n[0] if len(n) == 1 else ", ".join(n[:-1]) + " and " + n[-1]
+
+    extra_rows = "".join("\n" + row(k, f"{v} ({'held-out voices of a training engine' if any(v.lower().startswith(e) for e in train_e) else 'unseen synthesizer'}), held-out words")
                          for k, v in results.get("extra_labels", {}).items())
     trained = json.loads((Path(args.work).resolve() / f"exp{args.tag}" / "config.json").read_text())
     on_gpu = str(trained.get("device", "")).startswith("cuda")
@@ -262,12 +290,12 @@ a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TF
 (+ `dummy_prototypes.npz`).
 
 ## Data (all synthesized offline; no recording of a real person)
-- Keywords: the 35 Speech Commands words x {args.voices} synthetic speakers drawn in turn from espeak-ng,
-  hibari and SVOX Pico, each with random engine controls and a vocal-tract-length factor (0.85-1.15), gain
-  and noise floor. Training uses the 15 splitGSC training words from the espeak-ng and hibari speakers of the
+- Keywords: the 35 Speech Commands words x {args.voices} synthetic speakers drawn in turn from
+  {listed([*train_e, 'pico'])}, each with random engine controls and a vocal-tract-length factor (0.85-1.15), gain
+  and noise floor. Training uses the 15 splitGSC training words from the {listed(train_e)} speakers of the
   training split ({sizes['train']} clips); validation the 10 splitGSC validation words ({sizes['val']} clips).
-- Word supervision (LibriWord-style): {args.aux_words} frequent English words x {args.aux_voices} espeak-ng
-  and hibari speakers (cross-entropy head, weight {cfg.aux_weight:g}, dropped at inference){episodes_note}.
+- Word supervision (LibriWord-style): {args.aux_words} frequent English words x {args.aux_voices}
+  {listed(aux_e)} speakers (cross-entropy head, weight {cfg.aux_weight:g}, dropped at inference){episodes_note}.
 - Augmentation: simulated rooms (RT60 {cfg.augment.rt60_s[0]:g}-{cfg.augment.rt60_s[1]:g} s, p={cfg.augment.reverb_prob:g}),
   babble (p={cfg.augment.babble_prob:g}), noise incl. music-like and hum (p={cfg.augment.noise_prob:g}, SNR
   {cfg.augment.snr_db[0]:g}-{cfg.augment.snr_db[1]:g} dB), microphone colouring / band-limiting
@@ -277,14 +305,14 @@ a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TF
 
 ## Held out
 - Words: the 10 splitGSC test keywords (yes, no, up, down, left, right, on, off, stop, go) are never trained on.
-- Voices: the test-split espeak-ng/hibari speakers ({sizes['test_voices']} clips), and every SVOX Pico speaker
+- Voices: the test-split {listed(train_e)} speakers ({sizes['test_voices']} clips), and every SVOX Pico speaker
   ({sizes['test_pico']} clips): an engine the model never heard.
 
 ## Measured (5-way, 5 queries per class + 25 unknown queries, {args.episodes} episodes, 95% CIs)
 
 | test set | 1-shot acc | 1-shot AUROC | 5-shot acc | 5-shot AUROC |
 |---|---:|---:|---:|---:|
-{row('test_voices', 'held-out espeak-ng/hibari speakers, held-out words')}
+{row('test_voices', f"held-out {'/'.join(names.get(e, e) for e in train_e)} speakers, held-out words")}
 {row('test_pico', 'SVOX Pico (unseen synthesizer), held-out words')}{extra_rows}
 
 Not measured here: real recordings (none are available offline). Expect lower numbers on real voices and
