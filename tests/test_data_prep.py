@@ -451,3 +451,34 @@ def test_prepare_speech_commands_skips_bad_noise_and_writes_all_or_nothing(gsc35
     with pytest.raises(ValueError, match="_background_noise_: no usable background noise file"):
         prepare_speech_commands(corpus, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+
+def test_prepare_speech_commands_killed_while_renaming_is_rolled_forward(gsc35, tmp_path, monkeypatch):
+    """Killed after its third output was renamed into place (the others staged, the commit record written),
+    the folder is a mix only until the next run, which finishes the commit first and ends byte-identical to
+    an uninterrupted run, with nothing staged left behind."""
+    import os
+
+    from speechedge.data_prep import speech_commands as sc
+
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    prepare_speech_commands(gsc35[0], ref)
+    real, calls = os.replace, []
+
+    def dying(a, b):
+        if str(a).endswith(".staged"):  # the commit's renames (atomic writes rename their .partial files too)
+            calls.append(b)
+            if len(calls) == 4:
+                raise KeyboardInterrupt("killed between renames")
+        real(a, b)
+
+    monkeypatch.setattr(os, "replace", dying)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_speech_commands(gsc35[0], out)
+    monkeypatch.setattr(os, "replace", real)
+    assert (out / sc._COMMIT).exists() and any(p.name.endswith(".staged") for p in out.iterdir())
+    sc._finish_commit(out)  # what the next run does first (here alone, to see its effect)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {p.name: p.read_bytes() for p in ref.iterdir()}
+    prepare_speech_commands(gsc35[0], out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {p.name: p.read_bytes() for p in ref.iterdir()}

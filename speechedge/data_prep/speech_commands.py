@@ -158,12 +158,39 @@ def prepare_speech_commands(corpus_dir: str | Path, out_dir: str | Path) -> dict
         outputs[f"splitgsc_{split}.jsonl"] = part
         stats[f"splitgsc_{split}"] = {"classes": len(classes), "clips": len(part)}
     stats["problems"] = {k: v for k, v in counts.items() if k not in ("train", "val", "test")}
+    # all outputs are staged first, then a commit record names them and they are renamed into place; a kill
+    # during the renames is rolled forward by the next run, so the folder never keeps new and old mixed
+    _finish_commit(out_dir)
+    names = [*outputs, "splitgsc.json", "gsc_stats.json"]
     for name, part in outputs.items():
-        write_manifest(out_dir / name, part)
-    atomic_write_text(out_dir / "splitgsc.json", json.dumps({
+        write_manifest(out_dir / _staged(name), part)
+    atomic_write_text(out_dir / _staged("splitgsc.json"), json.dumps({
         "classes": {k: list(v) for k, v in SPLIT_GSC.items()},
         "unknown_pool": {k: sorted(w for s, ws in SPLIT_GSC.items() if s != k for w in ws) for k in SPLIT_GSC},
     }, indent=2))
-    atomic_write_text(out_dir / "gsc_stats.json", json.dumps(stats, indent=2))
+    atomic_write_text(out_dir / _staged("gsc_stats.json"), json.dumps(stats, indent=2))
+    atomic_write_text(out_dir / _COMMIT, json.dumps(names))
+    _finish_commit(out_dir)
     log.info("speech commands: %d clips (%s)", len(rows), dict(counts))
     return stats
+
+
+_COMMIT = ".prepare-speech-commands.commit.json"
+
+
+def _staged(name: str) -> str:
+    return f".{name}.staged"
+
+
+def _finish_commit(out_dir: Path) -> None:
+    """Rename the staged outputs a commit record names into place, then drop the record (a no-op without one:
+    then any staged files are from a run killed before its commit, and are left for that run's next write)."""
+    import os
+
+    record = out_dir / _COMMIT
+    if not record.exists():
+        return
+    for name in json.loads(record.read_text()):
+        if (out_dir / _staged(name)).exists():
+            os.replace(out_dir / _staged(name), out_dir / name)
+    record.unlink()
