@@ -27,24 +27,13 @@ import time
 from pathlib import Path
 
 
-def _rows(path: Path) -> list[dict]:
-    """Manifest rows with absolute audio paths (manifests may hold paths relative to their folder)."""
-    out = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            if not Path(r["path"]).is_absolute():
-                r["path"] = str((path.parent / r["path"]).resolve())
-            out.append(r)
-    return out
+def _rows(path: Path) -> list:
+    """A clip manifest's rows with absolute audio paths (manifests may hold paths relative to their folder)."""
+    from dataclasses import replace
 
+    from speechedge.manifest import ClipRecord, read_manifest
 
-def _write(path: Path, rows: list[dict]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(path)
-    return len(rows)
+    return [replace(r, path=str((path.parent / r.path).resolve())) for r in read_manifest(path, ClipRecord)]
 
 
 def main(argv=None) -> int:
@@ -62,6 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--episodes", type=int, default=1000)
     args = p.parse_args(argv)
 
+    from speechedge.manifest import write_manifest
     from speechedge.recipes.kws_fewshot import FewShotConfig, evaluate_experiment, train
     from speechedge.training.config import config_from_dict
 
@@ -71,16 +61,16 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     episode_rows = _rows(Path(base_cfg["train_manifest"]))
     aux_rows = _rows(Path(base_cfg["libriword_manifest"]))
-    aux_vocab = {r["word"] for r in aux_rows if r["split"] == "train"}
+    aux_vocab = {r.word for r in aux_rows if r.split == "train"}
     added_ep, added_aux, sizes = list(episode_rows), list(aux_rows), {}
     for spec in args.add:
         label, _, folder = spec.partition("=")
-        rows = [r for r in _rows(Path(folder) / "manifest.jsonl") if r["split"] == "train"]
-        aux = [r for r in rows if r["word"] in aux_vocab]
+        rows = [r for r in _rows(Path(folder) / "manifest.jsonl") if r.split == "train"]
+        aux = [r for r in rows if r.word in aux_vocab]
         added_ep += rows
         added_aux += aux
-        sizes[label] = {"clips": len(rows), "speakers": len({r["speaker"] for r in rows}),
-                        "words": len({r["word"] for r in rows}), "aux_clips": len(aux)}
+        sizes[label] = {"clips": len(rows), "speakers": len({r.speaker for r in rows}),
+                        "words": len({r.word for r in rows}), "aux_clips": len(aux)}
     variants = {"same": (episode_rows, aux_rows), "added": (added_ep, added_aux)}
     results = {"base": str(base), "added": sizes, "steps": args.steps, "lr": args.lr, "runs": {}}
     tests = {"test_voices": args.base_work / "manifests" / "test_voices.jsonl",
@@ -103,9 +93,9 @@ def main(argv=None) -> int:
     results["runs"]["base"] = evaluate(base, "base")
     for name, (ep, aux) in variants.items():
         ep_path, aux_path = work / "manifests" / f"episodes_{name}.jsonl", work / "manifests" / f"aux_{name}.jsonl"
-        if not ep_path.exists():
-            _write(ep_path, ep)
-            _write(aux_path, aux)
+        if not aux_path.exists():  # written atomically, the episode manifest first
+            write_manifest(ep_path, ep)
+            write_manifest(aux_path, aux)
         data = {**base_cfg, "train_manifest": str(ep_path), "libriword_manifest": str(aux_path),
                 "steps": args.steps, "lr": args.lr, "threads": args.threads, "init_from": str(base),
                 "eval_every": max(args.steps // 2, 1)}
