@@ -80,7 +80,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-engines", default="espeak,hibari",
                    help="comma-separated engines of the training speakers (Pico is always held out); part of the "
                         "corpus: a work folder keeps the engines it was made with")
-    p.add_argument("--aux-engines", default=None, help="engines of the auxiliary word corpus (default: --train-engines)")
+    p.add_argument("--aux-engines", default=None,
+                   help="engines of the auxiliary word corpus (default: --train-engines)")
     p.add_argument("--tag", default="", help="name of this variant: exp{tag}/, export{tag}/, results{tag}.json "
                    "(data stages are shared)")
     args = p.parse_args(argv)
@@ -234,7 +235,11 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
         n = [names.get(e, e) for e in engines]
         return n[0] if len(n) == 1 else ", ".join(n[:-1]) + " and " + n[-1]
 
-    extra_rows = "".join("\n" + row(k, f"{v} ({'held-out voices of a training engine' if any(v.lower().startswith(e) for e in train_e) else 'unseen synthesizer'}), held-out words")
+    def kind(label: str) -> str:  # an extra test folder of a training engine holds new voices, not a new engine
+        trained = any(label.lower().startswith(e) for e in train_e)
+        return "held-out voices of a training engine" if trained else "unseen synthesizer"
+
+    extra_rows = "".join("\n" + row(k, f"{v} ({kind(v)}), held-out words")
                          for k, v in results.get("extra_labels", {}).items())
     trained = json.loads((Path(args.work).resolve() / f"exp{args.tag}" / "config.json").read_text())
     on_gpu = str(trained.get("device", "")).startswith("cuda")

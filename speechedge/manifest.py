@@ -123,7 +123,7 @@ def read_manifest(path: str | os.PathLike, cls: type[T]) -> Iterator[T]:
             if not isinstance(d, dict):
                 raise ManifestError(f"{path}:{i}: not a JSON object (a {type(d).__name__}); each line is one "
                                     f"{cls.__name__}")
-            unknown = set(d) - set(fields)
+            unknown = d.keys() - fields.keys()
             if unknown:
                 raise ManifestError(f"{path}:{i}: unknown fields {sorted(unknown)} for {cls.__name__}")
             for name, value in d.items():

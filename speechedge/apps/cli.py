@@ -201,8 +201,8 @@ def _export(args: argparse.Namespace) -> int:
             if args.target == "mcu":
                 raise ValueError("--target mcu is for KWS models; a streaming ASR encoder targets phones")
             report = export_asr(args.exp_dir, args.out, int8=args.int8, int16x8=args.int16x8,
-                                held_out=args.held_out, calibration=args.calibration, invokes=args.invokes, int8_ranges=args.int8_ranges or "average",
-                                int8_weights=args.int8_weights or "channel")
+                                held_out=args.held_out, calibration=args.calibration, invokes=args.invokes,
+                                int8_ranges=args.int8_ranges or "average", int8_weights=args.int8_weights or "channel")
         else:
             if args.int16x8:
                 raise ValueError("--int16x8 is for the streaming ASR step model; a KWS model exports int8 (--int8)")

@@ -328,7 +328,8 @@ def _transcribe(work: Path, limit: int = 20) -> dict:
     tok = CharTokenizer()
     rows = list(read_manifest(work / "manifests" / "librispeech_test-clean.jsonl.gz", UtteranceRecord))[:limit]
     out, examples = {}, []
-    precisions = [p for p in ("fp32", "int8", "int16x8") if (work / "export" / "student" / f"model_{p}.tflite").exists()]
+    precisions = [p for p in ("fp32", "int8", "int16x8")
+                  if (work / "export" / "student" / f"model_{p}.tflite").exists()]
     for precision in precisions:
         asr = StreamingASR(work / "export" / "student", precision=precision)
         counts, audio_s = ErrorCounts(), 0.0
@@ -389,7 +390,8 @@ def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True, step
         f"{timings['eval_asr'][0]:.1f} | {timings['eval_asr'][1]} |",
         f"| export streaming TFLite step model | fp32 {fp['bytes']} bytes, max error {fp['max_err_rel_to_range']:.1e}, "
         f"{fp['median_ms_per_chunk']:.2f} ms per {ex['chunk_ms']} ms chunk ({fp['speed_vs_torch']:.1f}x torch)"
-        f"{quant('int8', 'int8')}{quant('int16x8', '16x8')} | {timings['export_asr'][0]:.1f} | {timings['export_asr'][1]} |",
+        f"{quant('int8', 'int8')}{quant('int16x8', '16x8')} | {timings['export_asr'][0]:.1f} | "
+        f"{timings['export_asr'][1]} |",
         f"| streaming transcription (runtime, 100 ms blocks) | {tr['utterances']} utterances: fp32 CER {tr['fp32']['cer']:.1f}, "
         f"RTF {tr['fp32']['real_time_factor']:.3f}"
         + "".join(f"; {p} CER {tr[p]['cer']:.1f}, RTF {tr[p]['real_time_factor']:.3f}" for p in ("int8", "int16x8")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -185,8 +186,6 @@ def _staged(name: str) -> str:
 def _finish_commit(out_dir: Path) -> None:
     """Rename the staged outputs a commit record names into place, then drop the record (a no-op without one:
     then any staged files are from a run killed before its commit, and are left for that run's next write)."""
-    import os
-
     record = out_dir / _COMMIT
     if not record.exists():
         return

@@ -169,12 +169,13 @@ def _keep_keywords(out_dir: Path, tmp: Path) -> None:
     src = out_dir / "keywords.json"
     if not src.is_file() or (tmp / "keywords.json").exists():
         return
-    same = all((out_dir / m).is_file() and (tmp / m).is_file() and (out_dir / m).read_bytes() == (tmp / m).read_bytes()
-               for m in ("model_fp32.tflite",))
+    old, new = out_dir / "model_fp32.tflite", tmp / "model_fp32.tflite"
+    same = old.is_file() and new.is_file() and old.read_bytes() == new.read_bytes()
     dst = tmp / ("keywords.json" if same else KEYWORDS_PREVIOUS)
     shutil.copy2(src, dst)
     if not same:
-        log.warning("%s: enrolled for the previous model; kept as %s, re-enrol the keywords with this one", src, dst.name)
+        log.warning("%s: enrolled for the previous model; kept as %s, re-enrol the keywords with this one", src,
+                    dst.name)
 
 
 def _replace_locked(out_dir: Path, write: Callable[[Path], None]) -> None:

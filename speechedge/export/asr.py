@@ -171,7 +171,8 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     if int16x8:
         models["int16x8"] = strip_tensor_names(quantize_int8(models["fp32"], calib, "average", int8_weights,
                                                              activations="int16"))
-    report: dict = {"exp_dir": str(exp_dir), "kind": "asr_step", "calibration_chunks": len(calls), "int8_ranges": int8_ranges if int8 else None,
+    report: dict = {"exp_dir": str(exp_dir), "kind": "asr_step", "calibration_chunks": len(calls),
+                    "int8_ranges": int8_ranges if int8 else None,
                     "int8_weights": int8_weights if int8 or int16x8 else None,
                     "chunk_ms": round(chunk * SUBSAMPLING * fe.frame_s * 1000),
                     "left_chunks": left, "held_out_utterances": len(utts),

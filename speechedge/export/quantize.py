@@ -28,7 +28,8 @@ import sys
 
 import numpy as np
 
-__all__ = ["ACTIVATION_TYPES", "RANGE_METHODS", "WEIGHT_GRANULARITIES", "check_int8_options", "evenly_spaced", "quantize_int8"]
+__all__ = ["ACTIVATION_TYPES", "RANGE_METHODS", "WEIGHT_GRANULARITIES", "check_int8_options", "evenly_spaced",
+           "quantize_int8"]
 
 ACTIVATION_TYPES = ("int8", "int16")
 RANGE_METHODS = ("mse", "average")

@@ -93,18 +93,15 @@ class ASRConfig:
     num_workers: int = 0  # processes that build training batches ahead (0 = in the training process)
 
     def __post_init__(self) -> None:
-        check_ranges(self, positive=("lr", "kd_temperature"), non_negative=("threads", "weight_decay", "warmup_steps", "kd_weight"))
-        if self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        check_ranges(self, positive=("steps", "eval_every", "batch_frames", "d_model", "num_layers", "num_heads",
+                                     "crop_max_words", "lr", "kd_temperature"),
+                     non_negative=("num_workers", "threads", "weight_decay", "warmup_steps", "kd_weight"))
         if self.distill not in DISTILL_MODES:
             raise ValueError(f"distill must be one of {DISTILL_MODES}, got {self.distill!r}")
         if self.distill != "none" and not self.teacher_exp_dir:
             raise ValueError(f"distill={self.distill!r} needs teacher_exp_dir (a trained teacher experiment)")
         if not self.causal and self.chunk_frames > 0:
             raise ValueError("a non-causal encoder (causal=false) is a teacher: set chunk_frames=0")
-        for name in ("steps", "eval_every", "batch_frames", "d_model", "num_layers", "num_heads", "crop_max_words"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.tokenizer not in ("char", "bpe", "unigram"):
             raise ValueError(f"tokenizer must be 'char', 'bpe' or 'unigram', got {self.tokenizer!r}")
         if self.tokenizer != "char" and self.vocab_size < 8:

@@ -59,12 +59,8 @@ class KWSConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        check_ranges(self, positive=("lr",), non_negative=("threads", "weight_decay", "warmup_epochs"))
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.clip_s <= 0:
-            raise ValueError(f"clip_s must be positive, got {self.clip_s}")
+        check_ranges(self, positive=("epochs", "batch_size", "clip_s", "lr"),
+                     non_negative=("threads", "weight_decay", "warmup_epochs"))
 
     @property
     def clip_samples(self) -> int:

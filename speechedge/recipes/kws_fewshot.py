@@ -94,19 +94,15 @@ class FewShotConfig:
     threads: int = 0  # torch threads (0 = torch's default)
 
     def __post_init__(self) -> None:
-        check_ranges(self, positive=("lr", "temperature"), non_negative=("threads", "weight_decay", "open_queries", "aux_weight", "lambda_u", "gamma"))
+        check_ranges(self, positive=("ways", "shots", "queries", "steps", "eval_every", "eval_episodes", "eval_shots",
+                                     "eval_queries", "num_dummies", "clip_s", "lr", "temperature"),
+                     non_negative=("threads", "weight_decay", "open_queries", "aux_weight", "lambda_u", "gamma"))
         if self.method not in ("protonet", "dprotonet"):
             raise ValueError(f"method must be 'protonet' or 'dprotonet', got {self.method!r}")
         if self.aux_weight > 0 and not self.libriword_manifest:
             raise ValueError("aux_weight > 0 needs libriword_manifest (the LibriWord manifest.jsonl)")
         if self.tau not in (1, 1.5, 2, 3, 6, 8):
             raise ValueError(f"tau must be one of 1, 1.5, 2, 3, 6, 8 (BC-ResNet widths), got {self.tau}")
-        for name in ("ways", "shots", "queries", "steps", "eval_every", "eval_episodes", "eval_shots",
-                     "eval_queries", "num_dummies"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.clip_s <= 0:
-            raise ValueError(f"clip_s must be positive, got {self.clip_s}")
         if self.context_s < 0 or not 0 <= self.context_prob <= 1:
             raise ValueError(f"context_s must be >= 0 and context_prob in [0, 1], got {self.context_s}, "
                              f"{self.context_prob}")

@@ -21,14 +21,14 @@ __all__ = ["load_config", "apply_overrides", "config_from_dict", "config_to_dict
 
 def check_ranges(config, *, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
     """A ``ValueError`` naming the first field of ``positive`` that is not a finite number > 0, or of
-    ``non_negative`` that is not a finite number >= 0 (a recipe's ``__post_init__`` calls it)."""
+    ``non_negative`` that is not a finite number >= 0: the range checks of a recipe's ``__post_init__``."""
     import math
 
-    for names, ok, what in ((positive, lambda v: v > 0, "> 0"), (non_negative, lambda v: v >= 0, ">= 0")):
+    for names, ok, what in ((positive, lambda v: v > 0, "positive"), (non_negative, lambda v: v >= 0, ">= 0")):
         for name in names:
             v = getattr(config, name)
             if not (math.isfinite(v) and ok(v)):
-                raise ValueError(f"{name} must be a finite number {what}, got {v}")
+                raise ValueError(f"{name} must be {what}, got {v}")
 
 
 def _is_path_field(name: str) -> bool:
