@@ -259,3 +259,24 @@ def test_attention_blocks_bound_memory_for_a_ten_minute_utterance():
         if left >= 0:  # rows of about sqrt(BLOCK_ELEMENTS) frames, each seeing its band: linear in T
             total = sum((e - s) * (ke - ks) for s, e, ks, ke in blocks)
             assert total <= t * (math.isqrt(AttentionMask.BLOCK_ELEMENTS) + (left + 1) * chunk), (chunk, left, total)
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_experiment_behind(tmp_path):
+    """A typo (here a missing manifest) must not leave a half-made experiment (env.json, .lock, train.log)
+    that looks like a started run: the folders the run created are removed, a user's existing folder keeps
+    exactly what it held."""
+    missing = ["--set", f"train_manifest={tmp_path / 'nope.jsonl'}", "--set", f"val_manifest={tmp_path / 'nope2.jsonl'}",
+               "--set", "threads=1"]
+    def _cli(*args):
+        return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300)
+
+    new = tmp_path / "new" / "exp"
+    proc = _cli("train", "kws-fewshot", "--exp-dir", str(new), *missing)
+    assert proc.returncode == 1 and "nope.jsonl" in proc.stderr
+    assert not (tmp_path / "new").exists()
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("keep me")
+    proc = _cli("train", "asr", "--exp-dir", str(existing), *missing)
+    assert proc.returncode == 1 and "nope.jsonl" in proc.stderr
+    assert sorted(p.name for p in existing.iterdir()) == ["notes.txt"]

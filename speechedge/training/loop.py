@@ -16,7 +16,9 @@ Checkpoints are written atomically and loaded with ``torch.load(weights_only=Tru
 the same folder resumes from ``checkpoint-latest.pt`` exactly: the model, optimizer, scheduler, the task's
 generators and torch's / Python's global RNG (dropout, Gumbel-softmax) are restored, and metric rows written
 after that checkpoint are dropped. A second run on a locked folder is refused; the lock is an ``flock`` that
-the kernel releases when its process dies, so a crashed run never leaves it stuck.
+the kernel releases when its process dies, so a crashed run never leaves it stuck. A run that fails before
+its first checkpoint (a missing manifest, a wrong option, Ctrl-C during set-up) leaves the folder as it found
+it: the files it created are removed, and the folder too when the run created it.
 """
 
 from __future__ import annotations
@@ -112,6 +114,13 @@ class Experiment:
         self.config = config
         self._lock = None
         self._handler = None
+        # the outermost folder this run creates (None: the folder exists), and what an existing folder held
+        self._created_root = None
+        for d in (self.dir.absolute(), *self.dir.absolute().parents):
+            if d.exists():
+                break
+            self._created_root = d
+        self._found = {p.name for p in self.dir.iterdir()} if self.dir.is_dir() else set()
         if not self.dist.is_main:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -235,6 +244,22 @@ class Experiment:
         atomic_savefig(fig, self.dir / "curves.png")
         plt.close(fig)
 
+    def discard_if_untrained(self) -> None:
+        """After a failed run: if nothing was trained here (no checkpoint, no metric row), remove what this run
+        created (the folder itself when the run created it), so a typo does not leave a half-made experiment.
+        Called while the lock is held."""
+        if not self.dist.is_main or self.latest.exists() or (self.dir / "metrics.jsonl").exists():
+            return
+        import shutil
+
+        if self._created_root is not None:
+            shutil.rmtree(self._created_root, ignore_errors=True)
+        else:
+            for p in self.dir.iterdir():
+                if p.name not in self._found and (p.is_file() or p.is_symlink()):
+                    p.unlink(missing_ok=True)
+        log.info("%s: the run failed before its first checkpoint; removed the files it had created", self.dir)
+
     def close(self) -> None:
         if self._handler is not None:
             logging.getLogger("speechedge").removeHandler(self._handler)
@@ -262,6 +287,9 @@ def training_run(cfg, exp_dir: str | Path):
     exp = Experiment(exp_dir, cfg, dist_env)
     try:
         yield device, dist_env, exp
+    except BaseException:
+        exp.discard_if_untrained()
+        raise
     finally:
         exp.close()
         if dist_env.world_size > 1:
