@@ -280,3 +280,34 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_experiment_behin
     proc = _cli("train", "asr", "--exp-dir", str(existing), *missing)
     assert proc.returncode == 1 and "nope.jsonl" in proc.stderr
     assert sorted(p.name for p in existing.iterdir()) == ["notes.txt"]
+
+
+def test_long_input_features_and_subsampling_run_in_blocks_with_the_same_numbers(monkeypatch):
+    """Without gradients, the torch frontend and the Conformer's subsampling compute long input a block of
+    frames at a time (their intermediates - the complex spectrogram, the (B, C, T/2, F) activations - are
+    what made `eval asr` memory grow with the utterance): the numbers are bit-identical to one block, for
+    centred and uncentred frames and block edges that fall anywhere."""
+    import torch
+
+    import speechedge.models.conformer as conformer
+    import speechedge.models.frontend as frontend
+    from speechedge.features import FrontendConfig
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 16000 * 3 + 123) * 0.1
+    for center in (True, False):
+        fe = frontend.TorchFrontend(FrontendConfig.asr(center=center))
+        with torch.no_grad():
+            whole = fe(x)
+        monkeypatch.setattr(frontend, "BLOCK_FRAMES", 37)
+        with torch.no_grad():
+            blocked = fe(x)
+        monkeypatch.setattr(frontend, "BLOCK_FRAMES", 4096)
+        assert blocked.shape == whole.shape and torch.equal(blocked, whole), center
+    sub = conformer.Subsampling(80, 32, 96)
+    feats = torch.randn(2, 1203, 80)
+    with torch.no_grad():
+        whole = sub(feats)
+        monkeypatch.setattr(conformer, "_SUB_BLOCK", 7)
+        blocked = sub(feats)
+    assert blocked.shape == whole.shape == (2, 300, 96) and torch.equal(blocked, whole)

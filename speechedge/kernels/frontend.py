@@ -2,9 +2,10 @@
 
 The math is the one documented in :mod:`speechedge.features`; the constants (window, filterbank, DCT)
 come from there, so this module and the torch frontend cannot drift apart. NumPy arrays in and out,
-no torch. The FFT is our own radix-2 kernel laid out across frames (see ``_power_spectrum``): it
-vectorizes over frames for batches and, unlike a library call, needs no per-call plan, which keeps the
-one-frame streaming path cheap.
+no torch. The FFT is our own four-step radix-2 kernel (see ``_power_spectrum``): its loops run over
+independent sub-transforms of every frame at once, so LLVM vectorizes them for one frame (a 10 ms streaming
+push) as for a batch, with the same operations per frame (streaming is bit-identical to whole clips), and
+unlike a library call it needs no per-call plan.
 
 Layout: a public function validates, casts and allocates; a private ``@njit(cache=True)`` kernel only
 computes into the arrays it is given.
@@ -47,30 +48,49 @@ class FrontendConstants:
         self.dct = np.ascontiguousarray(dct_matrix(n_mfcc, config.n_mels), dtype=np.float32) if n_mfcc else \
             np.zeros((0, config.n_mels), np.float32)
         self.log_floor = np.float32(config.log_floor)
-        # FFT tables: the real n_fft-point FFT is a complex (n_fft/2)-point FFT of the even/odd samples
-        # followed by one split step (see _power_spectrum).
+        # FFT tables. The real n_fft-point FFT is a complex M-point FFT (M = n_fft / 2) of the even/odd samples
+        # followed by one split step; the M-point FFT is a "four-step" FFT of M = N1 x N2 points (see
+        # _power_spectrum), whose radix-2 passes run over rows of N2 (or N1) independent transforms.
         half = config.n_fft // 2
         if half & (half - 1):
             raise ValueError(f"the Numba frontend needs a power-of-two n_fft, got {config.n_fft}")
-        bits = max(1, half.bit_length() - 1)
-        self.bitrev = np.array([int(format(i, f"0{bits}b")[::-1], 2) if half > 1 else 0 for i in range(half)],
-                               dtype=np.int64)
-        # twiddles of each radix-2 stage, stage after stage: exp(-2 pi i j / size), j < size / 2
-        stages, size = [], 2
-        while size <= half:
-            stages.append(np.exp(-2j * np.pi * np.arange(size // 2) / size))
-            size *= 2
-        self.twiddles = np.concatenate(stages or [np.ones(1)]).astype(np.complex64)
+        bits = half.bit_length() - 1
+        n1, n2 = 1 << (bits // 2), 1 << (bits - bits // 2)
+        self.fft_shape = (n1, n2)
+
+        def bitrev(n: int) -> np.ndarray:
+            b = n.bit_length() - 1
+            return np.array([int(format(i, f"0{b}b")[::-1], 2) if n > 1 else 0 for i in range(n)], dtype=np.int64)
+
+        def stage_twiddles(n: int) -> np.ndarray:  # exp(-2 pi i j / size), j < size / 2, stage after stage
+            stages, size = [], 2
+            while size <= n:
+                stages.append(np.exp(-2j * np.pi * np.arange(size // 2) / size))
+                size *= 2
+            return np.concatenate(stages or [np.ones(1)]).astype(np.complex64)
+
+        self.bitrev1, self.bitrev2 = bitrev(n1), bitrev(n2)
+        self.twiddles1, self.twiddles2 = stage_twiddles(n1), stage_twiddles(n2)
+        # between the passes: exp(-2 pi i k1 n2 / M), (N1, N2)
+        self.twiddles_mid = np.exp(-2j * np.pi * np.outer(np.arange(n1), np.arange(n2)) / half).astype(np.complex64)
         self.split = np.exp(-2j * np.pi * np.arange(half + 1) / config.n_fft).astype(np.complex64)
-        self.tables = (self.window, self.bitrev, self.twiddles, self.split,
-                       self.fb_first_bin, self.fb_offsets, self.fb_weights, self.dct)
-        for a in self.tables:
+        self.tables = (self.window, self.bitrev1, self.bitrev2, self.twiddles1, self.twiddles2, self.twiddles_mid,
+                       self.split, self.fb_first_bin, self.fb_offsets, self.fb_weights, self.dct)
+        # the same tables packed into three arrays (+ a header of sizes) for the streaming kernel: a Numba
+        # call pays for every argument it types, and a 10 ms push is mostly that call
+        f32 = [self.window, self.fb_weights, self.dct.ravel(), np.array([self.log_floor], np.float32)]
+        c64 = [self.twiddles1, self.twiddles2, self.twiddles_mid.ravel(), self.split]
+        i64 = [self.bitrev1, self.bitrev2, self.fb_first_bin, self.fb_offsets]
+        header = [config.hop_length, n1, n2, self.fb_weights.size, self.dct.shape[0], len(first),
+                  self.twiddles1.size, self.twiddles2.size]
+        self.packed = (np.concatenate(f32).astype(np.float32), np.concatenate(c64).astype(np.complex64),
+                       np.concatenate([np.array(header, np.int64), *i64]).astype(np.int64))
+        for a in (*self.tables, *self.packed):
             a.setflags(write=False)
 
 
-# below this many frames the per-frame scalar FFT beats the loops vectorized across frames
-_VECTOR_MIN_FRAMES = 8
-_BLOCK_FRAMES = 128
+# frames per FFT block: the work arrays (2 x 2 x n_fft/2 x frames floats) stay in L1/L2 cache
+_BLOCK_FRAMES = 32
 
 
 @lru_cache(maxsize=16)
@@ -120,41 +140,23 @@ def _split_power(ar, ai, br, bi, cr, ci):
     return xr * xr + xi * xi
 
 
-@nb.njit(cache=True, nogil=True)
-def _power_spectrum(signal, n_frames, hop, window, bitrev, twiddles, split):
-    """|rfft(window * frame_t)|^2 for every frame, shape ``(n_fft // 2 + 1, n_frames)`` float32.
-
-    A radix-2 decimation-in-time FFT written so that every inner loop runs across frames (the arrays
-    are ``(bin, frame)``), which LLVM vectorizes. Real input of length N = 2M is packed as the complex
-    sequence z[n] = x[2n] + i x[2n+1]; after the M-point FFT Z, the split step gives
-    X[k] = E[k] + W^k O[k] with E[k] = (Z[k] + conj(Z[M-k])) / 2, O[k] = (Z[k] - conj(Z[M-k])) / 2i
-    and W = exp(-2 pi i / N). :func:`_power_spectrum_one` is the same arithmetic for one frame.
-    """
-    m = bitrev.shape[0]
-    nt = n_frames
-    # real and imaginary parts in separate arrays: LLVM vectorizes these loops across frames, which it
-    # does not do for complex64 arrays
-    zr = np.empty((m, nt), dtype=np.float32)
-    zi = np.empty((m, nt), dtype=np.float32)
-    for n in range(m):
-        r = bitrev[n]
-        w0 = window[2 * n]
-        w1 = window[2 * n + 1]
-        for t in range(nt):
-            zr[r, t] = signal[t * hop + 2 * n] * w0
-            zi[r, t] = signal[t * hop + 2 * n + 1] * w1
+@nb.njit(cache=True, nogil=True, inline="always")
+def _radix2_rows(zr, zi, twiddles):
+    """In-place radix-2 decimation-in-time FFT along the rows of ``zr + i zi`` (rows in bit-reversed order in,
+    natural order out); each butterfly's loop runs along a row, over independent transforms (vectorized)."""
+    n = zr.shape[0]
+    lanes = zr.shape[1]
     size = 2
     off = 0
-    while size <= m:
+    while size <= n:
         half = size // 2
-        for start in range(0, m, size):
+        for start in range(0, n, size):
             for j in range(half):
                 wr = twiddles[off + j].real
                 wi = twiddles[off + j].imag
                 a = start + j
                 b = a + half
-                for t in range(nt):
-                    # p = w * z[b] spelled out exactly as numba's complex multiply computes it
+                for t in range(lanes):  # 2-D indexing, no row views: a view costs an atomic refcount pair
                     pr = wr * zr[b, t] - wi * zi[b, t]
                     pi = wr * zi[b, t] + wi * zr[b, t]
                     xr = zr[a, t]
@@ -165,53 +167,100 @@ def _power_spectrum(signal, n_frames, hop, window, bitrev, twiddles, split):
                     zi[a, t] = xi + pi
         off += half
         size *= 2
+
+
+@nb.njit(cache=True, nogil=True)
+def _power_spectrum(signal, n_frames, hop, window, bitrev1, bitrev2, twiddles1, twiddles2, twiddles_mid, split):
+    """|rfft(window * frame_t)|^2 for every frame, shape ``(n_fft // 2 + 1, n_frames)`` float32.
+
+    Real input of length N = 2M is packed as the complex sequence z[n] = x[2n] + i x[2n+1]; after the
+    M-point FFT Z, the split step gives X[k] = E[k] + W^k O[k] with E[k] = (Z[k] + conj(Z[M-k])) / 2,
+    O[k] = (Z[k] - conj(Z[M-k])) / 2i and W = exp(-2 pi i / N).
+
+    The M-point FFT is a four-step FFT of M = N1 x N2 points (n = N2 n1 + n2, k = k1 + N1 k2): N2 FFTs of
+    N1 points over n1, a twiddle exp(-2 pi i n2 k1 / M), N1 FFTs of N2 points over n2. Each radix-2 pass
+    works on rows of N2 (then N1) independent transforms for every frame at once, so its loops are long
+    and contiguous and LLVM vectorizes them whatever the number of frames: one frame (a 10 ms streaming
+    push) runs the same vector code as a batch, and every frame gets the same operations in the same
+    order for any ``n_frames`` (streaming is bit-identical to whole clips). Real and imaginary parts are
+    separate arrays: LLVM vectorizes those loops, not complex64 ones.
+    """
+    n1 = bitrev1.shape[0]
+    n2 = bitrev2.shape[0]
+    m = n1 * n2
+    nt = n_frames
+    # pass 1: rows n1 (bit-reversed), lanes (n2, frame): frames innermost, so that every later loop over
+    # frames is contiguous too (a batch vectorizes across frames, one frame across the N2 transforms)
+    zr = np.empty((n1, n2 * nt), dtype=np.float32)
+    zi = np.empty((n1, n2 * nt), dtype=np.float32)
+    # (with one frame, the loops run over b / k1 / k instead: the same operations per element, without a
+    # one-iteration loop over frames for each of them)
+    for a in range(n1):
+        r = bitrev1[a]
+        if nt == 1:
+            for b in range(n2):
+                n = 2 * (n2 * a + b)
+                zr[r, b] = signal[n] * window[n]
+                zi[r, b] = signal[n + 1] * window[n + 1]
+            continue
+        for b in range(n2):
+            n = 2 * (n2 * a + b)
+            w0 = window[n]
+            w1 = window[n + 1]
+            for t in range(nt):
+                zr[r, b * nt + t] = signal[t * hop + n] * w0
+                zi[r, b * nt + t] = signal[t * hop + n + 1] * w1
+    _radix2_rows(zr, zi, twiddles1)
+    # twiddles between the passes, then rows n2 (bit-reversed), lanes (k1, frame)
+    yr = np.empty((n2, n1 * nt), dtype=np.float32)
+    yi = np.empty((n2, n1 * nt), dtype=np.float32)
+    for k1 in range(n1):
+        if nt == 1:
+            for b in range(n2):
+                wr = twiddles_mid[k1, b].real
+                wi = twiddles_mid[k1, b].imag
+                xr = zr[k1, b]
+                xi = zi[k1, b]
+                yr[bitrev2[b], k1] = wr * xr - wi * xi
+                yi[bitrev2[b], k1] = wr * xi + wi * xr
+            continue
+        for b in range(n2):
+            wr = twiddles_mid[k1, b].real
+            wi = twiddles_mid[k1, b].imag
+            r = bitrev2[b]
+            for t in range(nt):
+                xr = zr[k1, b * nt + t]
+                xi = zi[k1, b * nt + t]
+                yr[r, k1 * nt + t] = wr * xr - wi * xi
+                yi[r, k1 * nt + t] = wr * xi + wi * xr
+    _radix2_rows(yr, yi, twiddles2)
+    # Z_t[k1 + N1 k2] = y[k2, k1 nt + t]; the split step, across frames
     power = np.empty((m + 1, nt), dtype=np.float32)
+    sh = 0
+    while (1 << sh) < n1:
+        sh += 1
+    mask = n1 - 1
+    if nt == 1:
+        for k in range(m + 1):
+            ka = k & (m - 1)
+            kb = (m - k) & (m - 1)
+            power[k, 0] = _split_power(yr[ka >> sh, ka & mask], yi[ka >> sh, ka & mask], yr[kb >> sh, kb & mask],
+                                       yi[kb >> sh, kb & mask], split[k].real, split[k].imag)
+        return power
     for k in range(m + 1):
         ka = k & (m - 1)  # k mod m (m is a power of two; integer % was a third of the kernel)
         kb = (m - k) & (m - 1)
+        ra, ca = ka >> sh, (ka & mask) * nt
+        rb, cb = kb >> sh, (kb & mask) * nt
         cr = split[k].real
         ci = split[k].imag
         for t in range(nt):
-            power[k, t] = _split_power(zr[ka, t], zi[ka, t], zr[kb, t], zi[kb, t], cr, ci)
+            power[k, t] = _split_power(yr[ra, ca + t], yi[ra, ca + t], yr[rb, cb + t], yi[rb, cb + t], cr, ci)
     return power
 
 
 @nb.njit(cache=True, nogil=True)
-def _power_spectrum_one(signal, offset, window, bitrev, twiddles, split, power, col):
-    """The arithmetic of :func:`_power_spectrum` for the single frame at ``signal[offset:]``.
-
-    With a run-time frame count of 1, the loops of ``_power_spectrum`` spend more time setting up
-    vector code than computing; this scalar copy keeps the streaming path (one frame per 10 ms push)
-    fast. Here complex64 arithmetic is 3x faster than split real/imaginary arrays; numba multiplies
-    complex numbers with exactly the operations ``_power_spectrum`` spells out, so the results are
-    bit-identical (tested).
-    """
-    m = bitrev.shape[0]
-    z = np.empty(m, dtype=np.complex64)
-    for n in range(m):
-        z[bitrev[n]] = complex(signal[offset + 2 * n] * window[2 * n], signal[offset + 2 * n + 1] * window[2 * n + 1])
-    size = 2
-    off = 0
-    while size <= m:
-        half = size // 2
-        for start in range(0, m, size):
-            for j in range(half):
-                w = twiddles[off + j]
-                a = start + j
-                p = w * z[a + half]
-                x = z[a]
-                z[a + half] = x - p
-                z[a] = x + p
-        off += half
-        size *= 2
-    for k in range(m + 1):
-        zk = z[k & (m - 1)]
-        zc = z[(m - k) & (m - 1)]
-        power[k, col] = _split_power(zk.real, zk.imag, zc.real, zc.imag, split[k].real, split[k].imag)
-
-
-@nb.njit(cache=True, nogil=True)
-def _frames_kernel(signal, n_frames, hop, window, bitrev, twiddles, split,
+def _frames_kernel(signal, n_frames, hop, window, bitrev1, bitrev2, twiddles1, twiddles2, twiddles_mid, split,
                    fb_first_bin, fb_offsets, fb_weights, dct, log_floor, out):
     """Features of ``n_frames`` frames of ``signal`` (frame t starts at ``t*hop``) into ``out[:, :n_frames]``.
 
@@ -227,27 +276,23 @@ def _frames_kernel(signal, n_frames, hop, window, bitrev, twiddles, split,
     # blocks of frames small enough that the FFT work arrays stay in L1/L2 cache
     for b0 in range(0, n_frames, _BLOCK_FRAMES):
         nb_ = min(_BLOCK_FRAMES, n_frames - b0)
-        if nb_ >= _VECTOR_MIN_FRAMES:
-            power = _power_spectrum(signal[b0 * hop :], nb_, hop, window, bitrev, twiddles, split)
-            for m in range(n_mels):
-                acc = mel[m, b0 : b0 + nb_]
+        power = _power_spectrum(signal[b0 * hop:], nb_, hop, window, bitrev1, bitrev2, twiddles1, twiddles2,
+                                twiddles_mid, split)
+        for m in range(n_mels):
+            if nb_ == 1:  # the same sum in the same order, without one-iteration loops
+                acc = mel[m, b0]
                 for j in range(fb_offsets[m + 1] - fb_offsets[m]):
-                    w = fb_weights[fb_offsets[m] + j]
-                    prow = power[fb_first_bin[m] + j]
-                    for t in range(nb_):  # vectorized across frames; per frame the order over j is fixed
-                        acc[t] += w * prow[t]
-                for t in range(nb_):
-                    acc[t] += log_floor
-        else:  # scalar loops, same operations in the same order (see _power_spectrum_one)
-            power = np.empty((bitrev.shape[0] + 1, 1), dtype=np.float32)
-            for t in range(b0, b0 + nb_):
-                _power_spectrum_one(signal, t * hop, window, bitrev, twiddles, split, power, 0)
-                for m in range(n_mels):
-                    acc1 = np.float32(0.0)
-                    first = fb_first_bin[m]
-                    for j in range(fb_offsets[m + 1] - fb_offsets[m]):
-                        acc1 += fb_weights[fb_offsets[m] + j] * power[first + j, 0]
-                    mel[m, t] = acc1 + log_floor
+                    acc += fb_weights[fb_offsets[m] + j] * power[fb_first_bin[m] + j, 0]
+                mel[m, b0] = acc + log_floor
+                continue
+            acc = mel[m, b0: b0 + nb_]
+            for j in range(fb_offsets[m + 1] - fb_offsets[m]):
+                w = fb_weights[fb_offsets[m] + j]
+                prow = power[fb_first_bin[m] + j]
+                for t in range(nb_):  # vectorized across frames; per frame the order over j is fixed
+                    acc[t] += w * prow[t]
+            for t in range(nb_):
+                acc[t] += log_floor
     flat = mel.reshape(-1)
     _log_inplace(flat)
     if n_mfcc == 0:
@@ -312,7 +357,7 @@ def log_mel(audio: np.ndarray, config: FrontendConfig | None = None) -> np.ndarr
 
 
 @nb.njit(cache=True, nogil=True)
-def _stream_push(buf, fill, samples, hop, window, bitrev, twiddles, split,
+def _stream_push(buf, fill, samples, hop, window, bitrev1, bitrev2, twiddles1, twiddles2, twiddles_mid, split,
                  fb_first_bin, fb_offsets, fb_weights, dct, log_floor):
     """Append ``samples`` to ``buf[:fill[0]]``, compute every complete frame, keep the tail.
 
@@ -329,13 +374,36 @@ def _stream_push(buf, fill, samples, hop, window, bitrev, twiddles, split,
     n = 1 + (f - n_fft) // hop if f >= n_fft else 0
     out = np.empty((n_feat, n), dtype=np.float32)
     if n > 0:
-        _frames_kernel(buf, n, hop, window, bitrev, twiddles, split,
+        _frames_kernel(buf, n, hop, window, bitrev1, bitrev2, twiddles1, twiddles2, twiddles_mid, split,
                        fb_first_bin, fb_offsets, fb_weights, dct, log_floor, out)
         used = n * hop
         buf[: f - used] = buf[used:f].copy()
         f -= used
     fill[0] = f
     return out, n
+
+
+@nb.njit(cache=True, nogil=True)
+def _stream_push_packed(buf, fill, samples, f32, c64, i64):
+    """:func:`_stream_push` with the tables of :attr:`FrontendConstants.packed` (6 arguments instead of 16)."""
+    hop, n1, n2, n_w, n_mfcc, n_mels, n_t1, n_t2 = i64[0], i64[1], i64[2], i64[3], i64[4], i64[5], i64[6], i64[7]
+    n_fft = 2 * n1 * n2
+    o = 8
+    bitrev1 = i64[o: o + n1]
+    bitrev2 = i64[o + n1: o + n1 + n2]
+    o += n1 + n2
+    fb_first_bin = i64[o: o + n_mels]
+    fb_offsets = i64[o + n_mels: o + 2 * n_mels + 1]
+    window = f32[:n_fft]
+    fb_weights = f32[n_fft: n_fft + n_w]
+    dct = f32[n_fft + n_w: n_fft + n_w + n_mfcc * n_mels].reshape((n_mfcc, n_mels))
+    log_floor = f32[n_fft + n_w + n_mfcc * n_mels]
+    twiddles1 = c64[:n_t1]
+    twiddles2 = c64[n_t1: n_t1 + n_t2]
+    twiddles_mid = c64[n_t1 + n_t2: n_t1 + n_t2 + n1 * n2].reshape((n1, n2))
+    split = c64[n_t1 + n_t2 + n1 * n2:]
+    return _stream_push(buf, fill, samples, hop, window, bitrev1, bitrev2, twiddles1, twiddles2, twiddles_mid,
+                        split, fb_first_bin, fb_offsets, fb_weights, dct, log_floor)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -379,10 +447,11 @@ class StreamingLogMel:
             raise ValueError(f"min_frames must be >= 1, got {min_frames}")
         self.config, self.min_frames = config, int(min_frames)
         c = self._c = constants(config)
-        self._args = (config.hop_length, *c.tables, c.log_floor)
+        self._args = c.packed
         self._buf = np.zeros(config.n_fft + (4 + self.min_frames) * config.hop_length, dtype=np.float32)
         self._none = np.zeros((config.num_features, 0), dtype=np.float32)
         self._fill = np.zeros(1, dtype=np.int64)
+        self._filled = 0  # = self._fill[0], kept as a Python int (reading the array costs more than the store)
         self.num_samples_seen = 0
         self.num_frames_emitted = 0
         self._next_batch()
@@ -390,6 +459,7 @@ class StreamingLogMel:
     def reset(self) -> None:
         """Forget all buffered samples and start a new stream."""
         self._fill[0] = 0
+        self._filled = 0  # = self._fill[0], kept as a Python int (reading the array costs more than the store)
         self.num_samples_seen = 0
         self.num_frames_emitted = 0
         self._next_batch()
@@ -414,19 +484,20 @@ class StreamingLogMel:
             samples = _as_signal(samples, "samples")
             if samples.ndim != 1:
                 raise ValueError(f"samples must be 1-D (one stream), got shape {samples.shape}")
-        fill = int(self._fill[0])
-        need = fill + samples.shape[0]
+        n = samples.shape[0]
+        need = self._filled + n
         if need > self._buf.shape[0]:
             grown = np.zeros(max(need, 2 * self._buf.shape[0]), dtype=np.float32)
-            grown[:fill] = self._buf[:fill]
+            grown[:self._filled] = self._buf[:self._filled]
             self._buf = grown
         if need < self._batch_at:  # the next multiple of min_frames frames is not complete: only store
             if not _stream_store(self._buf, self._fill, samples):
                 raise ValueError("samples: block contains NaN or Inf; the stream was left unchanged")
-            self.num_samples_seen += samples.shape[0]
+            self._filled = need
+            self.num_samples_seen += n
             return self._none
         out = self._run_kernel(samples)
-        self.num_samples_seen += samples.shape[0]
+        self.num_samples_seen += n
         return out
 
     def flush(self) -> np.ndarray:
@@ -434,9 +505,10 @@ class StreamingLogMel:
         return self._run_kernel(np.zeros(0, np.float32))
 
     def _run_kernel(self, samples: np.ndarray) -> np.ndarray:
-        out, n = _stream_push(self._buf, self._fill, samples, *self._args)
+        out, n = _stream_push_packed(self._buf, self._fill, samples, *self._args)
         if n < 0:
             raise ValueError("samples: block contains NaN or Inf; the stream was left unchanged")
+        self._filled = int(self._fill[0])
         self.num_frames_emitted += n
         self._next_batch()
         return out

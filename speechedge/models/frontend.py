@@ -12,6 +12,10 @@ from speechedge.features import FrontendConfig, analysis_window, dct_matrix, mel
 
 __all__ = ["TorchFrontend"]
 
+# without gradients, inputs longer than this many frames are computed this many frames at a time (bounded
+# memory for long utterances: the complex spectrogram of 10 minutes alone is 120 MB); same numbers
+BLOCK_FRAMES = 4096
+
 
 class TorchFrontend(nn.Module):
     """Batched log-mel / MFCC in torch (training; runs on GPU).
@@ -37,13 +41,27 @@ class TorchFrontend(nn.Module):
         if x.dim() != 2:
             raise ValueError(f"audio must be (num_samples,) or (batch, num_samples), got {tuple(audio.shape)}")
         c = self.config
+        x = x.float()
+        if c.center:  # zero padding ("constant", as librosa's pad_mode="constant")
+            x = nn.functional.pad(x, (c.n_fft // 2, c.n_fft // 2))
+        frames = 1 + (x.shape[1] - c.n_fft) // c.hop_length if x.shape[1] >= c.n_fft else 0
+        if torch.is_grad_enabled() or frames <= BLOCK_FRAMES:
+            out = self._frames(x)
+        else:  # frame t reads x[t*hop : t*hop + n_fft] only: blocks of frames give the same frames
+            out = torch.cat([self._frames(x[:, t * c.hop_length: (min(t + BLOCK_FRAMES, frames) - 1) * c.hop_length
+                                              + c.n_fft]) for t in range(0, frames, BLOCK_FRAMES)], dim=-1)
+        return out.squeeze(0) if squeeze else out
+
+    def _frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of every complete frame of the (already padded) ``(B, S)`` signal."""
+        c = self.config
         # the window is already zero-padded to n_fft, so win_length=n_fft here
-        spec = torch.stft(x.float(), n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft,
-                          window=self.window, center=c.center, pad_mode="constant", return_complex=True)
+        spec = torch.stft(x, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft,
+                          window=self.window, center=False, return_complex=True)
         power = spec.real.square() + spec.imag.square()  # (B, n_freqs, T)
         mel = torch.matmul(self.fb.T, power)  # (B, n_mels, T)
         out = torch.log(mel + c.log_floor)
         if self.dct is not None:
             out = torch.matmul(self.dct, out)
-        return out.squeeze(0) if squeeze else out
+        return out
 
