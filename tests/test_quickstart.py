@@ -12,7 +12,9 @@ import pytest
 @pytest.mark.slow
 def test_quickstart_runs_and_resumes(tmp_path):
     work = tmp_path / "qs"
-    cmd = [sys.executable, "-m", "speechedge", "quickstart", "--work", str(work), "--quiet"]
+    # the pipeline at the small scale of the CI budget (the default run trains 2,400 episodes on 5x the data)
+    cmd = [sys.executable, "-m", "speechedge", "quickstart", "--work", str(work), "--quiet", "--kws-steps", "300",
+           "--kws-clips", "12", "--kws-hours", "0.3"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (work / "report.md").read_text()

@@ -221,10 +221,16 @@ def _export(args: argparse.Namespace) -> int:
 def _quickstart(args: argparse.Namespace) -> int:
     from speechedge.apps.quickstart import run_quickstart, run_quickstart_asr
 
+    for name in ("asr_steps", "kws_steps", "kws_clips", "asr_hours", "kws_hours"):
+        if not getattr(args, name) > 0:
+            print(f"speechedge quickstart: --{name.replace('_', '-')} must be positive, got {getattr(args, name)}",
+                  file=sys.stderr)
+            return 2
     if args.pipeline == "asr":
         return run_quickstart_asr(Path(args.work or "work/quickstart_asr"), seed=args.seed, progress=not args.quiet,
                                   steps=args.asr_steps, hours=args.asr_hours)
-    return run_quickstart(Path(args.work or "work/quickstart"), seed=args.seed, progress=not args.quiet)
+    return run_quickstart(Path(args.work or "work/quickstart"), seed=args.seed, progress=not args.quiet,
+                          steps=args.kws_steps, clips=args.kws_clips, hours=args.kws_hours)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -315,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--asr-steps", type=int, default=600, help="asr: training steps per model (default 600)")
     qs.add_argument("--asr-hours", type=float, default=4.0,
                     help="asr: hours of speech to synthesize, 24 voices per hour (default 4)")
+    qs.add_argument("--kws-steps", type=int, default=2400, help="kws: training episodes (default 2400)")
+    qs.add_argument("--kws-clips", type=int, default=60,
+                    help="kws: Speech Commands clips per word, one speaker each (default 60)")
+    qs.add_argument("--kws-hours", type=float, default=1.5,
+                    help="kws: hours of read speech for the LibriWord words (default 1.5)")
     qs.add_argument("--quiet", action="store_true", help="no progress bars")
     qs.set_defaults(func=_quickstart)
 
