@@ -42,7 +42,7 @@ from speechedge.training.loop import TrainTask, fit
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FewShotConfig", "train", "evaluate", "load_model", "evaluate_experiment", "main"]
+__all__ = ["FewShotConfig", "train", "evaluate", "load_model", "evaluate_experiment", "evaluate_exported", "main"]
 
 
 @dataclass(frozen=True)
@@ -338,6 +338,42 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, *, ways: int = 5,
     if roc_png is not None:
         _roc_png(Path(roc_png), metrics, scores)
     return metrics, cfg, clips
+
+
+def evaluate_exported(folder: str | Path, data: str | Path, *, ways: int = 5, shots=(1, 5), queries: int = 15,
+                      episodes: int = 1000, seed: int = 0) -> dict:
+    """:func:`evaluate` for an exported few-shot folder (e.g. the shipped pretrained model, which has no
+    checkpoint): clip embeddings from its fp32 TFLite window model on the Numba frontend (as the runtime
+    computes them), its open-set rule from ``fewshot.json`` / ``dummy_prototypes.npz``; the same episodes as
+    :func:`evaluate_experiment` for the same ``seed``."""
+    import json
+    from types import SimpleNamespace
+
+    from speechedge.audio import from_int16
+    from speechedge.kernels import log_mel
+    from speechedge.models.fewshot import DummyPrototypes
+    from speechedge.runtime.tflite import TFLiteModel
+
+    folder = Path(folder)
+    fe = FrontendConfig.load(folder / "frontend.json")
+    rule = json.loads((folder / "fewshot.json").read_text())
+    clip_samples = int(json.loads((folder / "report.json").read_text())["clip_samples"])
+    load = dict(sample_rate=fe.sample_rate, clip_samples=clip_samples)
+    clips = load_folder_clips(data, **load) if Path(data).is_dir() else load_manifest_clips(data, **load)
+    net = TFLiteModel(folder / "model_fp32.tflite")
+    emb = torch.from_numpy(np.concatenate([net(log_mel(from_int16(a), fe)[None, None].astype(np.float32))[0]
+                                           for a in clips.audio]))
+    dummy = None
+    if rule["method"] == "dprotonet":
+        with np.load(folder / "dummy_prototypes.npz") as z:
+            state = {k: torch.from_numpy(z[k]) for k in z.files}
+        dummy = DummyPrototypes(emb.shape[1], num_dummies=state["out.weight"].shape[0] // emb.shape[1],
+                                hidden=state["point.0.weight"].shape[0])
+        dummy.load_state_dict(state)
+    metrics, _ = evaluate(SimpleNamespace(dummy=dummy), clips, method=rule["method"], ways=ways, shots=shots,
+                          queries=queries, episodes=episodes, seed=seed, temperature=rule["temperature"],
+                          gamma=rule["gamma"], device=torch.device("cpu"), embed=lambda m, c, d: emb)
+    return metrics
 
 
 def evaluate_cli(exp_dir: str, data: str, *, ways: int = 5, shots=(1, 5), queries: int = 15, episodes: int = 1000,
