@@ -221,3 +221,18 @@ def test_torch_frontend_on_gpu():
     x = torch.from_numpy(make_signal("speechlike")).cuda()
     fe = TorchFrontend(FrontendConfig.kws()).cuda()
     np.testing.assert_allclose(fe(x).cpu().numpy(), log_mel(x.cpu().numpy()), atol=1e-4)
+
+
+def test_bench_frontend_measures_installed_peers_and_skips_missing_ones(monkeypatch):
+    """`speechedge bench frontend` rows: ours and the peers whose package is installed (pymicro-features is a
+    dependency of the demo extra), each measured in its own process; a peer that is not installed is left
+    out, not an error."""
+    from speechedge.apps import bench
+
+    monkeypatch.setitem(bench.PEER_MODULES, "no-such-peer", "no_such_module_xyz")
+    rows = bench.bench_frontend(num_clips=2, repeats=1,
+                                implementations=("numba stream 10ms, min_frames 10", "pymicro-features 10ms",
+                                                 "no-such-peer"))
+    assert [r.name for r in rows] == ["numba stream 10ms, min_frames 10", "pymicro-features 10ms"]
+    assert all(r.ms_per_audio_s > 0 and r.peak_rss_mb > 0 for r in rows)
+    assert "pymicro-features 10ms" in bench.format_table(rows, 2)

@@ -108,6 +108,21 @@ def _measure_one(name: str, num_clips: int, repeats: int) -> dict:
         def run():
             for y in clips:
                 one(y)
+    elif name == "pymicro-features 10ms":  # microWakeWord's streaming frontend (TFLM micro_frontend, its own config)
+        from pymicro_features import MicroFrontend
+
+        fe = MicroFrontend()
+        pcm = [(np.clip(c, -1, 1) * 32767).astype(np.int16).reshape(-1, 160) for c in clips]
+        blocks = [[b.tobytes() for b in c] for c in pcm]
+        for b in blocks[0]:
+            fe.process_samples(b)
+        first = time.perf_counter() - t0
+
+        def run():
+            for clip in blocks:
+                fe.reset()
+                for b in clip:
+                    fe.process_samples(b)
     else:
         raise ValueError(f"unknown implementation {name!r}")
     seconds = _best(run, repeats)
@@ -117,15 +132,23 @@ def _measure_one(name: str, num_clips: int, repeats: int) -> dict:
 
 IMPLEMENTATIONS = ("numba batch", "numba stream 10ms", "numba stream 10ms, min_frames 10", "numba stream 10ms, min_frames 32",
                    "numba stream 100ms",
-                   "torch (1 thread)", "librosa")
+                   "torch (1 thread)", "librosa", "pymicro-features 10ms")
+
+
+# peers measured where their package is installed (pip install pymicro-features)
+PEER_MODULES = {"pymicro-features 10ms": "pymicro_features"}
 
 
 def bench_frontend(num_clips: int = 100, repeats: int = 5, implementations=IMPLEMENTATIONS) -> list[FrontendBenchRow]:
     """Measure each implementation in its own single-threaded subprocess."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                NUMBA_NUM_THREADS="1")
+    import importlib.util
+
     rows = []
     for name in implementations:
+        if name in PEER_MODULES and importlib.util.find_spec(PEER_MODULES[name]) is None:
+            continue  # a peer that is not installed here
         code = (f"import json; from speechedge.apps.bench import _measure_one; "
                 f"print(json.dumps(_measure_one({name!r}, {num_clips}, {repeats})))")
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
