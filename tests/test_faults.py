@@ -285,8 +285,9 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_experiment_behin
 def test_long_input_features_and_subsampling_run_in_blocks_with_the_same_numbers(monkeypatch):
     """Without gradients, the torch frontend and the Conformer's subsampling compute long input a block of
     frames at a time (their intermediates - the complex spectrogram, the (B, C, T/2, F) activations - are
-    what made `eval asr` memory grow with the utterance): the numbers are bit-identical to one block, for
-    centred and uncentred frames and block edges that fall anywhere."""
+    what made `eval asr` memory grow with the utterance): the same numbers as one block, for centred and
+    uncentred frames and block edges that fall anywhere (bit-identical features; the convolutions' kernels
+    may pick another summation order for another input length: within float rounding)."""
     import torch
 
     import speechedge.models.conformer as conformer
@@ -310,4 +311,5 @@ def test_long_input_features_and_subsampling_run_in_blocks_with_the_same_numbers
         whole = sub(feats)
         monkeypatch.setattr(conformer, "_SUB_BLOCK", 7)
         blocked = sub(feats)
-    assert blocked.shape == whole.shape == (2, 300, 96) and torch.equal(blocked, whole)
+    assert blocked.shape == whole.shape == (2, 300, 96)
+    torch.testing.assert_close(blocked, whole, rtol=1e-5, atol=1e-6)  # measured: 0 to 1.8e-7 of a 0.4 range

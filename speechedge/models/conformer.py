@@ -176,7 +176,8 @@ class Subsampling(nn.Module):
         t_out = ((x.shape[1] - 3) // 2 + 1 - 3) // 2 + 1
         if not torch.is_grad_enabled() and t_out > _SUB_BLOCK:
             # output frame j reads input frames 4j .. 4j + 6 only: blocks of output frames bound the
-            # (B, C, T/2, F) activations of long utterances (150 MB for 10 minutes); same numbers
+            # (B, C, T/2, F) activations of long utterances (150 MB for 10 minutes); the same numbers up to
+            # float rounding (a convolution kernel may sum in another order for another input length)
             return torch.cat([self._run(x[:, 4 * j: 4 * min(j + _SUB_BLOCK, t_out) + 3])
                               for j in range(0, t_out, _SUB_BLOCK)], dim=1)
         return self._run(x)
