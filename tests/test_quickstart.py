@@ -107,3 +107,20 @@ def test_quickstart_asr_pipeline_and_a_kill_at_a_random_moment(tmp_path):
     _kill_midway(args(killed), killed, span, seed=0, upto=0.9)
     _run(args(killed))
     _same_output(work, killed)
+
+
+def test_quickstart_refuses_a_work_folder_made_with_other_options(tmp_path):
+    """Finished stages are reused on a re-run; with other options they would silently mix two settings (a
+    300-episode model reported as the 2,400-episode one), so the run is refused before any work."""
+    work = tmp_path / "qs"
+    work.mkdir()
+    (work / "options.json").write_text(json.dumps({"pipeline": "kws", "seed": 0, "steps": 300, "clips": 12,
+                                                   "hours": 0.3}))
+    (work / "synth_librispeech.done.json").write_text("{}")
+    cmd = [sys.executable, "-m", "speechedge", "quickstart", "--work", str(work), "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "steps: 300 -> 2400" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["options.json", "synth_librispeech.done.json"]
+    (work / "options.json").unlink()  # stages without recorded options (an older version): refused too
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "no options.json" in proc.stderr

@@ -28,6 +28,27 @@ import numpy as np
 from speechedge.io import atomic_write_text
 
 
+class OptionsMismatchError(ValueError):
+    """A work folder made with other options (its finished stages would be reused with the wrong settings)."""
+
+
+def _check_options(work: Path, options: dict) -> None:
+    """Record the run's options in ``work/options.json`` the first time; refuse a later run with others, whose
+    reused stages would silently mix two settings."""
+    path = work / "options.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != options:
+            diff = ", ".join(f"{k}: {old.get(k)} -> {v}" for k, v in options.items() if old.get(k) != v)
+            raise OptionsMismatchError(f"{work} was made with other options ({diff}); its finished stages would be "
+                                       f"reused with the old ones: use another --work, or remove {work} to start over")
+    elif any(work.glob("*.done.json")):  # finished stages of a version that did not record its options
+        raise OptionsMismatchError(f"{work} holds finished stages but no options.json (an older speechedge made it): "
+                                   f"use another --work, or remove {work} to start over")
+    else:
+        atomic_write_text(path, json.dumps(options, indent=2))
+
+
 def _stage(work: Path, name: str, fn, timings: dict) -> dict:
     """Run ``fn`` unless ``work/name.done.json`` says it finished; return its result either way."""
     marker = work / f"{name}.done.json"
@@ -211,6 +232,7 @@ def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True, steps: i
     from speechedge.synth.corpora import synth_librispeech, synth_speech_commands
 
     work.mkdir(parents=True, exist_ok=True)
+    _check_options(work, {"pipeline": "kws", "seed": seed, "steps": steps, "clips": clips, "hours": hours})
     timings: dict[str, tuple[float, str]] = {}
     ls = _stage(work, "synth_librispeech", lambda: synth_librispeech(
         work / "LibriSpeech", hours=hours, num_speakers=max(20, round(hours * 66)), seed=seed,
@@ -384,6 +406,7 @@ def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True, step
     from speechedge.synth.corpora import synth_librispeech
 
     work.mkdir(parents=True, exist_ok=True)
+    _check_options(work, {"pipeline": "asr", "seed": seed, "steps": steps, "hours": hours})
     timings: dict[str, tuple[float, str]] = {}
     ls = _stage(work, "synth_librispeech", lambda: synth_librispeech(
         work / "LibriSpeech", hours=hours, num_speakers=max(12, round(24 * hours)), seed=seed,
