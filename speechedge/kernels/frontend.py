@@ -56,7 +56,6 @@ class FrontendConstants:
             raise ValueError(f"the Numba frontend needs a power-of-two n_fft, got {config.n_fft}")
         bits = half.bit_length() - 1
         n1, n2 = 1 << (bits // 2), 1 << (bits - bits // 2)
-        self.fft_shape = (n1, n2)
 
         def bitrev(n: int) -> np.ndarray:
             b = n.bit_length() - 1

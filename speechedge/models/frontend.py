@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from speechedge.features import FrontendConfig, analysis_window, dct_matrix, mel_filterbank
+from speechedge.features import FrontendConfig, analysis_window, dct_matrix, mel_filterbank, num_frames
 
 __all__ = ["TorchFrontend"]
 
@@ -41,10 +41,10 @@ class TorchFrontend(nn.Module):
         if x.dim() != 2:
             raise ValueError(f"audio must be (num_samples,) or (batch, num_samples), got {tuple(audio.shape)}")
         c = self.config
+        frames = num_frames(x.shape[1], c)
         x = x.float()
         if c.center:  # zero padding ("constant", as librosa's pad_mode="constant")
             x = nn.functional.pad(x, (c.n_fft // 2, c.n_fft // 2))
-        frames = 1 + (x.shape[1] - c.n_fft) // c.hop_length if x.shape[1] >= c.n_fft else 0
         if torch.is_grad_enabled() or frames <= BLOCK_FRAMES:
             out = self._frames(x)
         else:  # frame t reads x[t*hop : t*hop + n_fft] only: blocks of frames give the same frames
