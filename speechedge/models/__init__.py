@@ -34,7 +34,8 @@ def build_model(arch: dict) -> nn.Module:
     if name == "kws_classifier":
         return KWSClassifier(a["tau"], a["num_classes"], frontend, a["clip_samples"])
     if name == "fewshot_kws":
-        return FewShotKWS(a["tau"], a["method"], a["num_dummies"], a["aux_classes"], frontend, a["clip_samples"])
+        return FewShotKWS(a["tau"], a["method"], a["num_dummies"], a["aux_classes"], frontend, a["clip_samples"],
+                          tuple(a.get("blocks", (2, 2, 4, 4))), a.get("act", "silu"))
     if name == "asr_ctc":
         return ASRModel(ConformerConfig(**a["encoder"]), a["vocab"], frontend)
     raise CheckpointError(f"unknown model kind {name!r} (expected kws_classifier, fewshot_kws or asr_ctc)")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["BCResNet", "SubSpectralNorm", "bcresnet_channels", "freeze_for_export"]
+__all__ = ["BLOCKS", "BCResNet", "SubSpectralNorm", "bcresnet_channels", "freeze_for_export"]
 
 
 class SubSpectralNorm(nn.Module):
@@ -118,7 +118,8 @@ class BCResBlock(nn.Module):
     width is unchanged).
     """
 
-    def __init__(self, cin: int, cout: int, stage: int, freq_stride: int, dropout: float = 0.1) -> None:
+    def __init__(self, cin: int, cout: int, stage: int, freq_stride: int, dropout: float = 0.1,
+                 act: str = "silu") -> None:
         super().__init__()
         self.transition = cin != cout
         f2: list[nn.Module] = []
@@ -127,7 +128,7 @@ class BCResBlock(nn.Module):
         f2.append(_conv_bn(cout, cout, (3, 1), (freq_stride, 1), groups=cout, norm="ssn", act=None))
         self.f2 = nn.Sequential(*f2)
         self.f1 = nn.Sequential(
-            _conv_bn(cout, cout, (1, 3), groups=cout, dilation=(1, 2**stage), act="silu"),
+            _conv_bn(cout, cout, (1, 3), groups=cout, dilation=(1, 2**stage), act=act),
             nn.Conv2d(cout, cout, 1, bias=False),
             nn.Dropout2d(dropout),
         )
@@ -151,23 +152,38 @@ def bcresnet_channels(tau: float) -> list[int]:
     return [2 * b, b, int(1.5 * b), 2 * b, int(2.5 * b), 4 * b]
 
 
-class BCResNet(nn.Module):
-    """BC-ResNet-tau. ``num_classes=0`` builds the encoder only (``embed``)."""
+BLOCKS = (2, 2, 4, 4)  # the reference's blocks per stage
 
-    def __init__(self, tau: float = 1.0, num_classes: int = 12, n_mels: int = 40, dropout: float = 0.1) -> None:
+
+class BCResNet(nn.Module):
+    """BC-ResNet-tau. ``num_classes=0`` builds the encoder only (``embed``).
+
+    ``blocks`` (per stage, default the reference's 2, 2, 4, 4) and ``act`` (the temporal branch's activation,
+    ``"silu"`` as in the reference or ``"relu"``) exist for microcontrollers: TensorFlow Lite Micro's arena grows
+    with the number of ops (~220 bytes each), SiLU is two ops (LOGISTIC, MUL) where ReLU fuses into the
+    convolution, and every block adds ~13 ops to the streaming step graph (README, "A model for 32 KB").
+    """
+
+    def __init__(self, tau: float = 1.0, num_classes: int = 12, n_mels: int = 40, dropout: float = 0.1,
+                 blocks: tuple[int, ...] = BLOCKS, act: str = "silu") -> None:
         super().__init__()
         if n_mels % 40:
             raise ValueError(f"BCResNet expects a multiple of 40 mel bands (SubSpectralNorm on 5 sub-bands "
                              f"after 3 halvings), got n_mels={n_mels}")
-        self.tau = tau
+        blocks = tuple(int(n) for n in blocks)
+        if len(blocks) != 4 or min(blocks) < 1:
+            raise ValueError(f"blocks must be 4 positive counts (one per stage), got {list(blocks)}")
+        if act not in ("silu", "relu"):
+            raise ValueError(f"act must be 'silu' or 'relu', got {act!r}")
+        self.tau, self.blocks, self.act = tau, blocks, act
         c = bcresnet_channels(tau)
         self.embedding_dim = c[-1]
         self.stem = _conv_bn(1, c[0], 5, (2, 1))
         stages = []
-        for stage, (n, cin, cout) in enumerate(zip([2, 2, 4, 4], c[:4], c[1:5])):
-            blocks = [BCResBlock(cin if i == 0 else cout, cout, stage, 2 if (stage in (1, 2) and i == 0) else 1,
-                                 dropout) for i in range(n)]
-            stages.append(nn.Sequential(*blocks))
+        for stage, (n, cin, cout) in enumerate(zip(blocks, c[:4], c[1:5])):
+            stage_blocks = [BCResBlock(cin if i == 0 else cout, cout, stage,
+                                       2 if (stage in (1, 2) and i == 0) else 1, dropout, act) for i in range(n)]
+            stages.append(nn.Sequential(*stage_blocks))
         self.stages = nn.Sequential(*stages)
         self.neck = nn.Sequential(
             nn.Conv2d(c[4], c[4], 5, groups=c[4], padding=(0, 2), bias=False),

@@ -106,12 +106,12 @@ class StreamingBCResNet(nn.Module):
         return {k: torch.zeros(s) for k, s in self.state_shapes().items()}
 
     @staticmethod
-    def _push(buf: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _push(buf: torch.Tensor, x: torch.Tensor, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(buffer + new NCHW frames along time, the new buffer: the last ``buf``-length frames of that), both
         channels-last ``(1, F, T, C)``: the layout TFLite computes in, so the converter's own NCHW <-> NHWC
         transposes around each convolution cancel against these permutes (8 transposes left in BC-ResNet-1's
-        step graph instead of 56)."""
-        cat = torch.cat([buf, x.permute(0, 2, 3, 1)], dim=2)
+        step graph instead of 56). ``channels_last``: ``x`` is already ``(1, F, T, C)``."""
+        cat = torch.cat([buf, x if channels_last else x.permute(0, 2, 3, 1)], dim=2)
         keep = buf.shape[2]
         return cat, cat[:, :, cat.shape[2] - keep:]
 
@@ -125,7 +125,10 @@ class StreamingBCResNet(nn.Module):
         s = feats.shape[3]
         for i, b in enumerate(self.blocks):
             x2 = b.f2(x)
-            m, new[f"block{i}_conv"] = self._push(state[f"block{i}_conv"], x2.mean(dim=2, keepdim=True))
+            # the frequency mean taken channels-last (axis 1 of (1, F, T, C)), where TFLite computes it: taken on
+            # NCHW the converter wraps it in two TRANSPOSEs (ops a microcontroller's arena pays for)
+            m, new[f"block{i}_conv"] = self._push(state[f"block{i}_conv"],
+                                                  x2.permute(0, 2, 3, 1).mean(dim=1, keepdim=True), True)
             conv = b.f1[0]
             x1 = b.f1[1](conv[2](conv[1](_valid_in_time(conv[0], nchw(m)))))  # (1, C, 1, chunk); dropout is off
             residual = x2 if b.transition else x2 + x

@@ -12,7 +12,7 @@ from torch import nn
 
 from speechedge.features import FrontendConfig, num_frames
 
-from .bcresnet import BCResNet, freeze_for_export
+from .bcresnet import BLOCKS, BCResNet, freeze_for_export
 from .bcresnet_stream import context_embeddings
 from .fewshot import DummyPrototypes
 from .frontend import TorchFrontend
@@ -75,14 +75,16 @@ class FewShotKWS(_KWSBase):
     """
 
     def __init__(self, tau: float, method: str, num_dummies: int, aux_classes: int, frontend: FrontendConfig,
-                 clip_samples: int) -> None:
+                 clip_samples: int, blocks: tuple[int, ...] = BLOCKS, act: str = "silu") -> None:
         super().__init__(frontend, clip_samples)
-        self.encoder = BCResNet(tau, num_classes=0, n_mels=frontend.num_features)
+        self.encoder = BCResNet(tau, num_classes=0, n_mels=frontend.num_features, blocks=blocks, act=act)
         dim = self.encoder.embedding_dim
         self.dummy = DummyPrototypes(dim, num_dummies) if method == "dprotonet" else None
         self.aux_head = nn.Linear(dim, aux_classes) if aux_classes else None
         self.arch = {"name": "fewshot_kws", "tau": tau, "method": method, "num_dummies": num_dummies,
                      "aux_classes": aux_classes, "frontend": frontend.to_dict(), "clip_samples": clip_samples}
+        if tuple(blocks) != BLOCKS or act != "silu":  # (absent = the reference, as in checkpoints made before)
+            self.arch.update(blocks=list(blocks), act=act)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         window = self.input_shape[-1]

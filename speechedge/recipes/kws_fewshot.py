@@ -56,6 +56,10 @@ class FewShotConfig:
     aux_weight: float = 0.0  # lambda of the LibriWord cross-entropy
     aux_batch: int = 32
     tau: float = 1.0  # BC-ResNet width
+    # BC-ResNet blocks per stage and the temporal branch's activation (silu | relu): the reference is 2,2,4,4
+    # and silu; fewer blocks and relu make the small step graph a microcontroller's arena needs (README)
+    blocks: tuple[int, ...] = (2, 2, 4, 4)
+    block_act: str = "silu"
     method: str = "dprotonet"  # protonet | dprotonet
     ways: int = 5
     shots: int = 5
@@ -103,6 +107,10 @@ class FewShotConfig:
             raise ValueError("aux_weight > 0 needs libriword_manifest (the LibriWord manifest.jsonl)")
         if self.tau not in (1, 1.5, 2, 3, 6, 8):
             raise ValueError(f"tau must be one of 1, 1.5, 2, 3, 6, 8 (BC-ResNet widths), got {self.tau}")
+        if len(self.blocks) != 4 or min(self.blocks) < 1:
+            raise ValueError(f"blocks must be 4 positive counts, one per stage (e.g. 2,2,4,4), got {list(self.blocks)}")
+        if self.block_act not in ("silu", "relu"):
+            raise ValueError(f"block_act must be 'silu' or 'relu', got {self.block_act!r}")
         if self.context_s < 0 or not 0 <= self.context_prob <= 1:
             raise ValueError(f"context_s must be >= 0 and context_prob in [0, 1], got {self.context_s}, "
                              f"{self.context_prob}")
@@ -215,7 +223,8 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         labels, vocab = train_clips.label_ids()
         log.info("train: %d clips of %d classes; val: %d clips; LibriWord: %s", len(train_clips), len(vocab),
                  len(val_clips), f"{len(aux_clips)} clips of {len(aux_vocab)} words" if aux_clips else "off")
-        model = FewShotKWS(cfg.tau, cfg.method, cfg.num_dummies, len(aux_vocab), fe, cfg.clip_samples).to(device)
+        model = FewShotKWS(cfg.tau, cfg.method, cfg.num_dummies, len(aux_vocab), fe, cfg.clip_samples,
+                           cfg.blocks, cfg.block_act).to(device)
         if cfg.init_from:
             _init_from(model, cfg.init_from, aux_vocab)
         modules = {}
@@ -311,8 +320,10 @@ def _init_from(model: FewShotKWS, exp_dir: str, aux_vocab: list[str]) -> None:
     """Weights of ``exp_dir``'s best checkpoint into ``model`` (same architecture); its LibriWord head only when
     the vocabularies are equal."""
     src, state = load_checkpoint(exp_dir, "best")
-    if not isinstance(src, FewShotKWS) or src.arch["tau"] != model.arch["tau"]:
-        raise ValueError(f"init_from={exp_dir}: not a few-shot experiment of the same width (tau {model.arch['tau']})")
+    same = ("tau", "blocks", "act")
+    if not isinstance(src, FewShotKWS) or any(src.arch.get(k) != model.arch.get(k) for k in same):
+        want = ", ".join(f"{k} {model.arch.get(k)}" for k in same if k in model.arch or k == "tau")
+        raise ValueError(f"init_from={exp_dir}: not a few-shot experiment of the same architecture ({want})")
     weights = src.state_dict()
     if state.get("meta", {}).get("aux_vocab") != aux_vocab:
         weights = {k: v for k, v in weights.items() if not k.startswith("aux_head.")}
