@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 __all__ = ["Tokenizer", "CharTokenizer", "SubwordTokenizer", "make_tokenizer", "tokenizer_from_meta", "greedy_decode", "greedy_tokens", "GreedyCTC", "ids_to_text", "prefix_beam_search", "edit_distance",
-           "error_rate", "ErrorCounts"]
+           "error_rate", "ErrorCounts", "paired_bootstrap"]
 
 BLANK = "<blk>"
 
@@ -303,3 +303,31 @@ def error_rate(refs: list[str], hyps: list[str]) -> tuple[float, float]:
     for r, h in zip(refs, hyps):
         counts.add(r, h)
     return counts.wer, counts.cer
+
+
+def paired_bootstrap(a: list[dict], b: list[dict], unit: str = "char", samples: int = 10000,
+                     seed: int = 0) -> dict:
+    """The difference in error rate (percent) between two systems on the same utterances, ``b - a``, with a 95%
+    paired bootstrap interval (Bisani & Ney 2004: resample utterances, recompute both rates on each resample).
+
+    ``a`` and ``b`` are per-utterance rows as ``speechedge eval asr --json`` writes them (``id``,
+    ``{unit}_errors``, ``{unit}s``); they are matched by ``id``. The interval says how much the difference could
+    move with other test utterances of the same kind, not with another training seed.
+    """
+    import numpy as np
+
+    if unit not in ("char", "word"):
+        raise ValueError(f"unit must be char or word, got {unit!r}")
+    by_id = {r["id"]: r for r in b}
+    if {r["id"] for r in a} != set(by_id) or len(by_id) != len(a):
+        raise ValueError("the two result lists are not the same utterances (compare runs on the same test set)")
+    ea = np.array([r[f"{unit}_errors"] for r in a], float)
+    eb = np.array([by_id[r["id"]][f"{unit}_errors"] for r in a], float)
+    n = np.array([r[f"{unit}s"] for r in a], float)
+    idx = np.random.default_rng(seed).integers(0, len(a), (samples, len(a)))
+    tot = n[idx].sum(1)
+    diff = 100 * (eb[idx].sum(1) - ea[idx].sum(1)) / tot
+    lo, hi = np.quantile(diff, [0.025, 0.975])
+    return {"a": 100 * ea.sum() / n.sum(), "b": 100 * eb.sum() / n.sum(),
+            "diff": 100 * (eb.sum() - ea.sum()) / n.sum(), "ci95": [float(lo), float(hi)],
+            "p_b_not_better": float((diff >= 0).mean()), "utterances": len(a), "samples": samples}

@@ -254,6 +254,27 @@ def test_error_rates():
     assert cer == pytest.approx(100 * 3 / 7)
 
 
+def test_paired_bootstrap_interval_excludes_zero_only_for_a_real_difference():
+    """The paired bootstrap matches utterances by id: a system that fixes one error in every utterance is better
+    with an interval that excludes zero; a system that moves the same errors between utterances is not; the
+    point estimate is the pooled rate difference; mismatched test sets are refused."""
+    from speechedge.ctc import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    chars = rng.integers(20, 60, 200)
+    errs = rng.integers(2, 8, 200)
+    a = [{"id": f"u{i}", "char_errors": int(e), "chars": int(n)} for i, (e, n) in enumerate(zip(errs, chars))]
+    better = [{**r, "char_errors": r["char_errors"] - 1} for r in reversed(a)]  # order does not matter
+    r = paired_bootstrap(a, better, samples=2000)
+    assert r["diff"] == pytest.approx(-100 * 200 / chars.sum()) and r["ci95"][1] < 0 and r["p_b_not_better"] == 0
+    shuffled = rng.permutation(errs)  # the same total, moved between utterances of similar length
+    moved = [{**r, "char_errors": int(e)} for r, e in zip(a, shuffled)]
+    r = paired_bootstrap(a, moved, samples=2000)
+    assert r["ci95"][0] < 0 < r["ci95"][1]
+    with pytest.raises(ValueError, match="same utterances"):
+        paired_bootstrap(a, a[1:])
+
+
 # -- forced alignment --------------------------------------------------------------------------------------
 def _brute_force_align(lp: np.ndarray, targets: list[int]) -> float:
     best = -math.inf
@@ -503,6 +524,15 @@ def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys
                  "--chunk-ms", "80", "160", "full", "--alignments", str(corpus / "alignments")]) == 0
     out = capsys.readouterr().out
     assert "| 80 ms |" in out and "| full |" in out and "emission latency" in out
+    # --json keeps every utterance's errors, which add up to the reported rates (paired comparisons use them)
+    res = tmp_path / "eval.json"
+    assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "librispeech_test-clean.jsonl.gz"),
+                 "--chunk-ms", "160", "--json", str(res)]) == 0
+    (row,) = json.loads(res.read_text())
+    utts = row["utterances"]
+    assert len({u["id"] for u in utts}) == len(utts) > 0 and all(u["ref"] for u in utts)
+    assert 100 * sum(u["char_errors"] for u in utts) / sum(u["chars"] for u in utts) == pytest.approx(row["cer"])
+    assert 100 * sum(u["word_errors"] for u in utts) / sum(u["words"] for u in utts) == pytest.approx(row["wer"])
     assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "x.jsonl"),
                  "--chunk-ms", "100"]) == 1  # not a multiple of 40 ms
     aligned = tmp_path / "alignments"

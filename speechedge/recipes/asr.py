@@ -170,10 +170,15 @@ def evaluate(model: ASRModel, data: UttSet, *, chunk_frames: int, left_chunks: i
              tokenizer: Tokenizer | None = None, device="cpu") -> dict:
     hyps = decode(model, data, chunk_frames=chunk_frames, left_chunks=left_chunks, beam=beam, tokenizer=tokenizer,
                   device=device)
-    counts = ErrorCounts()
-    for ref, hyp in zip(data.texts, hyps):
+    counts, utts = ErrorCounts(), []
+    for uid, ref, hyp in zip(data.ids, data.texts, hyps):
+        one = ErrorCounts()
+        one.add(ref, hyp)
         counts.add(ref, hyp)
-    return {"wer": counts.wer, "cer": counts.cer, "words": counts.words}
+        utts.append({"id": uid, "ref": ref, "hyp": hyp, "word_errors": one.word_err, "words": one.words,
+                     "char_errors": one.char_err, "chars": one.chars})
+    # per utterance too (as icefall's errs/recogs files): paired comparisons of two models need them
+    return {"wer": counts.wer, "cer": counts.cer, "words": counts.words, "utterances": utts}
 
 
 @torch.no_grad()
