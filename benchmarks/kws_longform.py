@@ -2,7 +2,9 @@
 hibari, Pico speakers), then FRR at 0.5/1/2 FA/h over 2 h of synthesized negatives (other voices' speech,
 noise, music) and the DET curve.
 
-    python benchmarks/kws_longform.py speechedge/pretrained/kws_fewshot work/longform [HOURS]
+    python benchmarks/kws_longform.py speechedge/pretrained/kws_fewshot work/longform [HOURS] [--stream]
+
+``--stream`` detects with the streaming step model (``KWSModel(mode="stream")``) instead of the window model.
 
 Then `python benchmarks/kws_detector.py work/longform` compares the decision rules on the same streams.
 """
@@ -14,14 +16,16 @@ from speechedge.runtime import KWSModel
 from speechedge.synth.corpora import synth_speech_commands
 
 if __name__ == '__main__':
-    model_dir, work = Path(sys.argv[1]), Path(sys.argv[2])
-    hours = float(sys.argv[3]) if len(sys.argv) > 3 else 2.0
+    stream = "--stream" in sys.argv
+    argv = [a for a in sys.argv if a != "--stream"]
+    model_dir, work = Path(argv[1]), Path(argv[2])
+    hours = float(argv[3]) if len(argv) > 3 else 2.0
     kws = ["pineapple", "jupiter"]
     enroll = work / "enroll"
     if not (enroll / "synth_report.json").exists():
         synth_speech_commands(enroll, words=kws, per_word=3, seed=500, noise_seconds=1.0, progress=False,
                               engines=("espeak", "hibari", "pico"))
-    m = KWSModel(model_dir, keywords_file=work / "keywords.json")
+    m = KWSModel(model_dir, keywords_file=work / "keywords.json", mode="stream" if stream else "window")
     m.forget()
     for w in kws:
         m.enroll(w, [read_audio(p, sample_rate=16000)[0] for p in sorted((enroll / w).glob("*.wav"))])

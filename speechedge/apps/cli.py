@@ -359,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     es = ev_kinds.add_parser("kws-stream", help="long-form detection: false rejects at 0.5/1/2 FA per hour, DET")
     es.add_argument("--model", default=None,
-                    help="exported KWS folder (few-shot: with enrolled keywords); default: the shipped pretrained model")
+                    help="exported KWS folder (few-shot: with enrolled keywords) or a shipped model's name "
+                         "(kws_fewshot, kws_mcu); default: the shipped pretrained model")
     es.add_argument("--keywords", default=None, metavar="FILE", help="enrolled keywords file (see demo kws)")
     es.add_argument("--negative-hours", type=float, default=2.0,
                     help="hours of synthesized negatives (speech by other voices 5/6, noise 1/12, music 1/12; "
@@ -434,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     dm_kinds = dm.add_subparsers(dest="kind", metavar="DEMO", required=True)
     dk = dm_kinds.add_parser("kws", help="live keyword detection with few-shot enrolment")
     dk.add_argument("--model", default=None,
-                    help="exported KWS folder (speechedge export); default: the shipped pretrained few-shot model")
+                    help="exported KWS folder (speechedge export) or a shipped model's name: kws_fewshot (default), "
+                         "kws_mcu (the microcontroller model)")
     dk.add_argument("--keywords", default=None, metavar="FILE",
                     help="enrolled keywords file (default: MODEL/keywords.json; for the shipped model a per-user "
                          "file, ~/.local/share/speechedge/keywords/kws_fewshot.json)")

@@ -287,11 +287,11 @@ def keywords_of(model: KWSModel) -> list[str]:
 def evaluate_cli(model_dir: str | None, *, positives: str | None, negatives: str | None, synth_dir: str,
                  json_path: str | None, png_path: str | None, precision: str = "auto", seed: int = 0,
                  keywords_file: str | None = None, negative_hours: float = 2.0, mode: str = "window") -> int:
-    from speechedge.pretrained import pretrained_dir
+    from speechedge.pretrained import resolve_model
 
     if negative_hours <= 0:
         raise ValueError(f"--negative-hours must be positive, got {negative_hours}")
-    model_dir = model_dir or str(pretrained_dir())
+    model_dir = str(resolve_model(model_dir))
     model = KWSModel(model_dir, precision=precision, keywords_file=keywords_file, mode=mode)
     keywords = keywords_of(model)
     if not keywords:

@@ -58,10 +58,10 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
             smooth: int | None = None, agree: int | None = None, refractory_s: float = 1.0,
             keywords_file: str | None = None, mode: str = "window", out=None) -> int:
     """Enrol (optional) and detect; ``model_dir=None`` uses the shipped pretrained few-shot model."""
-    from speechedge.pretrained import pretrained_dir
+    from speechedge.pretrained import resolve_model
 
     out = out or sys.stdout
-    model = KWSModel(model_dir or pretrained_dir(), precision=precision, keywords_file=keywords_file, mode=mode)
+    model = KWSModel(resolve_model(model_dir), precision=precision, keywords_file=keywords_file, mode=mode)
     source = None
     if input_spec != "mic":  # check a file / stdin input before anything is enrolled and saved
         try:

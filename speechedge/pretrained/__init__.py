@@ -1,8 +1,11 @@
 """Pretrained models shipped inside the package (exported folders, torch-free to run).
 
-- ``kws_fewshot/``: the few-shot keyword-spotting embedding network (BC-ResNet-1, fp32 TFLite) with its
+- ``kws_fewshot/``: the few-shot keyword-spotting embedding network (BC-ResNet-3, fp32 TFLite) with its
   frontend and open-set rule; its model card is ``kws_fewshot/MODEL_CARD.md``. Enrol keywords with
   ``speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`` (no ``--model`` needed).
+- ``kws_mcu/``: the microcontroller model (BC-ResNet-1 with one block per stage and ReLU, 4.4k parameters):
+  a full-integer int8 streaming step model that TensorFlow Lite Micro runs in a 28 KB arena, its firmware
+  header and C array, and fp32 models for the host (``--model kws_mcu``; ``kws_mcu/MODEL_CARD.md``).
 
 The shipped folders are read-only: keywords enrolled on a shipped model are stored per user
 (:func:`user_keywords_file`), never inside the package.
@@ -13,9 +16,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["KWS_FEWSHOT", "pretrained_dir", "is_pretrained", "user_keywords_file"]
+__all__ = ["KWS_FEWSHOT", "KWS_MCU", "SHIPPED", "pretrained_dir", "resolve_model", "is_pretrained",
+           "user_keywords_file"]
 
 KWS_FEWSHOT = "kws_fewshot"
+KWS_MCU = "kws_mcu"
+SHIPPED = (KWS_FEWSHOT, KWS_MCU)
 
 
 def pretrained_dir(name: str = KWS_FEWSHOT) -> Path:
@@ -25,6 +31,17 @@ def pretrained_dir(name: str = KWS_FEWSHOT) -> Path:
         raise FileNotFoundError(f"{folder}: no shipped {name!r} model in this installation; pass --model DIR "
                                 "(an export of your own) or build it with benchmarks/kws_pretrained.py --ship")
     return folder
+
+
+def resolve_model(spec: str | Path | None) -> Path:
+    """``--model``: a folder; else the name of a shipped model (``kws_fewshot``, ``kws_mcu``); ``None`` = the
+    shipped few-shot model. A folder of that name in the working directory wins over the shipped one."""
+    if spec is None:
+        return pretrained_dir()
+    path = Path(spec)
+    if not path.exists() and str(spec) in SHIPPED:
+        return pretrained_dir(str(spec))
+    return path
 
 
 def is_pretrained(folder: str | Path) -> bool:
