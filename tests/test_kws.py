@@ -828,3 +828,40 @@ def test_manifest_clips_are_memory_mapped_from_a_cache_built_once(gsc35, tmp_pat
     man.write_text("\n".join(lines[:3]) + "\n")
     assert len(load_manifest_clips(man)) == 3
     assert len(list((tmp_path / "cache").glob("m-*.npy"))) == 2 and not list((tmp_path / "cache").glob(".*"))
+
+
+def test_the_shipped_microcontroller_model_streams_in_tflm_within_32_kb(tmp_path):
+    """``kws_mcu``: its int8 step model uses only TensorFlow Lite Micro ops, TFLM itself allocates at most 32 KB
+    for it (the arena its header states), the firmware C array compiled with g++ holds exactly the shipped
+    model's bytes, and the host runtime finds it by name, enrols and embeds with it in streaming mode."""
+    import json
+    import shutil
+    import subprocess
+
+    pytest.importorskip("tflite_micro")
+    from speechedge.export.tflite_tools import check_tflm_ops, tflm_run
+    from speechedge.pretrained import KWS_MCU, resolve_model
+    from speechedge.runtime import KWSModel
+
+    folder = resolve_model(KWS_MCU)
+    blob = (folder / "stream_int8.tflite").read_bytes()
+    assert not check_tflm_ops(blob)
+    arena = tflm_run(blob, None)["arena_bytes"]
+    header = (folder / "kws_stream_model.h").read_text()
+    assert arena <= 32 * 1024 and f"kws_stream_model_arena_bytes = {arena};" in header
+    assert len(blob) <= 32 * 1024 and json.loads((folder / "report.json").read_text())["passed"]
+    if shutil.which("g++"):
+        (tmp_path / "main.cc").write_text(r'''
+#include <cstdio>
+#include "kws_stream_model.h"
+int main() { std::fwrite(kws_stream_model, 1, kws_stream_model_len, stdout); return 0; }
+''')
+        subprocess.run(["g++", "-O0", "-std=c++17", f"-I{folder}", "-o", str(tmp_path / "dump"),
+                        str(tmp_path / "main.cc"), str(folder / "kws_stream_model.cc")], check=True, capture_output=True)
+        assert subprocess.run([str(tmp_path / "dump")], capture_output=True, check=True).stdout == blob
+    m = KWSModel(folder, mode="stream", keywords_file=tmp_path / "keywords.json")
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(16000)).astype(np.float32) for _ in range(3)]
+    m.enroll("noise", clips)
+    assert m.embed(clips[0]).shape == (32,) and (tmp_path / "keywords.json").exists()
+    assert not (folder / "keywords.json").exists()  # a shipped folder is never written
