@@ -59,11 +59,21 @@ def time_detector(model, audio: np.ndarray, block: int = 160) -> tuple[float, fl
 
 
 def step_model_ms(blob: bytes, spec_state: dict, chunk: int, n_mels: int, invokes: int = 2000) -> float:
-    from speechedge.runtime.tflite import TFLiteModel, median_run_ms
+    """Median ms of one step as the runtime's detector takes it (``StreamStep.step_raw``: set the new frames and
+    the state, invoke, read the embedding and the new state)."""
+    from speechedge.runtime.kws import StreamStep
+    from speechedge.runtime.tflite import TFLiteModel
 
-    feed = {"feats": np.zeros((1, 1, n_mels, chunk), np.float32),
-            **{k: np.zeros(s, np.float32) for k, s in spec_state.items()}}
-    return median_run_ms(TFLiteModel(blob), feed, n=invokes)
+    spec = {"chunk_frames": chunk, "window_frames": 101, "lag_frames": 0,
+            "state": [{"name": k, "shape": list(s)} for k, s in spec_state.items()]}
+    step = StreamStep(TFLiteModel(blob, 1), spec)
+    feats, state = np.zeros((n_mels, chunk), np.float32), step.init_raw()
+    times = []
+    for i in range(invokes + 20):
+        t0 = time.perf_counter()
+        _, state = step.step_raw(feats, state)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[20:]) * 1000)
 
 
 def micro_wakeword_rows(audio: np.ndarray) -> list[dict]:

@@ -865,3 +865,26 @@ int main() { std::fwrite(kws_stream_model, 1, kws_stream_model_len, stdout); ret
     m.enroll("noise", clips)
     assert m.embed(clips[0]).shape == (32,) and (tmp_path / "keywords.json").exists()
     assert not (folder / "keywords.json").exists()  # a shipped folder is never written
+
+
+@pytest.mark.parametrize("name,precision", [("kws_mcu", "int8"), ("kws_mcu", "fp32"), ("kws_fewshot", "fp32")])
+def test_stepping_with_raw_state_equals_stepping_with_float_state(name, precision):
+    """The detector carries a step model's state in the model's own types (int8 for an int8 model) instead of
+    dequantizing and requantizing it around every invoke: the embeddings and the state are the same."""
+    import json
+
+    from speechedge.pretrained import resolve_model
+    from speechedge.runtime.kws import StreamStep
+    from speechedge.runtime.tflite import TFLiteModel, dequantize
+
+    folder = resolve_model(name)
+    step = StreamStep(TFLiteModel(folder / f"stream_{precision}.tflite"), json.loads((folder / "stream.json").read_text()))
+    feats = np.random.default_rng(0).normal(-6, 3, (40, 10 * step.chunk)).astype(np.float32)
+    state, raw = step.init_state(), step.init_raw()
+    assert all(raw[k].dtype == (np.int8 if precision == "int8" else np.float32) for k in raw)
+    for i in range(0, feats.shape[1], step.chunk):
+        e, state = step.step(feats[:, i: i + step.chunk], state)
+        e_raw, raw = step.step_raw(feats[:, i: i + step.chunk], raw)
+        np.testing.assert_array_equal(e, e_raw)
+        for k in state:
+            np.testing.assert_array_equal(state[k], dequantize(raw[k], step.net._in[k]))
