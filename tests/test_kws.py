@@ -888,3 +888,17 @@ def test_stepping_with_raw_state_equals_stepping_with_float_state(name, precisio
         np.testing.assert_array_equal(e, e_raw)
         for k in state:
             np.testing.assert_array_equal(state[k], dequantize(raw[k], step.net._in[k]))
+
+
+def test_a_stream_json_that_does_not_match_its_step_model_is_one_clear_error():
+    import json
+
+    from speechedge.pretrained import resolve_model
+    from speechedge.runtime.kws import StreamStep
+    from speechedge.runtime.tflite import TFLiteModel
+
+    folder = resolve_model("kws_mcu")
+    spec = json.loads((folder / "stream.json").read_text())
+    spec["state"][0]["name"] = "not_a_state"
+    with pytest.raises(ValueError, match=r"stream\.json: the step model's inputs .* re-run `speechedge export`"):
+        StreamStep(TFLiteModel(folder / "stream_fp32.tflite"), spec, str(folder / "stream.json"))
