@@ -1,11 +1,12 @@
 """Two ASR models on the same test utterances: the CER (or WER) difference with a 95% paired bootstrap interval.
 
-    python benchmarks/asr_compare.py A.json B.json [--chunk-ms 320] [--unit char|word] [--json OUT]
+    python benchmarks/asr_compare.py A.json B.json [--chunk-ms 320] [--unit char|word] [--by speaker|utterance]
 
 ``A.json`` / ``B.json`` are ``speechedge eval asr --json`` outputs of the two models on the same manifest (they
 carry every utterance's error counts). Prints one row per chunk size both evaluated: A's and B's rate, B - A and
-its interval (utterances resampled 10,000 times). One training seed per model: the interval is over test
-utterances, not over training runs.
+its interval (the test speakers resampled 10,000 times: one voice's errors go together; ``--by utterance``
+resamples utterances, a narrower and less honest interval). One training seed per model: the interval is over
+test speakers, not over training runs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def main(argv=None) -> int:
     p.add_argument("b", type=Path)
     p.add_argument("--chunk-ms", nargs="*", default=None, help="chunk sizes to compare (default: all in both)")
     p.add_argument("--unit", choices=("char", "word"), default="char")
+    p.add_argument("--by", choices=("speaker", "utterance"), default="speaker")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     from speechedge.ctc import paired_bootstrap
@@ -39,11 +41,11 @@ def main(argv=None) -> int:
     if not chunks:
         raise SystemExit("the two results share no chunk size")
     metric = "CER" if args.unit == "char" else "WER"
-    print(f"A = {args.a}\nB = {args.b}\n| chunk | A {metric} % | B {metric} % | B - A | 95% CI (paired bootstrap) | "
+    print(f"A = {args.a}\nB = {args.b}\n| chunk | A {metric} % | B {metric} % | B - A | 95% CI (bootstrap by {args.by}) | "
           f"P(B not better) |\n|---|---:|---:|---:|---|---:|")
     out = []
     for c in chunks:
-        r = paired_bootstrap(rows[args.a][c]["utterances"], rows[args.b][c]["utterances"], args.unit)
+        r = paired_bootstrap(rows[args.a][c]["utterances"], rows[args.b][c]["utterances"], args.unit, by=args.by)
         out.append({"chunk_ms": c, **r})
         print(f"| {c}{'' if c == 'full' else ' ms'} | {r['a']:.2f} | {r['b']:.2f} | {r['diff']:+.2f} | "
               f"[{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | {r['p_b_not_better']:.4f} |")

@@ -33,6 +33,7 @@ if __name__ == '__main__':
     pos, neg = synth_streams(work / "streams", kws, seed=0, speech_minutes=minutes * 5 / 6, noise_minutes=minutes / 12,
                              music_minutes=minutes / 12, progress=False)
     r = evaluate_streams(m, load_streams(pos, positive=True), load_streams(neg, positive=False), progress=False)
-    det_png(r, work / "det.png")
-    (work / "result.json").write_text(json.dumps(r, indent=2))
+    tag = "_stream" if stream else ""
+    det_png(r, work / f"det{tag}.png")
+    (work / f"result{tag}.json").write_text(json.dumps(r, indent=2))
     print(format_summary(r))

@@ -66,14 +66,7 @@ def step_model_ms(blob: bytes, spec_state: dict, chunk: int, n_mels: int, invoke
 
     spec = {"chunk_frames": chunk, "window_frames": 101, "lag_frames": 0,
             "state": [{"name": k, "shape": list(s)} for k, s in spec_state.items()]}
-    step = StreamStep(TFLiteModel(blob, 1), spec)
-    feats, state = np.zeros((n_mels, chunk), np.float32), step.init_raw()
-    times = []
-    for i in range(invokes + 20):
-        t0 = time.perf_counter()
-        _, state = step.step_raw(feats, state)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times[20:]) * 1000)
+    return StreamStep(TFLiteModel(blob, 1), spec).median_step_ms(invokes)
 
 
 def micro_wakeword_rows(audio: np.ndarray) -> list[dict]:

@@ -305,29 +305,39 @@ def error_rate(refs: list[str], hyps: list[str]) -> tuple[float, float]:
     return counts.wer, counts.cer
 
 
-def paired_bootstrap(a: list[dict], b: list[dict], unit: str = "char", samples: int = 10000,
-                     seed: int = 0) -> dict:
+def paired_bootstrap(a: list[dict], b: list[dict], unit: str = "char", samples: int = 10000, seed: int = 0,
+                     by: str = "speaker") -> dict:
     """The difference in error rate (percent) between two systems on the same utterances, ``b - a``, with a 95%
-    paired bootstrap interval (Bisani & Ney 2004: resample utterances, recompute both rates on each resample).
+    paired bootstrap interval (Bisani & Ney 2004: resample the test set, recompute both rates on each resample).
 
-    ``a`` and ``b`` are per-utterance rows as ``speechedge eval asr --json`` writes them (``id``,
-    ``{unit}_errors``, ``{unit}s``); they are matched by ``id``. The interval says how much the difference could
-    move with other test utterances of the same kind, not with another training seed.
+    ``a`` and ``b`` are per-utterance rows as ``speechedge eval asr --json`` writes them (``id``, ``ref``,
+    ``{unit}_errors``, ``{unit}s``), matched by ``id``. ``by="speaker"`` (default) resamples whole speakers (the
+    LibriSpeech id's first field), because one voice's errors go together and resampling its utterances one by
+    one would make the interval too narrow; ``by="utterance"`` resamples utterances. The interval says how much
+    the difference could move with other test speakers of the same kind, not with another training seed.
+    ``p_b_not_better`` is the share of resamples in which B is not better (not a significance level).
     """
     import numpy as np
 
-    if unit not in ("char", "word"):
-        raise ValueError(f"unit must be char or word, got {unit!r}")
+    if unit not in ("char", "word") or by not in ("speaker", "utterance"):
+        raise ValueError(f"unit must be char or word and by speaker or utterance, got {unit!r}, {by!r}")
     by_id = {r["id"]: r for r in b}
-    if {r["id"] for r in a} != set(by_id) or len(by_id) != len(a):
+    if len(b) != len(a) or len(by_id) != len(b) or {r["id"] for r in a} != set(by_id) or any(
+            r.get("ref") != by_id[r["id"]].get("ref") or r[f"{unit}s"] != by_id[r["id"]][f"{unit}s"] for r in a):
         raise ValueError("the two result lists are not the same utterances (compare runs on the same test set)")
-    ea = np.array([r[f"{unit}_errors"] for r in a], float)
-    eb = np.array([by_id[r["id"]][f"{unit}_errors"] for r in a], float)
-    n = np.array([r[f"{unit}s"] for r in a], float)
-    idx = np.random.default_rng(seed).integers(0, len(a), (samples, len(a)))
-    tot = n[idx].sum(1)
-    diff = 100 * (eb[idx].sum(1) - ea[idx].sum(1)) / tot
+    keys = [r["id"].split("-")[0] if by == "speaker" else r["id"] for r in a]
+    groups = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    g = np.array([groups[k] for k in keys])
+    ea = np.bincount(g, [r[f"{unit}_errors"] for r in a])
+    eb = np.bincount(g, [by_id[r["id"]][f"{unit}_errors"] for r in a])
+    n = np.bincount(g, [r[f"{unit}s"] for r in a])
+    rng, diff = np.random.default_rng(seed), []
+    for start in range(0, samples, 500):  # in batches: bounded memory for large test sets
+        idx = rng.integers(0, len(n), (min(500, samples - start), len(n)))
+        diff.append(100 * (eb[idx].sum(1) - ea[idx].sum(1)) / n[idx].sum(1))
+    diff = np.concatenate(diff)
     lo, hi = np.quantile(diff, [0.025, 0.975])
     return {"a": 100 * ea.sum() / n.sum(), "b": 100 * eb.sum() / n.sum(),
             "diff": 100 * (eb.sum() - ea.sum()) / n.sum(), "ci95": [float(lo), float(hi)],
-            "p_b_not_better": float((diff >= 0).mean()), "utterances": len(a), "samples": samples}
+            "p_b_not_better": float((diff >= 0).mean()), "utterances": len(a), "groups": len(n), "by": by,
+            "samples": samples}

@@ -257,22 +257,31 @@ def test_error_rates():
 def test_paired_bootstrap_interval_excludes_zero_only_for_a_real_difference():
     """The paired bootstrap matches utterances by id: a system that fixes one error in every utterance is better
     with an interval that excludes zero; a system that moves the same errors between utterances is not; the
-    point estimate is the pooled rate difference; mismatched test sets are refused."""
+    point estimate is the pooled rate difference; resampling whole speakers gives a wider interval than
+    resampling utterances when a speaker's errors go together; mismatched test sets are refused."""
     from speechedge.ctc import paired_bootstrap
 
     rng = np.random.default_rng(0)
     chars = rng.integers(20, 60, 200)
     errs = rng.integers(2, 8, 200)
-    a = [{"id": f"u{i}", "char_errors": int(e), "chars": int(n)} for i, (e, n) in enumerate(zip(errs, chars))]
+    a = [{"id": f"{i % 20}-1-{i}", "char_errors": int(e), "chars": int(n)} for i, (e, n) in enumerate(zip(errs, chars))]
     better = [{**r, "char_errors": r["char_errors"] - 1} for r in reversed(a)]  # order does not matter
     r = paired_bootstrap(a, better, samples=2000)
+    assert r["groups"] == 20 and r["by"] == "speaker"
     assert r["diff"] == pytest.approx(-100 * 200 / chars.sum()) and r["ci95"][1] < 0 and r["p_b_not_better"] == 0
     shuffled = rng.permutation(errs)  # the same total, moved between utterances of similar length
     moved = [{**r, "char_errors": int(e)} for r, e in zip(a, shuffled)]
-    r = paired_bootstrap(a, moved, samples=2000)
+    r = paired_bootstrap(a, moved, samples=2000, by="utterance")
     assert r["ci95"][0] < 0 < r["ci95"][1]
+    # B better on half the speakers and worse on the other half, by a lot: the speaker bootstrap is wider
+    split = [{**r, "char_errors": r["char_errors"] + (3 if int(r["id"].split("-")[0]) < 10 else -2)} for r in a]
+    wide = paired_bootstrap(a, split, samples=2000)
+    narrow = paired_bootstrap(a, split, samples=2000, by="utterance")
+    assert wide["ci95"][1] - wide["ci95"][0] > 1.5 * (narrow["ci95"][1] - narrow["ci95"][0])
     with pytest.raises(ValueError, match="same utterances"):
         paired_bootstrap(a, a[1:])
+    with pytest.raises(ValueError, match="same utterances"):
+        paired_bootstrap(a, [*a[:-1], a[0]])  # a duplicated id
 
 
 # -- forced alignment --------------------------------------------------------------------------------------

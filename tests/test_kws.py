@@ -542,6 +542,8 @@ def test_the_microcontroller_architecture_streams_in_a_32_kb_tflm_arena(gsc35, t
     assert report["mcu"]["tflm_arena_bytes"] > 32 * 1024
     with pytest.raises(ValueError, match="mcu-model"):
         export_kws(tmp_path / "exp", tmp_path / "out2", target="mcu", mcu_model="window")
+    with pytest.raises(ValueError, match="mcu-model"):  # only with --target mcu
+        export_kws(tmp_path / "exp", tmp_path / "out2", mcu_model="stream")
 
 
 
@@ -899,6 +901,9 @@ def test_a_stream_json_that_does_not_match_its_step_model_is_one_clear_error():
 
     folder = resolve_model("kws_mcu")
     spec = json.loads((folder / "stream.json").read_text())
-    spec["state"][0]["name"] = "not_a_state"
-    with pytest.raises(ValueError, match=r"stream\.json: the step model's inputs .* re-run `speechedge export`"):
-        StreamStep(TFLiteModel(folder / "stream_fp32.tflite"), spec, str(folder / "stream.json"))
+    renamed = json.loads(json.dumps(spec))
+    renamed["state"][0]["name"] = "not_a_state"
+    fewer = {**spec, "state": spec["state"][:-1]}  # a state input the detector would never set
+    for bad in (renamed, fewer):
+        with pytest.raises(ValueError, match=r"stream\.json: the step model's inputs .* re-run `speechedge export`"):
+            StreamStep(TFLiteModel(folder / "stream_fp32.tflite"), bad, str(folder / "stream.json"))

@@ -439,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "kws_mcu (the microcontroller model)")
     dk.add_argument("--keywords", default=None, metavar="FILE",
                     help="enrolled keywords file (default: MODEL/keywords.json; for the shipped model a per-user "
-                         "file, ~/.local/share/speechedge/keywords/kws_fewshot.json)")
+                         "file, ~/.local/share/speechedge/keywords/NAME.json, e.g. kws_fewshot.json)")
     dk.add_argument("--enroll", nargs="+", metavar="WAV", help="enrol --name from these recordings (3-5 work well)")
     dk.add_argument("--enroll-mic", type=int, default=0, metavar="N", help="enrol --name from N microphone takes")
     dk.add_argument("--name", help="the keyword being enrolled")

@@ -113,7 +113,7 @@ class BCResBlock(nn.Module):
     """One broadcasted residual block.
 
     f2: (1x1 conv if the width changes) -> frequency-depthwise 3x1 conv (stride on frequency) -> SSN.
-    The result is averaged over frequency, then f1: time-depthwise 1x3 dilated conv -> BN -> SiLU -> 1x1
+    The result is averaged over frequency, then f1: time-depthwise 1x3 dilated conv -> BN -> SiLU (or ReLU) -> 1x1
     conv -> dropout, broadcast back over frequency and added to the f2 output (and to the input when the
     width is unchanged).
     """

@@ -174,7 +174,8 @@ def evaluate(model: ASRModel, data: UttSet, *, chunk_frames: int, left_chunks: i
     for uid, ref, hyp in zip(data.ids, data.texts, hyps):
         one = ErrorCounts()
         one.add(ref, hyp)
-        counts.add(ref, hyp)
+        for k in ("word_err", "words", "char_err", "chars"):
+            setattr(counts, k, getattr(counts, k) + getattr(one, k))
         utts.append({"id": uid, "ref": ref, "hyp": hyp, "word_errors": one.word_err, "words": one.words,
                      "char_errors": one.char_err, "chars": one.chars})
     # per utterance too (as icefall's errs/recogs files): paired comparisons of two models need them
@@ -407,9 +408,11 @@ def streaming_latency(model: ASRModel, utts: UttSet, refs: dict[str, list], chun
 
 
 def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int], *, beam: int = 0,
-                        limit: int | None = None, alignments: str | Path | None = None) -> list[dict]:
+                        limit: int | None = None, alignments: str | Path | None = None,
+                        utterances: bool = False) -> list[dict]:
     """WER/CER of ``exp_dir``'s best checkpoint on a manifest for each chunk size (0 = full context); with
-    ``alignments``, also the streaming emission latency of each chunk size."""
+    ``alignments``, also the streaming emission latency of each chunk size; with ``utterances``, each row keeps
+    every utterance's hypothesis and errors (``eval asr --json``: paired comparisons need them)."""
     model, cfg, tok = load_model(exp_dir)
     utts = _load_utts(data, tok, cfg, limit=limit)
     refs = read_alignments(alignments) if alignments is not None else None
@@ -421,6 +424,8 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int]
         t0 = time.perf_counter()
         left = cfg.left_chunks if c > 0 else -1
         res = evaluate(model, utts, chunk_frames=c, left_chunks=left, beam=beam, tokenizer=tok)
+        if not utterances:
+            res.pop("utterances")
         row = {"chunk_ms": c * 40 if c else "full", **res, "decode_s": time.perf_counter() - t0}
         if refs is not None and c > 0 and left >= 0:
             row.update(streaming_latency(model, utts, refs, c, left, tok.tokens))
@@ -432,7 +437,8 @@ def evaluate_cli(exp_dir: str, data: str, chunk_ms: list[str], beam: int = 0, js
                  alignments: str | None = None) -> int:
     import json
 
-    rows = evaluate_experiment(exp_dir, data, parse_chunk_ms(chunk_ms), beam=beam, alignments=alignments)
+    rows = evaluate_experiment(exp_dir, data, parse_chunk_ms(chunk_ms), beam=beam, alignments=alignments,
+                               utterances=json_path is not None)
     print(f"{exp_dir} on {data} ({rows[0]['words'] if rows else 0} words, {'greedy' if beam <= 1 else f'beam {beam}'})")
     lat = alignments is not None
     print("| chunk | WER % | CER % |" + (" median emission latency after word end |" if lat else "") +

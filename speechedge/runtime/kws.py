@@ -74,7 +74,7 @@ class StreamStep:
             raise ValueError(f"{source}: malformed ({e!r}); re-run `speechedge export`") from None
         ins, outs = net._in, net._out
         names = ["feats", *self.state_shapes]
-        if any(k not in ins for k in names) or any(k not in outs for k in ["embedding", *self.state_shapes]):
+        if set(ins) != set(names) or set(outs) != {"embedding", *self.state_shapes}:
             raise ValueError(f"{source}: the step model's inputs {sorted(ins)} and outputs {sorted(outs)} are not "
                              f"feats + embedding + the listed state; re-run `speechedge export`")
         # per state tensor: name, input index, output detail, input detail, same quantization in and out
@@ -117,6 +117,17 @@ class StreamStep:
             y = it.get_tensor(dout["index"])
             new[k] = y if same else quantize(dequantize(y, dout), din)
         return dequantize(it.get_tensor(emb_d["index"]), emb_d)[0], new
+
+    def median_step_ms(self, n: int = 1000) -> float:
+        """Median wall time of one :meth:`step_raw` as the detector takes it (set the frames and the state, invoke,
+        read the embedding and the new state), in milliseconds."""
+        feats = np.zeros(tuple(self.net._in["feats"]["shape"][2:]), np.float32)
+        state, times = self.init_raw(), []
+        for _ in range(n + 10):
+            t0 = time.perf_counter()
+            _, state = self.step_raw(feats, state)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times[10:]) * 1000)
 
     def embed(self, feats: np.ndarray) -> np.ndarray:
         """The last embedding of ``feats (F, T)`` (T a multiple of the chunk) streamed from zero state."""
