@@ -40,17 +40,14 @@ def measure(arch: dict, seed: int = 0) -> dict:
     from speechedge.models.kws import FewShotKWS
     from speechedge.runtime.kws import StreamStep
     from speechedge.runtime.tflite import TFLiteModel, quantize
-    import litert_torch
     import tempfile
+
+    import litert_torch
+    from kws_tau_tradeoff import trained_like  # the sibling benchmark (this folder is on sys.path)
 
     torch.manual_seed(seed)
     fe = FrontendConfig.kws()
-    model = FewShotKWS(arch["tau"], "dprotonet", 3, 0, fe, 16000, arch["blocks"], arch["act"]).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2)
-                m.running_mean.uniform_(-0.2, 0.2), m.running_var.uniform_(0.5, 1.5)
+    model = trained_like(FewShotKWS(arch["tau"], "dprotonet", 3, 0, fe, 16000, arch["blocks"], arch["act"]).eval())
     encoder = model.graph().encoder  # frozen, as export builds it
     stream = build_stream(model, encoder, 100.0)
     example = {"feats": torch.zeros(1, 1, fe.num_features, stream.chunk), **stream.init_state()}

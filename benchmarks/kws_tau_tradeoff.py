@@ -39,6 +39,17 @@ def _macs(net: torch.nn.Module, example: torch.Tensor) -> int:
     return total
 
 
+def trained_like(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with random trained-like batch norms: untrained ones (scale 1, shift 0) fold away in conversion
+    and would make the graph smaller than a trained model's."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.2, 0.2), m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--taus", type=float, nargs="+", default=[1, 2, 3, 8])
@@ -57,12 +68,7 @@ def main(argv=None) -> int:
     calib = rng.normal(-6, 3, (50, 1, 40, 101)).astype(np.float32)
     rows = []
     for tau in args.taus:
-        model = FewShotKWS(tau, "dprotonet", 3, 0, fe, 16000).eval()
-        with torch.no_grad():  # trained-like batch norms: untrained ones (scale 1, shift 0) fold away in conversion
-            for m in model.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2)
-                    m.running_mean.uniform_(-0.2, 0.2), m.running_var.uniform_(0.5, 1.5)
+        model = trained_like(FewShotKWS(tau, "dprotonet", 3, 0, fe, 16000).eval())
         net = model.graph()
         example = torch.from_numpy(calib[:1])
         fp32 = strip_tensor_names(_convert_fp32(net, example))

@@ -288,6 +288,13 @@ class ErrorCounts:
         self.char_err += edit_distance(rc, hc)
         self.chars += len(rc)
 
+    def __iadd__(self, other: ErrorCounts) -> ErrorCounts:
+        self.word_err += other.word_err
+        self.words += other.words
+        self.char_err += other.char_err
+        self.chars += other.chars
+        return self
+
     @property
     def wer(self) -> float:
         return 100.0 * self.word_err / max(1, self.words)
@@ -317,8 +324,6 @@ def paired_bootstrap(a: list[dict], b: list[dict], unit: str = "char", samples: 
     the difference could move with other test speakers of the same kind, not with another training seed.
     ``p_b_not_better`` is the share of resamples in which B is not better (not a significance level).
     """
-    import numpy as np
-
     if unit not in ("char", "word") or by not in ("speaker", "utterance"):
         raise ValueError(f"unit must be char or word and by speaker or utterance, got {unit!r}, {by!r}")
     by_id = {r["id"]: r for r in b}

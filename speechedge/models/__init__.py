@@ -25,6 +25,7 @@ class CheckpointError(ValueError):
 def build_model(arch: dict) -> nn.Module:
     """A freshly initialised model from a checkpoint's ``arch`` dict."""
     from .asr import ASRModel
+    from .bcresnet import BLOCKS
     from .conformer import ConformerConfig
     from .kws import FewShotKWS, KWSClassifier
 
@@ -35,7 +36,7 @@ def build_model(arch: dict) -> nn.Module:
         return KWSClassifier(a["tau"], a["num_classes"], frontend, a["clip_samples"])
     if name == "fewshot_kws":
         return FewShotKWS(a["tau"], a["method"], a["num_dummies"], a["aux_classes"], frontend, a["clip_samples"],
-                          tuple(a.get("blocks", (2, 2, 4, 4))), a.get("act", "silu"))
+                          tuple(a.get("blocks", BLOCKS)), a.get("act", "silu"))
     if name == "asr_ctc":
         return ASRModel(ConformerConfig(**a["encoder"]), a["vocab"], frontend)
     raise CheckpointError(f"unknown model kind {name!r} (expected kws_classifier, fewshot_kws or asr_ctc)")

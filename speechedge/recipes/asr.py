@@ -174,8 +174,7 @@ def evaluate(model: ASRModel, data: UttSet, *, chunk_frames: int, left_chunks: i
     for uid, ref, hyp in zip(data.ids, data.texts, hyps):
         one = ErrorCounts()
         one.add(ref, hyp)
-        for k in ("word_err", "words", "char_err", "chars"):
-            setattr(counts, k, getattr(counts, k) + getattr(one, k))
+        counts += one
         utts.append({"id": uid, "ref": ref, "hyp": hyp, "word_errors": one.word_err, "words": one.words,
                      "char_errors": one.char_err, "chars": one.chars})
     # per utterance too (as icefall's errs/recogs files): paired comparisons of two models need them

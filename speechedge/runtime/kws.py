@@ -38,7 +38,7 @@ from speechedge.features import FrontendConfig
 from speechedge.io import atomic_write_text
 from speechedge.kernels.frontend import StreamingLogMel, log_mel
 
-from .tflite import TFLiteModel, dequantize, quantize
+from .tflite import TFLiteModel, dequantize, median_ms, quantize
 
 __all__ = ["KWSModel", "StreamingKWS", "StreamStep", "Detection", "detect_file", "agreement_streak", "context_padding",
            "UNKNOWN"]
@@ -122,12 +122,13 @@ class StreamStep:
         """Median wall time of one :meth:`step_raw` as the detector takes it (set the frames and the state, invoke,
         read the embedding and the new state), in milliseconds."""
         feats = np.zeros(tuple(self.net._in["feats"]["shape"][2:]), np.float32)
-        state, times = self.init_raw(), []
-        for _ in range(n + 10):
-            t0 = time.perf_counter()
+        state = self.init_raw()
+
+        def step() -> None:
+            nonlocal state
             _, state = self.step_raw(feats, state)
-            times.append(time.perf_counter() - t0)
-        return float(np.median(times[10:]) * 1000)
+
+        return median_ms(step, n)
 
     def embed(self, feats: np.ndarray) -> np.ndarray:
         """The last embedding of ``feats (F, T)`` (T a multiple of the chunk) streamed from zero state."""

@@ -15,7 +15,8 @@ import numpy as np
 
 from speechedge.io import capture_native_output
 
-__all__ = ["make_interpreter", "quantize", "dequantize", "TFLiteModel", "median_invoke_ms", "median_run_ms"]
+__all__ = ["make_interpreter", "quantize", "dequantize", "TFLiteModel", "median_invoke_ms", "median_run_ms",
+           "median_ms"]
 
 _INT_TYPES = (np.int8, np.uint8, np.int16)
 
@@ -154,12 +155,17 @@ def median_invoke_ms(model: TFLiteModel, *xs: np.ndarray, n: int = 1000) -> floa
     return float(np.median(times) * 1000)
 
 
+def median_ms(call, n: int = 1000, warmup: int = 10) -> float:
+    """Median wall time of ``call()`` over ``n`` calls after ``warmup`` ones, in milliseconds."""
+    times = []
+    for _ in range(n + warmup):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[warmup:]) * 1000)
+
+
 def median_run_ms(model: TFLiteModel, inputs: dict[str, np.ndarray], n: int = 1000) -> float:
     """Median wall time of one :meth:`TFLiteModel.run` (binding every named input, reading every output: what a
     streaming host pays per step, state included), in milliseconds, after 10 warm-up calls."""
-    times = []
-    for _ in range(n + 10):
-        t0 = time.perf_counter()
-        model.run(inputs)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times[10:]) * 1000)
+    return median_ms(lambda: model.run(inputs), n)
