@@ -272,3 +272,38 @@ def test_speech_commands_from_several_engines_holds_one_out(tmp_path):
     with pytest.raises(ValueError, match="held_out_engines"):
         synth_speech_commands(tmp_path / "x", words=["yes"], per_word=3, engines=["espeak"],
                               held_out_engines=["pico"], progress=False)
+
+
+def test_librispeech_from_several_engines_holds_one_out(tmp_path):
+    """Engines without word timings give transcripts and no alignment (counted); a held-out engine's speakers
+    are all in test-clean; the corpus parses like LibriSpeech and is deterministic."""
+    from speechedge.data_prep.librispeech import prepare_librispeech
+    from speechedge.synth.engines import available_engines
+
+    engines = [e for e in ("espeak", "pico", "hibari") if e in available_engines()]
+    if len(engines) < 3:
+        pytest.skip("needs espeak, pico and hibari")
+    kw = dict(hours=0.01, num_speakers=9, seed=4, engines=engines, held_out_engines=["hibari"], progress=False)
+    report = synth_librispeech(tmp_path / "a", **kw)
+    speakers = [line.split(" | ") for line in (tmp_path / "a" / "SPEAKERS.TXT").read_text().splitlines()]
+    engine = lambda voice: voice.split("=")[1].split(":")[0] if ":" in voice else "espeak"  # noqa: E731
+    by_split = {split: {engine(rest.split()[0]) for sid, s, rest in speakers if s == split} for split in SPLITS}
+    assert "hibari" not in by_split["train-clean-100"] | by_split["dev-clean"] and "hibari" in by_split["test-clean"]
+    assert {"espeak", "pico"} <= by_split["train-clean-100"]
+    assert report.splits["test-clean"]["engines"].get("hibari", 0) > 0
+    trans = _transcripts(tmp_path / "a")
+    aligned = {u for f in (tmp_path / "a" / "alignments").rglob("*.alignment.txt") for u in read_alignment_file(f)}
+    espeak_ids = {sid for sid, s, rest in speakers if engine(rest.split()[0]) == "espeak"}
+    assert aligned == {u for u in trans if u.split("-")[0] in espeak_ids}  # exactly the espeak utterances
+    assert report.unaligned_utterances == len(trans) - len(aligned) > 0
+    assert report.num_files == len(trans) and report.dropped_utterances + len(trans) > 0
+    stats = prepare_librispeech(tmp_path / "a", tmp_path / "m")
+    assert sum(v["utterances"] for v in stats["splits"].values()) == len(trans)
+    b = synth_librispeech(tmp_path / "b", **kw)
+    assert b.num_files == report.num_files
+    for utt, (split, folder, _) in list(trans.items())[:6]:  # byte-identical audio
+        rel = (folder / f"{utt}.flac").relative_to(tmp_path / "a")
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+    with pytest.raises(ValueError, match="held_out_engines"):
+        synth_librispeech(tmp_path / "x", hours=0.01, num_speakers=3, engines=["espeak"], held_out_engines=["pico"],
+                          progress=False)

@@ -54,7 +54,8 @@ def _synth_librispeech(args: argparse.Namespace) -> int:
     from speechedge.synth.corpora import synth_librispeech
 
     report = synth_librispeech(args.out, hours=args.hours, num_speakers=args.speakers, seed=args.seed,
-                               progress=not args.quiet)
+                               progress=not args.quiet, engines=args.engines.split(","),
+                               held_out_engines=[e for e in args.held_out_engines.split(",") if e])
     print(json.dumps(report.to_dict(), indent=2))
     return 0
 
@@ -241,10 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = verbs.add_parser("synth", help="synthesize corpora in the real layouts with espeak-ng")
     synth_kinds = synth.add_subparsers(dest="kind", metavar="CORPUS", required=True)
-    ls = synth_kinds.add_parser("librispeech", help="LibriSpeech tree + MFA-format word alignments")
+    ls = synth_kinds.add_parser("librispeech", help="LibriSpeech tree + MFA-format word alignments (espeak's speakers)")
     ls.add_argument("--out", required=True, type=Path, help="output folder (created)")
     ls.add_argument("--hours", type=float, default=0.05, help="audio to synthesize in hours (default 0.05)")
     ls.add_argument("--speakers", type=int, default=12, help="number of synthetic speakers, >= 3 (default 12)")
+    ls.add_argument("--engines", default="espeak",
+                    help="comma-separated speech engines speakers are drawn from in turn: espeak, pico, hibari, "
+                         "kokoro (default espeak; only espeak's utterances get word alignments)")
+    ls.add_argument("--held-out-engines", default="",
+                    help="engines whose speakers all go to test-clean (an unseen synthesizer), e.g. kokoro")
     ls.add_argument("--seed", type=int, default=0)
     ls.add_argument("--quiet", action="store_true", help="no progress bar")
     ls.set_defaults(func=_synth_librispeech)

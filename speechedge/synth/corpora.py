@@ -1,8 +1,8 @@
 """Synthesized corpora laid out exactly like LibriSpeech (+ MFA word alignments) and Speech Commands v2.
 
 Tests and the quickstart run on these instead of downloads. A LibriSpeech "speaker" is an espeak voice x
-variant x rate x pitch x pitch range x gain x background-noise level (espeak alone reports word timings); a
-Speech Commands speaker is a :class:`speechedge.synth.engines.Voice` of any installed engine (espeak-ng,
+variant x rate x pitch x pitch range x gain x background-noise level, or (``engines=``) a
+:class:`speechedge.synth.engines.Voice` of another engine with a gain and noise level; a Speech Commands speaker is a :class:`speechedge.synth.engines.Voice` of any installed engine (espeak-ng,
 SVOX Pico, hibari) with a vocal-tract-length factor, gain and noise floor. Every choice comes from a seeded
 generator, so the same ``seed`` gives byte-identical corpora.
 
@@ -11,7 +11,10 @@ which a word starts; the word is taken to last until the next word's event (or t
 both ends are then tightened to the first and last 10 ms frame whose energy is within 40 dB of the
 utterance peak, so pauses between words become silences (empty words in the MFA format). When espeak
 merges words it reports fewer word events than the text has words; such utterances are **dropped and
-counted** (``dropped_utterances`` in the report) rather than given guessed boundaries.
+counted** (``dropped_utterances`` in the report) rather than given guessed boundaries. The other engines
+report no word timings: their utterances get a transcript and no alignment (``unaligned_utterances``);
+``speechedge align`` adds alignments from a trained CTC model where they are needed (LibriWord clips, the
+ASR recipe's word-span curriculum and latency figures; CER/WER need none).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .espeak import Espeak, Utterance
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "EngineSpeaker",
     "SpeakerStyle",
     "SynthReport",
     "WordSpan",
@@ -78,6 +82,20 @@ class SpeakerStyle:
 
 
 @dataclass(frozen=True)
+class EngineSpeaker:
+    """A LibriSpeech speaker of an engine other than espeak (no word timings): its voice, gain and noise."""
+
+    speaker_id: int
+    voice: object  # speechedge.synth.engines.Voice
+    gain: float
+    snr_db: float | None
+
+    @property
+    def voice_name(self) -> str:
+        return self.voice.key
+
+
+@dataclass(frozen=True)
 class WordSpan:
     word: str
     start_s: float
@@ -91,6 +109,7 @@ class SynthReport:
     audio_s: float = 0.0
     wall_s: float = 0.0
     dropped_utterances: int = 0  # espeak merged words, or a word had no audible frame
+    unaligned_utterances: int = 0  # spoken by an engine without word timings (no alignment line written)
     splits: dict = field(default_factory=dict)
 
     @property
@@ -203,11 +222,15 @@ def format_alignment_line(utt_id: str, spans: list[WordSpan], duration_s: float)
     return f'{utt_id} "{",".join(labels)}" "{",".join(f"{e:.3f}" for e in ends)}"'
 
 
-def _render(utt: Utterance, style: SpeakerStyle, sample_rate: int, rng: np.random.Generator,
-            lead_s: float = 0.0, trail_s: float = 0.0) -> np.ndarray:
-    """int16 at espeak's rate -> float32 at ``sample_rate`` with the speaker's gain, silence padding
-    (``lead_s`` before, ``trail_s`` after) and background noise over the whole recording."""
-    audio = resample(from_int16(utt.samples), utt.sample_rate, sample_rate)
+def _render(utt: Utterance | np.ndarray, style: SpeakerStyle | EngineSpeaker, sample_rate: int,
+            rng: np.random.Generator, lead_s: float = 0.0, trail_s: float = 0.0) -> np.ndarray:
+    """int16 at espeak's rate (or float32 at 16 kHz from another engine) -> float32 at ``sample_rate`` with
+    the speaker's gain, silence padding (``lead_s`` before, ``trail_s`` after) and background noise over the
+    whole recording."""
+    if isinstance(utt, Utterance):
+        audio = resample(from_int16(utt.samples), utt.sample_rate, sample_rate)
+    else:
+        audio = resample(utt, 16000, sample_rate) if sample_rate != 16000 else utt
     peak = float(np.abs(audio).max()) or 1.0
     audio = audio * (style.gain / peak)
     if lead_s or trail_s:
@@ -274,13 +297,16 @@ def _groups(items: list, work_s: float, max_groups: int = 8) -> list[list]:
 def _librispeech_speaker_task(tasks: list, *, out_dir: str, seed: int, sample_rate: int, vocab_size: int,
                               min_words: int, max_words: int) -> list[dict]:
     """Worker: synthesize the chapters of each ``(index, split, style, budget_s)`` in ``tasks``."""
+    from .engines import synthesize
+
     out = Path(out_dir)
     words, probs = vocabulary(vocab_size)
-    tts = Espeak()
+    tts = Espeak() if any(isinstance(t[2], SpeakerStyle) for t in tasks) else None
     stats = []
     for index, split, style, budget_s in tasks:
         rng = np.random.default_rng([seed, index])
-        st = {"split": split, "utterances": 0, "audio_s": 0.0, "dropped": 0}
+        st = {"split": split, "utterances": 0, "audio_s": 0.0, "dropped": 0, "unaligned": 0,
+              "engine": style.voice.engine if isinstance(style, EngineSpeaker) else "espeak"}
         done_s, chapter_no = 0.0, 0
         while done_s < budget_s:
             chapter = 1000 + style.speaker_id * 7 + chapter_no
@@ -292,29 +318,39 @@ def _librispeech_speaker_task(tasks: list, *, out_dir: str, seed: int, sample_ra
                 n = int(rng.integers(min_words, max_words + 1))
                 sentence = [words[i] for i in rng.choice(len(words), size=n, p=probs)]
                 text = " ".join(sentence)
-                utt = tts.synthesize(text, voice=style.voice_name, rate=style.rate + int(rng.integers(-10, 11)),
-                                     pitch=style.pitch, pitch_range=style.pitch_range,
-                                     seed=int(rng.integers(2**31)))
-                spans = word_spans(utt, sentence, text)
-                if spans is None:
-                    st["dropped"] += 1
-                    continue
+                if isinstance(style, EngineSpeaker):  # no word timings: a transcript without alignment
+                    # each utterance a little faster or slower (as espeak's rate +-10), its own engine randomness
+                    take = replace(style.voice, rate=round(style.voice.rate * float(rng.uniform(0.94, 1.06)), 3),
+                                   seed=int(rng.integers(2**31)))
+                    utt, spans = synthesize(take, text), None
+                else:
+                    utt = tts.synthesize(text, voice=style.voice_name, rate=style.rate + int(rng.integers(-10, 11)),
+                                         pitch=style.pitch, pitch_range=style.pitch_range,
+                                         seed=int(rng.integers(2**31)))
+                    spans = word_spans(utt, sentence, text)
+                    if spans is None:
+                        st["dropped"] += 1
+                        continue
                 # read speech has pauses around each utterance (LibriSpeech segments keep ~0.1-0.5 s)
                 lead, trail = (float(x) for x in rng.uniform(0.1, 0.5, size=2))
                 lead = round(lead * sample_rate) / sample_rate
                 audio = _render(utt, style, sample_rate, rng, lead_s=lead, trail_s=trail)
-                spans = [WordSpan(sp.word, sp.start_s + lead, sp.end_s + lead) for sp in spans]
                 utt_id = f"{style.speaker_id}-{chapter}-{utt_no:04d}"
                 write_audio(chapter_dir / f"{utt_id}.flac", audio, sample_rate)
                 duration = len(audio) / sample_rate
                 trans.append(f"{utt_id} {text.upper()}")
-                aligns.append(format_alignment_line(utt_id, spans, duration))
+                if spans is None:
+                    st["unaligned"] += 1
+                else:
+                    spans = [WordSpan(sp.word, sp.start_s + lead, sp.end_s + lead) for sp in spans]
+                    aligns.append(format_alignment_line(utt_id, spans, duration))
                 utt_no += 1
                 done_s += duration
                 st["utterances"] += 1
                 st["audio_s"] += duration
             if trans:
                 _write_text(chapter_dir / f"{style.speaker_id}-{chapter}.trans.txt", trans)
+            if aligns:
                 _write_text(align_dir / f"{style.speaker_id}-{chapter}.alignment.txt", aligns)
             chapter_no += 1
         stats.append(st)
@@ -333,6 +369,8 @@ def synth_librispeech(
     max_words: int = 18,
     progress: bool = True,
     max_groups: int = 8,
+    engines: tuple[str, ...] | list[str] = ("espeak",),
+    held_out_engines: tuple[str, ...] | list[str] = (),
 ) -> SynthReport:
     """Write a LibriSpeech-layout corpus with MFA-format word alignments under ``out_dir``.
 
@@ -344,16 +382,30 @@ def synth_librispeech(
     most frequent English words. Each speaker reads ``hours / num_speakers`` of audio in chapters of
     up to 20 utterances. The same arguments give byte-identical files (see :func:`_run_groups`;
     ``max_groups``: :func:`_groups`).
+
+    ``engines``: speakers are drawn from these engines in turn (espeak styles as above; the others through
+    :func:`speechedge.synth.engines.make_voices`, each with a gain and a noise floor like espeak's speakers);
+    their utterances have no word alignment (``unaligned_utterances``). ``held_out_engines``: all speakers of
+    these engines go to ``test-clean`` (an unseen synthesizer); the others are split 70/15/15 as above.
     """
     if hours <= 0 or num_speakers < 3:
         raise ValueError(f"need hours > 0 and num_speakers >= 3 (got hours={hours}, num_speakers={num_speakers})")
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
-    speakers = make_speakers(num_speakers, rng)
-    splits = dict(zip(("train-clean-100", "dev-clean", "test-clean"), _split_speakers(speakers, (0.7, 0.15, 0.15))))
+    engines, held_out_engines = list(engines), list(held_out_engines)
+    if engines == ["espeak"] and not held_out_engines:
+        speakers = make_speakers(num_speakers, rng)
+        splits = dict(zip(("train-clean-100", "dev-clean", "test-clean"),
+                          _split_speakers(speakers, (0.7, 0.15, 0.15))))
+    else:
+        speakers, splits = _engine_speakers(num_speakers, rng, engines, held_out_engines)
     per_speaker_s = hours * 3600.0 / num_speakers
     tasks = [(i, split, style, per_speaker_s) for split, group in splits.items() for style in group
              for i in [speakers.index(style)]]
+    if any(isinstance(s, EngineSpeaker) for s in speakers):
+        from .engines import prepare_engines
+
+        prepare_engines(engines)  # one-time set-up (Kokoro's model file) here, not raced by the workers
     t0 = time.perf_counter()
     results = _run_groups(_librispeech_speaker_task, _groups(tasks, hours * 3600.0, max_groups), dict(
         out_dir=str(out_dir), seed=seed, sample_rate=sample_rate, vocab_size=vocab_size, min_words=min_words,
@@ -368,16 +420,58 @@ def synth_librispeech(
         report.num_files += st["utterances"]
         report.audio_s += st["audio_s"]
         report.dropped_utterances += st["dropped"]
+        report.unaligned_utterances += st.get("unaligned", 0)
+        sp.setdefault("engines", {})
+        sp["engines"][st.get("engine", "espeak")] = round(sp["engines"].get(st.get("engine", "espeak"), 0.0)
+                                                          + st["audio_s"], 2)
     report.audio_s = round(report.audio_s, 2)
     report.wall_s = time.perf_counter() - t0
     _write_text(out_dir / "synth_report.json", [json.dumps(report.to_dict(), indent=2)])
     _write_text(out_dir / "SPEAKERS.TXT", [
         f"{s.speaker_id} | {split} | voice={s.voice_name} rate={s.rate} pitch={s.pitch} snr_db={s.snr_db}"
+        if isinstance(s, SpeakerStyle) else
+        f"{s.speaker_id} | {split} | voice={s.voice_name} gain={s.gain:.3f} snr_db={s.snr_db}"
         for split, group in splits.items() for s in group
     ])
-    log.info("synthesized %d utterances (%.1f s audio) in %.1f s; %d dropped (merged or silent words)",
-             report.num_files, report.audio_s, report.wall_s, report.dropped_utterances)
+    log.info("synthesized %d utterances (%.1f s audio) in %.1f s; %d dropped (merged or silent words), "
+             "%d without word alignment (engines without word timings)", report.num_files, report.audio_s,
+             report.wall_s, report.dropped_utterances, report.unaligned_utterances)
     return report
+
+
+def _engine_speakers(num_speakers: int, rng: np.random.Generator, engines: list[str],
+                     held_out_engines: list[str]) -> tuple[list, dict[str, list]]:
+    """Speakers drawn from ``engines`` in turn (espeak: :func:`make_speakers` styles; others: voices with a gain
+    and noise floor) and their split: ``held_out_engines`` all to ``test-clean``, the rest 70/15/15."""
+    from .engines import available_engines, make_voices
+
+    missing = [e for e in engines if e not in available_engines()]
+    if missing:
+        raise ValueError(f"engines {missing} are not installed here (available: {list(available_engines())}); "
+                         "pip install 'speechedge[data]'")
+    if set(held_out_engines) - set(engines):
+        raise ValueError(f"held_out_engines {held_out_engines} must be among engines {engines}")
+    per_engine = {e: len(range(i, num_speakers, len(engines))) for i, e in enumerate(engines)}
+    espeak = make_speakers(per_engine.get("espeak", 0), rng)
+    others = iter(make_voices(num_speakers - len(espeak), rng, [e for e in engines if e != "espeak"])
+                  if len(espeak) < num_speakers else [])
+    espeak_iter, speakers = iter(espeak), []
+    next_id = 100 + 3 * num_speakers  # above every espeak speaker id
+    for i in range(num_speakers):
+        if engines[i % len(engines)] == "espeak":
+            speakers.append(next(espeak_iter))
+            continue
+        snr = float(rng.uniform(10, 30)) if rng.random() < 0.35 else None
+        speakers.append(EngineSpeaker(next_id + 3 * i + int(rng.integers(3)), next(others),
+                                      float(rng.uniform(0.3, 0.9)), snr))
+    engine_of = (lambda s: s.voice.engine if isinstance(s, EngineSpeaker) else "espeak")
+    shared = [s for s in speakers if engine_of(s) not in held_out_engines]
+    if len(shared) < 3:
+        raise ValueError(f"{len(shared)} speakers left for train/dev/test after holding out {held_out_engines}; "
+                         "use more speakers")
+    train, dev, test = _split_speakers(shared, (0.7, 0.15, 0.15))
+    test = test + [s for s in speakers if engine_of(s) in held_out_engines]
+    return speakers, {"train-clean-100": train, "dev-clean": dev, "test-clean": test}
 
 
 def _write_text(path: Path, lines: list[str]) -> None:
