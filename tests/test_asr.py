@@ -490,6 +490,18 @@ def test_train_batches_are_a_function_of_the_step(librispeech_dir, tmp_path):
     assert all(len(set(tok.decode(t).count(" ") for t in ref[s][2])) == 1 for s in range(2))  # span steps
 
 
+def test_asr_augmentation_refuses_what_would_cut_utterances():
+    from speechedge.recipes.asr import ASRConfig
+    from speechedge.training.config import load_config
+
+    base = ["train_manifest=a", "val_manifest=b"]
+    for bad, match in (("augment.speed_prob=0.3", "speed_prob"), ("augment.shift_ms=50", "shift_ms"),
+                       ("augment.noise_prob=0.5", "noise_dir")):
+        with pytest.raises(ValueError, match=match):
+            load_config(ASRConfig, None, [*base, bad])
+    assert load_config(ASRConfig, None, base).augment.noise_prob == 0  # off unless asked for
+
+
 def test_crop_steps_need_alignments():
     from speechedge.recipes.asr import ASRConfig
 
@@ -614,7 +626,8 @@ def test_paper_scale_configs_train_under_torchrun(librispeech_dir, tmp_path):
 
 def test_asr_resume_after_a_crash_is_exact(librispeech_dir, tmp_path, killed_once_then_resumed):
     """A teacher run that dies right after its step-2 checkpoint and is started again ends with the weights and
-    metric rows of one that never stopped (word spans, then whole utterances, batches from a worker process)."""
+    metric rows of one that never stopped (word spans, then whole utterances, batches from a worker process,
+    waveform augmentation with its generator in the checkpoint)."""
     from speechedge.data_prep.librispeech import prepare_librispeech
     from speechedge.recipes.asr import ASRConfig, train
     from speechedge.training.config import load_config
@@ -627,7 +640,8 @@ def test_asr_resume_after_a_crash_is_exact(librispeech_dir, tmp_path, killed_onc
         f"val_manifest={man / 'librispeech_dev-clean.jsonl.gz'}", "d_model=32", "num_layers=2", "num_heads=2",
         "sub_channels=8", "batch_frames=3000", "steps=4", "eval_every=2", "warmup_steps=2", "threads=1",
         "causal=false", "chunk_frames=0", "crop_steps=3", f"alignments={corpus / 'alignments' / 'train-clean-100'}",
-        "num_workers=1"])
+        "num_workers=1", "augment.reverb_prob=0.5", "augment.num_rooms=3", "augment.noise_prob=0.5",
+        "augment.synthetic_noise=true", "augment.babble_prob=0.3", "augment.colour_prob=0.3", "augment.gain_prob=0.3"])
     train(cfg, tmp_path / "straight")
     killed_once_then_resumed(train, cfg, tmp_path / "resumed")
     assert_same_run(tmp_path / "straight", tmp_path / "resumed", 4, [2, 4])

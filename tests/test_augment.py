@@ -88,6 +88,23 @@ def test_babble_and_noise_add_energy_at_the_chosen_snr():
     assert float((z - x).pow(2).mean()) > 0
 
 
+def test_padded_rows_keep_their_padding_and_get_their_own_snr():
+    """With ``lengths`` a short utterance padded into a long batch gets noise at the chosen SNR over its own
+    samples, and its padding stays zero (reverb tails and noise end with the utterance)."""
+    x = torch.zeros(2, SR)
+    x[0] = 0.3 * torch.sin(2 * torch.pi * 300 * torch.arange(SR) / SR)
+    x[1, :4000] = x[0, :4000]
+    lengths = torch.tensor([SR, 4000])
+    noise = torch.randn(SR * 5, generator=torch.Generator().manual_seed(2))
+    cfg = AugmentConfig(shift_ms=0, noise_prob=1.0, snr_db=(10.0, 10.0), reverb_prob=1.0, num_rooms=2)
+    y = Augmenter(cfg, SR, noise)(x, lengths)
+    assert torch.count_nonzero(y[1, 4000:]) == 0 and torch.count_nonzero(y[1, :4000]) == 4000
+    wet = Augmenter(AugmentConfig(shift_ms=0, noise_prob=0.0, reverb_prob=1.0, num_rooms=2), SR)(x, lengths)
+    for row, n in ((0, SR), (1, 4000)):  # noise power / speech power over the row's own samples: 10 dB
+        ratio = (y[row, :n] - wet[row, :n]).pow(2).mean() / wet[row, :n].pow(2).mean()
+        assert abs(10 * torch.log10(ratio).item() + 10) < 0.1, (row, ratio)
+
+
 def test_gain_clips_to_the_valid_range():
     x = _tone_bursts()
     y = Augmenter(AugmentConfig(**OFF, gain_prob=1.0, gain_db=(20.0, 20.0)), SR)(x)

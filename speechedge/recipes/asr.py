@@ -36,7 +36,7 @@ from speechedge.models.asr import ASRModel
 from speechedge.models.conformer import SUBSAMPLING, ConformerConfig
 from speechedge.models.distill import DISTILL_MODES, LayerDistiller, parse_layer_map, token_kd_loss
 from speechedge.training.asr_data import BatchStream, TrainBatches, UttSet, load_utterances
-from speechedge.training.augment import spec_augment
+from speechedge.training.augment import AugmentConfig, Augmenter, spec_augment
 from speechedge.training.config import check_ranges, config_from_dict, load_config
 from speechedge.training.loop import TrainTask, fit
 
@@ -86,6 +86,11 @@ class ASRConfig:
     warmup_steps: int = 300
     weight_decay: float = 1e-3
     spec_augment: bool = True
+    # waveform augmentation before the features (the [augment] table; all off by default): rooms, other
+    # talkers, noise (noise_dir's files and/or synthetic music, hum, pink and brown noise), microphone
+    # colouring, gain; teacher and student see the same augmented audio
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(shift_ms=0.0, noise_prob=0.0))
+    noise_dir: str = ""  # a folder of background-noise WAV files (e.g. Speech Commands' _background_noise_)
     eval_every: int = 500
     seed: int = 0
     device: str = "auto"
@@ -106,6 +111,12 @@ class ASRConfig:
             raise ValueError(f"tokenizer must be 'char', 'bpe' or 'unigram', got {self.tokenizer!r}")
         if self.tokenizer != "char" and self.vocab_size < 8:
             raise ValueError(f"vocab_size must be >= 8 for a subword tokenizer, got {self.vocab_size}")
+        if self.augment.speed_prob > 0 or self.augment.shift_ms > 0:
+            raise ValueError("augment.speed_prob and augment.shift_ms must be 0 for ASR: they keep the clip length "
+                             "and would cut the ends of an utterance off its transcript")
+        if self.augment.noise_prob > 0 and not (self.noise_dir or self.augment.synthetic_noise):
+            raise ValueError("augment.noise_prob > 0 needs noise: set noise_dir (a folder of WAV files) or "
+                             "augment.synthetic_noise = true")
         if self.crop_steps > 0 and not self.alignments:
             raise ValueError("crop_steps > 0 needs alignments (the folder of the training set's *.alignment.txt "
                              "word alignments); set it or crop_steps=0")
@@ -313,6 +324,18 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
                  n_params / 1e6, cfg.chunk_frames or "full", cfg.left_chunks, cfg.distill)
         rng = np.random.default_rng(cfg.seed * 1000 + dist_env.rank)
         spec_gen = torch.Generator().manual_seed(cfg.seed + 99 + dist_env.rank)
+        generators = {"rng": rng, "specaug": spec_gen}
+        aug = None
+        if _augments(cfg.augment):
+            from speechedge.training.kws_data import load_noise_bank
+
+            aug = Augmenter(cfg.augment, cfg.frontend.sample_rate,
+                            load_noise_bank(cfg.noise_dir, cfg.frontend.sample_rate) if cfg.noise_dir else None,
+                            seed=cfg.seed * 1000 + 5 + dist_env.rank)
+            generators["augment"] = aug.gen
+            log.info("waveform augmentation: %s", ", ".join(
+                f"{k} {getattr(cfg.augment, k + '_prob')}" for k in ("reverb", "babble", "noise", "colour", "gain")
+                if getattr(cfg.augment, k + "_prob") > 0))
         if not exp.latest.exists():  # a resume loads the statistics with the weights
             mean, std = _cmvn(model, train_set)
             model.encoder.feat_mean.copy_(mean)
@@ -326,7 +349,10 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
         def train_step(step: int, net) -> dict:
             x, n, toks = stream.next_for(step)
             with torch.no_grad():
-                feats, flen = model.features(x.to(device), n.to(device))
+                x = x.to(device)
+                if aug is not None:
+                    x = aug(x, n)
+                feats, flen = model.features(x, n.to(device))
                 if cfg.spec_augment:  # masks fill with the global mean (0 after normalisation)
                     mean = model.encoder.feat_mean
                     feats = spec_augment((feats - mean).transpose(1, 2), spec_gen, freq_width=15,
@@ -356,10 +382,15 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
 
         return TrainTask(model=model, optimizer=opt, scheduler=sched, train_step=train_step, evaluate=evaluate_val,
                          steps=cfg.steps, eval_every=cfg.eval_every, modules=modules,
-                         generators={"rng": rng, "specaug": spec_gen}, meta=tok.meta(), grad_clip=5.0,
+                         generators=generators, meta=tok.meta(), grad_clip=5.0,
                          curves=["train_ctc", "train_kd", "train_layer", "train_apc", "val_cer", "val_wer"])
 
     return fit(cfg, exp_dir, build)
+
+
+def _augments(c: AugmentConfig) -> bool:
+    """Whether any waveform augmentation stage is on."""
+    return any(getattr(c, k) > 0 for k in ("reverb_prob", "babble_prob", "noise_prob", "colour_prob", "gain_prob"))
 
 
 def parse_chunk_ms(values: list[str]) -> list[int]:

@@ -148,11 +148,16 @@ class Augmenter:
             setattr(self, name, t)
         return t
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Augment a batch ``(B, S)``. ``lengths`` (``(B,)`` samples; utterances padded with zeros): levels and
+        SNRs are measured over each row's own samples and the padding stays zero, so a short utterance in a
+        batch of long ones gets the same conditions as alone (speed and time shift would move its end: the
+        ASR recipe refuses them)."""
         c, g = self.config, self.gen
         x = x.float()
         b, n = x.shape
         dev = self._dev = x.device
+        inside = None if lengths is None else (torch.arange(n, device=dev)[None, :] < lengths.to(dev)[:, None])
         if c.speed_prob > 0:  # read the clip at rate `factor` (linear interpolation), centred
             use = self._pick(b, c.speed_prob)
             factor = torch.where(use, self._uniform(b, *c.speed), torch.ones(b, device=dev))
@@ -178,7 +183,15 @@ class Augmenter:
                 # keep the level: reverberant energy scaled to the dry clip's
                 wet = wet * torch.sqrt(x.pow(2).sum(1, keepdim=True) / wet.pow(2).sum(1, keepdim=True).clamp_min(1e-10))
                 x = torch.where(use[:, None], wet, x)
-        p_sig = x.pow(2).mean(1).clamp_min(1e-8)
+        if inside is not None:
+            x = x * inside  # the reverberant tail ends with the utterance, as a recording would
+
+        def power(t: torch.Tensor) -> torch.Tensor:  # mean power of each row's own samples
+            if inside is None:
+                return t.pow(2).mean(1).clamp_min(1e-8)
+            return ((t * inside).pow(2).sum(1) / inside.sum(1).clamp_min(1)).clamp_min(1e-8)
+
+        p_sig = power(x)
         if c.babble_prob > 0 and b > 1:
             use = self._pick(b, c.babble_prob).float()
             talkers = self._randint(1, 4, (b,))
@@ -188,13 +201,13 @@ class Augmenter:
                 other = torch.roll(other, shifts=int(torch.randint(0, n, (1,), generator=g)), dims=1)
                 babble = babble + other * (talkers >= k).float()[:, None]
             snr = self._uniform(b, *c.babble_snr_db)
-            scale = torch.sqrt(p_sig / (babble.pow(2).mean(1).clamp_min(1e-8) * 10 ** (snr / 10)))
+            scale = torch.sqrt(p_sig / (power(babble) * 10 ** (snr / 10)))
             x = x + (use * scale)[:, None] * babble
         if c.noise_prob > 0 and self._on("noise", dev) is not None:
             starts = self._randint(0, len(self.noise) - n, (b,))
             seg = self.noise[starts[:, None] + torch.arange(n, device=dev)[None, :]]
             snr = self._uniform(b, *c.snr_db)
-            scale = torch.sqrt(p_sig / (seg.pow(2).mean(1).clamp_min(1e-8) * 10 ** (snr / 10)))
+            scale = torch.sqrt(p_sig / (power(seg) * 10 ** (snr / 10)))
             use = self._pick(b, c.noise_prob).float()
             x = x + (use * scale)[:, None] * seg
         if c.colour_prob > 0:
@@ -218,7 +231,7 @@ class Augmenter:
             use = self._pick(b, c.gain_prob)
             gain = torch.where(use, 10 ** (self._uniform(b, *c.gain_db) / 20), torch.ones(b, device=dev))
             x = (x * gain[:, None]).clamp(-1.0, 1.0)
-        return x
+        return x if inside is None else x * inside
 
 
 def spec_augment(feats: torch.Tensor, generator: torch.Generator, freq_masks: int = 2, freq_width: int = 7,
