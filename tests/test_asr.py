@@ -490,11 +490,16 @@ def test_train_batches_are_a_function_of_the_step(librispeech_dir, tmp_path):
     assert all(len(set(tok.decode(t).count(" ") for t in ref[s][2])) == 1 for s in range(2))  # span steps
 
 
-def test_asr_augmentation_refuses_what_would_cut_utterances():
+def test_asr_augmentation_refuses_what_would_cut_utterances(tmp_path):
     from speechedge.recipes.asr import ASRConfig
     from speechedge.training.config import load_config
 
     base = ["train_manifest=a", "val_manifest=b"]
+    # a partial [augment] table fills in from the recipe's defaults (no shift, no noise), as --set does
+    toml = tmp_path / "c.toml"
+    toml.write_text('train_manifest = "a"\nval_manifest = "b"\n[augment]\nreverb_prob = 0.5\n')
+    aug = load_config(ASRConfig, toml, []).augment
+    assert (aug.reverb_prob, aug.shift_ms, aug.noise_prob) == (0.5, 0.0, 0.0)
     for bad, match in (("augment.speed_prob=0.3", "speed_prob"), ("augment.shift_ms=50", "shift_ms"),
                        ("augment.noise_prob=0.5", "noise_dir")):
         with pytest.raises(ValueError, match=match):

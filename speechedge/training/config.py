@@ -120,6 +120,13 @@ def config_from_dict(cls, data: dict, where: str | None = None):
             raise _unknown(key, fields, where)
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
+            if not isinstance(value, tp) and isinstance(value, dict):
+                # a partial table fills in from this recipe's default for the field (the ASR recipe's [augment]
+                # and [frontend] defaults differ from the classes' own), as --set does
+                f = fields[key]
+                base = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                if dataclasses.is_dataclass(base):
+                    value = {**config_to_dict(base), **value}
             kwargs[key] = value if isinstance(value, tp) else config_from_dict(tp, value, f"{where} [{key}]")
         else:
             kwargs[key] = _coerce(value, tp, key, where)
