@@ -134,6 +134,8 @@ def test_config_toml_and_overrides(tmp_path):
         apply_overrides(cfg, ["stesp=3"])
     with pytest.raises(ValueError, match="not a valid int"):
         apply_overrides(cfg, ["steps=many"])
+    for ranges in ("5,25", "[5, 25]", "(5.0,25.0)"):  # a pair as the shell, TOML or Python would write it
+        assert apply_overrides(cfg, [f"augment.snr_db={ranges}"]).augment.snr_db == (5.0, 25.0)
     p.write_text("bogus = 1\n")
     with pytest.raises(ValueError, match="bogus"):
         load_config(FewShotConfig, p)

@@ -98,7 +98,8 @@ def _coerce(value, tp, name: str, where: str):
         return value
     if origin is tuple:
         inner = args[0] if args else str
-        items = value.split(",") if isinstance(value, str) else value
+        # "5,25" on the command line; "[5, 25]" / "(5, 25)" as TOML or Python would write it
+        items = value.strip().strip("[]()").split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
             raise bad
         return tuple(_coerce(v, inner, name, where) for v in items if v != "")
