@@ -124,3 +124,16 @@ def test_quickstart_refuses_a_work_folder_made_with_other_options(tmp_path):
     (work / "options.json").unlink()  # stages without recorded options (an older version): refused too
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "no options.json" in proc.stderr
+    # ASR: other engines are an option recorded in options.json; a bad engine list is refused before any write
+    asr = tmp_path / "qsa"
+    for engines, message in (("pico,hibari", "needs espeak among them"), ("espeak,festival", "not installed")):
+        proc = subprocess.run([sys.executable, "-m", "speechedge", "quickstart", "asr", "--work", str(asr), "--quiet",
+                               "--asr-engines", engines], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not asr.exists()
+    asr.mkdir()
+    (asr / "options.json").write_text(json.dumps({"pipeline": "asr", "seed": 0, "steps": 600, "hours": 4.0}))
+    (asr / "synth_librispeech.done.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "speechedge", "quickstart", "asr", "--work", str(asr), "--quiet",
+                           "--asr-engines", "espeak,pico"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "engines: None -> ['espeak', 'pico']" in proc.stderr, proc.stderr

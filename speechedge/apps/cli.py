@@ -220,7 +220,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from speechedge.apps.quickstart import run_quickstart, run_quickstart_asr
+    from speechedge.apps.quickstart import check_asr_engines, run_quickstart, run_quickstart_asr
 
     for name in ("asr_steps", "kws_steps", "kws_clips", "asr_hours", "kws_hours"):
         if not getattr(args, name) > 0:
@@ -228,8 +228,13 @@ def _quickstart(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
     if args.pipeline == "asr":
+        try:
+            engines = check_asr_engines(e for e in args.asr_engines.split(",") if e)
+        except ValueError as e:
+            print(f"speechedge quickstart: --asr-engines: {e}", file=sys.stderr)
+            return 2
         return run_quickstart_asr(Path(args.work or "work/quickstart_asr"), seed=args.seed, progress=not args.quiet,
-                                  steps=args.asr_steps, hours=args.asr_hours)
+                                  steps=args.asr_steps, hours=args.asr_hours, engines=engines)
     return run_quickstart(Path(args.work or "work/quickstart"), seed=args.seed, progress=not args.quiet,
                           steps=args.kws_steps, clips=args.kws_clips, hours=args.kws_hours)
 
@@ -327,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--asr-steps", type=int, default=600, help="asr: training steps per model (default 600)")
     qs.add_argument("--asr-hours", type=float, default=4.0,
                     help="asr: hours of speech to synthesize, 24 voices per hour (default 4)")
+    qs.add_argument("--asr-engines", default="espeak",
+                    help="asr: speech engines the voices come from, in turn, e.g. espeak,pico,hibari (default "
+                         "espeak; espeak must be among them)")
     qs.add_argument("--kws-steps", type=int, default=2400, help="kws: training episodes (default 2400)")
     qs.add_argument("--kws-clips", type=int, default=60,
                     help="kws: Speech Commands clips per word, one speaker each (default 60)")

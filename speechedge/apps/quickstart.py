@@ -400,17 +400,47 @@ def _transcribe(work: Path, limit: int = 20) -> dict:
     return {"utterances": len(rows), **out, "examples": examples}
 
 
+def _by_engine(report: dict) -> str:
+    """``" (espeak 2.71 h, pico 0.68 h, ...)"`` from a synthesis report with more than one engine, else ``""``."""
+    hours: dict[str, float] = {}
+    for split in report.get("splits", {}).values():
+        for engine, seconds in split.get("engines", {}).items():
+            hours[engine] = hours.get(engine, 0.0) + seconds / 3600
+    return f" ({', '.join(f'{e} {h:.2f} h' for e, h in hours.items())})" if len(hours) > 1 else ""
+
+
+def check_asr_engines(engines) -> tuple[str, ...]:
+    """The ASR quickstart's engine list, or ``ValueError``: espeak must be among them (its word alignments start
+    the training; the other engines have none) and every engine must be installed."""
+    from speechedge.synth.engines import available_engines
+
+    engines = tuple(engines)
+    if "espeak" not in engines:
+        raise ValueError(f"engines {list(engines)}: the quickstart needs espeak among them (its word alignments "
+                         "start the training; the other engines have none)")
+    missing = [e for e in engines if e not in available_engines()]
+    if missing:
+        raise ValueError(f"engines {missing} are not installed here (available: {list(available_engines())})")
+    return engines
+
+
 def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True, steps: int = ASR_STEPS,
-                       hours: float = 4.0) -> int:
+                       hours: float = 4.0, engines: tuple[str, ...] = ("espeak",)) -> int:
+    """``engines``: the speech engines the synthesized speakers come from, in turn (espeak-ng alone by
+    default; only its utterances have word alignments for the word-span curriculum)."""
     from speechedge.data_prep.librispeech import prepare_librispeech
     from speechedge.synth.corpora import synth_librispeech
 
+    engines = check_asr_engines(engines)  # before anything is written: options.json would hold a bad value
     work.mkdir(parents=True, exist_ok=True)
-    _check_options(work, {"pipeline": "asr", "seed": seed, "steps": steps, "hours": hours})
+    options = {"pipeline": "asr", "seed": seed, "steps": steps, "hours": hours}
+    if engines != ("espeak",):  # recorded only when not the default, so folders of earlier runs stay reusable
+        options["engines"] = list(engines)
+    _check_options(work, options)
     timings: dict[str, tuple[float, str]] = {}
     ls = _stage(work, "synth_librispeech", lambda: synth_librispeech(
         work / "LibriSpeech", hours=hours, num_speakers=max(12, round(24 * hours)), seed=seed,
-        progress=progress).to_dict(), timings)
+        progress=progress, engines=engines).to_dict(), timings)
     _stage(work, "prepare_librispeech", lambda: prepare_librispeech(work / "LibriSpeech", work / "manifests"), timings)
     te = _stage(work, "train_teacher", lambda: _train_asr(work, "teacher", "asr_teacher_tiny.toml",
                                                           [f"seed={seed}"], steps), timings)
@@ -432,7 +462,7 @@ def run_quickstart_asr(work: Path, *, seed: int = 0, progress: bool = True, step
 
     lines = [
         "# speechedge quickstart asr", "", "| stage | result | wall s | |", "|---|---|---:|---|",
-        f"| synth LibriSpeech | {ls['num_files']} utterances, {ls['audio_s'] / 3600:.2f} h | "
+        f"| synth LibriSpeech | {ls['num_files']} utterances, {ls['audio_s'] / 3600:.2f} h{_by_engine(ls)} | "
         f"{timings['synth_librispeech'][0]:.1f} | {timings['synth_librispeech'][1]} |",
         f"| train teacher (full context) | {te['steps']} steps, val CER {te['val_cer']:.1f} | "
         f"{timings['train_teacher'][0]:.1f} | {timings['train_teacher'][1]} |",
