@@ -2,8 +2,9 @@
 
 Tests and the quickstart run on these instead of downloads. A LibriSpeech "speaker" is an espeak voice x
 variant x rate x pitch x pitch range x gain x background-noise level, or (``engines=``) a
-:class:`speechedge.synth.engines.Voice` of another engine with a gain and noise level; a Speech Commands speaker is a :class:`speechedge.synth.engines.Voice` of any installed engine (espeak-ng,
-SVOX Pico, hibari) with a vocal-tract-length factor, gain and noise floor. Every choice comes from a seeded
+:class:`speechedge.synth.engines.Voice` of another engine with a gain and noise level; a Speech Commands
+speaker is a :class:`speechedge.synth.engines.Voice` of any installed engine (espeak-ng, SVOX Pico, hibari)
+with a vocal-tract-length factor, gain and noise floor. Every choice comes from a seeded
 generator, so the same ``seed`` gives byte-identical corpora.
 
 Word boundaries (LibriSpeech alignments) come from espeak's word events: the event gives the sample at
@@ -108,7 +109,7 @@ class SynthReport:
     num_files: int = 0
     audio_s: float = 0.0
     wall_s: float = 0.0
-    dropped_utterances: int = 0  # espeak merged words, or a word had no audible frame
+    dropped_utterances: int = 0  # espeak merged words, a word had no audible frame, an engine refused
     unaligned_utterances: int = 0  # spoken by an engine without word timings (no alignment line written)
     splits: dict = field(default_factory=dict)
 
@@ -297,7 +298,7 @@ def _groups(items: list, work_s: float, max_groups: int = 8) -> list[list]:
 def _librispeech_speaker_task(tasks: list, *, out_dir: str, seed: int, sample_rate: int, vocab_size: int,
                               min_words: int, max_words: int) -> list[dict]:
     """Worker: synthesize the chapters of each ``(index, split, style, budget_s)`` in ``tasks``."""
-    from .engines import synthesize
+    from .engines import EngineError, synthesize
 
     out = Path(out_dir)
     words, probs = vocabulary(vocab_size)
@@ -322,7 +323,12 @@ def _librispeech_speaker_task(tasks: list, *, out_dir: str, seed: int, sample_ra
                     # each utterance a little faster or slower (as espeak's rate +-10), its own engine randomness
                     take = replace(style.voice, rate=round(style.voice.rate * float(rng.uniform(0.94, 1.06)), 3),
                                    seed=int(rng.integers(2**31)))
-                    utt, spans = synthesize(take, text), None
+                    try:
+                        utt, spans = synthesize(take, text), None
+                    except EngineError as e:  # the engine refused this sentence: dropped and counted
+                        log.warning("%s: %s; utterance dropped", style.voice_name, e)
+                        st["dropped"] += 1
+                        continue
                 else:
                     utt = tts.synthesize(text, voice=style.voice_name, rate=style.rate + int(rng.integers(-10, 11)),
                                          pitch=style.pitch, pitch_range=style.pitch_range,
