@@ -328,6 +328,8 @@ def _librispeech_speaker_task(tasks: list, *, out_dir: str, seed: int, sample_ra
                     except EngineError as e:  # the engine refused this sentence: dropped and counted
                         log.warning("%s: %s; utterance dropped", style.voice_name, e)
                         st["dropped"] += 1
+                        if st["dropped"] >= 20 and not st["utterances"]:  # not one sentence: a broken engine
+                            raise
                         continue
                 else:
                     utt = tts.synthesize(text, voice=style.voice_name, rate=style.rate + int(rng.integers(-10, 11)),
