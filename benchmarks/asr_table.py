@@ -4,7 +4,8 @@
 
 ``DIR`` holds ``speechedge eval asr --json`` results named ``{model}_{testset}.json`` (model and test-set
 names without ``_`` in the test-set part). Each cell is the model's CER / WER on that set, at ``--chunk-ms``
-for streaming models and at full context for models evaluated only there (teachers). ``--pair A,B`` adds,
+for streaming models and at full context for models evaluated only there (teachers). ``--by-engine TEST=SPEAKERS.TXT`` adds a column per
+engine of that set's speakers. ``--pair A,B`` adds,
 per test set both were evaluated on, B's CER minus A's with a 95% paired bootstrap interval over the test
 speakers (:func:`speechedge.ctc.paired_bootstrap`).
 """
@@ -38,6 +39,8 @@ def main(argv=None) -> int:
     p.add_argument("--chunk-ms", default="320")
     p.add_argument("--pair", action="append", default=[], help="A,B: B - A per test set")
     p.add_argument("--tests", default=None, help="comma-separated test sets in column order (default: sorted)")
+    p.add_argument("--by-engine", action="append", default=[], metavar="TEST=SPEAKERS.TXT",
+                   help="also split test set TEST by the engine of each speaker (the corpus's SPEAKERS.TXT)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     from speechedge.ctc import paired_bootstrap
@@ -45,6 +48,23 @@ def main(argv=None) -> int:
     rows = load(args.folder, args.chunk_ms)
     if not rows:
         raise SystemExit(f"{args.folder}: no {{model}}_{{testset}}.json results")
+    for item in args.by_engine:  # "picohibari" -> "picohibari:pico", "picohibari:hibari"
+        test, speakers = item.split("=", 1)
+        engine_of = {}
+        for line in Path(speakers).read_text().splitlines():
+            sid, _, voice = (x.strip() for x in line.split("|")[:3])
+            name = voice.split()[0].split("=", 1)[1]
+            engine_of[sid] = name.split(":")[0] if ":" in name else "espeak"
+        for (m, t), r in list(rows.items()):
+            if t != test:
+                continue
+            for engine in sorted(set(engine_of.values())):
+                utts = [u for u in r["utterances"] if engine_of.get(u["id"].split("-")[0]) == engine]
+                if utts:
+                    rows[(m, f"{t}:{engine}")] = {
+                        "chunk_ms": r["chunk_ms"], "utterances": utts,
+                        "cer": 100 * sum(u["char_errors"] for u in utts) / max(1, sum(u["chars"] for u in utts)),
+                        "wer": 100 * sum(u["word_errors"] for u in utts) / max(1, sum(u["words"] for u in utts))}
     models = sorted({m for m, _ in rows})
     tests = args.tests.split(",") if args.tests else sorted({t for _, t in rows})
     print("| model | " + " | ".join(f"{t} CER / WER %" for t in tests) + " |")
