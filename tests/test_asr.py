@@ -646,7 +646,21 @@ def test_asr_resume_after_a_crash_is_exact(librispeech_dir, tmp_path, killed_onc
         "sub_channels=8", "batch_frames=3000", "steps=4", "eval_every=2", "warmup_steps=2", "threads=1",
         "causal=false", "chunk_frames=0", "crop_steps=3", f"alignments={corpus / 'alignments' / 'train-clean-100'}",
         "num_workers=1", "augment.reverb_prob=0.5", "augment.num_rooms=3", "augment.noise_prob=0.5",
-        "augment.synthetic_noise=true", "augment.babble_prob=0.3", "augment.colour_prob=0.3", "augment.gain_prob=0.3"])
+        "augment.synthetic_noise=true", "augment.babble_prob=0.3", "augment.colour_prob=0.3", "augment.gain_prob=0.3",
+        "augment_after=1"])
     train(cfg, tmp_path / "straight")
     killed_once_then_resumed(train, cfg, tmp_path / "resumed")
     assert_same_run(tmp_path / "straight", tmp_path / "resumed", 4, [2, 4])
+    # the augmentation did change the training (after its first clean step), and only after it
+    import dataclasses
+
+    import torch
+
+    off = dataclasses.replace(cfg.augment, noise_prob=0.0, reverb_prob=0.0, babble_prob=0.0, colour_prob=0.0,
+                              gain_prob=0.0)
+    train(dataclasses.replace(cfg, augment=off), tmp_path / "clean")
+    train(dataclasses.replace(cfg, augment_after=4), tmp_path / "late")  # augmentation due after the last step
+    weights = {name: torch.load(tmp_path / name / "checkpoint-latest.pt", weights_only=True)["model"]
+               for name in ("clean", "late", "straight")}
+    assert all(torch.equal(weights["clean"][k], weights["late"][k]) for k in weights["clean"])
+    assert any(not torch.equal(weights["clean"][k], weights["straight"][k]) for k in weights["clean"])

@@ -91,6 +91,8 @@ class ASRConfig:
     # colouring, gain; teacher and student see the same augmented audio
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(shift_ms=0.0, noise_prob=0.0))
     noise_dir: str = ""  # a folder of background-noise WAV files (e.g. Speech Commands' _background_noise_)
+    augment_after: int = 0  # clean steps before augmentation starts (a tiny model augmented from step 0 can
+    # stay on the CTC blank plateau: README "Other engines and recording conditions")
     eval_every: int = 500
     seed: int = 0
     device: str = "auto"
@@ -100,7 +102,8 @@ class ASRConfig:
     def __post_init__(self) -> None:
         check_ranges(self, positive=("steps", "eval_every", "batch_frames", "d_model", "num_layers", "num_heads",
                                      "crop_max_words", "lr", "kd_temperature"),
-                     non_negative=("num_workers", "threads", "weight_decay", "warmup_steps", "kd_weight"))
+                     non_negative=("num_workers", "threads", "weight_decay", "warmup_steps", "kd_weight",
+                                   "augment_after"))
         if self.distill not in DISTILL_MODES:
             raise ValueError(f"distill must be one of {DISTILL_MODES}, got {self.distill!r}")
         if self.distill != "none" and not self.teacher_exp_dir:
@@ -350,7 +353,7 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
             x, n, toks = stream.next_for(step)
             with torch.no_grad():
                 x = x.to(device)
-                if aug is not None:
+                if aug is not None and step > cfg.augment_after:
                     x = aug(x, n)
                 feats, flen = model.features(x, n.to(device))
                 if cfg.spec_augment:  # masks fill with the global mean (0 after normalisation)
