@@ -129,7 +129,28 @@ def _pico():
         import py_nanotts
     except ImportError as e:
         raise EngineError("the pico engine needs py-nanotts: pip install 'speechedge[data]'") from e
+    _fresh_large_blocks()
     return py_nanotts.NanoTTS()
+
+
+def _fresh_large_blocks() -> None:
+    """Make every large ``malloc`` in this process a fresh (zeroed) ``mmap``.
+
+    py-nanotts ``malloc``s Pico's 2.5 MB working memory on every call and Pico reads some of it before writing
+    it. glibc serves the first such block from fresh zeroed pages, but after it is freed it raises its mmap
+    threshold and serves the next ones from the heap, with what earlier calls left there: the same text then
+    sounds slightly different depending on what the process did before (measured: 2 different outputs in 4
+    calls; 4 of 29 utterances of a corpus differed between two runs). A fixed threshold (``M_MMAP_THRESHOLD``,
+    which also turns off the adjustment) keeps every call on zeroed pages: the same output every time.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
+    except (OSError, AttributeError):  # not glibc: nothing to set (and no such adjustment to undo)
+        pass
 
 
 @lru_cache(maxsize=1)
