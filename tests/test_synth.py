@@ -308,15 +308,3 @@ def test_librispeech_from_several_engines_holds_one_out(tmp_path):
         synth_librispeech(tmp_path / "x", hours=0.01, num_speakers=3, engines=["espeak"], held_out_engines=["pico"],
                           progress=False)
 
-
-def test_pico_says_the_same_text_the_same_way_on_every_call():
-    """py-nanotts reads part of its per-call working memory before writing it; with glibc's mmap threshold
-    fixed (speechedge.synth.engines._fresh_large_blocks) every call gets zeroed pages: repeated calls agree."""
-    from speechedge.synth.engines import Voice, available_engines, synthesize
-
-    if "pico" not in available_engines():
-        pytest.skip("needs py-nanotts")
-    voice = Voice("pico", "en-GB", 0.93, 0.75, 1.14, 1)
-    text = "the way of that in which they have been for so long as a people"
-    first = synthesize(voice, text)
-    assert all(np.array_equal(first, synthesize(voice, text)) for _ in range(3))
