@@ -416,15 +416,13 @@ def _by_engine(report: dict) -> str:
 def check_asr_engines(engines) -> tuple[str, ...]:
     """The ASR quickstart's engine list, or ``ValueError``: espeak must be among them (its word alignments start
     the training; the other engines have none) and every engine must be installed."""
-    from speechedge.synth.engines import available_engines
+    from speechedge.synth.engines import check_engines
 
     engines = tuple(engines)
     if "espeak" not in engines:
         raise ValueError(f"engines {list(engines)}: the quickstart needs espeak among them (its word alignments "
                          "start the training; the other engines have none)")
-    missing = [e for e in engines if e not in available_engines()]
-    if missing:
-        raise ValueError(f"engines {missing} are not installed here (available: {list(available_engines())})")
+    check_engines(engines)
     return engines
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..audio import from_int16, resample, write_audio
 from ..manifest import ClipRecord, write_manifest
-from .engines import ESPEAK_VARIANTS, ESPEAK_VOICES
+from .engines import ESPEAK_VARIANTS, ESPEAK_VOICES, check_engines
 from .espeak import Espeak, Utterance
 
 log = logging.getLogger(__name__)
@@ -447,25 +447,13 @@ def synth_librispeech(
     return report
 
 
-def _check_engines(engines: list[str], held_out_engines: list[str]) -> None:
-    """``ValueError`` unless every engine is installed and the held-out ones are among them."""
-    from .engines import available_engines
-
-    missing = [e for e in engines if e not in available_engines()]
-    if missing:
-        raise ValueError(f"engines {missing} are not installed here (available: {list(available_engines())}); "
-                         "pip install 'speechedge[data]'")
-    if set(held_out_engines) - set(engines):
-        raise ValueError(f"held_out_engines {held_out_engines} must be among engines {engines}")
-
-
 def _engine_speakers(num_speakers: int, rng: np.random.Generator, engines: list[str],
                      held_out_engines: list[str]) -> tuple[list, dict[str, list]]:
     """Speakers drawn from ``engines`` in turn (espeak: :func:`make_speakers` styles; others: voices with a gain
     and noise floor) and their split: ``held_out_engines`` all to ``test-clean``, the rest 70/15/15."""
     from .engines import make_voices
 
-    _check_engines(engines, held_out_engines)
+    check_engines(engines, held_out_engines)
     per_engine = {e: len(range(i, num_speakers, len(engines))) for i, e in enumerate(engines)}
     espeak = make_speakers(per_engine.get("espeak", 0), rng)
     others = iter(make_voices(num_speakers - len(espeak), rng, [e for e in engines if e != "espeak"])
@@ -610,7 +598,7 @@ def synth_speech_commands(
     if per_word < 1:
         raise ValueError(f"per_word must be >= 1, got {per_word}")
     engines, held_out_engines = list(engines), list(held_out_engines)
-    _check_engines(engines, held_out_engines)
+    check_engines(engines, held_out_engines)
     num_speakers = min(num_speakers or per_word, per_word)
     if num_speakers < 3:
         raise ValueError(f"need at least 3 speakers for a speaker-disjoint split, got num_speakers={num_speakers}")

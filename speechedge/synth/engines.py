@@ -27,7 +27,7 @@ import numpy as np
 
 from ..audio import from_int16, resample
 
-__all__ = ["Voice", "ENGINES", "ESPEAK_VOICES", "ESPEAK_VARIANTS", "available_engines", "make_voices", "prepare_engines", "synthesize", "EngineError"]
+__all__ = ["Voice", "ENGINES", "ESPEAK_VOICES", "ESPEAK_VARIANTS", "available_engines", "check_engines", "make_voices", "prepare_engines", "synthesize", "EngineError"]
 
 ENGINES = ("espeak", "pico", "hibari", "kokoro")
 SAMPLE_RATE = 16000
@@ -79,6 +79,16 @@ def available_engines() -> tuple[str, ...]:
         if all(importlib.util.find_spec(m) is not None for m in modules):
             out.append(engine)
     return tuple(out)
+
+
+def check_engines(engines, held_out_engines=()) -> None:
+    """``ValueError`` unless every engine is installed here and the held-out ones are among them."""
+    missing = [e for e in engines if e not in available_engines()]
+    if missing:
+        raise ValueError(f"engines {missing} are not installed here (available: {list(available_engines())}); "
+                         "pip install 'speechedge[data]'")
+    if set(held_out_engines) - set(engines):
+        raise ValueError(f"held_out_engines {list(held_out_engines)} must be among engines {list(engines)}")
 
 
 def make_voices(num_voices: int, rng: np.random.Generator, engines: tuple[str, ...] | list[str]) -> list[Voice]:
@@ -141,7 +151,9 @@ def _fresh_large_blocks() -> None:
     threshold and serves the next ones from the heap, with what earlier calls left there: the same text then
     sounds slightly different depending on what the process did before (measured: 2 different outputs in 4
     calls; 4 of 29 utterances of a corpus differed between two runs). A fixed threshold (``M_MMAP_THRESHOLD``,
-    which also turns off the adjustment) keeps every call on zeroed pages: the same output every time.
+    which also turns off the adjustment) keeps every call on zeroed pages: repeated calls in a fresh process
+    agree. It is not the only state Pico reads: in a long-lived process that ran other engines first the output
+    still varies, and 2 of 29 corpus utterances still differ by up to 7 LSB between runs (README "Other engines").
     """
     import ctypes
     import ctypes.util
