@@ -332,9 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--asr-steps", type=int, default=600, help="asr: training steps per model (default 600)")
     qs.add_argument("--asr-hours", type=float, default=4.0,
                     help="asr: hours of speech to synthesize, 24 voices per hour (default 4)")
-    qs.add_argument("--asr-engines", default="espeak",
-                    help="asr: speech engines the voices come from, in turn, e.g. espeak,pico,hibari (default "
-                         "espeak; espeak must be among them: only its utterances have word alignments)")
+    qs.add_argument("--asr-engines", default="espeak,pico,hibari",
+                    help="asr: speech engines the voices come from, in turn (default espeak,pico,hibari; espeak "
+                         "must be among them: only its utterances have word alignments)")
     qs.add_argument("--kws-steps", type=int, default=2400, help="kws: training episodes (default 2400)")
     qs.add_argument("--kws-clips", type=int, default=60,
                     help="kws: Speech Commands clips per word, one speaker each (default 60)")

@@ -321,10 +321,10 @@ def run_quickstart(work: Path, *, seed: int = 0, progress: bool = True, steps: i
 
 # -- ASR -----------------------------------------------------------------------------------------------------
 ASR_STEPS = 600  # per model; the tiny configs' 1200 are the evidence run's
-# espeak-ng alone by default: its synthesis is byte-reproducible, which the kill-and-rerun guarantee needs; Pico's
-# output still varies by a few LSB between runs (README "Other engines"). --asr-engines espeak,pico,hibari
-# trades espeak-ng accuracy for other synthesizers' (README: the three-engine quickstart)
-ASR_ENGINES = ("espeak",)
+# voices from three engines in turn: a model of espeak-ng voices alone fails on every other synthesizer (README
+# "Other engines"); all three are byte-reproducible (Pico runs on a thread of its own), which the kill-and-rerun
+# guarantee needs. --asr-engines espeak gives the espeak-ng-only quickstart (better on espeak-ng, worse elsewhere)
+ASR_ENGINES = ("espeak", "pico", "hibari")
 
 
 def _train_asr(work: Path, name: str, config: str, sets: list[str], steps: int = ASR_STEPS) -> dict:

@@ -135,12 +135,29 @@ def _espeak():
 
 @lru_cache(maxsize=1)
 def _pico():
+    """py-nanotts' engine and the one thread that runs it (see ``_pico_speak``)."""
     try:
         import py_nanotts
     except ImportError as e:
         raise EngineError("the pico engine needs py-nanotts: pip install 'speechedge[data]'") from e
+    from concurrent.futures import ThreadPoolExecutor
+
     _fresh_large_blocks()
-    return py_nanotts.NanoTTS()
+    return py_nanotts.NanoTTS(), ThreadPoolExecutor(1, thread_name_prefix="pico")
+
+
+def _pico_speak(text: str, **kwargs) -> bytes:
+    """Pico's int16 PCM for ``text``, computed on a thread that runs nothing but Pico.
+
+    Pico reads memory it has not written, so the same text came out slightly different depending on what the
+    process did before. Two sources were found: its 2.5 MB working memory, ``malloc``ed on every call
+    (``_fresh_large_blocks``), and what another engine leaves on the stack of the thread it ran on: after
+    hibari (onnxruntime) had run in the same thread, 5 of 6 calls differed from a fresh process's output (by up
+    to a few LSB over some hundred samples), and 2 of 29 corpus utterances differed between two runs. On a
+    thread of its own, whose stack only Pico uses, the output is the same whatever ran before (tested).
+    """
+    engine, thread = _pico()
+    return thread.submit(engine.speak, text, **kwargs).result()
 
 
 def _fresh_large_blocks() -> None:
@@ -152,8 +169,7 @@ def _fresh_large_blocks() -> None:
     sounds slightly different depending on what the process did before (measured: 2 different outputs in 4
     calls; 4 of 29 utterances of a corpus differed between two runs). A fixed threshold (``M_MMAP_THRESHOLD``,
     which also turns off the adjustment) keeps every call on zeroed pages: repeated calls in a fresh process
-    agree. It is not the only state Pico reads: in a long-lived process that ran other engines first the output
-    still varies, and 2 of 29 corpus utterances still differ by up to 7 LSB between runs (README "Other engines").
+    agree. The other state it reads is a thread's stack: ``_pico_speak``.
     """
     import ctypes
     import ctypes.util
@@ -271,7 +287,7 @@ def _engine_audio(voice: Voice, text: str) -> tuple[np.ndarray, int]:
         return from_int16(utt.samples), utt.sample_rate
     if voice.engine == "pico":
         # volume 0.5: Pico clips at its default volume
-        pcm = _pico().speak(text, voice=voice.name, speed=voice.rate, pitch=voice.pitch, volume=0.5)
+        pcm = _pico_speak(text, voice=voice.name, speed=voice.rate, pitch=voice.pitch, volume=0.5)
         return from_int16(np.frombuffer(pcm, np.int16)), 16000
     if voice.engine == "hibari":
         h = _hibari()
