@@ -10,13 +10,18 @@ import pytest
 
 
 @pytest.mark.slow
-def test_quickstart_runs_and_resumes(tmp_path):
-    work = tmp_path / "qs"
+def test_quickstart_runs_resumes_and_survives_a_kill_at_a_random_moment(tmp_path):
+    """The KWS pipeline at the CI's scale; a second run reuses every stage; the same command killed (SIGKILL,
+    pool workers included) at a random moment and run again ends with a folder equal to the uninterrupted run's
+    (tests/test_faults.py has the killing helpers)."""
+    from test_faults import _kill_midway, _run, _write_span
+
     # the pipeline at the small scale of the CI budget (the default run trains 2,400 episodes on 5x the data)
-    cmd = [sys.executable, "-m", "speechedge", "quickstart", "--work", str(work), "--quiet", "--kws-steps", "300",
-           "--kws-clips", "12", "--kws-hours", "0.3"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = lambda work: ["quickstart", "--work", str(work), "--quiet", "--kws-steps", "300",  # noqa: E731
+                         "--kws-clips", "12", "--kws-hours", "0.3"]
+    work = tmp_path / "qs"
+    cmd = [sys.executable, "-m", "speechedge", *args(work)]
+    span = _write_span(args(work), work)
     report = (work / "report.md").read_text()
     for stage in ("synth LibriSpeech", "synth Speech Commands", "LibriWord", "splitGSC", "log-mel",
                   "train BC-ResNet-1", "eval test keywords", "export TFLite", "streaming detector"):
@@ -36,9 +41,15 @@ def test_quickstart_runs_and_resumes(tmp_path):
     assert "| ran |" not in (work / "report.md").read_text()
     assert (work / "report.md").read_text().count("| reused |") == 9
 
+    killed = tmp_path / "killed"
+    _kill_midway(args(killed), killed, span, seed=1, upto=0.9)
+    _run(args(killed))
+    _same_output(work, killed)
+
 
 TIMING_KEYS = {"_wall_s", "wall_s", "s_per_step", "decode_s", "median_ms_per_chunk", "real_time_factor",
-               "speed_vs_torch", "torch_ms_per_chunk", "audio_per_wall_s", "torch_eager_ms_per_chunk"}
+               "speed_vs_torch", "torch_ms_per_chunk", "audio_per_wall_s", "torch_eager_ms_per_chunk",
+               "invoke_ms", "model_invoke_ms", "feature_ms_per_audio_s", "cut_wall_s", "clips_per_s"}
 # files whose content is a measurement of time or of this process (compared below where they hold more)
 VOLATILE = {"train.log", "env.json", ".lock", "curves.png", "report.md", "report.json", "synth_report.json"}
 
