@@ -92,7 +92,8 @@ def background_audio(model, cfg: dict, held_out_audio: np.ndarray, rng: np.rando
     as a stream shows them); noise is the training noise folder (None without one).
     """
     from speechedge.manifest import ClipRecord, read_manifest
-    from speechedge.training.kws_data import _load_rows, load_noise_bank
+    from speechedge.training.augment import load_noise_bank
+    from speechedge.training.kws_data import _load_rows
 
     sr, n = model.frontend.config.sample_rate, model.clip_samples
     clips = list(held_out_audio)

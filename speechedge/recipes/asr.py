@@ -36,7 +36,7 @@ from speechedge.models.asr import ASRModel
 from speechedge.models.conformer import SUBSAMPLING, ConformerConfig
 from speechedge.models.distill import DISTILL_MODES, LayerDistiller, parse_layer_map, token_kd_loss
 from speechedge.training.asr_data import BatchStream, TrainBatches, UttSet, load_utterances
-from speechedge.training.augment import AugmentConfig, Augmenter, spec_augment
+from speechedge.training.augment import AugmentConfig, Augmenter, load_noise_bank, spec_augment
 from speechedge.training.config import check_ranges, config_from_dict, load_config
 from speechedge.training.loop import TrainTask, fit
 
@@ -330,8 +330,6 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
         generators = {"rng": rng, "specaug": spec_gen}
         aug = None
         if _augments(cfg.augment):
-            from speechedge.training.kws_data import load_noise_bank
-
             aug = Augmenter(cfg.augment, cfg.frontend.sample_rate,
                             load_noise_bank(cfg.noise_dir, cfg.frontend.sample_rate) if cfg.noise_dir else None,
                             seed=cfg.seed * 1000 + 5 + dist_env.rank)

@@ -27,9 +27,9 @@ from torch.nn import functional as F
 from speechedge.features import FrontendConfig
 from speechedge.models import load_checkpoint
 from speechedge.models.kws import KWSClassifier
-from speechedge.training.augment import AugmentConfig, Augmenter, spec_augment
+from speechedge.training.augment import AugmentConfig, Augmenter, load_noise_bank, spec_augment
 from speechedge.training.config import check_ranges, load_config
-from speechedge.training.kws_data import ClipSet, load_manifest_clips, load_noise_bank
+from speechedge.training.kws_data import ClipSet, load_manifest_clips
 from speechedge.training.loop import TrainTask, fit
 
 log = logging.getLogger(__name__)

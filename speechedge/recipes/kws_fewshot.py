@@ -35,9 +35,9 @@ from speechedge.models import load_checkpoint
 from speechedge.models.fewshot import EpisodeSampler, auroc, episode_loss, mean_ci95, open_set_scores
 from speechedge.models.kws import FewShotKWS
 from speechedge.models.qat import ActivationFakeQuant
-from speechedge.training.augment import AugmentConfig, Augmenter, spec_augment
+from speechedge.training.augment import AugmentConfig, Augmenter, load_noise_bank, spec_augment
 from speechedge.training.config import check_ranges, config_from_dict, load_config
-from speechedge.training.kws_data import ClipSet, load_folder_clips, load_manifest_clips, load_noise_bank
+from speechedge.training.kws_data import ClipSet, load_folder_clips, load_manifest_clips
 from speechedge.training.loop import TrainTask, fit
 
 log = logging.getLogger(__name__)

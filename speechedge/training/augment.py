@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["AugmentConfig", "Augmenter", "spec_augment", "simulate_rirs"]
+from speechedge.audio import read_audio
+
+__all__ = ["AugmentConfig", "Augmenter", "load_noise_bank", "spec_augment", "simulate_rirs"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,16 @@ def simulate_rirs(num: int, sample_rate: int, rt60_s: tuple[float, float], seed:
         h = h[: int(sample_rate * min(1.2, 1.5 * rt60))]
         out.append((h / np.sqrt((h**2).sum())).astype(np.float32))
     return out
+
+
+def load_noise_bank(noise_dir: str | Path | None, sample_rate: int = 16000) -> torch.Tensor | None:
+    """Concatenated background noise (float32 1-D tensor), or None when no folder is given."""
+    if not noise_dir:
+        return None
+    files = sorted(Path(noise_dir).glob("*.wav"))
+    if not files:
+        raise FileNotFoundError(f"{noise_dir}: no .wav noise files")
+    return torch.from_numpy(np.concatenate([read_audio(f, sample_rate=sample_rate)[0] for f in files]))
 
 
 def _synthetic_noise(sample_rate: int, seconds: float, seed: int) -> torch.Tensor:

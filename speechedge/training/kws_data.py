@@ -25,7 +25,7 @@ from speechedge.manifest import ClipRecord, read_manifest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClipSet", "load_manifest_clips", "load_folder_clips", "load_noise_bank", "cache_dir"]
+__all__ = ["ClipSet", "load_manifest_clips", "load_folder_clips", "cache_dir"]
 
 
 @dataclass
@@ -139,13 +139,3 @@ def load_folder_clips(folder: str | Path, *, sample_rate: int = 16000, clip_samp
                        label=w)
             for w in words for p in sorted((folder / w).glob("*.wav"))]
     return _load_rows(rows, folder, sample_rate, clip_samples, folder.name)
-
-
-def load_noise_bank(noise_dir: str | Path | None, sample_rate: int = 16000) -> torch.Tensor | None:
-    """Concatenated background noise (float32 1-D tensor), or None when no folder is given."""
-    if not noise_dir:
-        return None
-    files = sorted(Path(noise_dir).glob("*.wav"))
-    if not files:
-        raise FileNotFoundError(f"{noise_dir}: no .wav noise files")
-    return torch.from_numpy(np.concatenate([read_audio(f, sample_rate=sample_rate)[0] for f in files]))
