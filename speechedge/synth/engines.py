@@ -20,6 +20,7 @@ The engines are optional dependencies (the ``data`` extra); :func:`available_eng
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -158,6 +159,10 @@ def _pico_speak(text: str, **kwargs) -> bytes:
     """
     engine, thread = _pico()
     return thread.submit(engine.speak, text, **kwargs).result()
+
+
+# a forked child has the executor but not its thread (a submit would wait forever): it makes its own
+os.register_at_fork(after_in_child=_pico.cache_clear)
 
 
 def _fresh_large_blocks() -> None:
