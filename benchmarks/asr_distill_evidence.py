@@ -42,11 +42,9 @@ MODES = {  # name -> (row label, overrides of asr_student_tiny.toml)
 
 def _ci95(values: list[float]) -> float:
     """Half width of the 95% confidence interval of the mean (t distribution); nan for one value."""
-    if len(values) < 2:
-        return float("nan")
-    from scipy.stats import t
+    from speechedge.models.fewshot import mean_ci95
 
-    return float(t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+    return mean_ci95(values, student_t=True)[1]
 
 
 def _train(config: Path, exp: Path, sets: list[str]) -> float:

@@ -52,13 +52,10 @@ TESTS = (("test_voices", "held-out voices"), ("test_pico", "Pico (unseen engine)
 
 
 def ci95(values) -> float:
-    """Half-width of the 95% Student's t interval of the mean (0 for fewer than two values)."""
-    from scipy.stats import t
+    """Half-width of the 95% Student's t interval of the mean over seeds (nan for one seed)."""
+    from speechedge.models.fewshot import mean_ci95
 
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) < 2:
-        return 0.0
-    return float(t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean_ci95(values, student_t=True)[1]
 
 
 def _pretrained(args) -> list[str]:

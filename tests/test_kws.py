@@ -119,6 +119,10 @@ def test_auroc_against_brute_force(rng):
     assert auroc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
     m, ci = mean_ci95([0.5, 0.7, 0.6, 0.8])
     assert abs(m - 0.65) < 1e-12 and abs(ci - 1.96 * np.std([0.5, 0.7, 0.6, 0.8], ddof=1) / 2) < 1e-12
+    # a few values (training seeds): Student's t with 3 degrees of freedom, t_0.975 = 3.1824
+    _, ci_t = mean_ci95([0.5, 0.7, 0.6, 0.8], student_t=True)
+    assert abs(ci_t - 3.182446 * np.std([0.5, 0.7, 0.6, 0.8], ddof=1) / 2) < 1e-6
+    assert np.isnan(mean_ci95([0.5], student_t=True)[1])
 
 
 def test_config_toml_and_overrides(tmp_path):

@@ -193,9 +193,17 @@ def auroc(scores_unknown: np.ndarray, scores_known: np.ndarray) -> float:
     return float((ranks[:n_u].sum() - n_u * (n_u + 1) / 2) / (n_u * n_k))
 
 
-def mean_ci95(values) -> tuple[float, float]:
-    """Mean and the half-width of its 95% confidence interval (normal approximation over episodes)."""
+def mean_ci95(values, student_t: bool = False) -> tuple[float, float]:
+    """Mean and the half-width of its 95% confidence interval: the normal approximation (many values, e.g.
+    episodes), or with ``student_t`` the t quantile for ``n - 1`` degrees of freedom (a few values, e.g. training
+    seeds); nan for fewer than two values."""
     v = np.asarray(values, dtype=np.float64)
     if len(v) < 2:
         return float(v.mean()), float("nan")
-    return float(v.mean()), float(1.96 * v.std(ddof=1) / np.sqrt(len(v)))
+    if student_t:
+        from scipy.stats import t
+
+        q = float(t.ppf(0.975, len(v) - 1))
+    else:
+        q = 1.96
+    return float(v.mean()), float(q * v.std(ddof=1) / np.sqrt(len(v)))
