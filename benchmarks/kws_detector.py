@@ -1,6 +1,6 @@
 """What each change of the detector's decision rule does to the DET curve (the ablation behind the rule).
 
-    python benchmarks/kws_detector.py WORK [--model DIR]
+    python benchmarks/kws_detector.py WORK [--model DIR] [--rules 5,11] [--within-class EMB.npz]
 
 ``WORK`` is a folder written by ``benchmarks/kws_longform.py`` (``enroll/`` clips and ``streams/``). The
 embedding of every 100 ms window of every stream is computed once through the real streaming path (Numba
@@ -10,10 +10,10 @@ frontend ring buffer -> TFLite), then each rule is scored on the same embeddings
 2. mean prototype, raw squared distance;
 3. nearest enrolment exemplar instead of the mean prototype;
 4. + agreement: the same keyword above the threshold in 4 consecutive windows, 4 windows smoothed;
-5. + calibration: ``1 - d / b`` with ``b`` from the model's background set (the shipped rule: the threshold
-   means the same for every keyword).
+5. + calibration: ``1 - d / b`` with ``b`` the background set's mean distance to the nearest exemplar (the rule
+   shipped until 2026-12-06: the threshold means the same for every keyword).
 
-and what was tried on top of rule 5 and not kept:
+and what was tried on top of rule 5 (only 18 kept):
 
 6. cosine distance instead of squared Euclidean (calibrated the same way);
 7. test-side normalisation: ``1 - d / k``, ``k`` the window's mean distance to its 10 nearest background
@@ -21,7 +21,21 @@ and what was tried on top of rule 5 and not kept:
 8. text enrolment: 24 espeak-ng renderings of the keyword's name added to the 3 recorded enrolment clips;
 9. perturbed enrolment: each enrolment clip also at vocal-tract-length factors 0.9 and 1.1 (resampled and played
    at 16 kHz: formants, pitch and duration scaled together, as another speaker's), 9 exemplars;
-10. the same at 0.85, 0.92, 1.08, 1.15 (15 exemplars).
+10. the same at 0.85, 0.92, 1.08, 1.15 (15 exemplars);
+11. per-exemplar calibration: ``max_i 1 - d_i / b_i``, each enrolment clip against the background set on its own
+    (``b_i`` its mean background distance);
+18. the same with ``b_i`` the 10th percentile of clip i's background distances (the shipped rule since 2026-12-06:
+    the lower tail of the background is where false alarms come from); 19: the median; 105-300: the quantiles
+    0.005, 0.01, 0.02, 0.05, 0.2 (the rule number is 100 + 1000 q);
+20. per-exemplar z-score against the background distances;
+
+and, with ``--within-class EMB.npz`` (embeddings of a labelled word corpus, ``benchmarks/kws_within_class.py``),
+distances in an embedding space normalised against how voices move a word's embedding (the within-word
+covariance ``W`` pooled over many words and voices; speaker recognition's WCCN / nuisance attribute projection,
+with words and voices swapped), exemplars, background set and windows all mapped the same way, then rule 5:
+
+12-14. whitened by ``W`` shrunk towards its mean variance by 0.1, 0.3, 0.6;
+15-17. the 4, 8, 16 directions of largest within-word variance projected out.
 
 Prints FRR at 0.5 / 1 / 2 FA/h per rule, the highest score each kind of negative stream reaches under the
 shipped rule (an energy gate would only matter if noise or music came near the threshold), and writes
@@ -75,11 +89,35 @@ def _smooth(x: np.ndarray, n: int) -> np.ndarray:
     return (c[i + 1] - c[lo]) / (i + 1 - lo)[:, None]
 
 
+def within_class_covariance(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The pooled covariance of embeddings around their word's mean: how voices move one word's embedding."""
+    words, idx = np.unique(labels, return_inverse=True)
+    means = np.stack([emb[idx == k].mean(0) for k in range(len(words))])
+    x = emb - means[idx]
+    return x.T @ x / (len(x) - len(words))
+
+
+def whitening(cov: np.ndarray, shrink: float) -> np.ndarray:
+    """``P`` with ``P.T @ C @ P = I`` for ``C`` = ``cov`` shrunk towards its mean variance (WCCN)."""
+    c = (1 - shrink) * cov + shrink * np.trace(cov) / len(cov) * np.eye(len(cov))
+    w, v = np.linalg.eigh(c)
+    return (v / np.sqrt(w)) @ v.T * np.sqrt(np.trace(cov) / len(cov))
+
+
+def nuisance_projection(cov: np.ndarray, k: int) -> np.ndarray:
+    """The projection that removes the ``k`` directions along which voices move a word most (NAP)."""
+    w, v = np.linalg.eigh(cov)
+    u = v[:, -k:]
+    return np.eye(len(cov)) - u @ u.T
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("work", type=Path)
     p.add_argument("--model", default=None, help="exported few-shot model (default: the shipped one)")
     p.add_argument("--rules", default=None, help="comma-separated rule numbers to score (default: all)")
+    p.add_argument("--within-class", type=Path, default=None,
+                   help="embeddings of a labelled word corpus (benchmarks/kws_within_class.py): adds rules 12-17")
     args = p.parse_args(argv)
     from speechedge.pretrained import pretrained_dir
 
@@ -99,7 +137,12 @@ def main(argv=None) -> int:
     n_events = sum(len(s.events) for s in pos)
     ex = [model.exemplars[w] for w in names]
     protos = np.stack([e.mean(0) for e in ex])
-    b = np.array([model.background_distance[w] for w in names])
+    bg = model.background
+
+    def mean_nearest(x, background=bg):  # rule 5's scale: the background's mean distance to the nearest exemplar
+        return ((background[:, None, :] - x[None]) ** 2).sum(-1).min(1).mean()
+
+    b = np.array([mean_nearest(x) for x in ex])
 
     def d_proto(e):
         return ((e[:, None] - protos[None]) ** 2).sum(-1)
@@ -114,7 +157,6 @@ def main(argv=None) -> int:
         en = e / np.linalg.norm(e, axis=1, keepdims=True)
         return np.stack([(1 - en @ (x / np.linalg.norm(x, axis=1, keepdims=True)).T).min(1) for x in xs], 1)
 
-    bg = model.background
     bgn = bg / np.linalg.norm(bg, axis=1, keepdims=True)
     b_cos = np.array([(1 - bgn @ (x / np.linalg.norm(x, axis=1, keepdims=True)).T).min(1).mean() for x in ex])
 
@@ -122,48 +164,83 @@ def main(argv=None) -> int:
         d = (e ** 2).sum(1)[:, None] - 2 * e @ bg.T + (bg ** 2).sum(1)[None]
         return np.sort(d, 1)[:, :k].mean(1)
 
-    from speechedge.synth.engines import make_voices, synthesize
+    keep = {r.strip() for r in args.rules.split(",")} if args.rules else None
 
-    text_voices = make_voices(24, np.random.default_rng(7), ["espeak"])
-    ex_text = [np.vstack([x, np.stack([model.embed(0.5 * synthesize(v, w)) for v in text_voices])])
-               for w, x in zip(names, ex)]
-    b_text = np.array([model._background_distance(x) for x in ex_text])
-
-    from speechedge.audio import resample
-
-    clips = {w: [read_audio(f, sample_rate=16000)[0] for f in sorted((work / "enroll" / w).glob("*.wav"))]
-             for w in names}
-
-    def perturbed(factors):
-        xs = [np.vstack([x, np.stack([model.embed(resample(c, 16000, int(round(16000 / f)))) for c in clips[w]
-                                      for f in factors])]) for w, x in zip(names, ex)]
-        return xs, np.array([model._background_distance(x) for x in xs])
+    def wanted(n: int) -> bool:
+        return keep is None or str(n) in keep
 
     def rule_exemplars(xs, bs):
         return lambda e: 1 - np.stack([((e[:, None] - x[None]) ** 2).sum(-1).min(1) for x in xs], 1) / bs
-
-    ex_p2, b_p2 = perturbed((0.9, 1.1))
-    ex_p4, b_p4 = perturbed((0.85, 0.92, 1.08, 1.15))
 
     rules = [
         ("1. mean prototype, D-ProtoNet softmax (before)", softmax, 3, 1, np.linspace(0.05, 0.999, 200)),
         ("2. mean prototype, raw distance", lambda e: -d_proto(e), 3, 1, -np.linspace(0, 60, 241)),
         ("3. nearest exemplar", lambda e: -d_exemplar(e), 3, 1, -np.linspace(0, 60, 241)),
         ("4. + agreement (smooth 4, agree 4)", lambda e: -d_exemplar(e), 4, 4, -np.linspace(0, 60, 241)),
-        ("5. + background calibration (shipped)", lambda e: 1 - d_exemplar(e) / b, 4, 4, np.linspace(0, 1, 401)),
+        ("5. + background calibration, 1 - d / b (before)", lambda e: 1 - d_exemplar(e) / b, 4, 4, np.linspace(0, 1, 401)),
         ("6. cosine distance, calibrated", lambda e: 1 - d_cos(e) / b_cos, 4, 4, np.linspace(0, 1, 401)),
         ("7. test-side normalisation (10 nearest background)", lambda e: 1 - d_exemplar(e) / knn_background(e)[:, None],
          4, 4, np.linspace(-1, 1, 401)),
-        ("8. + 24 espeak-ng renderings of the keyword's name", lambda e: 1 - np.stack(
-            [((e[:, None] - x[None]) ** 2).sum(-1).min(1) for x in ex_text], 1) / b_text, 4, 4,
-         np.linspace(0, 1, 401)),
-        ("9. + enrolment clips at vocal-tract factors 0.9, 1.1", rule_exemplars(ex_p2, b_p2), 4, 4,
-         np.linspace(0, 1, 401)),
-        ("10. + enrolment clips at factors 0.85, 0.92, 1.08, 1.15", rule_exemplars(ex_p4, b_p4), 4, 4,
-         np.linspace(0, 1, 401)),
     ]
-    if args.rules:
-        keep = {r.strip() for r in args.rules.split(",")}
+    if wanted(8):
+        from speechedge.synth.engines import make_voices, synthesize
+
+        text_voices = make_voices(24, np.random.default_rng(7), ["espeak"])
+        ex_text = [np.vstack([x, np.stack([model.embed(0.5 * synthesize(v, w)) for v in text_voices])])
+                   for w, x in zip(names, ex)]
+        b_text = np.array([mean_nearest(x) for x in ex_text])
+        rules.append(("8. + 24 espeak-ng renderings of the keyword's name", rule_exemplars(ex_text, b_text), 4, 4,
+                      np.linspace(0, 1, 401)))
+    if wanted(9) or wanted(10):
+        from speechedge.audio import resample
+
+        clips = {w: [read_audio(f, sample_rate=16000)[0] for f in sorted((work / "enroll" / w).glob("*.wav"))]
+                 for w in names}
+
+        def perturbed(factors):
+            xs = [np.vstack([x, np.stack([model.embed(resample(c, 16000, int(round(16000 / f)))) for c in clips[w]
+                                          for f in factors])]) for w, x in zip(names, ex)]
+            return xs, np.array([mean_nearest(x) for x in xs])
+
+        for n, factors in ((9, (0.9, 1.1)), (10, (0.85, 0.92, 1.08, 1.15))):
+            if wanted(n):
+                rules.append((f"{n}. + enrolment clips at vocal-tract factors " + ", ".join(map(str, factors)),
+                              rule_exemplars(*perturbed(factors)), 4, 4, np.linspace(0, 1, 401)))
+    # each exemplar calibrated against the background set on its own: max_i 1 - d_i / b_i
+    b_each = [((bg[:, None, :] - x[None]) ** 2).sum(-1).mean(0) for x in ex]
+    rules.append(("11. per-exemplar calibration", lambda e: np.stack(
+        [(1 - ((e[:, None] - x[None]) ** 2).sum(-1) / bi).max(1) for x, bi in zip(ex, b_each)], 1), 4, 4,
+        np.linspace(0, 1, 401)))
+    d_bg = [((bg[:, None, :] - x[None]) ** 2).sum(-1) for x in ex]  # (background, exemplar) per keyword
+    for n, label, scale in ((18, "per-exemplar calibration against the 10th percentile of the background distances "
+                             "(shipped)",
+                             [np.quantile(d, 0.1, axis=0) for d in d_bg]),
+                            (19, "per-exemplar calibration against the median background distance",
+                             [np.median(d, axis=0) for d in d_bg]),
+                            *((int(100 + 1000 * q), f"per-exemplar calibration, background quantile {q}",
+                               [np.quantile(d, q, axis=0) for d in d_bg]) for q in (0.005, 0.01, 0.02, 0.05, 0.2))):
+        rules.append((f"{n}. {label}", (lambda sc: lambda e: np.stack(
+            [(1 - ((e[:, None] - x[None]) ** 2).sum(-1) / q).max(1) for x, q in zip(ex, sc)], 1))(scale), 4, 4,
+            np.linspace(-1, 1, 801)))
+    rules.append(("20. per-exemplar z-score against the background distances", lambda e: np.stack(
+        [((d.mean(0) - ((e[:, None] - x[None]) ** 2).sum(-1)) / d.std(0)).max(1) for x, d in zip(ex, d_bg)], 1),
+        4, 4, np.linspace(0, 5, 501)))
+    if args.within_class:
+        z = np.load(args.within_class)
+        wc = within_class_covariance(z["embeddings"].astype(np.float64), z["labels"])
+        variants = [(12, "whitened by the within-word (voice) covariance, shrinkage 0.1", whitening(wc, 0.1)),
+                    (13, "whitened, shrinkage 0.3", whitening(wc, 0.3)),
+                    (14, "whitened, shrinkage 0.6", whitening(wc, 0.6)),
+                    (15, "the 4 largest within-word directions projected out", nuisance_projection(wc, 4)),
+                    (16, "the 8 largest within-word directions projected out", nuisance_projection(wc, 8)),
+                    (17, "the 16 largest within-word directions projected out", nuisance_projection(wc, 16))]
+        for n, label, proj in variants:
+            xs = [x @ proj for x in ex]
+            bs = np.array([mean_nearest(x, bg @ proj) for x in xs])
+            fn = rule_exemplars(xs, bs)
+            rules.append((f"{n}. {label}", (lambda f, q: lambda e: f(e @ q))(fn, proj), 4, 4,
+                          np.linspace(0, 1, 401)))
+    if keep is not None:
         rules = [r for r in rules if r[0].split(".")[0] in keep]
     engines = sorted({e.get("engine", "?") for s in pos for e in s.events})
     results = {"hours": hours, "events": n_events, "rules": {}}
@@ -199,10 +276,11 @@ def main(argv=None) -> int:
                                    "frr_by_engine_at_1_fa_per_hour": by_engine, "det": pts}
         print(f"| {label} | " + " | ".join(f"{op[k]['frr']:.3f}" if op[k] else "not reached" for k in op) + " | "
               + ", ".join(f"{by_engine[g]:.2f}" for g in by_engine) + " |")
-    shipped = {k: _smooth(1 - d_exemplar(e) / b, 4).max() for k, (t, e) in emb.items() if k in {s.name for s in neg}}
+    shipped = {k: _smooth(np.array([[model.detection_scores(v)[w] for w in names] for v in e]), 4).max()
+               for k, (t, e) in emb.items() if k in {s.name for s in neg}}
     results["negative_max_score"] = {k: float(v) for k, v in shipped.items()}
-    print("\nhighest smoothed score of each negative stream under the shipped rule (fires at 0.8): "
-          + ", ".join(f"{k} {v:.2f}" for k, v in shipped.items()))
+    print(f"\nhighest smoothed score of each negative stream under the shipped rule (fires at "
+          f"{model.detector_defaults()[0]}): " + ", ".join(f"{k} {v:.2f}" for k, v in shipped.items()))
     (work / "detector_ablation.json").write_text(json.dumps(results, indent=1))
     import matplotlib
 

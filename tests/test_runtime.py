@@ -125,8 +125,9 @@ def test_enrolment_is_saved_and_dummy_prototypes_match_torch(kws_export, enrolle
 
 @pytest.mark.slow
 def test_calibrated_rule_is_nearest_exemplar_over_the_background(enrolled, tmp_path):
-    """The detector's score: 1 - (distance to the nearest enrolment exemplar) / (the background set's mean of
-    that distance); older keyword files and exports without a background set still load."""
+    """The detector's score: the best over the enrolment exemplars of 1 - (distance to the exemplar) / (the 10th
+    percentile of that distance over the background set); older keyword files (format 1, and format 2 with the
+    earlier rule's one scale per keyword) and exports without a background set still load."""
     import shutil
 
     from speechedge.runtime import UNKNOWN, KWSModel, StreamingKWS
@@ -140,14 +141,23 @@ def test_calibrated_rule_is_nearest_exemplar_over_the_background(enrolled, tmp_p
     s = m.detection_scores(ex[1])
     assert s["marvin"] == pytest.approx(1.0, abs=1e-6) and s["sheila"] < 1  # an exemplar is its own nearest
     mid = (ex[0] + ex[1]) / 2  # nearer to an exemplar than to the mean prototype is what counts
-    d = min(float(((mid - e) ** 2).sum()) for e in ex)
-    assert m.detection_scores(mid)["marvin"] == pytest.approx(1 - d / m.background_distance["marvin"], rel=1e-5)
-    bg = np.mean([m.detection_scores(b)["marvin"] for b in m.background])
-    assert abs(bg) < 1e-4  # by construction the background scores 0 on average
+    scale = m.background_scale["marvin"]
+    assert scale.shape == (3,) and (scale > 0).all()
+    want = max(1 - float(((mid - e) ** 2).sum()) / s_i for e, s_i in zip(ex, scale))
+    assert m.detection_scores(mid)["marvin"] == pytest.approx(want, rel=1e-5)
+    for i in range(3):  # by construction a tenth of the background scores above 0 against each exemplar alone
+        d = ((m.background - ex[i]) ** 2).sum(1)
+        assert abs(np.mean(1 - d / scale[i] > 0) - 0.1) <= 1.5 / len(d)
+    saved = json.loads(m.keywords_file.read_text())
+    assert saved["format"] == 3 and np.allclose(saved["keywords"]["marvin"]["scales"], scale)
+    v2 = tmp_path / "v2.json"  # format 2: the earlier rule's scalar is not this rule's scale; recomputed
+    v2.write_text(json.dumps({"format": 2, "keywords": {"marvin": {"exemplars": ex.tolist(),
+                                                                    "background_distance": 55.0}}}))
+    assert np.allclose(KWSModel(model_dir, keywords_file=v2).background_scale["marvin"], scale)
     old = tmp_path / "old.json"  # format 1: name -> prototype
     old.write_text(json.dumps({"marvin": m.keywords["marvin"].tolist()}))
     o = KWSModel(model_dir, keywords_file=old)
-    assert o.exemplars["marvin"].shape == (1, dim) and o.background_distance["marvin"] > 0
+    assert o.exemplars["marvin"].shape == (1, dim) and o.background_scale["marvin"].shape == (1,)
     legacy = tmp_path / "legacy"  # an export from before the background set: the softmax rule, old defaults
     shutil.copytree(model_dir, legacy)
     (legacy / "background.npy").unlink()
@@ -195,7 +205,7 @@ def test_detector_equals_the_firing_rule_on_its_trace(enrolled, mode):
             assert live or th > np.quantile(top, 0.3)
             gaps = np.diff([d.time_s for d in live])
             assert (gaps >= 1.0 - 1e-9).all()  # the refractory period holds
-    assert (StreamingKWS(m).threshold, StreamingKWS(m).smooth, StreamingKWS(m).agree) == (0.8, 4, 4)
+    assert (StreamingKWS(m).threshold, StreamingKWS(m).smooth, StreamingKWS(m).agree) == (0.67, 4, 4)
 
 
 @pytest.mark.slow
@@ -221,7 +231,8 @@ def test_stream_mode_runs_the_step_model_equal_to_torch(kws_export, enrolled, tm
     # the fixture enrolled in window mode; that wrote the streaming exemplars too
     assert m.exemplars["marvin"].shape == w.exemplars["marvin"].shape == (3, m.dim)
     assert not np.allclose(m.exemplars["marvin"], w.exemplars["marvin"])
-    assert m.background_distance["marvin"] > 0 and m.background_distance["marvin"] != w.background_distance["marvin"]
+    assert (m.background_scale["marvin"] > 0).all()
+    assert not np.allclose(m.background_scale["marvin"], w.background_scale["marvin"], rtol=1e-3, atol=0)
     net, _ = load_model(exp)
     st = build_stream(net, net.encoder, 100)
     clip = stream[16000:32000]
@@ -570,7 +581,7 @@ def test_a_model_carries_its_own_detector_operating_point(enrolled, tmp_path):
     model_dir, _, _ = enrolled
     own = tmp_path / "own"
     shutil.copytree(model_dir, own)
-    assert (StreamingKWS(KWSModel(own)).threshold, StreamingKWS(KWSModel(own)).agree) == (0.8, 4)  # rule default
+    assert (StreamingKWS(KWSModel(own)).threshold, StreamingKWS(KWSModel(own)).agree) == (0.67, 4)  # rule default
     fs = own / "fewshot.json"
     cfg = json.loads(fs.read_text())
     fs.write_text(json.dumps({**cfg, "detector": {"threshold": 0.72, "smooth": 3, "agree": 5}}))

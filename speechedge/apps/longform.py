@@ -200,7 +200,7 @@ def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[S
     n_events = sum(len(s.events) for s in positives)
     if n_events == 0:
         raise ValueError("the positive streams hold no keyword events")
-    thresholds = np.round(np.concatenate([np.linspace(0.05, 0.7, 66), np.linspace(0.705, 0.95, 50),
+    thresholds = np.round(np.concatenate([np.linspace(0.05, 0.5, 46), np.linspace(0.505, 0.95, 90),
                                           [0.96, 0.97, 0.98, 0.99, 0.995, 0.999]]), 4)
     # streams written by synth_streams name the engine of each keyword's voice: FRR per engine too
     engines = sorted({e["engine"] for s in positives for e in s.events if "engine" in e})

@@ -14,12 +14,14 @@ Torch-free: numpy, the Numba frontend and a TFLite interpreter (tested).
   computed once, the step model carrying its state.
 
 The detector's rule for a few-shot model (:meth:`KWSModel.detection_scores`), chosen on development streams
-(``benchmarks/kws_detector.py``): a window's score for keyword k is ``1 - d_k / b_k``, where ``d_k`` is the
-squared distance to the *nearest* enrolment clip's embedding (not the mean prototype: enrolment clips from
-different voices or conditions stay separate) and ``b_k`` the mean of the same distance over the model's
-background set (``background.npy``: embeddings of non-keyword speech, noise and music, written by export), so
-a score of 0.8 means "five times closer to an enrolment clip than typical background speech" for any
-keyword. Calibrated once at enrolment; stored with the exemplars.
+(``benchmarks/kws_detector.py``): a window's score for keyword k is ``max_i 1 - d_i / s_i`` over k's enrolment
+clips ``i``, where ``d_i`` is the squared distance to clip i's embedding (each clip on its own, not the mean
+prototype: enrolment clips from different voices or conditions stay separate) and ``s_i`` the 10th percentile
+(:data:`BACKGROUND_QUANTILE`) of the same distance over the model's background set (``background.npy``:
+embeddings of non-keyword speech, noise and music, written by export). So 0 means "as close to this clip as the
+closest tenth of background speech", and a threshold means the same for every keyword and every enrolment
+clip, whether the clip lies where background speech is dense or sparse. Calibrated once at enrolment; stored
+with the exemplars.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ __all__ = ["KWSModel", "StreamingKWS", "StreamStep", "Detection", "detect_file",
            "UNKNOWN"]
 
 UNKNOWN = "_unknown_"
+#: the background distance quantile that scales each enrolment clip's distances (the detector's rule; chosen on
+#: development streams among 0.005-0.2 and the mean, benchmarks/kws_detector.py rules 5, 11, 18-19, 105-300)
+BACKGROUND_QUANTILE = 0.1
 
 
 def context_padding(lag: int, window: int, chunk: int) -> tuple[int, int]:
@@ -209,7 +214,7 @@ class KWSModel:
         else:
             self.keywords_file = self.folder / "keywords.json"
         self.exemplars: dict[str, np.ndarray] = {}  # name -> (clips, dim) enrolment embeddings of this mode
-        self.background_distance: dict[str, float] = {}  # name -> mean nearest-exemplar distance of the background
+        self.background_scale: dict[str, np.ndarray] = {}  # name -> (clips,) per-exemplar scale s_i of the rule
         self._other: dict[str, dict] = {}  # name -> the other mode's entry, kept when the file is written
         if self.keywords_file.exists():
             self._read_keywords(self.keywords_file)
@@ -264,7 +269,7 @@ class KWSModel:
         """Drop one enrolled keyword (all with ``None``); :meth:`save_keywords` writes the change."""
         for k in [name] if name is not None else list(self.exemplars):
             self.exemplars.pop(k, None)
-            self.background_distance.pop(k, None)
+            self.background_scale.pop(k, None)
             self._other.pop(k, None)
 
     def _read_background(self, path: Path) -> np.ndarray:
@@ -279,12 +284,15 @@ class KWSModel:
 
     def _read_keywords(self, path: Path) -> None:
         """Exemplars (and calibration) from a keywords file; anything but finite vectors of the model's size is
-        an error naming the file (a NaN vector would make the detector fire every second). Reads format 2
-        (``{"format": 2, "keywords": {name: {"exemplars": [[...]], "background_distance": b, "stream":
-        {"exemplars": ..., "background_distance": ...}}}}``: the window model's exemplars and, for a model with a
-        streaming step model, the streaming ones) and the older ``{name: prototype}`` (one exemplar each)."""
+        an error naming the file (a NaN vector would make the detector fire every second). Reads format 3
+        (``{"format": 3, "keywords": {name: {"exemplars": [[...]], "scales": [s_1, ...], "stream":
+        {"exemplars": ..., "scales": ...}}}}``: the window model's exemplars and, for a model with a streaming
+        step model, the streaming ones), format 2 (the same with the earlier rule's one ``background_distance``
+        per keyword: the scales are recomputed from the background set) and the older ``{name: prototype}``
+        (one exemplar each)."""
         data = _read_json_object(path)
-        entries = data.get("keywords") if data.get("format") == 2 else {k: {"exemplars": [v]} for k, v in data.items()}
+        entries = data.get("keywords") if data.get("format") in (2, 3) else \
+            {k: {"exemplars": [v]} for k, v in data.items()}
         if not isinstance(entries, dict):
             raise ValueError(f"{path}: 'keywords' must be an object of name -> {{exemplars: [...]}}")
         for name, entry in entries.items():
@@ -305,11 +313,14 @@ class KWSModel:
                 raise ValueError(f"{path}: keyword {name!r} is not a list of finite vectors of {self.dim} numbers; "
                                  "re-enrol it (speechedge demo kws --enroll ... --name WORD) or delete the file")
             self.exemplars[name] = a
-            b = entry.get("background_distance")
             if self.background is not None:
-                if not (isinstance(b, (int, float)) and math.isfinite(b) and b > 0):
-                    b = self._background_distance(a)  # older file, or calibrated without a background set
-                self.background_distance[name] = float(b)
+                try:
+                    s = np.asarray(entry.get("scales"), np.float64)
+                except (TypeError, ValueError):
+                    s = np.zeros(0)
+                if s.shape != (len(a),) or not (np.isfinite(s).all() and (s > 0).all()):
+                    s = self._background_scales(a)  # older file, or enrolled without a background set
+                self.background_scale[name] = s
 
     # -- features and inference --------------------------------------------------------------------------
     def fit_length(self, audio: np.ndarray) -> np.ndarray:
@@ -365,36 +376,38 @@ class KWSModel:
         ex = np.stack([self.embed(c) for c in clips]).astype(np.float32)
         self.exemplars[name] = ex
         if self.background is not None:
-            self.background_distance[name] = self._background_distance(ex)
+            self.background_scale[name] = self._background_scales(ex)
         if self._has_stream:  # the other mode's exemplars too, so the keywords file serves both
             other = "window" if self.mode == "stream" else "stream"
             oex = np.stack([self.embed(c, other) for c in clips]).astype(np.float32)
             bg = self.folder / ("background_stream.npy" if other == "stream" else "background.npy")
             self._other[name] = {"exemplars": oex.tolist(), **(
-                {"background_distance": self._background_distance(oex, self._read_background(bg))} if bg.exists() else {})}
+                {"scales": self._background_scales(oex, self._read_background(bg)).tolist()} if bg.exists() else {})}
         if save:
             self.save_keywords()
         return ex.mean(0)
 
-    def _background_distance(self, exemplars: np.ndarray, background: np.ndarray | None = None) -> float:
-        """Mean over the background set of the squared distance to the nearest exemplar (the score's scale)."""
+    def _background_scales(self, exemplars: np.ndarray, background: np.ndarray | None = None) -> np.ndarray:
+        """Per exemplar: the :data:`BACKGROUND_QUANTILE` quantile over the background set of the squared distance
+        to it (the scale ``s_i`` of :meth:`detection_scores`)."""
         background = self.background if background is None else background
-        d = ((background[:, None, :] - exemplars[None]) ** 2).sum(-1).min(1)
-        return float(max(d.mean(), np.finfo(np.float32).tiny))  # 0 only for a degenerate (untrained) model
+        d = ((background[:, None, :].astype(np.float64) - exemplars[None]) ** 2).sum(-1)
+        # 0 only for a degenerate (untrained) model
+        return np.maximum(np.quantile(d, BACKGROUND_QUANTILE, axis=0), np.finfo(np.float32).tiny)
 
     def save_keywords(self) -> Path:
         """Write the enrolled exemplars and their calibration to :attr:`keywords_file` (atomically)."""
         self.keywords_file.parent.mkdir(parents=True, exist_ok=True)
         entries = {}
         for k, e in self.exemplars.items():
-            own = {"exemplars": e.tolist(), **({"background_distance": self.background_distance[k]}
-                                                if k in self.background_distance else {})}
+            own = {"exemplars": e.tolist(), **({"scales": self.background_scale[k].tolist()}
+                                                if k in self.background_scale else {})}
             other = self._other.get(k)
             if self.mode == "stream":
                 entries[k] = {**(other or {}), "stream": own}
             else:
                 entries[k] = {**own, **({"stream": other} if other else {})}
-        data = {"format": 2, "keywords": entries}
+        data = {"format": 3, "keywords": entries}
         try:
             return atomic_write_text(self.keywords_file, json.dumps(data))
         except PermissionError:
@@ -402,13 +415,13 @@ class KWSModel:
                                   "--keywords FILE (a file you can write)") from None
 
     def detection_scores(self, embedding: np.ndarray) -> dict[str, float]:
-        """The detector's per-keyword scores of one window: ``1 - d_k / b_k`` with ``d_k`` the squared distance
-        to keyword k's nearest enrolment exemplar and ``b_k`` its calibration (:attr:`background_distance`);
-        1 = identical to an enrolment clip, 0 = as far as background speech on average. Without a background
-        set (older exports) the open-set softmax of :meth:`scores`."""
+        """The detector's per-keyword scores of one window: ``max_i 1 - d_i / s_i`` over keyword k's enrolment
+        exemplars, ``d_i`` the squared distance to exemplar i and ``s_i`` its scale (:attr:`background_scale`);
+        1 = identical to an enrolment clip, 0 = as close as the closest tenth of background speech. Without a
+        background set (older exports) the open-set softmax of :meth:`scores`."""
         if not self.calibrated:
             return self.scores(embedding)
-        return {k: 1.0 - float(((e - embedding[None]) ** 2).sum(1).min()) / self.background_distance[k]
+        return {k: float((1.0 - ((e - embedding[None]) ** 2).sum(1) / self.background_scale[k]).max())
                 for k, e in self.exemplars.items()}
 
     def dummy_prototypes(self) -> np.ndarray | None:
@@ -483,7 +496,7 @@ class StreamingKWS:
     #: (classifiers, older few-shot exports) keep the earlier defaults. A model whose ``fewshot.json`` holds a
     #: ``detector`` entry (its own operating point, chosen on development streams by
     #: ``benchmarks/kws_calibrate_detector.py``) uses that instead.
-    DEFAULTS = {"calibrated": (0.8, 4, 4), "softmax": (0.7, 3, 1)}
+    DEFAULTS = {"calibrated": (0.67, 4, 4), "softmax": (0.7, 3, 1)}
 
     def __init__(self, model: KWSModel, *, threshold: float | None = None, stride_ms: float = 100.0,
                  smooth: int | None = None, agree: int | None = None, refractory_s: float = 1.0,
@@ -498,7 +511,7 @@ class StreamingKWS:
         threshold = d_threshold if threshold is None else threshold
         smooth = d_smooth if smooth is None else smooth
         agree = d_agree if agree is None else agree
-        if model.calibrated:  # 1 - d/b: any value up to 1 (0 = as far as typical background speech)
+        if model.calibrated:  # 1 - d/s: any value up to 1 (0 = as close as the closest tenth of background speech)
             if not (math.isfinite(threshold) and threshold <= 1):
                 raise ValueError(f"threshold must be a number <= 1 for the calibrated rule, got {threshold}")
         elif not 0 < threshold <= 1:
