@@ -35,7 +35,11 @@ covariance ``W`` pooled over many words and voices; speaker recognition's WCCN /
 with words and voices swapped), exemplars, background set and windows all mapped the same way, then rule 5:
 
 12-14. whitened by ``W`` shrunk towards its mean variance by 0.1, 0.3, 0.6;
-15-17. the 4, 8, 16 directions of largest within-word variance projected out.
+15-17. the 4, 8, 16 directions of largest within-word variance projected out;
+
+and, with ``--mask 15,25`` (frame counts), rule 18 on windows whose first and last M frames are replaced by
+silence (a keyword in running speech made to look like an enrolment clip said alone; 21, 23, ...) and the better
+of the whole and the silenced window (22, 24, ...): one more embedding pass per M.
 
 Prints FRR at 0.5 / 1 / 2 FA/h per rule, the highest score each kind of negative stream reaches under the
 shipped rule (an energy gate would only matter if noise or music came near the threshold), and writes
@@ -57,19 +61,27 @@ from speechedge.runtime import KWSModel, StreamingKWS
 
 
 class _Recorder(StreamingKWS):
-    """The detector's streaming path, recording (time, embedding) of every window instead of scoring."""
+    """The detector's streaming path, recording (time, embedding) of every window instead of scoring; with
+    ``mask`` > 0 the window's first and last ``mask`` frames are replaced by silence first."""
+
+    mask = 0
 
     def _evaluate(self, frames_done: int):
         fe = self.model.frontend
+        feats = self.ring
+        if self.mask:
+            feats = feats.copy()
+            feats[:, : self.mask] = feats[:, -self.mask:] = np.log(fe.log_floor)
         self.rows.append((((frames_done - 1) * fe.hop_length + fe.n_fft // 2) / fe.sample_rate,
-                          self.model.run_features(self.ring)))
+                          self.model.run_features(feats)))
 
 
-def _embeddings(model: KWSModel, streams, cache: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _embeddings(model: KWSModel, streams, cache: Path, mask: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     if cache.exists():
         z = np.load(cache)
         return {s.name: (z[f"{s.name}|t"], z[f"{s.name}|e"]) for s in streams}
     rec = _Recorder(model, threshold=1.0)
+    rec.mask = mask
     out = {}
     for s in streams:
         rec.reset()
@@ -116,6 +128,9 @@ def main(argv=None) -> int:
     p.add_argument("work", type=Path)
     p.add_argument("--model", default=None, help="exported few-shot model (default: the shipped one)")
     p.add_argument("--rules", default=None, help="comma-separated rule numbers to score (default: all)")
+    p.add_argument("--mask", type=lambda v: [int(x) for x in v.split(",")], default=[],
+                   help="comma-separated frame counts M: adds rules 21+ (rule 18 on windows whose first and last M "
+                        "frames are replaced by silence, alone and as the better of the two windows)")
     p.add_argument("--within-class", type=Path, default=None,
                    help="embeddings of a labelled word corpus (benchmarks/kws_within_class.py): adds rules 12-17")
     args = p.parse_args(argv)
@@ -133,6 +148,7 @@ def main(argv=None) -> int:
     pos = load_streams(work / "streams" / "positives", positive=True)
     neg = load_streams(work / "streams" / "negatives", positive=False)
     emb = _embeddings(model, pos + neg, work / "window_embeddings.npz")
+    masked = {m: _embeddings(model, pos + neg, work / f"window_embeddings_mask{m}.npz", m) for m in args.mask}
     hours = sum(s.duration_s for s in pos + neg) / 3600
     n_events = sum(len(s.events) for s in pos)
     ex = [model.exemplars[w] for w in names]
@@ -222,6 +238,17 @@ def main(argv=None) -> int:
         rules.append((f"{n}. {label}", (lambda sc: lambda e: np.stack(
             [(1 - ((e[:, None] - x[None]) ** 2).sum(-1) / q).max(1) for x, q in zip(ex, sc)], 1))(scale), 4, 4,
             np.linspace(-1, 1, 801)))
+    q10 = [np.quantile(d, 0.1, axis=0) for d in d_bg]
+
+    def r18(e):
+        return np.stack([(1 - ((e[:, None] - x[None]) ** 2).sum(-1) / q).max(1) for x, q in zip(ex, q10)], 1)
+
+    for i, m in enumerate(args.mask):  # these rules take the stream's name: they need the masked windows too
+        rules.append((f"{21 + 2 * i}. rule 18 on windows whose first and last {m} frames are silenced",
+                      lambda k, m=m: r18(masked[m][k][1]), 4, 4, np.linspace(-1, 1, 801), True))
+        rules.append((f"{22 + 2 * i}. the better of rule 18 on the whole and on the silenced window ({m})",
+                      lambda k, m=m: np.maximum(r18(emb[k][1]), r18(masked[m][k][1])), 4, 4, np.linspace(-1, 1, 801),
+                      True))
     rules.append(("20. per-exemplar z-score against the background distances", lambda e: np.stack(
         [((d.mean(0) - ((e[:, None] - x[None]) ** 2).sum(-1)) / d.std(0)).max(1) for x, d in zip(ex, d_bg)], 1),
         4, 4, np.linspace(0, 5, 501)))
@@ -247,8 +274,8 @@ def main(argv=None) -> int:
     print(f"{n_events} keyword events, {hours:.2f} h of audio (1 false alarm = {1 / hours:.2f} FA/h)\n")
     print("| rule | FRR @ 0.5 FA/h | FRR @ 1 FA/h | FRR @ 2 FA/h | FRR @ 10 FA/h | FRR @ 1 FA/h by engine ("
           + ", ".join(engines) + ") |\n|---|---:|---:|---:|---:|---|")
-    for label, fn, smooth, agree, thresholds in rules:
-        scores = {k: _smooth(fn(e), smooth) for k, (t, e) in emb.items()}
+    for label, fn, smooth, agree, thresholds, *named in rules:
+        scores = {k: _smooth(fn(k) if named else fn(e), smooth) for k, (t, e) in emb.items()}
         pts = []
         for th in thresholds:
             hits = fas = 0
