@@ -654,3 +654,17 @@ def test_eval_fewshot_on_a_relative_folder(kws_export, gsc35, tmp_path, monkeypa
     monkeypatch.chdir(gsc_dir.parent)
     metrics, _, clips = evaluate_experiment(exp, gsc_dir.name, ways=5, shots=(1,), queries=2, episodes=5)
     assert len(set(clips.labels)) == 35 and 0 <= metrics["1shot"]["acc"] <= 1
+
+
+def test_pooled_det_sums_misses_and_false_alarms_at_each_shared_threshold():
+    """Several keyword pairs' DET curves pooled at one threshold: misses weighted by events, false alarms by hours;
+    thresholds not measured on every set are left out."""
+    from speechedge.apps.longform import pooled_det
+
+    a = [{"threshold": 0.5, "frr": 0.1, "fa_per_hour": 4.0}, {"threshold": 0.7, "frr": 0.3, "fa_per_hour": 1.0}]
+    b = [{"threshold": 0.5, "frr": 0.5, "fa_per_hour": 0.0}, {"threshold": 0.7, "frr": 0.9, "fa_per_hour": 0.0},
+         {"threshold": 0.9, "frr": 1.0, "fa_per_hour": 0.0}]
+    out = pooled_det([a, b], events=[60, 20], hours=[2.0, 6.0])
+    assert [q["threshold"] for q in out] == [0.5, 0.7]
+    assert out[0]["frr"] == pytest.approx((6 + 10) / 80) and out[0]["fa_per_hour"] == pytest.approx(8 / 8)
+    assert out[1]["frr"] == pytest.approx((18 + 18) / 80) and out[1]["fa_per_hour"] == pytest.approx(2 / 8)

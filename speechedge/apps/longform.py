@@ -31,7 +31,7 @@ from speechedge.runtime.kws import agreement_streak
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Stream", "load_streams", "synth_streams", "score_trace", "fire", "evaluate_streams"]
+__all__ = ["Stream", "load_streams", "synth_streams", "score_trace", "fire", "evaluate_streams", "pooled_det"]
 
 AUDIO_EXT = (".wav", ".flac", ".ogg")
 
@@ -182,6 +182,19 @@ def _match(dets: list[Detection], events: list[dict], tolerance_s: float) -> tup
     """(hits, false alarms, latencies after the keyword's end)."""
     used, fa, lat = _match_events(dets, events, tolerance_s)
     return sum(used), fa, lat
+
+
+def pooled_det(dets: list[list[dict]], events: list[int], hours: list[float]) -> list[dict]:
+    """DET points of several stream sets (:func:`evaluate_streams` ``det``) pooled at each threshold they share:
+    misses and false alarms summed, then divided by all events and all hours (one threshold for every keyword,
+    as a user gets it)."""
+    shared = set.intersection(*({q["threshold"] for q in d} for d in dets))
+    out = []
+    for t in sorted(shared):
+        qs = [next(q for q in d if q["threshold"] == t) for d in dets]
+        out.append({"threshold": t, "frr": sum(q["frr"] * n for q, n in zip(qs, events)) / sum(events),
+                    "fa_per_hour": sum(q["fa_per_hour"] * h for q, h in zip(qs, hours)) / sum(hours)})
+    return out
 
 
 def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[Stream], *, stride_ms: float = 100.0,
