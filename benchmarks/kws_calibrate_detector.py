@@ -22,7 +22,7 @@ import argparse
 import json
 from pathlib import Path
 
-from speechedge.apps.longform import evaluate_streams, load_streams, pooled_det, synth_streams
+from speechedge.apps.longform import evaluate_streams, load_streams, operating_point, pooled_det, synth_streams
 from speechedge.audio import read_audio
 from speechedge.io import atomic_write_text
 from speechedge.runtime import KWSModel
@@ -78,15 +78,14 @@ def main(argv=None) -> int:
             per_pair[name] = evaluate_streams(m, positives, negatives, smooth=agree, agree=agree,
                                               fa_targets=(args.target_fa,), progress=False)
         det = pooled_det([r["det"] for r in per_pair.values()], [r["events"] for r in per_pair.values()],
-                     [r["hours"] for r in per_pair.values()])
+                         [r["hours"] for r in per_pair.values()])
         dets[agree] = {"pooled": det, **{k: r["det"] for k, r in per_pair.items()}}
-        ok = [q for q in det if q["fa_per_hour"] <= args.target_fa]
-        if ok:
-            best = min(ok, key=lambda q: (q["frr"], -q["threshold"]))
+        best = operating_point(det, args.target_fa)
+        if best:
             rows.append({"threshold": best["threshold"], "smooth": agree, "agree": agree, "dev_frr": best["frr"],
                          "dev_fa_per_hour": best["fa_per_hour"]})
         print(f"agree {agree}: " + (f"threshold {best['threshold']:.3f}, pooled FRR {best['frr']:.3f}, "
-                                    f"{best['fa_per_hour']:.2f} FA/h" if ok else "target not reached"))
+                                    f"{best['fa_per_hour']:.2f} FA/h" if best else "target not reached"))
     if not rows:
         raise SystemExit(f"no threshold reaches {args.target_fa} FA/h on the development streams")
     choice = min(rows, key=lambda q: (q["dev_frr"], -q["threshold"]))

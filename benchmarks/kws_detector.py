@@ -222,26 +222,21 @@ def main(argv=None) -> int:
             if wanted(n):
                 rules.append((f"{n}. + enrolment clips at vocal-tract factors " + ", ".join(map(str, factors)),
                               rule_exemplars(*perturbed(factors)), 4, 4, np.linspace(0, 1, 401)))
-    # each exemplar calibrated against the background set on its own: max_i 1 - d_i / b_i
-    b_each = [((bg[:, None, :] - x[None]) ** 2).sum(-1).mean(0) for x in ex]
-    rules.append(("11. per-exemplar calibration", lambda e: np.stack(
-        [(1 - ((e[:, None] - x[None]) ** 2).sum(-1) / bi).max(1) for x, bi in zip(ex, b_each)], 1), 4, 4,
-        np.linspace(0, 1, 401)))
     d_bg = [((bg[:, None, :] - x[None]) ** 2).sum(-1) for x in ex]  # (background, exemplar) per keyword
-    for n, label, scale in ((18, "per-exemplar calibration against the 10th percentile of the background distances "
-                             "(shipped)",
-                             [np.quantile(d, 0.1, axis=0) for d in d_bg]),
-                            (19, "per-exemplar calibration against the median background distance",
+
+    def per_clip(scales):  # max_i 1 - d_i / s_i: each exemplar calibrated against the background set on its own
+        return lambda e: np.stack([(1 - ((e[:, None] - x[None]) ** 2).sum(-1) / s).max(1) for x, s in zip(ex, scales)],
+                                  1)
+
+    r18 = per_clip([model.background_scale[w] for w in names])  # the runtime's own scales: the shipped rule
+    rules.append(("11. per-exemplar calibration", per_clip([d.mean(0) for d in d_bg]), 4, 4, np.linspace(0, 1, 401)))
+    rules.append(("18. per-exemplar calibration against the 10th percentile of the background distances (shipped)",
+                  r18, 4, 4, np.linspace(-1, 1, 801)))
+    for n, label, scale in ((19, "per-exemplar calibration against the median background distance",
                              [np.median(d, axis=0) for d in d_bg]),
                             *((int(100 + 1000 * q), f"per-exemplar calibration, background quantile {q}",
                                [np.quantile(d, q, axis=0) for d in d_bg]) for q in (0.005, 0.01, 0.02, 0.05, 0.2))):
-        rules.append((f"{n}. {label}", (lambda sc: lambda e: np.stack(
-            [(1 - ((e[:, None] - x[None]) ** 2).sum(-1) / q).max(1) for x, q in zip(ex, sc)], 1))(scale), 4, 4,
-            np.linspace(-1, 1, 801)))
-    q10 = [np.quantile(d, 0.1, axis=0) for d in d_bg]
-
-    def r18(e):
-        return np.stack([(1 - ((e[:, None] - x[None]) ** 2).sum(-1) / q).max(1) for x, q in zip(ex, q10)], 1)
+        rules.append((f"{n}. {label}", per_clip(scale), 4, 4, np.linspace(-1, 1, 801)))
 
     for i, m in enumerate(args.mask):  # these rules take the stream's name: they need the masked windows too
         rules.append((f"{21 + 2 * i}. rule 18 on windows whose first and last {m} frames are silenced",
@@ -303,8 +298,7 @@ def main(argv=None) -> int:
                                    "frr_by_engine_at_1_fa_per_hour": by_engine, "det": pts}
         print(f"| {label} | " + " | ".join(f"{op[k]['frr']:.3f}" if op[k] else "not reached" for k in op) + " | "
               + ", ".join(f"{by_engine[g]:.2f}" for g in by_engine) + " |")
-    shipped = {k: _smooth(np.array([[model.detection_scores(v)[w] for w in names] for v in e]), 4).max()
-               for k, (t, e) in emb.items() if k in {s.name for s in neg}}
+    shipped = {k: _smooth(r18(e), 4).max() for k, (t, e) in emb.items() if k in {s.name for s in neg}}
     results["negative_max_score"] = {k: float(v) for k, v in shipped.items()}
     print(f"\nhighest smoothed score of each negative stream under the shipped rule (fires at "
           f"{model.detector_defaults()[0]}): " + ", ".join(f"{k} {v:.2f}" for k, v in shipped.items()))

@@ -12,13 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from speechedge.apps.longform import pooled_det
+from speechedge.apps.longform import operating_point, pooled_det
 from speechedge.runtime import KWSModel
-
-
-def best_at(det: list[dict], target: float) -> dict | None:
-    ok = [q for q in det if q["fa_per_hour"] <= target]
-    return min(ok, key=lambda q: (q["frr"], -q["threshold"])) if ok else None
 
 
 def main(argv=None) -> int:
@@ -38,8 +33,8 @@ def main(argv=None) -> int:
     default = m.detector_defaults()[0]
     det = pooled_det([r["det"] for r in results.values()], [r["events"] for r in results.values()],
                      [r["hours"] for r in results.values()])
-    rows = {name: {str(t): best_at(r["det"], t) for t in (0.5, 1, 2)} for name, r in results.items()}
-    rows["pooled"] = {str(t): best_at(det, t) for t in (0.5, 1, 2)}
+    rows = {name: {str(t): operating_point(r["det"], t) for t in (0.5, 1, 2)} for name, r in results.items()}
+    rows["pooled"] = {str(t): operating_point(det, t) for t in (0.5, 1, 2)}
     at_default = min(det, key=lambda q: abs(q["threshold"] - default))
     hours = sum(r["hours"] for r in results.values())
     events = sum(r["events"] for r in results.values())

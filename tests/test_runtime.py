@@ -659,7 +659,7 @@ def test_eval_fewshot_on_a_relative_folder(kws_export, gsc35, tmp_path, monkeypa
 def test_pooled_det_sums_misses_and_false_alarms_at_each_shared_threshold():
     """Several keyword pairs' DET curves pooled at one threshold: misses weighted by events, false alarms by hours;
     thresholds not measured on every set are left out."""
-    from speechedge.apps.longform import pooled_det
+    from speechedge.apps.longform import operating_point, pooled_det
 
     a = [{"threshold": 0.5, "frr": 0.1, "fa_per_hour": 4.0}, {"threshold": 0.7, "frr": 0.3, "fa_per_hour": 1.0}]
     b = [{"threshold": 0.5, "frr": 0.5, "fa_per_hour": 0.0}, {"threshold": 0.7, "frr": 0.9, "fa_per_hour": 0.0},
@@ -668,3 +668,8 @@ def test_pooled_det_sums_misses_and_false_alarms_at_each_shared_threshold():
     assert [q["threshold"] for q in out] == [0.5, 0.7]
     assert out[0]["frr"] == pytest.approx((6 + 10) / 80) and out[0]["fa_per_hour"] == pytest.approx(8 / 8)
     assert out[1]["frr"] == pytest.approx((18 + 18) / 80) and out[1]["fa_per_hour"] == pytest.approx(2 / 8)
+    # the operating point: lowest FRR within the false-alarm budget, the higher threshold on ties, None if unreachable
+    det = [{"threshold": 0.5, "frr": 0.1, "fa_per_hour": 3.0}, {"threshold": 0.6, "frr": 0.2, "fa_per_hour": 1.0},
+           {"threshold": 0.7, "frr": 0.2, "fa_per_hour": 0.5}, {"threshold": 0.8, "frr": 0.4, "fa_per_hour": 0.0}]
+    assert operating_point(det, 1.0)["threshold"] == 0.7 and operating_point(det, 3.0)["threshold"] == 0.5
+    assert operating_point(det[:1], 1.0) is None

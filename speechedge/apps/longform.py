@@ -31,7 +31,7 @@ from speechedge.runtime.kws import agreement_streak
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Stream", "load_streams", "synth_streams", "score_trace", "fire", "evaluate_streams", "pooled_det"]
+__all__ = ["Stream", "load_streams", "synth_streams", "score_trace", "fire", "evaluate_streams", "pooled_det", "operating_point"]
 
 AUDIO_EXT = (".wav", ".flac", ".ogg")
 
@@ -195,6 +195,13 @@ def pooled_det(dets: list[list[dict]], events: list[int], hours: list[float]) ->
         out.append({"threshold": t, "frr": sum(q["frr"] * n for q, n in zip(qs, events)) / sum(events),
                     "fa_per_hour": sum(q["fa_per_hour"] * h for q, h in zip(qs, hours)) / sum(hours)})
     return out
+
+
+def operating_point(det: list[dict], max_fa_per_hour: float) -> dict | None:
+    """The DET point with the lowest false reject rate at or below ``max_fa_per_hour`` (ties: the higher
+    threshold, the one that fires less); None when no threshold gets that low."""
+    ok = [q for q in det if q["fa_per_hour"] <= max_fa_per_hour]
+    return min(ok, key=lambda q: (q["frr"], -q["threshold"])) if ok else None
 
 
 def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[Stream], *, stride_ms: float = 100.0,
