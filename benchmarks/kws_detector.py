@@ -73,7 +73,7 @@ class _Recorder(StreamingKWS):
             feats = feats.copy()
             feats[:, : self.mask] = feats[:, -self.mask:] = np.log(fe.log_floor)
         self.rows.append((((frames_done - 1) * fe.hop_length + fe.n_fft // 2) / fe.sample_rate,
-                          self.model.run_features(feats)))
+                          self.model.run_features(self.model.normalize_level(feats))))
 
 
 def _embeddings(model: KWSModel, streams, cache: Path, mask: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -147,8 +147,9 @@ def main(argv=None) -> int:
                      save=False)
     pos = load_streams(work / "streams" / "positives", positive=True)
     neg = load_streams(work / "streams" / "negatives", positive=False)
-    emb = _embeddings(model, pos + neg, work / "window_embeddings.npz")
-    masked = {m: _embeddings(model, pos + neg, work / f"window_embeddings_mask{m}.npz", m) for m in args.mask}
+    lv = "" if model.level is None else "_level"  # caches of windows with the input level normalization apart
+    emb = _embeddings(model, pos + neg, work / f"window_embeddings{lv}.npz")
+    masked = {m: _embeddings(model, pos + neg, work / f"window_embeddings{lv}_mask{m}.npz", m) for m in args.mask}
     hours = sum(s.duration_s for s in pos + neg) / 3600
     n_events = sum(len(s.events) for s in pos)
     ex = [model.exemplars[w] for w in names]

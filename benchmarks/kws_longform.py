@@ -5,7 +5,9 @@ noise, music) and the DET curve.
     python benchmarks/kws_longform.py speechedge/pretrained/kws_fewshot work/longform [HOURS] [--stream]
     python benchmarks/kws_longform.py MODEL work/longform_b --keywords avocado,saturday --enroll-seed 510 --seed 9
 
-``--stream`` detects with the streaming step model (``KWSModel(mode="stream")``) instead of the window model.
+``--stream`` detects with the streaming step model (``KWSModel(mode="stream")``) instead of the window model;
+``--gain-db -20`` plays enrolment and streams 20 dB quieter (``benchmarks/kws_level.py``), ``--no-level`` turns
+the model's input level normalization off; each variant writes its own ``result[_stream][_gainG][_nolevel].json``.
 The default keywords and seeds are the README's test set A; the second line is its test set B (other keywords,
 enrolment voices, stream voices and texts). Neither shares anything with the development streams of
 ``benchmarks/kws_calibrate_detector.py`` (``lemonade``, ``november``, seeds 505 / 5).
@@ -15,6 +17,8 @@ Then `python benchmarks/kws_detector.py work/longform` compares the decision rul
 import argparse
 import json
 from pathlib import Path
+
+import numpy as np
 
 from speechedge.apps.longform import det_png, evaluate_streams, format_summary, load_streams, synth_streams
 from speechedge.audio import read_audio
@@ -30,6 +34,10 @@ if __name__ == '__main__':
     p.add_argument("--keywords", default="pineapple,jupiter")
     p.add_argument("--enroll-seed", type=int, default=500)
     p.add_argument("--seed", type=int, default=0, help="seed of the streams' voices and texts")
+    p.add_argument("--gain-db", type=float, default=0.0,
+                   help="scale the enrolment clips and the streams by this much (a quieter microphone; -20: 10x)")
+    p.add_argument("--no-level", action="store_true",
+                   help="without the model's input level normalization (level.json), as before 2026-12-06")
     args = p.parse_args()
     kws, work = args.keywords.split(","), args.work
     enroll = work / "enroll"
@@ -40,15 +48,24 @@ if __name__ == '__main__':
     if found != sorted(kws):
         raise SystemExit(f"{enroll}: holds enrolment clips of {found}, not of --keywords {args.keywords}; use another "
                          "work folder")
-    m = KWSModel(args.model_dir, keywords_file=work / "keywords.json", mode="stream" if args.stream else "window")
+    tag = ("_stream" if args.stream else "") + (f"_gain{args.gain_db:g}" if args.gain_db else "") + \
+        ("_nolevel" if args.no_level else "")
+    m = KWSModel(args.model_dir, keywords_file=work / f"keywords{tag}.json", mode="stream" if args.stream else "window")
+    if args.no_level:
+        m.level = None
+    gain = 10 ** (args.gain_db / 20)
     m.forget()
     for w in kws:
-        m.enroll(w, [read_audio(f, sample_rate=16000)[0] for f in sorted((enroll / w).glob("*.wav"))])
+        m.enroll(w, [np.clip(gain * read_audio(f, sample_rate=16000)[0], -1, 1)
+                     for f in sorted((enroll / w).glob("*.wav"))])
     minutes = 60 * args.hours
     pos, neg = synth_streams(work / "streams", kws, seed=args.seed, speech_minutes=minutes * 5 / 6,
                              noise_minutes=minutes / 12, music_minutes=minutes / 12, progress=False)
-    r = evaluate_streams(m, load_streams(pos, positive=True), load_streams(neg, positive=False), progress=False)
-    tag = "_stream" if args.stream else ""
+    streams = load_streams(pos, positive=True), load_streams(neg, positive=False)
+    for s in streams[0] + streams[1]:
+        s.audio = np.clip(gain * s.audio, -1, 1).astype(np.float32)
+    r = evaluate_streams(m, *streams, progress=False)
+    r["gain_db"], r["level"] = args.gain_db, None if m.level is None else m.level.to_dict()
     det_png(r, work / f"det{tag}.png")
     (work / f"result{tag}.json").write_text(json.dumps(r, indent=2))
     print(format_summary(r))

@@ -236,3 +236,46 @@ def test_bench_frontend_measures_installed_peers_and_skips_missing_ones(monkeypa
     assert [r.name for r in rows] == ["numba stream 10ms, min_frames 10", "pymicro-features 10ms"]
     assert all(r.ms_per_audio_s > 0 and r.peak_rss_mb > 0 for r in rows)
     assert "pymicro-features 10ms" in bench.format_table(rows, 2)
+
+
+def test_input_level_equals_the_features_of_amplified_audio():
+    """A window quieter than the target is brought to it: the normalized features are those of the audio
+    amplified by sqrt(gain) (up to float32 rounding near the log floor); two quiet copies of one clip end up
+    the same; louder windows and silence are left as they are; the gain stops at max_gain_db."""
+    from speechedge.features import InputLevel
+
+    fe = FrontendConfig.kws()
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    clip = (0.3 * np.sin(2 * np.pi * 300 * t) * (t > 0.3) * (t < 0.7) + rng.normal(0, 0.003, 16000)).astype(np.float32)
+    loud = log_mel(clip, fe)
+    peak_db = 10 * np.log10(InputLevel.frame_energy(loud, fe.log_floor).max())
+    level = InputLevel(target_db=peak_db - 6.0)
+    assert level.apply(loud, fe.log_floor) is loud  # above the target: untouched
+    quiet = log_mel(0.01 * clip, fe)  # -40 dB
+    g = level.gain(InputLevel.frame_energy(quiet, fe.log_floor).max())
+    assert g == pytest.approx(10 ** ((peak_db - 6.0 - (peak_db - 40)) / 10), rel=1e-3)
+    expected = log_mel(0.01 * np.sqrt(g) * clip, fe)
+    got = level.apply(quiet, fe.log_floor)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=2e-2)
+    assert np.abs(got - expected).mean() < 1e-3
+    assert np.abs(quiet - expected).mean() > 1.0  # the test can tell: without it the features are far off
+    np.testing.assert_allclose(level.apply(log_mel(0.03 * clip, fe), fe.log_floor), got, atol=3e-2)
+    silence = log_mel(np.zeros(16000, np.float32), fe)
+    np.testing.assert_array_equal(level.apply(silence, fe.log_floor), silence)
+    capped = InputLevel(target_db=peak_db - 6.0, max_gain_db=10.0)
+    assert capped.gain(InputLevel.frame_energy(quiet, fe.log_floor).max()) == pytest.approx(10.0)
+
+
+def test_input_level_file_errors_name_the_file(tmp_path):
+    from speechedge.features import InputLevel
+
+    path = tmp_path / "level.json"
+    InputLevel(28.5).save(path)
+    assert InputLevel.load(path) == InputLevel(28.5, 40.0)
+    for text in ("{", "[1]", '{"target_db": 28.5, "gain": 3}', '{"target_db": "loud"}',
+                 '{"target_db": 28.5, "max_gain_db": -3}', '{"target_db": NaN}'):
+        path.write_text(text)
+        with pytest.raises(ValueError, match="level.json"):
+            InputLevel.load(path)

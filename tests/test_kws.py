@@ -462,8 +462,13 @@ def test_export_fp32_verified_and_failed_checks_write_nothing(gsc35, tmp_path):
     # the precision check is the 1e-4 error bound; this 2-step model's embeddings are nearly constant (1e-5),
     # so float rounding can flip an exact tie in one of the 1,000 episode decisions
     assert fp["max_err_rel_to_range"] <= 1e-4 and fp["decision_agreement"] >= 0.99 and fp["median_invoke_ms"] > 0
-    for name in ("model_fp32.tflite", "frontend.json", "report.json", "background.npy"):
+    for name in ("model_fp32.tflite", "frontend.json", "report.json", "background.npy", "level.json"):
         assert (out / name).exists(), name
+    # the input level: the 10th percentile of the held-out clips' peak frame energy (a speech level, not silence)
+    from speechedge.features import InputLevel
+
+    level = InputLevel.load(out / "level.json")
+    assert report["input_level"] == level.to_dict() and 15 < level.target_db < 45 and level.max_gain_db == 40
     # a lean graph: SubSpectralNorm frozen to constants, so no layout or broadcast traffic (before: 17
     # TRANSPOSE, 8 BROADCAST_TO, 9 RESHAPE in BC-ResNet-1); one TRANSPOSE is the NCHW input itself
     from collections import Counter
@@ -624,8 +629,12 @@ def test_firmware_header_reproduces_the_frontend_in_cpp(tmp_path):
 
     fe = FrontendConfig.kws()
     model = (pretrained_dir() / "model_fp32.tflite").read_bytes()
-    header, source = firmware_files(model, "kws_model", fe, arena_bytes=12345, arena_source="test")
+    from speechedge.features import InputLevel
+
+    header, source = firmware_files(model, "kws_model", fe, arena_bytes=12345, arena_source="test",
+                                    level=InputLevel(28.5))
     assert "kws_model_arena_bytes = 12345" in header and "kws_model_input_dims[4] = {1, 1, 40, 101}" in header
+    assert "KWS_MODEL_LEVEL_TARGET_DB = 28.5f" in header and "KWS_MODEL_LEVEL_MAX_GAIN_DB = 40.0f" in header
     (tmp_path / "kws_model.h").write_text(header)
     (tmp_path / "kws_model.cc").write_text(source)
     (tmp_path / "main.cc").write_text(r'''
@@ -654,7 +663,7 @@ int main() {
       double mel = 0;
       for (int j = kws_model_mel_offsets[m]; j < kws_model_mel_offsets[m + 1]; ++j)
         mel += kws_model_mel_weights[j] * power[kws_model_mel_first_bin[m] + j - kws_model_mel_offsets[m]];
-      std::printf("%.6f\n", std::log(std::fmax(mel, (double)KWS_MODEL_LOG_FLOOR)));
+      std::printf("%.6f\n", std::log(mel + (double)KWS_MODEL_LOG_FLOOR));
     }
   }
   return 0;
@@ -664,6 +673,8 @@ int main() {
                     str(tmp_path / "kws_model.cc")], check=True, capture_output=True)
     audio = (0.3 * np.sin(2 * np.pi * 440 * np.arange(4000) / 16000)
              + np.random.default_rng(0).normal(0, 0.05, 4000)).astype(np.float32)
+    # and near-silence, where mel energies are near the floor: ln(mel + floor) is not ln(max(mel, floor))
+    audio = np.concatenate([audio, np.random.default_rng(1).normal(0, 3e-5, 3200).astype(np.float32)])
     out = subprocess.run([str(tmp_path / "fe")], input="\n".join(f"{a:.9g}" for a in audio), text=True,
                          capture_output=True, check=True).stdout
     cpp = np.array(out.split(), np.float64).reshape(-1, fe.n_mels).T

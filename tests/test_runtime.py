@@ -673,3 +673,38 @@ def test_pooled_det_sums_misses_and_false_alarms_at_each_shared_threshold():
            {"threshold": 0.7, "frr": 0.2, "fa_per_hour": 0.5}, {"threshold": 0.8, "frr": 0.4, "fa_per_hour": 0.0}]
     assert operating_point(det, 1.0)["threshold"] == 0.7 and operating_point(det, 3.0)["threshold"] == 0.5
     assert operating_point(det[:1], 1.0) is None
+
+
+@pytest.mark.parametrize("mode", ["window", "stream"])
+def test_a_quiet_microphone_is_brought_to_the_models_level(gsc35, mode, tmp_path):
+    """The shipped model's level.json: a keyword said 30 dB quieter than its enrolment is still found, with
+    the score of the loud one (within 0.05); two quiet copies embed the same. Without the normalization the same
+    quiet keyword scores near zero (what the shipped detector did before 2026-12-06)."""
+    from speechedge.pretrained import pretrained_dir
+    from speechedge.runtime import KWSModel, StreamingKWS
+
+    gsc_dir, _ = gsc35
+    clips = {w: [read_audio(p, sample_rate=16000)[0] for p in sorted((gsc_dir / w).glob("*.wav"))]
+             for w in ("sheila", "marvin")}
+    best = {}
+    for normalized in (True, False):
+        m = KWSModel(pretrained_dir(), keywords_file=tmp_path / "kw.json", mode=mode)
+        assert m.level is not None
+        if not normalized:
+            m.level = None
+        for w, c in clips.items():
+            m.enroll(w, c[:3], save=False)
+        for gain in (1.0, 0.03):
+            det = StreamingKWS(m)
+            det.trace = []
+            silence = np.zeros(16000, np.float32)
+            stream = np.concatenate([silence, gain * clips["sheila"][3], silence])
+            found = [d.keyword for i in range(0, len(stream), 1600) for d in det.push(stream[i: i + 1600])]
+            best[normalized, gain] = max(r["sheila"] for _, r in det.trace)
+            if normalized:
+                assert found == ["sheila"], (gain, found)
+        if normalized:
+            a, b = m.embed(0.03 * clips["sheila"][3]), m.embed(0.01 * clips["sheila"][3])
+            assert np.linalg.norm(a - b) < 1e-3 * np.linalg.norm(a)
+    assert abs(best[True, 0.03] - best[True, 1.0]) < 0.05, best
+    assert best[False, 0.03] < 0.5 < best[False, 1.0], best

@@ -29,7 +29,7 @@ KEYWORDS_PREVIOUS = "keywords.previous-model.json"
 # every name an export writes (and what a user or the runtime adds to an export folder): a folder holding
 # anything else is not a previous export, and is never replaced
 _EXPORT_FILES = ("model_*.tflite", "stream_*.tflite", "report.json", "frontend.json", "asr.json", "stream.json",
-                 "fewshot.json", "tokens.txt", "labels.txt", "state_init.npz", "background.npy",
+                 "fewshot.json", "level.json", "tokens.txt", "labels.txt", "state_init.npz", "background.npy",
                  "background_stream.npy", "dummy_prototypes.npz", "window.npy", "kws_model.h", "kws_model.cc",
                  "kws_stream_model.h", "kws_stream_model.cc", "MODEL_CARD.md", "keywords.json",
                  KEYWORDS_PREVIOUS, ".keywords.json.*")

@@ -23,6 +23,9 @@ When a check fails the command exits non-zero and writes no model: everything is
 folder that replaces ``--out`` only after all checks passed. With ``--target mcu`` the int8 model is also
 written as a C array, every op is checked against the TensorFlow Lite Micro builtins (failing with the op's
 name), and flash and tensor-arena sizes are estimated against ``--flash-kb`` / ``--ram-kb``.
+
+A log-mel model also gets ``level.json`` (:class:`speechedge.features.InputLevel`): the runtime brings input
+quieter than the held-out clips (their 10th percentile of peak frame energy) up to that level before the model.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import numpy as np
 import torch
 
 from speechedge.audio import fit_length, from_int16, trim_silence
+from speechedge.features import InputLevel
 from speechedge.io import atomic_write_text
 from speechedge.kernels import log_mel
 from speechedge.models import load_checkpoint
@@ -57,6 +61,9 @@ INT8_MAX_ACCURACY_DROP = 0.01  # accuracy (top-1, or 5-way 5-shot episodes) at m
 #: calibration input levels: the clips as they are plus copies of half of them at these gains (a device's
 #: input level varies; min/max calibration on one level clipped louder speech at the int8 input)
 CALIBRATION_GAINS = (0.25, 2.0, 4.0)
+#: the input level normalization's target (``level.json``, :class:`speechedge.features.InputLevel`): this quantile
+#: of the held-out clips' peak frame energy, so that only input quieter than nearly all training speech is boosted
+LEVEL_QUANTILE = 0.1
 #: rows of the streaming detector's background set (a mean distance: 512 windows estimate it to ~1%, and the
 #: shipped folder stays under 1 MB with both models)
 STREAM_BACKGROUND_SIZE = 512
@@ -111,11 +118,12 @@ def background_audio(model, cfg: dict, held_out_audio: np.ndarray, rng: np.rando
 
 
 def background_embeddings(model, net, speech: np.ndarray, noise: np.ndarray | None, rng: np.random.Generator, *,
-                          size: int = 1024, stride_s: float = 0.1) -> np.ndarray:
+                          size: int = 1024, stride_s: float = 0.1, level: InputLevel | None = None) -> np.ndarray:
     """Embeddings of non-keyword windows (:func:`background_audio`, cut into model-sized windows every
     ``stride_s``; about 15% of the set are noise windows): the runtime's background set (``background.npy``),
     which calibrates the detector's per-keyword scale at enrolment
-    (:meth:`speechedge.runtime.KWSModel.detection_scores`). ``size`` rows, float16.
+    (:meth:`speechedge.runtime.KWSModel.detection_scores`). ``size`` rows, float16. With the model's input
+    ``level`` each window is normalized as the runtime's detector normalizes it.
     """
     sr, n = model.frontend.config.sample_rate, model.clip_samples
     step = int(sr * stride_s)
@@ -127,8 +135,14 @@ def background_embeddings(model, net, speech: np.ndarray, noise: np.ndarray | No
         starts = rng.integers(0, max(1, len(noise) - n), n_noise)
         batch += [fit_length(noise[s: s + n], n) for s in starts]
     x = torch.from_numpy(np.stack(batch).astype(np.float32))
+    floor = model.frontend.config.log_floor
+
+    def feats(a: torch.Tensor) -> torch.Tensor:
+        f = model.features(a)
+        return f if level is None else torch.from_numpy(np.stack([level.apply(w, floor) for w in f.numpy()]))
+
     with torch.no_grad():
-        emb = np.concatenate([net(model.features(x[i: i + 128])[:, None]).numpy() for i in range(0, len(x), 128)])
+        emb = np.concatenate([net(feats(x[i: i + 128])[:, None]).numpy() for i in range(0, len(x), 128)])
     return emb.astype(np.float16)
 
 
@@ -287,6 +301,9 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     net = model.graph()
     audio, labels = _clips(model, held_out or cfg["val_manifest"], num_held_out)
     feats = log_mel(audio, fe)[:, None].astype(np.float32)  # (N, 1, F, T): the device's features (Numba)
+    # the runtime brings windows quieter than most held-out clips up to their level (level.json; log-mel only)
+    level = None if fe.n_mfcc else InputLevel(round(float(10 * np.log10(np.quantile(
+        InputLevel.frame_energy(feats[:, 0], fe.log_floor).max(-1), LEVEL_QUANTILE))), 2))
     example = torch.from_numpy(feats[:1])
     torch.set_num_threads(1)
     with torch.no_grad():  # the reference: audio -> torch frontend -> PyTorch, as in training
@@ -304,7 +321,8 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                     "int8_weights": int8_weights if int8 else None, "input_shape": list(feats.shape[1:]),
                     "clip_samples": model.clip_samples,
                     "output": "logits" if kind == "classifier" else "embedding", "held_out_clips": len(feats),
-                    "convert_s": round(time.perf_counter() - t0, 1), "models": {}, "checks": {}}
+                    "convert_s": round(time.perf_counter() - t0, 1), "models": {}, "checks": {},
+                    "input_level": level.to_dict() if level is not None else None}
     label_ids = np.array([vocab.index(w) for w in labels]) if vocab else None
     with torch.no_grad():
         t_torch = []
@@ -355,7 +373,7 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         report["open_set_threshold"] = round(open_set_threshold(ref, labels), 4)
         rng = np.random.default_rng(0)  # one generator through both: the same set as exports before the split
         speech_audio, noise_audio = background_audio(model, cfg, audio, rng, background_manifest)
-        background = background_embeddings(model, net, speech_audio, noise_audio, rng)
+        background = background_embeddings(model, net, speech_audio, noise_audio, rng, level=level)
         report["background_embeddings"] = len(background)
         if stream_chunk_ms:  # the streaming step model (export/kws_stream.py), checked like the window model
             from .kws_stream import export_stream, stream_background
@@ -392,6 +410,8 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         for name, blob in models.items():
             (tmp / f"model_{name}.tflite").write_bytes(blob)
         fe.save(tmp / "frontend.json")
+        if level is not None:
+            level.save(tmp / "level.json")
         if vocab:
             (tmp / "labels.txt").write_text("\n".join(vocab) + "\n")
         else:  # few-shot: the open-set rule the runtime applies to enrolled prototypes
@@ -418,7 +438,7 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                 arena_bytes=mcu["tflm_arena_bytes"] if measured else mcu["peak_activation_bytes"],
                 arena_source="measured by TensorFlow Lite Micro (tflite-micro)" if measured else
                 "static estimate of live activations only; TFLM adds its persistent data: install tflite-micro "
-                "and re-export to measure")
+                "and re-export to measure", level=level)
             (tmp / "kws_model.h").write_text(header)
             (tmp / "kws_model.cc").write_text(source)
             s8 = report.get("stream", {}).get("int8", {})
@@ -428,7 +448,7 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                     arena_bytes=s8.get("tflm_arena_bytes") or s8["peak_activation_bytes"],
                     arena_source="measured by TensorFlow Lite Micro (tflite-micro)" if s8.get("tflm_arena_bytes") else
                     "static estimate of live activations only; TFLM adds its persistent data: install tflite-micro "
-                    "and re-export to measure")
+                    "and re-export to measure", level=level)
                 (tmp / "kws_stream_model.h").write_text(header)
                 (tmp / "kws_stream_model.cc").write_text(source)
         atomic_write_text(tmp / "report.json", json.dumps(report, indent=2))

@@ -176,7 +176,7 @@ constexpr {name}_state_tensor {name}_state[{len(rows)}] = {{
 
 
 def firmware_files(model: bytes, name: str, frontend, *, arena_bytes: int, arena_source: str,
-                   stream: dict | None = None) -> tuple[str, str]:
+                   stream: dict | None = None, level=None) -> tuple[str, str]:
     """``(header, source)`` for firmware: the model as a C array plus everything needed to feed it.
 
     The header states the input/output shapes and quantization (scale, zero point), the frontend's constants
@@ -186,6 +186,8 @@ def firmware_files(model: bytes, name: str, frontend, *, arena_bytes: int, arena
     :class:`~speechedge.features.FrontendConfig`. For a streaming step model pass its ``stream.json`` as
     ``stream``: the header then gives the chunk, window and lag, the ``feats`` input and ``embedding`` output
     by interpreter index, and a table of the state tensors (input and output index, bytes, both quantizations).
+    ``level`` (the model's :class:`~speechedge.features.InputLevel`) adds the input level normalization's
+    constants and formula.
     """
     from speechedge.kernels.frontend import constants
     from speechedge.runtime.tflite import TFLiteModel
@@ -210,7 +212,7 @@ constexpr size_t {name}_arena_bytes = {arena_bytes};
 // Frontend (the features the model was trained on). Frame t covers samples
 // {"[t * hop - n_fft / 2, t * hop + n_fft / 2) (centred frames; zeros before the start and after the end)" if fe.center else "[t * hop, t * hop + n_fft)"}; x = frame * window
 // ({fe.win_length}-sample periodic Hann, zero-padded to n_fft, centred); power = |FFT(x)|^2 for bins
-// 0..n_fft/2; mel[m] = sum_k weights * power[first_bin[m] + k]; feature = ln(max(mel[m], log_floor)).
+// 0..n_fft/2; mel[m] = sum_k weights * power[first_bin[m] + k]; feature = ln(mel[m] + log_floor).
 constexpr int {upper}_SAMPLE_RATE = {fe.sample_rate};
 constexpr int {upper}_N_FFT = {fe.n_fft};
 constexpr int {upper}_WIN_LENGTH = {fe.win_length};
@@ -221,7 +223,14 @@ extern const float {name}_window[{fe.n_fft}];
 extern const int16_t {name}_mel_first_bin[{fe.n_mels}];
 extern const int16_t {name}_mel_offsets[{fe.n_mels + 1}];
 extern const float {name}_mel_weights[{len(c.fb_weights)}];
-"""
+""" + (f"""
+// Input level normalization (boost only), before the model: E = max over the window's frames of
+// sum_m mel[m]; if E < 10^(TARGET_DB / 10), every mel[m] of the window is multiplied by
+// g = min(10^(TARGET_DB / 10) / E, 10^(MAX_GAIN_DB / 10)) before the log (= the audio amplified by sqrt(g));
+// a streaming model takes E over the last WINDOW frames, the new chunk included.
+constexpr float {upper}_LEVEL_TARGET_DB = {_cfloat(level.target_db)};
+constexpr float {upper}_LEVEL_MAX_GAIN_DB = {_cfloat(level.max_gain_db)};
+""" if level is not None else "")
     rows = [", ".join(f"0x{b:02x}" for b in model[i: i + 12]) for i in range(0, len(model), 12)]
     source = (f'#include "{name}.h"\n\nalignas(16) const unsigned char {name}[] = {{\n  ' + ",\n  ".join(rows)
               + f"\n}};\nconst size_t {name}_len = {len(model)};\n\n"

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from speechedge.audio import fit_length
-from speechedge.features import FrontendConfig
+from speechedge.features import FrontendConfig, InputLevel
 from speechedge.io import atomic_write_text
 from speechedge.kernels.frontend import StreamingLogMel, log_mel
 
@@ -180,6 +180,12 @@ class KWSModel:
         self.precision = precision
         self.net = TFLiteModel(self.folder / f"model_{precision}.tflite", threads)
         self.frontend = FrontendConfig.load(self.folder / "frontend.json")
+        lv = self.folder / "level.json"
+        #: the input level normalization (``level.json``; None: features as computed, older exports)
+        self.level = InputLevel.load(lv) if lv.exists() else None
+        if self.level is not None and self.frontend.n_mfcc:
+            raise ValueError(f"{lv}: level normalization needs log-mel features, but frontend.json asks for MFCC; "
+                             "delete level.json")
         report = _read_json_object(self.folder / "report.json") if (self.folder / "report.json").exists() else {}
         self.kind = report.get("kind", "classifier" if (self.folder / "labels.txt").exists() else "embedding")
         self.input_frames = int(self.net.inputs[0]["shape"][-1])
@@ -328,8 +334,15 @@ class KWSModel:
         return fit_length(np.asarray(audio, np.float32), self.clip_samples)
 
     def features(self, audio: np.ndarray) -> np.ndarray:
-        """One clip (float in [-1, 1) or int16) -> ``(n_mels, frames)`` as in training."""
-        return log_mel(self.fit_length(audio), self.frontend)
+        """One clip (float in [-1, 1) or int16) -> ``(n_mels, frames)`` as in training, brought up to the
+        model's input level when it is quieter (:meth:`normalize_level`)."""
+        return self.normalize_level(log_mel(self.fit_length(audio), self.frontend))
+
+    def normalize_level(self, feats: np.ndarray, gain: float | None = None) -> np.ndarray:
+        """``feats (F, T)`` with the model's input level normalization (:class:`speechedge.features.InputLevel`:
+        a window quieter than the training clips is amplified to their level; louder ones are unchanged); the
+        same array without a ``level.json``."""
+        return feats if self.level is None else self.level.apply(feats, self.frontend.log_floor, gain)
 
     def run_features(self, feats: np.ndarray) -> np.ndarray:
         """``(n_mels, frames)`` -> the model output (logits or embedding), float32 ``(dim,)``."""
@@ -361,7 +374,7 @@ class KWSModel:
         left, right = context_padding(st.lag, st.window, st.chunk)
         hop = self.frontend.hop_length
         x = np.concatenate([np.zeros(left * hop, np.float32), self.fit_length(audio), np.zeros(right * hop, np.float32)])
-        return st.embed(log_mel(x, self.frontend))
+        return st.embed(self.normalize_level(log_mel(x, self.frontend)))
 
     def enroll(self, name: str, clips: list[np.ndarray], *, save: bool = True) -> np.ndarray:
         """Prototype of ``name`` = mean embedding of ``clips``; kept (and saved to ``keywords.json``)."""
@@ -542,6 +555,7 @@ class StreamingKWS:
         self.ring[:] = np.log(self.model.frontend.log_floor)  # silence
         if self.stream is not None:
             self.state = self.stream.init_raw()
+            self.energy = np.zeros(self.frames)  # frame energies of the last window (the input level's gain)
             self.pending: list[np.ndarray] = []  # frames not yet stepped (fewer than a chunk)
         self.filled = 0
         self.since_eval = 0
@@ -583,6 +597,10 @@ class StreamingKWS:
         done = self.frontend.num_frames_emitted - len(self.pending)
         while len(self.pending) >= st.chunk:
             chunk, self.pending = np.stack(self.pending[: st.chunk], 1), self.pending[st.chunk:]
+            if self.model.level is not None:  # the gain of the window that ends with this chunk (causal)
+                self.energy = np.concatenate([self.energy[st.chunk:],
+                                              InputLevel.frame_energy(chunk, self.model.frontend.log_floor)])
+                chunk = self.model.normalize_level(chunk, self.model.level.gain(float(self.energy.max())))
             t0 = time.perf_counter()
             y, self.state = st.step_raw(chunk, self.state)
             self.invoke_s += time.perf_counter() - t0
@@ -599,7 +617,7 @@ class StreamingKWS:
     def _evaluate(self, frames_done: int, y: np.ndarray | None = None) -> Detection | None:
         if y is None:
             t0 = time.perf_counter()
-            y = self.model.run_features(self.ring)
+            y = self.model.run_features(self.model.normalize_level(self.ring))
             self.invoke_s += time.perf_counter() - t0
         self.windows += 1
         self.last_embedding = y

@@ -57,7 +57,7 @@ constexpr kws_stream_model_state_tensor kws_stream_model_state[11] = {
 // Frontend (the features the model was trained on). Frame t covers samples
 // [t * hop - n_fft / 2, t * hop + n_fft / 2) (centred frames; zeros before the start and after the end); x = frame * window
 // (480-sample periodic Hann, zero-padded to n_fft, centred); power = |FFT(x)|^2 for bins
-// 0..n_fft/2; mel[m] = sum_k weights * power[first_bin[m] + k]; feature = ln(max(mel[m], log_floor)).
+// 0..n_fft/2; mel[m] = sum_k weights * power[first_bin[m] + k]; feature = ln(mel[m] + log_floor).
 constexpr int KWS_STREAM_MODEL_SAMPLE_RATE = 16000;
 constexpr int KWS_STREAM_MODEL_N_FFT = 512;
 constexpr int KWS_STREAM_MODEL_WIN_LENGTH = 480;
@@ -68,3 +68,10 @@ extern const float kws_stream_model_window[512];
 extern const int16_t kws_stream_model_mel_first_bin[40];
 extern const int16_t kws_stream_model_mel_offsets[41];
 extern const float kws_stream_model_mel_weights[494];
+
+// Input level normalization (boost only), before the model: E = max over the window's frames of
+// sum_m mel[m]; if E < 10^(TARGET_DB / 10), every mel[m] of the window is multiplied by
+// g = min(10^(TARGET_DB / 10) / E, 10^(MAX_GAIN_DB / 10)) before the log (= the audio amplified by sqrt(g));
+// a streaming model takes E over the last WINDOW frames, the new chunk included.
+constexpr float KWS_STREAM_MODEL_LEVEL_TARGET_DB = 28.52f;
+constexpr float KWS_STREAM_MODEL_LEVEL_MAX_GAIN_DB = 40.0f;
