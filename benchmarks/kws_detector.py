@@ -28,6 +28,9 @@ and what was tried on top of rule 5 (only 18 kept):
     the lower tail of the background is where false alarms come from); 19: the median; 105-300: the quantiles
     0.005, 0.01, 0.02, 0.05, 0.2 (the rule number is 100 + 1000 q);
 20. per-exemplar z-score against the background distances;
+25-27. adaptive symmetric normalisation (AS-norm, speaker verification's score normalisation): the distance
+    z-scored against the 20 / 50 / 100 background windows nearest to the enrolment clip and against those nearest
+    to the window, the two averaged (the window side also normalises windows of voices that sit near everything);
 
 and, with ``--within-class EMB.npz`` (embeddings of a labelled word corpus, ``benchmarks/kws_within_class.py``),
 distances in an embedding space normalised against how voices move a word's embedding (the within-word
@@ -248,6 +251,23 @@ def main(argv=None) -> int:
     rules.append(("20. per-exemplar z-score against the background distances", lambda e: np.stack(
         [((d.mean(0) - ((e[:, None] - x[None]) ** 2).sum(-1)) / d.std(0)).max(1) for x, d in zip(ex, d_bg)], 1),
         4, 4, np.linspace(0, 5, 501)))
+    def as_norm(k: int):
+        """Adaptive symmetric score normalisation (AS-norm, from speaker verification): the distance z-scored
+        against the ``k`` nearest background windows of the enrolment clip and of the window, averaged; best
+        clip; negated so that higher = more like the keyword."""
+        stats = [(np.sort(d, 0)[:k].mean(0), np.sort(d, 0)[:k].std(0)) for d in d_bg]  # per keyword: (clips,)
+
+        def fn(e):
+            d_w = (e ** 2).sum(1)[:, None] - 2 * e @ bg.T + (bg ** 2).sum(1)[None]
+            near = np.sort(d_w, 1)[:, :k]
+            mw, sw = near.mean(1)[:, None], near.std(1)[:, None]
+            return np.stack([(-0.5 * ((d - m) / s + (d - mw) / sw)).max(1) for d, (m, s) in
+                             zip((((e[:, None] - x[None]) ** 2).sum(-1) for x in ex), stats)], 1)
+        return fn
+
+    for n, k in ((25, 20), (26, 50), (27, 100)):
+        rules.append((f"{n}. AS-norm, the {k} nearest background windows of clip and window", as_norm(k), 4, 4,
+                      np.linspace(-4, 20, 2401)))
     if args.within_class:
         z = np.load(args.within_class)
         wc = within_class_covariance(z["embeddings"].astype(np.float64), z["labels"])

@@ -323,6 +323,12 @@ a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TF
 Not measured here: real recordings (none are available offline). Expect lower numbers on real voices and
 rooms than on synthetic ones.
 
+## Input level
+`level.json` (written by the export: the 10th percentile of the held-out clips' peak frame energy, at most
++40 dB): the runtime brings a window quieter than that up to it before the model, so a quiet microphone gets
+the level the model was trained at (README, "A quiet microphone"; `python benchmarks/kws_level.py WORK --models
+<this folder>` measures 5-way accuracy from 0 to -40 dB with and without it).
+
 ## Detection (streaming)
 `background.npy` (1,024 embeddings of non-keyword speech windows and noise, float16) calibrates the
 detector: a window's score for a keyword is the best over its enrolment clips of `1 - d_i / s_i` (`d_i`: squared
