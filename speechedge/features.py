@@ -100,7 +100,7 @@ class FrontendConfig:
         return self.n_mfcc or self.n_mels
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -219,11 +219,14 @@ class InputLevel:
     float32 rounding of ``M`` near the floor). Louder windows are left exactly as they are (``g = 1``): the
     network was trained with gain augmentation above the target, and attenuating would only move them.
     ``target_db`` is the 10th percentile of the training clips' peak frame energy (set by ``speechedge export``);
-    ``max_gain_db`` bounds the gain for windows of near-silence. Log-mel features only (not MFCC).
+    ``max_gain_db`` bounds the gain for windows of near-silence; ``window_s`` is the window a streaming host
+    takes the peak over (the last ``window_s`` of frames, the new chunk included; None: the model's own input
+    window, for KWS). Log-mel features only (not MFCC).
     """
 
     target_db: float
     max_gain_db: float = 40.0
+    window_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("target_db", "max_gain_db"):
@@ -232,6 +235,9 @@ class InputLevel:
                 raise ValueError(f"InputLevel.{name}={v!r}: must be a finite number")
         if self.max_gain_db < 0:
             raise ValueError(f"InputLevel.max_gain_db={self.max_gain_db!r}: must be >= 0 (the gain only boosts)")
+        w = self.window_s
+        if w is not None and not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0):
+            raise ValueError(f"InputLevel.window_s={w!r}: must be a positive number of seconds or null")
 
     @staticmethod
     def frame_energy(feats: np.ndarray, log_floor: float) -> np.ndarray:
@@ -256,7 +262,7 @@ class InputLevel:
         return np.log(gain * power + log_floor).astype(np.float32)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
     def save(self, path) -> None:
         """Write ``level.json`` (atomically)."""
@@ -274,7 +280,7 @@ class InputLevel:
             d = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(d, dict):
                 raise ValueError(f"expected a JSON object, got {type(d).__name__}")
-            unknown = set(d) - {"target_db", "max_gain_db"}
+            unknown = set(d) - {"target_db", "max_gain_db", "window_s"}
             if unknown:
                 raise ValueError(f"unknown fields {sorted(unknown)}")
             return cls(**d)

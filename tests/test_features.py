@@ -273,8 +273,10 @@ def test_input_level_file_errors_name_the_file(tmp_path):
 
     path = tmp_path / "level.json"
     InputLevel(28.5).save(path)
-    assert InputLevel.load(path) == InputLevel(28.5, 40.0)
-    for text in ("{", "[1]", '{"target_db": 28.5, "gain": 3}', '{"target_db": "loud"}',
+    assert InputLevel.load(path) == InputLevel(28.5, 40.0) and "window_s" not in path.read_text()
+    InputLevel(20.0, 30.0, window_s=2.0).save(path)
+    assert InputLevel.load(path) == InputLevel(20.0, 30.0, 2.0)
+    for text in ("{", "[1]", '{"target_db": 28.5, "gain": 3}', '{"target_db": "loud"}', '{"target_db": 1, "window_s": 0}',
                  '{"target_db": 28.5, "max_gain_db": -3}', '{"target_db": NaN}'):
         path.write_text(text)
         with pytest.raises(ValueError, match="level.json"):

@@ -439,8 +439,12 @@ def test_asr_export_report_and_files(asr_export):
     assert report["models"]["int16x8"]["bytes"] < fp["bytes"] and report["calibration_chunks"] > 0
     assert {"int8_cer_within_1_point_of_fp32", "int16x8_cer_within_1_point_of_fp32"} <= set(report["checks"])
     for name in ("model_fp32.tflite", "model_int8.tflite", "model_int16x8.tflite", "asr.json", "tokens.txt",
-                 "frontend.json", "report.json"):
+                 "frontend.json", "report.json", "level.json"):
         assert (out / name).exists(), name
+    from speechedge.features import InputLevel
+
+    level = InputLevel.load(out / "level.json")
+    assert report["input_level"] == level.to_dict() and level.window_s == 2.0 and 10 < level.target_db < 60
     meta = json.loads((out / "asr.json").read_text())
     assert meta["inputs"][0]["name"] == "feats" and meta["outputs"][0]["name"] == "log_probs"
     from speechedge.models.conformer import StreamState
@@ -486,6 +490,7 @@ def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
     utts = load_utterances(manifests / "librispeech_test-clean.jsonl.gz", tok, limit=1)
     audio = utts.audio[0].astype(np.float32) / 32768.0
     rt = StreamingASR(out, keep_log_probs=True)
+    rt.level = None  # the model path alone (the input level is the runtime's own step, tested below)
     for i in range(0, len(audio), 777):
         rt.push(audio[i: i + 777])
     x = torch.from_numpy(audio)[None]
@@ -508,10 +513,50 @@ def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
     assert np.allclose(np.concatenate(rt.log_probs)[: len(got)], got)  # earlier chunks unchanged
     # the 16x8 model in the same runtime: the same best token on (nearly) every frame
     q = StreamingASR(out, precision="int16x8", keep_log_probs=True)
+    q.level = None
     for i in range(0, len(audio), 777):
         q.push(audio[i: i + 777])
     q16 = np.concatenate(q.log_probs)
     assert q16.shape == got.shape and (q16.argmax(-1) == got.argmax(-1)).mean() >= 0.95
+
+
+def test_streaming_asr_brings_a_quiet_microphone_to_the_models_level(asr_student, asr_export):
+    """level.json in the streaming ASR host: an utterance at -20 and at -30 dB gives the same log-probabilities
+    (both brought to the model's level, chunk by chunk over the last 2 s of frames, up to float rounding near
+    the log floor); without it they are far apart and far from the utterance at its own level."""
+    from speechedge.runtime import StreamingASR
+    from speechedge.training.asr_data import load_utterances
+
+    exp, manifests = asr_student
+    _, out = asr_export
+    rt = StreamingASR(out, keep_log_probs=True)
+    assert rt.level is not None
+    from speechedge.recipes.asr import load_model
+
+    _, _, tok = load_model(exp)
+    utts = load_utterances(manifests / "librispeech_test-clean.jsonl.gz", tok, limit=1)
+    audio = utts.audio[0].astype(np.float32) / 32768.0
+    # from the first speech frame on: a chunk of the leading noise floor alone needs more than max_gain_db at
+    # both levels, so it would differ (as it should: quiet noise is not boosted without bound)
+    from speechedge.features import InputLevel
+    from speechedge.kernels import log_mel
+
+    energy = InputLevel.frame_energy(log_mel(audio, rt.frontend_config), rt.frontend_config.log_floor)
+    audio = audio[int(np.argmax(energy > energy.max() / 100)) * rt.frontend_config.hop_length:]
+
+    def log_probs(gain: float, level: bool) -> np.ndarray:
+        rt.level = InputLevel.load(out / "level.json") if level else None
+        rt.reset()
+        for i in range(0, len(audio), 1600):
+            rt.push(gain * audio[i: i + 1600])
+        rt.flush()
+        return np.concatenate(rt.log_probs)
+
+    a, b = log_probs(0.1, True), log_probs(0.03, True)
+    raw0, raw30 = log_probs(1.0, False), log_probs(0.03, False)
+    same = np.abs(a - b).max()
+    assert same < 0.01 * np.ptp(a), same
+    assert np.abs(raw30 - raw0).max() > 20 * same and np.abs(raw30 - log_probs(0.1, False)).max() > 20 * same
 
 
 @pytest.mark.slow

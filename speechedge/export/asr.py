@@ -21,7 +21,8 @@ every chunk); CER of PyTorch, TFLite fp32 and the quantized models (``int8``: fu
 weights with int16 activations, for MCUs and NPUs where int8 activations lose too much; each must be within 1 CER
 point of fp32); the median per-chunk latency (1000 invokes, one thread) with the real-time factor. Both are
 calibrated with the state values of real streams (random caches clip badly). A failed check exits non-zero and
-writes nothing.
+writes nothing. A log-mel model also gets ``level.json`` (:class:`speechedge.features.InputLevel`): the runtime
+brings chunks quieter than the held-out utterances up to their level.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch
 
 from speechedge.audio import from_int16
 from speechedge.ctc import ErrorCounts, greedy_decode, ids_to_text
-from speechedge.features import FrontendConfig
+from speechedge.features import FrontendConfig, InputLevel
 from speechedge.io import atomic_write_text
 from speechedge.kernels import log_mel
 from speechedge.models.asr import ASRModel, ASRStep
@@ -48,6 +49,10 @@ from .quantize import check_int8_options, evenly_spaced, quantize_int8
 from .tflite_tools import strip_tensor_names
 
 __all__ = ["ExportError", "export_asr"]
+
+#: the input level's window for the streaming ASR host (``level.json`` ``window_s``): long enough to hold the gain
+#: through the pauses between words, short enough to follow a new talker
+LEVEL_WINDOW_S = 2.0
 
 
 def _numba_chunks(audio: np.ndarray, fe: FrontendConfig, step_frames: int) -> list[np.ndarray]:
@@ -147,6 +152,11 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                            hop_length=fe.hop_length)
     audio = [from_int16(a) for a in utts.audio]
     device_chunks = [_numba_chunks(a, fe, step_frames) for a in audio]
+    # the runtime's input level (level.json): the 10th percentile of the held-out utterances' peak frame energy,
+    # each chunk with the gain of the last LEVEL_WINDOW_S of frames (log-mel only)
+    level = None if fe.n_mfcc else InputLevel(round(float(10 * np.log10(np.quantile(
+        [InputLevel.frame_energy(log_mel(a, fe), fe.log_floor).max() for a in audio], 0.1))), 2),
+        window_s=LEVEL_WINDOW_S)
     torch.set_num_threads(1)
     ref = [_run_torch(step, init, _torch_chunks(model, a, step_frames))[0] for a in audio]  # the reference
     calls = []
@@ -176,6 +186,7 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                     "int8_weights": int8_weights if int8 or int16x8 else None,
                     "chunk_ms": round(chunk * SUBSAMPLING * fe.frame_s * 1000),
                     "left_chunks": left, "held_out_utterances": len(utts),
+                    "input_level": level.to_dict() if level is not None else None,
                     "convert_s": round(time.perf_counter() - t0, 1), "models": {}, "checks": {}}
     ref_all = np.concatenate([np.concatenate(o) for o in ref if o])
     rng_ = float(np.ptp(ref_all))
@@ -223,6 +234,8 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         for name, blob in models.items():
             (tmp / f"model_{name}.tflite").write_bytes(blob)
         fe.save(tmp / "frontend.json")
+        if level is not None:
+            level.save(tmp / "level.json")
         tok.save(tmp / "tokens.txt")
         if arrays:
             np.savez(tmp / "state_init.npz", **arrays)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from speechedge.ctc import GreedyCTC, ids_to_text
-from speechedge.features import FrontendConfig
+from speechedge.features import FrontendConfig, InputLevel
 from speechedge.kernels.frontend import StreamingLogMel
 
 from .tflite import TFLiteModel
@@ -52,6 +52,13 @@ class StreamingASR:
         npz = self.folder / "state_init.npz"
         self._init_arrays = dict(np.load(npz)) if npz.exists() else {}
         self.frontend_config = FrontendConfig.load(self.folder / "frontend.json")
+        lv = self.folder / "level.json"
+        #: the input level normalization (``level.json``; None: features as computed, older exports): each
+        #: chunk gets the gain of the last ``level.window_s`` of frames, itself included
+        self.level = InputLevel.load(lv) if lv.exists() else None
+        if self.level is not None and (self.frontend_config.n_mfcc or not self.level.window_s):
+            raise ValueError(f"{lv}: a streaming ASR model needs log-mel features and a window_s; re-run "
+                             "`speechedge export` or delete it")
         self.tokens = [line.rsplit(" ", 1)[0] for line in (self.folder / "tokens.txt").read_text().splitlines() if line]
         self.reset()
 
@@ -72,6 +79,9 @@ class StreamingASR:
         # n_fft / 2 leading zeros make stream frame t the batch (centred) frame t used in training
         self.frontend.push(np.zeros(self.frontend_config.n_fft // 2, np.float32))
         self.pending = np.zeros((0, self.frontend_config.num_features), np.float32)
+        if self.level is not None:  # frame energies of the level window (silence at the start)
+            self.energy = np.zeros(max(self.chunk_input_frames,
+                                       int(round(self.level.window_s / self.frontend_config.frame_s))))
         self.state = self.initial_state()
         self.decoder = GreedyCTC()
         self.chunks = 0
@@ -104,6 +114,10 @@ class StreamingASR:
         return self.text
 
     def _run_chunk(self, x: np.ndarray) -> None:
+        if self.level is not None:  # x: (frames, F)
+            floor = self.frontend_config.log_floor
+            self.energy = np.concatenate([self.energy[len(x):], InputLevel.frame_energy(x.T, floor)])
+            x = np.ascontiguousarray(self.level.apply(x.T, floor, self.level.gain(float(self.energy.max()))).T)
         t0 = time.perf_counter()
         out = self.net.run({"feats": x[None], **self.state})
         self.compute_s += time.perf_counter() - t0
