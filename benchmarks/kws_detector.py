@@ -76,7 +76,7 @@ class _Recorder(StreamingKWS):
             feats = feats.copy()
             feats[:, : self.mask] = feats[:, -self.mask:] = np.log(fe.log_floor)
         self.rows.append((((frames_done - 1) * fe.hop_length + fe.n_fft // 2) / fe.sample_rate,
-                          self.model.run_features(self.model.normalize_level(feats))))
+                          self.model.run_features(self.leveled(feats))))
 
 
 def _embeddings(model: KWSModel, streams, cache: Path, mask: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -38,6 +38,7 @@ if __name__ == '__main__':
                    help="scale the enrolment clips and the streams by this much (a quieter microphone; -20: 10x)")
     p.add_argument("--no-level", action="store_true",
                    help="without the model's input level normalization (level.json), as before 2026-12-06")
+    p.add_argument("--tag", default="", help="appended to the result files' names (a variant of the model)")
     args = p.parse_args()
     kws, work = args.keywords.split(","), args.work
     enroll = work / "enroll"
@@ -49,7 +50,7 @@ if __name__ == '__main__':
         raise SystemExit(f"{enroll}: holds enrolment clips of {found}, not of --keywords {args.keywords}; use another "
                          "work folder")
     tag = ("_stream" if args.stream else "") + (f"_gain{args.gain_db:g}" if args.gain_db else "") + \
-        ("_nolevel" if args.no_level else "")
+        ("_nolevel" if args.no_level else "") + (f"_{args.tag}" if args.tag else "")
     m = KWSModel(args.model_dir, keywords_file=work / f"keywords{tag}.json", mode="stream" if args.stream else "window")
     if args.no_level:
         m.level = None

@@ -29,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["FrontendConfig", "InputLevel", "mel_filterbank", "analysis_window", "dct_matrix", "num_frames"]
+__all__ = ["FrontendConfig", "InputLevel", "LEVEL_WINDOW_S", "mel_filterbank", "analysis_window", "dct_matrix", "num_frames"]
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,12 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
     return m
 
 
+#: the window a streaming host takes the input level's peak over (``InputLevel.window_s`` as exports write it): long
+#: enough to hold the gain through the pauses between words and utterances (with the model's own 1-second window
+#: the onset of a word after a pause got the gain of its own quiet first chunk), short enough to follow a new talker
+LEVEL_WINDOW_S = 2.0
+
+
 @dataclass(frozen=True)
 class InputLevel:
     """Boost-only input level normalization of log-mel features (the runtime's automatic gain control).
@@ -220,16 +226,23 @@ class InputLevel:
     network was trained with gain augmentation above the target, and attenuating would only move them.
     ``target_db`` is the 10th percentile of the training clips' peak frame energy (set by ``speechedge export``);
     ``max_gain_db`` bounds the gain for windows of near-silence; ``window_s`` is the window a streaming host
-    takes the peak over (the last ``window_s`` of frames, the new chunk included; None: the model's own input
-    window, for KWS). Log-mel features only (not MFCC).
+    takes the peak over (the last ``window_s`` of frames, the new chunk included, at least the model's window;
+    a host that re-runs a window model on every window uses that window's own peak). Log-mel features only (not
+    MFCC).
+
+    Only speech sets the gain (:meth:`window_gain`): a window whose peak is less than ``min_range_db`` above its
+    floor (the 10th percentile of its frame energies) holds no speech, only steady noise, and keeps the gain the
+    host last used (1 at the start of a stream). Without this rule the noise before the first word was brought
+    up to the level of speech (up to +40 dB), and models transcribed and detected words in it.
     """
 
     target_db: float
     max_gain_db: float = 40.0
     window_s: float | None = None
+    min_range_db: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("target_db", "max_gain_db"):
+        for name in ("target_db", "max_gain_db", "min_range_db"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)):
                 raise ValueError(f"InputLevel.{name}={v!r}: must be a finite number")
@@ -251,11 +264,23 @@ class InputLevel:
             return 1.0
         return most if peak_energy <= target / most else target / peak_energy
 
+    def window_gain(self, energies: np.ndarray, held: float = 1.0) -> float:
+        """The gain for a window of frame energies (NaN = a frame not seen yet, ignored): :meth:`gain` of its
+        peak when the window holds speech (peak at least ``min_range_db`` above its 10th-percentile frame),
+        else ``held``, the gain the host used last."""
+        e = energies[np.isfinite(energies)]
+        if e.size == 0 or e.max() <= 0:
+            return held
+        peak, floor = float(e.max()), float(np.quantile(e, 0.1))
+        if floor > 0 and peak < floor * 10.0 ** (self.min_range_db / 10):
+            return held
+        return self.gain(peak)
+
     def apply(self, feats: np.ndarray, log_floor: float, gain: float | None = None) -> np.ndarray:
-        """``feats (F, T)`` at power gain ``gain`` (default: this window's own, :meth:`gain` of its peak frame);
-        the same array when the gain is 1."""
+        """``feats (F, T)`` at power gain ``gain`` (default: this window's own, :meth:`window_gain` with nothing
+        held); the same array when the gain is 1."""
         if gain is None:
-            gain = self.gain(float(self.frame_energy(feats, log_floor).max(initial=0.0)))
+            gain = self.window_gain(self.frame_energy(feats, log_floor))
         if gain == 1.0:
             return feats
         power = np.maximum(np.exp(np.asarray(feats, np.float64)) - log_floor, 0.0)
@@ -280,7 +305,7 @@ class InputLevel:
             d = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(d, dict):
                 raise ValueError(f"expected a JSON object, got {type(d).__name__}")
-            unknown = set(d) - {"target_db", "max_gain_db", "window_s"}
+            unknown = set(d) - set(cls.__dataclass_fields__)
             if unknown:
                 raise ValueError(f"unknown fields {sorted(unknown)}")
             return cls(**d)

@@ -241,7 +241,7 @@ def test_bench_frontend_measures_installed_peers_and_skips_missing_ones(monkeypa
 def test_input_level_equals_the_features_of_amplified_audio():
     """A window quieter than the target is brought to it: the normalized features are those of the audio
     amplified by sqrt(gain) (up to float32 rounding near the log floor); two quiet copies of one clip end up
-    the same; louder windows and silence are left as they are; the gain stops at max_gain_db."""
+    the same; louder windows, silence and steady noise are left as they are; the gain stops at max_gain_db."""
     from speechedge.features import InputLevel
 
     fe = FrontendConfig.kws()
@@ -264,6 +264,11 @@ def test_input_level_equals_the_features_of_amplified_audio():
     np.testing.assert_allclose(level.apply(log_mel(0.03 * clip, fe), fe.log_floor), got, atol=3e-2)
     silence = log_mel(np.zeros(16000, np.float32), fe)
     np.testing.assert_array_equal(level.apply(silence, fe.log_floor), silence)
+    # steady noise alone is not speech: it keeps the gain held from the last speech (none: unchanged)
+    noise = log_mel((0.001 * rng.normal(size=16000)).astype(np.float32), fe)
+    assert level.window_gain(InputLevel.frame_energy(noise, fe.log_floor), held=3.0) == 3.0
+    assert level.apply(noise, fe.log_floor) is noise
+    assert level.window_gain(np.array([np.nan, np.nan])) == 1.0  # nothing seen yet
     capped = InputLevel(target_db=peak_db - 6.0, max_gain_db=10.0)
     assert capped.gain(InputLevel.frame_energy(quiet, fe.log_floor).max()) == pytest.approx(10.0)
 

@@ -469,6 +469,7 @@ def test_export_fp32_verified_and_failed_checks_write_nothing(gsc35, tmp_path):
 
     level = InputLevel.load(out / "level.json")
     assert report["input_level"] == level.to_dict() and 15 < level.target_db < 45 and level.max_gain_db == 40
+    assert level.window_s == 2.0
     # a lean graph: SubSpectralNorm frozen to constants, so no layout or broadcast traffic (before: 17
     # TRANSPOSE, 8 BROADCAST_TO, 9 RESHAPE in BC-ResNet-1); one TRANSPOSE is the NCHW input itself
     from collections import Counter
@@ -615,8 +616,8 @@ def test_export_refuses_an_out_folder_it_did_not_write(kws_export, tmp_path, mon
 
 def test_firmware_header_reproduces_the_frontend_in_cpp(tmp_path):
     """The header/source a firmware engineer gets: compiled with g++, a naive C++ log-mel written only from
-    the header's constants and arrays equals the toolkit's Numba frontend; shapes and quantization are
-    stated."""
+    the header's constants and arrays equals the toolkit's Numba frontend, and with the header's input level
+    constants the runtime's level normalization; shapes and quantization are stated."""
     import shutil
     import subprocess
 
@@ -635,18 +636,21 @@ def test_firmware_header_reproduces_the_frontend_in_cpp(tmp_path):
                                     level=InputLevel(28.5))
     assert "kws_model_arena_bytes = 12345" in header and "kws_model_input_dims[4] = {1, 1, 40, 101}" in header
     assert "KWS_MODEL_LEVEL_TARGET_DB = 28.5f" in header and "KWS_MODEL_LEVEL_MAX_GAIN_DB = 40.0f" in header
+    assert "KWS_MODEL_LEVEL_MIN_RANGE_DB = 10.0f" in header
     (tmp_path / "kws_model.h").write_text(header)
     (tmp_path / "kws_model.cc").write_text(source)
     (tmp_path / "main.cc").write_text(r'''
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <vector>
 #include "kws_model.h"
-int main() {
+int main(int argc, char**) {
   std::vector<float> x;
   float v;
   while (std::scanf("%f", &v) == 1) x.push_back(v);
   const int n = KWS_MODEL_N_FFT, hop = KWS_MODEL_HOP_LENGTH, frames = 1 + (int)x.size() / hop;
+  std::vector<double> mels;  // frame by frame
   for (int t = 0; t < frames; ++t) {
     std::vector<double> power(n / 2 + 1);
     for (int k = 0; k <= n / 2; ++k) {
@@ -663,9 +667,23 @@ int main() {
       double mel = 0;
       for (int j = kws_model_mel_offsets[m]; j < kws_model_mel_offsets[m + 1]; ++j)
         mel += kws_model_mel_weights[j] * power[kws_model_mel_first_bin[m] + j - kws_model_mel_offsets[m]];
-      std::printf("%.6f\n", std::log(mel + (double)KWS_MODEL_LOG_FLOOR));
+      mels.push_back(mel);
     }
   }
+  double gain = 1.0;  // with an argument: the input level normalization over the whole input, from the header
+  if (argc > 1) {
+    std::vector<double> energy(frames, 0.0);
+    for (int t = 0; t < frames; ++t)
+      for (int m = 0; m < KWS_MODEL_N_MELS; ++m) energy[t] += mels[t * KWS_MODEL_N_MELS + m];
+    std::vector<double> sorted = energy;
+    std::sort(sorted.begin(), sorted.end());
+    const double peak = sorted.back(), floor10 = sorted[(frames - 1) / 10];
+    const double target = std::pow(10.0, KWS_MODEL_LEVEL_TARGET_DB / 10.0);
+    const bool speech = floor10 <= 0 || peak >= floor10 * std::pow(10.0, KWS_MODEL_LEVEL_MIN_RANGE_DB / 10.0);
+    if (speech && peak > 0 && peak < target)
+      gain = std::fmin(target / peak, std::pow(10.0, KWS_MODEL_LEVEL_MAX_GAIN_DB / 10.0));
+  }
+  for (double mel : mels) std::printf("%.6f\n", std::log(gain * mel + (double)KWS_MODEL_LOG_FLOOR));
   return 0;
 }
 ''')
@@ -681,6 +699,21 @@ int main() {
     ref = log_mel(audio, fe)
     assert cpp.shape == ref.shape
     np.testing.assert_allclose(cpp, ref, atol=2e-3)
+    # the header's input level normalization, on the same input 30 dB quieter: the runtime's numbers
+    quiet = 0.03 * audio
+    out = subprocess.run([str(tmp_path / "fe"), "level"], input="\n".join(f"{a:.9g}" for a in quiet), text=True,
+                         capture_output=True, check=True).stdout
+    cpp = np.array(out.split(), np.float64).reshape(-1, fe.n_mels).T
+    ref = InputLevel(28.5).apply(log_mel(quiet, fe), fe.log_floor)
+    assert np.abs(ref - log_mel(quiet, fe)).max() > 1  # the normalization did something
+    np.testing.assert_allclose(cpp, ref, atol=2e-2)
+    # steady noise alone is not speech: no gain, in C++ as in the runtime
+    noise = np.random.default_rng(2).normal(0, 1e-3, 8000).astype(np.float32)
+    out = subprocess.run([str(tmp_path / "fe"), "level"], input="\n".join(f"{a:.9g}" for a in noise), text=True,
+                         capture_output=True, check=True).stdout
+    cpp = np.array(out.split(), np.float64).reshape(-1, fe.n_mels).T
+    np.testing.assert_allclose(cpp, log_mel(noise, fe), atol=2e-3)
+    np.testing.assert_array_equal(InputLevel(28.5).apply(log_mel(noise, fe), fe.log_floor), log_mel(noise, fe))
 
 
 def test_firmware_header_of_the_streaming_model_states_its_state_table(tmp_path):

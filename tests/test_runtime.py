@@ -523,7 +523,11 @@ def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
 def test_streaming_asr_brings_a_quiet_microphone_to_the_models_level(asr_student, asr_export):
     """level.json in the streaming ASR host: an utterance at -20 and at -30 dB gives the same log-probabilities
     (both brought to the model's level, chunk by chunk over the last 2 s of frames, up to float rounding near
-    the log floor); without it they are far apart and far from the utterance at its own level."""
+    the log floor); without it they are far apart and far from the utterance at its own level. Steady noise
+    before the first word is not speech: it keeps the gain of 1 and is not brought up to the level of speech."""
+    from speechedge.features import InputLevel
+    from speechedge.kernels import log_mel
+    from speechedge.recipes.asr import load_model
     from speechedge.runtime import StreamingASR
     from speechedge.training.asr_data import load_utterances
 
@@ -531,20 +535,14 @@ def test_streaming_asr_brings_a_quiet_microphone_to_the_models_level(asr_student
     _, out = asr_export
     rt = StreamingASR(out, keep_log_probs=True)
     assert rt.level is not None
-    from speechedge.recipes.asr import load_model
-
     _, _, tok = load_model(exp)
     utts = load_utterances(manifests / "librispeech_test-clean.jsonl.gz", tok, limit=1)
-    audio = utts.audio[0].astype(np.float32) / 32768.0
-    # from the first speech frame on: a chunk of the leading noise floor alone needs more than max_gain_db at
-    # both levels, so it would differ (as it should: quiet noise is not boosted without bound)
-    from speechedge.features import InputLevel
-    from speechedge.kernels import log_mel
+    recorded = utts.audio[0].astype(np.float32) / 32768.0
+    fe = rt.frontend_config
+    energy = InputLevel.frame_energy(log_mel(recorded, fe), fe.log_floor)
+    onset = int(np.argmax(energy > energy.max() / 100)) * fe.hop_length
 
-    energy = InputLevel.frame_energy(log_mel(audio, rt.frontend_config), rt.frontend_config.log_floor)
-    audio = audio[int(np.argmax(energy > energy.max() / 100)) * rt.frontend_config.hop_length:]
-
-    def log_probs(gain: float, level: bool) -> np.ndarray:
+    def log_probs(audio: np.ndarray, gain: float, level: bool) -> np.ndarray:
         rt.level = InputLevel.load(out / "level.json") if level else None
         rt.reset()
         for i in range(0, len(audio), 1600):
@@ -552,11 +550,21 @@ def test_streaming_asr_brings_a_quiet_microphone_to_the_models_level(asr_student
         rt.flush()
         return np.concatenate(rt.log_probs)
 
-    a, b = log_probs(0.1, True), log_probs(0.03, True)
-    raw0, raw30 = log_probs(1.0, False), log_probs(0.03, False)
+    # the speech after 0.5 s of digital silence: the first speech chunk already has its gain
+    audio = np.concatenate([np.zeros(8000, np.float32), recorded[onset:]])
+    a, b = log_probs(audio, 0.1, True), log_probs(audio, 0.03, True)
+    raw0, raw30 = log_probs(audio, 1.0, False), log_probs(audio, 0.03, False)
     same = np.abs(a - b).max()
     assert same < 0.01 * np.ptp(a), same
-    assert np.abs(raw30 - raw0).max() > 20 * same and np.abs(raw30 - log_probs(0.1, False)).max() > 20 * same
+    assert np.abs(raw30 - raw0).max() > 20 * same and np.abs(raw30 - log_probs(audio, 0.1, False)).max() > 20 * same
+    # the recording as it is: its leading noise floor (over 30 dB below its speech) is left as it was
+    assert onset >= 1600
+    lv, raw = log_probs(recorded, 0.1, True), log_probs(recorded, 0.1, False)
+    noise_only = onset // (rt.chunk_input_frames * fe.hop_length) - 1  # output chunks before the first speech frame
+    step = len(lv) // rt.chunks
+    assert noise_only >= 1
+    np.testing.assert_array_equal(lv[: noise_only * step], raw[: noise_only * step])
+    assert np.abs(lv - raw).max() > 20 * same
 
 
 @pytest.mark.slow
@@ -663,7 +671,8 @@ def test_demo_kws_without_model_uses_the_shipped_model(gsc35, tmp_path):
 @pytest.mark.slow
 def test_bad_model_files_are_one_clear_error(kws_export, tmp_path):
     """NaN or wrong-sized prototypes, a keywords file that is not an object, a missing dummy-prototype file the
-    open-set rule needs, and a too-short enrolment clip: each a ValueError/FileNotFoundError naming the file."""
+    open-set rule needs, a too-short enrolment clip, a broken level.json: each a ValueError/FileNotFoundError
+    naming the file."""
     import shutil
 
     from speechedge.runtime import KWSModel
@@ -684,6 +693,12 @@ def test_bad_model_files_are_one_clear_error(kws_export, tmp_path):
     (m / "keywords.json").unlink()
     with pytest.raises(ValueError, match="shorter than 0.1 s"):
         KWSModel(m).enroll("w", [np.zeros(1, np.float32)], save=False)
+    level = (m / "level.json").read_text()
+    for bad in ("{", '{"target_db": "quiet"}'):
+        (m / "level.json").write_text(bad)
+        with pytest.raises(ValueError, match="level.json: not a valid input level config"):
+            KWSModel(m)
+    (m / "level.json").write_text(level)
     if json.loads((m / "fewshot.json").read_text())["unknown_rule"].startswith("dummy"):
         (m / "dummy_prototypes.npz").unlink()
         with pytest.raises(FileNotFoundError, match="dummy_prototypes.npz: missing"):

@@ -37,7 +37,7 @@ import torch
 
 from speechedge.audio import from_int16
 from speechedge.ctc import ErrorCounts, greedy_decode, ids_to_text
-from speechedge.features import FrontendConfig, InputLevel
+from speechedge.features import LEVEL_WINDOW_S, FrontendConfig, InputLevel
 from speechedge.io import atomic_write_text
 from speechedge.kernels import log_mel
 from speechedge.models.asr import ASRModel, ASRStep
@@ -49,10 +49,6 @@ from .quantize import check_int8_options, evenly_spaced, quantize_int8
 from .tflite_tools import strip_tensor_names
 
 __all__ = ["ExportError", "export_asr"]
-
-#: the input level's window for the streaming ASR host (``level.json`` ``window_s``): long enough to hold the gain
-#: through the pauses between words, short enough to follow a new talker
-LEVEL_WINDOW_S = 2.0
 
 
 def _numba_chunks(audio: np.ndarray, fe: FrontendConfig, step_frames: int) -> list[np.ndarray]:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from speechedge.audio import fit_length, from_int16, trim_silence
-from speechedge.features import InputLevel
+from speechedge.features import LEVEL_WINDOW_S, InputLevel
 from speechedge.io import atomic_write_text
 from speechedge.kernels import log_mel
 from speechedge.models import load_checkpoint
@@ -303,7 +303,7 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     feats = log_mel(audio, fe)[:, None].astype(np.float32)  # (N, 1, F, T): the device's features (Numba)
     # the runtime brings windows quieter than most held-out clips up to their level (level.json; log-mel only)
     level = None if fe.n_mfcc else InputLevel(round(float(10 * np.log10(np.quantile(
-        InputLevel.frame_energy(feats[:, 0], fe.log_floor).max(-1), LEVEL_QUANTILE))), 2))
+        InputLevel.frame_energy(feats[:, 0], fe.log_floor).max(-1), LEVEL_QUANTILE))), 2), window_s=LEVEL_WINDOW_S)
     example = torch.from_numpy(feats[:1])
     torch.set_num_threads(1)
     with torch.no_grad():  # the reference: audio -> torch frontend -> PyTorch, as in training

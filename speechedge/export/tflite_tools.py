@@ -227,9 +227,13 @@ extern const float {name}_mel_weights[{len(c.fb_weights)}];
 // Input level normalization (boost only), before the model: E = max over the window's frames of
 // sum_m mel[m]; if E < 10^(TARGET_DB / 10), every mel[m] of the window is multiplied by
 // g = min(10^(TARGET_DB / 10) / E, 10^(MAX_GAIN_DB / 10)) before the log (= the audio amplified by sqrt(g));
-// a streaming model takes E over the last WINDOW frames, the new chunk included.
+// a streaming model takes E over the last LEVEL_WINDOW_FRAMES frames (at least its window), the new chunk included.
+// Only speech sets g: a window whose E is less than MIN_RANGE_DB above its 10th-percentile frame energy
+// (steady noise) keeps the g used last (1 at the start of a stream).
 constexpr float {upper}_LEVEL_TARGET_DB = {_cfloat(level.target_db)};
 constexpr float {upper}_LEVEL_MAX_GAIN_DB = {_cfloat(level.max_gain_db)};
+constexpr float {upper}_LEVEL_MIN_RANGE_DB = {_cfloat(level.min_range_db)};
+constexpr int {upper}_LEVEL_WINDOW_FRAMES = {round((level.window_s or 0) / fe.frame_s)};
 """ if level is not None else "")
     rows = [", ".join(f"0x{b:02x}" for b in model[i: i + 12]) for i in range(0, len(model), 12)]
     source = (f'#include "{name}.h"\n\nalignas(16) const unsigned char {name}[] = {{\n  ' + ",\n  ".join(rows)

@@ -555,9 +555,13 @@ class StreamingKWS:
         self.ring[:] = np.log(self.model.frontend.log_floor)  # silence
         if self.stream is not None:
             self.state = self.stream.init_raw()
-            self.energy = np.zeros(self.frames)  # frame energies of the last window (the input level's gain)
+            # frame energies of the input level's window (its gain), at least the model's window; NaN: not seen
+            lv = self.model.level
+            self.energy = np.full(max(self.frames, int(round(lv.window_s / self.model.frontend.frame_s)))
+                                  if lv is not None and lv.window_s else self.frames, np.nan)
             self.pending: list[np.ndarray] = []  # frames not yet stepped (fewer than a chunk)
         self.filled = 0
+        self.level_gain = 1.0  # the input level's gain last used (held through windows without speech)
         self.since_eval = 0
         self.history: list[dict[str, float]] = []
         self.streak: tuple[str | None, int] = (None, 0)  # keyword above the threshold, consecutive windows
@@ -597,10 +601,11 @@ class StreamingKWS:
         done = self.frontend.num_frames_emitted - len(self.pending)
         while len(self.pending) >= st.chunk:
             chunk, self.pending = np.stack(self.pending[: st.chunk], 1), self.pending[st.chunk:]
-            if self.model.level is not None:  # the gain of the window that ends with this chunk (causal)
+            if self.model.level is not None:  # the gain of the level window that ends with this chunk (causal)
                 self.energy = np.concatenate([self.energy[st.chunk:],
                                               InputLevel.frame_energy(chunk, self.model.frontend.log_floor)])
-                chunk = self.model.normalize_level(chunk, self.model.level.gain(float(self.energy.max())))
+                self.level_gain = self.model.level.window_gain(self.energy, self.level_gain)
+                chunk = self.model.normalize_level(chunk, self.level_gain)
             t0 = time.perf_counter()
             y, self.state = st.step_raw(chunk, self.state)
             self.invoke_s += time.perf_counter() - t0
@@ -614,10 +619,20 @@ class StreamingKWS:
                     out.append(det)
         return out
 
+    def leveled(self, window: np.ndarray) -> np.ndarray:
+        """The window (the ring's features) at the model's input level: the window's own gain when it holds
+        speech, else the gain held from the last one (frames before the stream's start are left out)."""
+        if self.model.level is None:
+            return window
+        seen = window[:, -min(max(self.filled, 1), self.frames):]
+        self.level_gain = self.model.level.window_gain(
+            InputLevel.frame_energy(seen, self.model.frontend.log_floor), self.level_gain)
+        return self.model.normalize_level(window, self.level_gain)
+
     def _evaluate(self, frames_done: int, y: np.ndarray | None = None) -> Detection | None:
         if y is None:
             t0 = time.perf_counter()
-            y = self.model.run_features(self.model.normalize_level(self.ring))
+            y = self.model.run_features(self.leveled(self.ring))
             self.invoke_s += time.perf_counter() - t0
         self.windows += 1
         self.last_embedding = y

@@ -72,6 +72,7 @@ extern const float kws_stream_model_mel_weights[494];
 // Input level normalization (boost only), before the model: E = max over the window's frames of
 // sum_m mel[m]; if E < 10^(TARGET_DB / 10), every mel[m] of the window is multiplied by
 // g = min(10^(TARGET_DB / 10) / E, 10^(MAX_GAIN_DB / 10)) before the log (= the audio amplified by sqrt(g));
-// a streaming model takes E over the last WINDOW frames, the new chunk included.
+// a streaming model takes E over the last LEVEL_WINDOW_FRAMES frames (at least its window), the new chunk included.
 constexpr float KWS_STREAM_MODEL_LEVEL_TARGET_DB = 28.52f;
 constexpr float KWS_STREAM_MODEL_LEVEL_MAX_GAIN_DB = 40.0f;
+constexpr int KWS_STREAM_MODEL_LEVEL_WINDOW_FRAMES = 200;
