@@ -73,6 +73,9 @@ extern const float kws_stream_model_mel_weights[494];
 // sum_m mel[m]; if E < 10^(TARGET_DB / 10), every mel[m] of the window is multiplied by
 // g = min(10^(TARGET_DB / 10) / E, 10^(MAX_GAIN_DB / 10)) before the log (= the audio amplified by sqrt(g));
 // a streaming model takes E over the last LEVEL_WINDOW_FRAMES frames (at least its window), the new chunk included.
+// Only speech sets g: a window whose E is less than MIN_RANGE_DB above its 10th-percentile frame energy
+// (steady noise) keeps the g used last (1 at the start of a stream).
 constexpr float KWS_STREAM_MODEL_LEVEL_TARGET_DB = 28.52f;
 constexpr float KWS_STREAM_MODEL_LEVEL_MAX_GAIN_DB = 40.0f;
+constexpr float KWS_STREAM_MODEL_LEVEL_MIN_RANGE_DB = 10.0f;
 constexpr int KWS_STREAM_MODEL_LEVEL_WINDOW_FRAMES = 200;
