@@ -395,7 +395,7 @@ def _transcribe(work: Path, limit: int = 20) -> dict:
             for i in range(0, len(audio), 1600):  # 100 ms blocks, as from a microphone
                 asr.push(audio[i: i + 1600])
             ref = tok.decode(tok.encode(r.transcript))
-            counts.add(ref, asr.text)
+            counts.add(ref, asr.flush())  # the end of the stream: the last partial chunk too
             audio_s += len(audio) / 16000
             if precision == "fp32" and len(examples) < 3:
                 examples.append({"ref": ref, "hyp": asr.text})
