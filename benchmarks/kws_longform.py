@@ -6,8 +6,9 @@ noise, music) and the DET curve.
     python benchmarks/kws_longform.py MODEL work/longform_b --keywords avocado,saturday --enroll-seed 510 --seed 9
 
 ``--stream`` detects with the streaming step model (``KWSModel(mode="stream")``) instead of the window model;
-``--gain-db -20`` plays enrolment and streams 20 dB quieter (``benchmarks/kws_level.py``), ``--no-level`` turns
-the model's input level normalization off; each variant writes its own ``result[_stream][_gainG][_nolevel].json``.
+``--gain-db -20`` plays enrolment and streams 20 dB quieter (``benchmarks/kws_level.py``), ``--noise-floor-db -65``
+adds a microphone's self-noise after that, ``--no-level`` turns the model's input level normalization off; each
+variant writes its own ``result[_stream][_gainG][_nolevel][_floorF].json``.
 The default keywords and seeds are the README's test set A; the second line is its test set B (other keywords,
 enrolment voices, stream voices and texts). Neither shares anything with the development streams of
 ``benchmarks/kws_calibrate_detector.py`` (``lemonade``, ``november``, seeds 505 / 5).
@@ -38,6 +39,9 @@ if __name__ == '__main__':
                    help="scale the enrolment clips and the streams by this much (a quieter microphone; -20: 10x)")
     p.add_argument("--no-level", action="store_true",
                    help="without the model's input level normalization (level.json), as before 2026-12-06")
+    p.add_argument("--noise-floor-db", type=float, default=None,
+                   help="add white noise at this RMS level in dBFS to enrolment clips and streams, after the gain "
+                        "(a microphone's self-noise; the synthesized streams are digital silence between words)")
     p.add_argument("--tag", default="", help="appended to the result files' names (a variant of the model)")
     args = p.parse_args()
     kws, work = args.keywords.split(","), args.work
@@ -50,23 +54,31 @@ if __name__ == '__main__':
         raise SystemExit(f"{enroll}: holds enrolment clips of {found}, not of --keywords {args.keywords}; use another "
                          "work folder")
     tag = ("_stream" if args.stream else "") + (f"_gain{args.gain_db:g}" if args.gain_db else "") + \
-        ("_nolevel" if args.no_level else "") + (f"_{args.tag}" if args.tag else "")
+        ("_nolevel" if args.no_level else "") + (f"_floor{args.noise_floor_db:g}" if args.noise_floor_db is not None
+                                                 else "") + (f"_{args.tag}" if args.tag else "")
+    gain, floor_rng = 10 ** (args.gain_db / 20), np.random.default_rng(12345)
+
+    def mic(x: np.ndarray) -> np.ndarray:  # the level, then the microphone's own noise
+        x = gain * x
+        if args.noise_floor_db is not None:
+            x = x + floor_rng.normal(0, 10 ** (args.noise_floor_db / 20), len(x))
+        return np.clip(x, -1, 1).astype(np.float32)
+
     m = KWSModel(args.model_dir, keywords_file=work / f"keywords{tag}.json", mode="stream" if args.stream else "window")
     if args.no_level:
         m.level = None
-    gain = 10 ** (args.gain_db / 20)
     m.forget()
     for w in kws:
-        m.enroll(w, [np.clip(gain * read_audio(f, sample_rate=16000)[0], -1, 1)
-                     for f in sorted((enroll / w).glob("*.wav"))])
+        m.enroll(w, [mic(read_audio(f, sample_rate=16000)[0]) for f in sorted((enroll / w).glob("*.wav"))])
     minutes = 60 * args.hours
     pos, neg = synth_streams(work / "streams", kws, seed=args.seed, speech_minutes=minutes * 5 / 6,
                              noise_minutes=minutes / 12, music_minutes=minutes / 12, progress=False)
     streams = load_streams(pos, positive=True), load_streams(neg, positive=False)
     for s in streams[0] + streams[1]:
-        s.audio = np.clip(gain * s.audio, -1, 1).astype(np.float32)
+        s.audio = mic(s.audio)
     r = evaluate_streams(m, *streams, progress=False)
-    r["gain_db"], r["level"] = args.gain_db, None if m.level is None else m.level.to_dict()
+    r["gain_db"], r["noise_floor_db"] = args.gain_db, args.noise_floor_db
+    r["level"] = None if m.level is None else m.level.to_dict()
     det_png(r, work / f"det{tag}.png")
     (work / f"result{tag}.json").write_text(json.dumps(r, indent=2))
     print(format_summary(r))
