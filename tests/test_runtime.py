@@ -768,3 +768,31 @@ def test_a_quiet_microphone_is_brought_to_the_models_level(gsc35, mode, tmp_path
             assert np.linalg.norm(a - b) < 1e-3 * np.linalg.norm(a)
     assert abs(best[True, 0.03] - best[True, 1.0]) < 0.05, best
     assert best[False, 0.03] < 0.5 < best[False, 1.0], best
+
+
+def test_keywords_enrolled_before_the_input_level_are_named(gsc35, tmp_path, caplog):
+    """A keywords file records the input level its exemplars were computed at; one written before the model had
+    level.json loads as before, with one warning naming the file and the keywords to re-enrol."""
+    import logging
+
+    from speechedge.pretrained import pretrained_dir
+    from speechedge.runtime import KWSModel
+
+    gsc_dir, _ = gsc35
+    clips = [read_audio(p, sample_rate=16000)[0] for p in sorted((gsc_dir / "sheila").glob("*.wav"))[:3]]
+    kw = tmp_path / "kw.json"
+    m = KWSModel(pretrained_dir(), keywords_file=kw)
+    m.enroll("sheila", clips)
+    entry = json.loads(kw.read_text())["keywords"]["sheila"]
+    assert entry["level"] == entry["stream"]["level"] == m.level.to_dict()
+    with caplog.at_level(logging.WARNING, logger="speechedge"):
+        KWSModel(pretrained_dir(), keywords_file=kw)
+    assert not caplog.records
+    data = json.loads(kw.read_text())
+    for e in (data["keywords"]["sheila"], data["keywords"]["sheila"]["stream"]):
+        del e["level"]
+    kw.write_text(json.dumps(data))
+    with caplog.at_level(logging.WARNING, logger="speechedge"):
+        old = KWSModel(pretrained_dir(), keywords_file=kw)
+    assert "sheila" in old.exemplars
+    assert len(caplog.records) == 1 and str(kw) in caplog.text and "re-enrol it" in caplog.text

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from speechedge.io import atomic_write_text
 from speechedge.kernels.frontend import StreamingLogMel, log_mel
 
 from .tflite import TFLiteModel, dequantize, median_ms, quantize
+
+log = logging.getLogger(__name__)
 
 __all__ = ["KWSModel", "StreamingKWS", "StreamStep", "Detection", "detect_file", "agreement_streak", "context_padding",
            "UNKNOWN"]
@@ -222,8 +225,15 @@ class KWSModel:
         self.exemplars: dict[str, np.ndarray] = {}  # name -> (clips, dim) enrolment embeddings of this mode
         self.background_scale: dict[str, np.ndarray] = {}  # name -> (clips,) per-exemplar scale s_i of the rule
         self._other: dict[str, dict] = {}  # name -> the other mode's entry, kept when the file is written
+        self.enrolled_level: dict[str, dict | None] = {}  # name -> the input level its exemplars were computed at
         if self.keywords_file.exists():
             self._read_keywords(self.keywords_file)
+            stale = sorted(k for k, v in self.enrolled_level.items() if self.level is not None
+                           and v != self.level.to_dict())
+            if stale:  # enrolled before the model had its input level normalization (or with another one)
+                log.warning("%s: %s enrolled without this model's input level normalization (level.json); "
+                            "re-enrol %s for the best detection from a quiet microphone", self.keywords_file,
+                            ", ".join(stale), "them" if len(stale) > 1 else "it")
 
     @property
     def dim(self) -> int:
@@ -277,6 +287,7 @@ class KWSModel:
             self.exemplars.pop(k, None)
             self.background_scale.pop(k, None)
             self._other.pop(k, None)
+            self.enrolled_level.pop(k, None)
 
     def _read_background(self, path: Path) -> np.ndarray:
         try:
@@ -319,6 +330,8 @@ class KWSModel:
                 raise ValueError(f"{path}: keyword {name!r} is not a list of finite vectors of {self.dim} numbers; "
                                  "re-enrol it (speechedge demo kws --enroll ... --name WORD) or delete the file")
             self.exemplars[name] = a
+            level = entry.get("level") if isinstance(entry, dict) else None
+            self.enrolled_level[name] = level if isinstance(level, dict) else None
             if self.background is not None:
                 try:
                     s = np.asarray(entry.get("scales"), np.float64)
@@ -395,7 +408,9 @@ class KWSModel:
             oex = np.stack([self.embed(c, other) for c in clips]).astype(np.float32)
             bg = self.folder / ("background_stream.npy" if other == "stream" else "background.npy")
             self._other[name] = {"exemplars": oex.tolist(), **(
-                {"scales": self._background_scales(oex, self._read_background(bg)).tolist()} if bg.exists() else {})}
+                {"scales": self._background_scales(oex, self._read_background(bg)).tolist()} if bg.exists() else {}),
+                **({"level": self.level.to_dict()} if self.level is not None else {})}
+        self.enrolled_level[name] = self.level.to_dict() if self.level is not None else None
         if save:
             self.save_keywords()
         return ex.mean(0)
@@ -414,7 +429,8 @@ class KWSModel:
         entries = {}
         for k, e in self.exemplars.items():
             own = {"exemplars": e.tolist(), **({"scales": self.background_scale[k].tolist()}
-                                                if k in self.background_scale else {})}
+                                                if k in self.background_scale else {}),
+                   **({"level": self.enrolled_level[k]} if self.enrolled_level.get(k) else {})}
             other = self._other.get(k)
             if self.mode == "stream":
                 entries[k] = {**(other or {}), "stream": own}
