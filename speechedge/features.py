@@ -29,7 +29,8 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["FrontendConfig", "InputLevel", "LEVEL_WINDOW_S", "mel_filterbank", "analysis_window", "dct_matrix", "num_frames"]
+__all__ = ["FrontendConfig", "InputLevel", "LEVEL_WINDOW_S", "mel_filterbank", "analysis_window", "dct_matrix",
+           "num_frames"]
 
 
 @dataclass(frozen=True)
@@ -218,13 +219,15 @@ class InputLevel:
     A model trained on synthesized clips has seen one range of levels; a quiet microphone puts speech 20-40 dB
     below it, where the log-mel floor swallows the quieter bands and the network's normalization layers (fixed at
     inference) see shifted inputs: the shipped few-shot model's 5-way accuracy falls from 0.94 to 0.70 at
-    -30 dB (0.60 enrolled at 0 dB; ``benchmarks/kws_level.py``). A window's level is its peak frame energy ``E = max_t sum_m M[m, t]``
-    (mel power, ``M = exp(F) - log_floor``); when ``E`` is below ``10 ** (target_db / 10)`` every mel power of
+    -30 dB (0.60 enrolled at 0 dB; ``benchmarks/kws_level.py``). A window's level is its peak frame energy
+    ``E = max_t sum_m M[m, t]`` (mel power, ``M = exp(F) - log_floor``); when ``E`` is below
+    ``10 ** (target_db / 10)`` every mel power of
     the window is multiplied by ``g = min(10 ** (target_db / 10) / E, 10 ** (max_gain_db / 10))``:
     ``F' = log(g * M + log_floor)``, which equals the features of the audio amplified by ``sqrt(g)`` (up to the
     float32 rounding of ``M`` near the floor). Louder windows are left exactly as they are (``g = 1``): the
     network was trained with gain augmentation above the target, and attenuating would only move them.
-    ``target_db`` is the 10th percentile of the training clips' peak frame energy (set by ``speechedge export``);
+    ``target_db`` is the 10th percentile of the held-out clips' peak frame energy (set by ``speechedge export``;
+    for streaming ASR 6 dB below it, :data:`speechedge.export.asr.LEVEL_MARGIN_DB`);
     ``max_gain_db`` bounds the gain for windows of near-silence; ``window_s`` is the window a streaming host
     takes the peak over (the last ``window_s`` of frames, the new chunk included, at least the model's window;
     a host that re-runs a window model on every window uses that window's own peak). Log-mel features only (not
@@ -249,7 +252,8 @@ class InputLevel:
         if self.max_gain_db < 0:
             raise ValueError(f"InputLevel.max_gain_db={self.max_gain_db!r}: must be >= 0 (the gain only boosts)")
         w = self.window_s
-        if w is not None and not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0):
+        if w is not None and not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+                                  and w > 0):
             raise ValueError(f"InputLevel.window_s={w!r}: must be a positive number of seconds or null")
 
     @staticmethod
