@@ -3,7 +3,8 @@
 Runs an exported KWS folder (``speechedge export``) through :class:`speechedge.runtime.StreamingKWS`.
 Few-shot models detect the keywords enrolled in the folder (``keywords.json``); ``--enroll`` adds one from
 files, ``--enroll-mic N`` from N prompted takes on the microphone. Detections print as they happen (one JSON
-object per line with ``--json``); on a terminal a status line shows the input level, the current scores and
+object per line with ``--json``); on a terminal a status line shows the input level (and the gain the model's
+input level normalization applies, when it boosts), the current scores and
 the counters. Ctrl-C ends with a summary. Torch-free.
 """
 
@@ -116,8 +117,9 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
                 level = float(np.sqrt(np.mean(block ** 2))) if len(block) else 0.0
                 top = sorted(((v, k) for k, v in detector.last_scores.items() if k != UNKNOWN), reverse=True)[:3]
                 scores = " ".join(f"{k} {v:.2f}" for v, k in top)
-                print(f"\r[{_meter(level)}] {detector.time_s:7.1f} s | {scores:<40} | blocks {blocks} late {late} "
-                      f"dropped {source.dropped} | detections {len(detections)}", end="", file=out, flush=True)
+                boost = f" +{10 * np.log10(detector.level_gain):.0f} dB" if detector.level_gain > 1 else ""
+                print(f"\r[{_meter(level)}]{boost} {detector.time_s:7.1f} s | {scores:<40} | blocks {blocks} late "
+                      f"{late} dropped {source.dropped} | detections {len(detections)}", end="", file=out, flush=True)
     except KeyboardInterrupt:
         source.stop()
     wall = time.perf_counter() - t0
