@@ -101,7 +101,7 @@ class FrontendConfig:
         return self.n_mfcc or self.n_mels
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return asdict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
