@@ -45,9 +45,8 @@ def _corpus(folder: Path, words, per_word: int, seed: int) -> tuple[list[np.ndar
 
 def target_db(model: KWSModel, clips: list[np.ndarray], quantile: float = 0.1) -> float:
     """The ``quantile`` of the clips' peak frame energy (dB): the level normalization's target."""
-    peaks = [InputLevel.frame_energy(log_mel(model.fit_length(c), model.frontend), model.frontend.log_floor).max()
-             for c in clips]
-    return float(10 * np.log10(np.quantile(peaks, quantile)))
+    return InputLevel.peak_db((log_mel(model.fit_length(c), model.frontend) for c in clips), model.frontend.log_floor,
+                              quantile)
 
 
 def episodes(support: np.ndarray, query: np.ndarray, labels: np.ndarray, n: int = 400, seed: int = 0

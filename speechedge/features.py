@@ -29,8 +29,8 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["FrontendConfig", "InputLevel", "LEVEL_WINDOW_S", "mel_filterbank", "analysis_window", "dct_matrix",
-           "num_frames"]
+__all__ = ["FrontendConfig", "InputLevel", "LevelTracker", "LEVEL_WINDOW_S", "mel_filterbank", "analysis_window",
+           "dct_matrix", "num_frames"]
 
 
 @dataclass(frozen=True)
@@ -108,12 +108,7 @@ class FrontendConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> FrontendConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"a FrontendConfig is a JSON/TOML object, got {type(d).__name__}")
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown FrontendConfig fields {sorted(unknown)}")
-        return cls(**d)
+        return _from_dict(cls, d)
 
     def save(self, path) -> None:
         """Write ``frontend.json`` (atomically)."""
@@ -138,6 +133,17 @@ class FrontendConfig:
     def frame_s(self) -> float:
         """Seconds between frames (the hop)."""
         return self.hop_length / self.sample_rate
+
+
+def _from_dict(cls, d):
+    """``cls(**d)`` for a JSON/TOML object ``d`` of the dataclass's fields; a ValueError naming the class for
+    anything else or for unknown keys."""
+    if not isinstance(d, dict):
+        raise ValueError(f"a {cls.__name__} is a JSON/TOML object, got {type(d).__name__}")
+    unknown = set(d) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}")
+    return cls(**d)
 
 
 def num_frames(num_samples: int, config: FrontendConfig) -> int:
@@ -261,6 +267,13 @@ class InputLevel:
         """Mel power summed per frame, ``(..., F, T) -> (..., T)`` float64."""
         return np.maximum(np.exp(np.asarray(feats, np.float64)) - log_floor, 0.0).sum(-2)
 
+    @staticmethod
+    def peak_db(features, log_floor: float, quantile: float = 0.1) -> float:
+        """The ``quantile`` over windows (an iterable of ``(F, T)`` log-mel features) of their peak frame energy, in
+        dB: what an export sets ``target_db`` from."""
+        peaks = [InputLevel.frame_energy(f, log_floor).max() for f in features]
+        return float(10 * np.log10(np.quantile(peaks, quantile)))
+
     def gain(self, peak_energy: float) -> float:
         """The power gain (>= 1) for a window whose peak frame energy is ``peak_energy``."""
         target, most = 10.0 ** (self.target_db / 10), 10.0 ** (self.max_gain_db / 10)
@@ -306,13 +319,37 @@ class InputLevel:
 
         path = Path(path)
         try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(d, dict):
-                raise ValueError(f"expected a JSON object, got {type(d).__name__}")
-            unknown = set(d) - set(cls.__dataclass_fields__)
-            if unknown:
-                raise ValueError(f"unknown fields {sorted(unknown)}")
-            return cls(**d)
+            return _from_dict(cls, json.loads(path.read_text(encoding="utf-8")))
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: not a valid input level config ({e}); re-run `speechedge export` or delete "
                              "it (no level normalization)") from None
+
+
+class LevelTracker:
+    """An :class:`InputLevel` in a streaming host: the frame energies of its window (NaN until seen) and the gain
+    last used, held through windows without speech.
+
+    ``min_frames``: the window is the level's ``window_s`` of frames but never shorter than this (the model's own
+    window or chunk).
+    """
+
+    def __init__(self, level: InputLevel, frontend: FrontendConfig, min_frames: int) -> None:
+        self.level, self.log_floor = level, frontend.log_floor
+        self.frames = max(min_frames, round(level.window_s / frontend.frame_s)) if level.window_s else min_frames
+        self.reset()
+
+    def reset(self) -> None:
+        self.energy = np.full(self.frames, np.nan)
+        self.gain = 1.0
+
+    def push(self, feats: np.ndarray) -> np.ndarray:
+        """New frames ``(F, T)`` at the gain of the window that ends with them (causal)."""
+        self.energy = np.concatenate([self.energy, InputLevel.frame_energy(feats, self.log_floor)])[-self.frames:]
+        self.gain = self.level.window_gain(self.energy, self.gain)
+        return self.level.apply(feats, self.log_floor, self.gain)
+
+    def window(self, window: np.ndarray, seen: int) -> np.ndarray:
+        """A window model's input ``(F, T)`` at the window's own gain, taken from its last ``seen`` frames (the
+        others precede the stream)."""
+        self.gain = self.level.window_gain(InputLevel.frame_energy(window[:, -seen:], self.log_floor), self.gain)
+        return self.level.apply(window, self.log_floor, self.gain)

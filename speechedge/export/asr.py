@@ -157,9 +157,8 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     device_chunks = [_numba_chunks(a, fe, step_frames) for a in audio]
     # the runtime's input level (level.json): LEVEL_MARGIN_DB below the 10th percentile of the held-out utterances'
     # peak frame energy, each chunk with the gain of the last LEVEL_WINDOW_S of frames (log-mel only)
-    level = None if fe.n_mfcc else InputLevel(round(float(10 * np.log10(np.quantile(
-        [InputLevel.frame_energy(log_mel(a, fe), fe.log_floor).max() for a in audio], 0.1))) - LEVEL_MARGIN_DB, 2),
-        window_s=LEVEL_WINDOW_S)
+    level = None if fe.n_mfcc else InputLevel(round(InputLevel.peak_db((log_mel(a, fe) for a in audio), fe.log_floor)
+                                                    - LEVEL_MARGIN_DB, 2), window_s=LEVEL_WINDOW_S)
     torch.set_num_threads(1)
     ref = [_run_torch(step, init, _torch_chunks(model, a, step_frames))[0] for a in audio]  # the reference
     calls = []

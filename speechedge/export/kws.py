@@ -302,8 +302,8 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     audio, labels = _clips(model, held_out or cfg["val_manifest"], num_held_out)
     feats = log_mel(audio, fe)[:, None].astype(np.float32)  # (N, 1, F, T): the device's features (Numba)
     # the runtime brings windows quieter than most held-out clips up to their level (level.json; log-mel only)
-    level = None if fe.n_mfcc else InputLevel(round(float(10 * np.log10(np.quantile(
-        InputLevel.frame_energy(feats[:, 0], fe.log_floor).max(-1), LEVEL_QUANTILE))), 2), window_s=LEVEL_WINDOW_S)
+    level = None if fe.n_mfcc else InputLevel(round(InputLevel.peak_db(feats[:, 0], fe.log_floor, LEVEL_QUANTILE), 2),
+                                              window_s=LEVEL_WINDOW_S)
     example = torch.from_numpy(feats[:1])
     torch.set_num_threads(1)
     with torch.no_grad():  # the reference: audio -> torch frontend -> PyTorch, as in training

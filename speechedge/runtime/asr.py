@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from speechedge.ctc import GreedyCTC, ids_to_text
-from speechedge.features import FrontendConfig, InputLevel
+from speechedge.features import FrontendConfig, InputLevel, LevelTracker
 from speechedge.kernels.frontend import StreamingLogMel
 
 from .tflite import TFLiteModel
@@ -79,10 +79,8 @@ class StreamingASR:
         # n_fft / 2 leading zeros make stream frame t the batch (centred) frame t used in training
         self.frontend.push(np.zeros(self.frontend_config.n_fft // 2, np.float32))
         self.pending = np.zeros((0, self.frontend_config.num_features), np.float32)
-        if self.level is not None:  # frame energies of the level window (NaN: not seen yet) and the gain held
-            self.energy = np.full(max(self.chunk_input_frames,
-                                      int(round(self.level.window_s / self.frontend_config.frame_s))), np.nan)
-            self.level_gain = 1.0
+        self.leveler = LevelTracker(self.level, self.frontend_config, self.chunk_input_frames) \
+            if self.level is not None else None
         self.state = self.initial_state()
         self.decoder = GreedyCTC()
         self.chunks = 0
@@ -115,11 +113,8 @@ class StreamingASR:
         return self.text
 
     def _run_chunk(self, x: np.ndarray) -> None:
-        if self.level is not None:  # x: (frames, F)
-            floor = self.frontend_config.log_floor
-            self.energy = np.concatenate([self.energy[len(x):], InputLevel.frame_energy(x.T, floor)])
-            self.level_gain = self.level.window_gain(self.energy, self.level_gain)
-            x = np.ascontiguousarray(self.level.apply(x.T, floor, self.level_gain).T)
+        if self.level is not None:  # x: (frames, F); the tracker is made by reset() for the level then set
+            x = np.ascontiguousarray(self.leveler.push(x.T).T)
         t0 = time.perf_counter()
         out = self.net.run({"feats": x[None], **self.state})
         self.compute_s += time.perf_counter() - t0

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from speechedge.audio import fit_length
-from speechedge.features import FrontendConfig, InputLevel
+from speechedge.features import FrontendConfig, InputLevel, LevelTracker
 from speechedge.io import atomic_write_text
 from speechedge.kernels.frontend import StreamingLogMel, log_mel
 
@@ -351,11 +351,12 @@ class KWSModel:
         model's input level when it is quieter (:meth:`normalize_level`)."""
         return self.normalize_level(log_mel(self.fit_length(audio), self.frontend))
 
-    def normalize_level(self, feats: np.ndarray, gain: float | None = None) -> np.ndarray:
-        """``feats (F, T)`` with the model's input level normalization (:class:`speechedge.features.InputLevel`:
-        a window quieter than the training clips is amplified to their level; louder ones are unchanged); the
-        same array without a ``level.json``."""
-        return feats if self.level is None else self.level.apply(feats, self.frontend.log_floor, gain)
+    def normalize_level(self, feats: np.ndarray) -> np.ndarray:
+        """One clip's ``feats (F, T)`` with the model's input level normalization at the clip's own gain
+        (:class:`speechedge.features.InputLevel`: a clip quieter than the training clips is amplified to their
+        level; louder ones and steady noise are unchanged); the same array without a ``level.json``. Streams go
+        through :class:`StreamingKWS`, which holds the gain between windows."""
+        return feats if self.level is None else self.level.apply(feats, self.frontend.log_floor)
 
     def run_features(self, feats: np.ndarray) -> np.ndarray:
         """``(n_mels, frames)`` -> the model output (logits or embedding), float32 ``(dim,)``."""
@@ -563,6 +564,8 @@ class StreamingKWS:
         batch = self.stream.chunk if self.stream is not None else math.gcd(self.stride_frames, self.frames // 2)
         self.frontend = StreamingLogMel(dataclasses.replace(model.frontend, center=False), min_frames=batch)
         self.ring = np.zeros((model.frontend.num_features, self.frames), np.float32)
+        #: the input level's state (its window at least the model's; the gain held through windows without speech)
+        self.leveler = LevelTracker(model.level, model.frontend, self.frames) if model.level is not None else None
         self.reset()
 
     def reset(self) -> None:
@@ -571,13 +574,10 @@ class StreamingKWS:
         self.ring[:] = np.log(self.model.frontend.log_floor)  # silence
         if self.stream is not None:
             self.state = self.stream.init_raw()
-            # frame energies of the input level's window (its gain), at least the model's window; NaN: not seen
-            lv = self.model.level
-            self.energy = np.full(max(self.frames, int(round(lv.window_s / self.model.frontend.frame_s)))
-                                  if lv is not None and lv.window_s else self.frames, np.nan)
             self.pending: list[np.ndarray] = []  # frames not yet stepped (fewer than a chunk)
         self.filled = 0
-        self.level_gain = 1.0  # the input level's gain last used (held through windows without speech)
+        if self.leveler is not None:
+            self.leveler.reset()
         self.since_eval = 0
         self.history: list[dict[str, float]] = []
         self.streak: tuple[str | None, int] = (None, 0)  # keyword above the threshold, consecutive windows
@@ -617,11 +617,8 @@ class StreamingKWS:
         done = self.frontend.num_frames_emitted - len(self.pending)
         while len(self.pending) >= st.chunk:
             chunk, self.pending = np.stack(self.pending[: st.chunk], 1), self.pending[st.chunk:]
-            if self.model.level is not None:  # the gain of the level window that ends with this chunk (causal)
-                self.energy = np.concatenate([self.energy[st.chunk:],
-                                              InputLevel.frame_energy(chunk, self.model.frontend.log_floor)])
-                self.level_gain = self.model.level.window_gain(self.energy, self.level_gain)
-                chunk = self.model.normalize_level(chunk, self.level_gain)
+            if self.leveler is not None:  # the gain of the level window that ends with this chunk (causal)
+                chunk = self.leveler.push(chunk)
             t0 = time.perf_counter()
             y, self.state = st.step_raw(chunk, self.state)
             self.invoke_s += time.perf_counter() - t0
@@ -638,12 +635,14 @@ class StreamingKWS:
     def leveled(self, window: np.ndarray) -> np.ndarray:
         """The window (the ring's features) at the model's input level: the window's own gain when it holds
         speech, else the gain held from the last one (frames before the stream's start are left out)."""
-        if self.model.level is None:
+        if self.leveler is None:
             return window
-        seen = window[:, -min(max(self.filled, 1), self.frames):]
-        self.level_gain = self.model.level.window_gain(
-            InputLevel.frame_energy(seen, self.model.frontend.log_floor), self.level_gain)
-        return self.model.normalize_level(window, self.level_gain)
+        return self.leveler.window(window, min(max(self.filled, 1), self.frames))
+
+    @property
+    def level_gain(self) -> float:
+        """The power gain the input level normalization applied last (1: none)."""
+        return self.leveler.gain if self.leveler is not None else 1.0
 
     def _evaluate(self, frames_done: int, y: np.ndarray | None = None) -> Detection | None:
         if y is None:
