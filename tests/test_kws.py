@@ -196,9 +196,11 @@ def test_fewshot_training_resumes_and_evaluates(gsc35, tmp_path, capsys):
     gsc_dir, manifests = gsc35
     cfg = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, ["steps=4", "eval_every=2"]))
     exp = tmp_path / "exp"
-    train(cfg, exp)
+    record = train(cfg, exp)
     rows = [json.loads(line) for line in (exp / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [2, 4]
+    assert [r["step"] for r in rows] == [2, 4] and record == rows[-1]
+    # run again when it is finished (a caller killed before it saw the result): the same result, nothing trained
+    assert train(cfg, exp) == record and len((exp / "metrics.jsonl").read_text().splitlines()) == 2
     assert all(np.isfinite(r["train_loss"]) and 0 <= r["val_acc"] <= 1 for r in rows)
     for name in ("checkpoint-latest.pt", "checkpoint-best.pt", "config.json", "env.json", "curves.png", "train.log"):
         assert (exp / name).exists(), name

@@ -440,6 +440,11 @@ def fit(cfg, exp_dir: str | Path, build: Callable[[torch.device, DistEnv, Experi
                       "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, exp.latest)
             exp.plot_curves(task.curves)
         bar.close()
+        if not record and start >= task.steps:
+            # resumed after the last step's checkpoint (a kill before the caller saw the result): the result of
+            # the run is its last metrics row, the one that checkpoint was written after
+            rows = [r for r in exp.metrics() if r.get("step") == start]
+            record = rows[-1] if rows else {}
         if finish is not None and dist_env.is_main:
             record = finish(task, exp, record)
         return record
