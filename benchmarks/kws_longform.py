@@ -8,7 +8,9 @@ noise, music) and the DET curve.
 ``--stream`` detects with the streaming step model (``KWSModel(mode="stream")``) instead of the window model;
 ``--gain-db -20`` plays enrolment and streams 20 dB quieter (``benchmarks/kws_level.py``), ``--noise-floor-db -65``
 adds a microphone's self-noise after that, ``--no-level`` turns the model's input level normalization off; each
-variant writes its own ``result[_stream][_gainG][_nolevel][_floorF].json``.
+variant writes its own ``result[_stream][_gainG][_nolevel][_floorF].json``. ``--engines kokoro`` makes the
+enrolment clips and the keyword events of voices of other engines (default: espeak-ng, hibari and Pico; the
+filler speech stays espeak-ng's); a work folder keeps the engines it was made with.
 The default keywords and seeds are the README's test set A; the second line is its test set B (other keywords,
 enrolment voices, stream voices and texts). Neither shares anything with the development streams of
 ``benchmarks/kws_calibrate_detector.py`` (``lemonade``, ``november``, seeds 505 / 5).
@@ -43,12 +45,21 @@ if __name__ == '__main__':
                    help="add white noise at this RMS level in dBFS to enrolment clips and streams, after the gain "
                         "(a microphone's self-noise; the synthesized streams are digital silence between words)")
     p.add_argument("--tag", default="", help="appended to the result files' names (a variant of the model)")
+    p.add_argument("--engines", default="espeak,hibari,pico",
+                   help="engines of the enrolment voices and of the keyword events' voices (other speakers)")
     args = p.parse_args()
     kws, work = args.keywords.split(","), args.work
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    work.mkdir(parents=True, exist_ok=True)
+    made = work / "engines.json"  # folders from before the option: the default engines
+    if made.exists() and json.loads(made.read_text()) != list(engines) or (
+            not made.exists() and (work / "enroll").exists() and engines != ("espeak", "hibari", "pico")):
+        raise SystemExit(f"{work}: made with other --engines; use another work folder")
+    made.write_text(json.dumps(list(engines)))
     enroll = work / "enroll"
     if not (enroll / "synth_report.json").exists():
         synth_speech_commands(enroll, words=kws, per_word=3, seed=args.enroll_seed, noise_seconds=1.0, progress=False,
-                              engines=("espeak", "hibari", "pico"))
+                              engines=engines)
     found = sorted(d.name for d in enroll.iterdir() if d.is_dir() and not d.name.startswith("_"))
     if found != sorted(kws):
         raise SystemExit(f"{enroll}: holds enrolment clips of {found}, not of --keywords {args.keywords}; use another "
@@ -72,7 +83,8 @@ if __name__ == '__main__':
         m.enroll(w, [mic(read_audio(f, sample_rate=16000)[0]) for f in sorted((enroll / w).glob("*.wav"))])
     minutes = 60 * args.hours
     pos, neg = synth_streams(work / "streams", kws, seed=args.seed, speech_minutes=minutes * 5 / 6,
-                             noise_minutes=minutes / 12, music_minutes=minutes / 12, progress=False)
+                             noise_minutes=minutes / 12, music_minutes=minutes / 12, progress=False,
+                             engines=engines)
     streams = load_streams(pos, positive=True), load_streams(neg, positive=False)
     for s in streams[0] + streams[1]:
         s.audio = mic(s.audio)

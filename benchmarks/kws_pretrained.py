@@ -7,8 +7,8 @@ Every stage is resumable (a finished stage is reused, training resumes from its 
 
 1. keyword corpus: the 35 Speech Commands words, one clip per word from each of ``--voices`` synthetic speakers
    drawn in turn from the ``--train-engines`` (default espeak-ng and hibari; ``kokoro`` adds Kokoro-82M voices,
-   which helped held-out voices in ``benchmarks/kws_engine_ablation.py``) and SVOX Pico; every Pico speaker is
-   held out (test only), the others split 80/10/10 by speaker;
+   which helped held-out voices in ``benchmarks/kws_engine_ablation.py``) and the ``--held-out-engines``
+   (default SVOX Pico); every speaker of a held-out engine is test only, the others split 80/10/10 by speaker;
 2. auxiliary word corpus (LibriWord-style supervision): ``--aux-words`` frequent English words (4+ letters, not
    Speech Commands words), one clip each from ``--aux-voices`` speakers of the ``--aux-engines`` (default: the
    training engines);
@@ -17,7 +17,8 @@ Every stage is resumable (a finished stage is reused, training resumes from its 
 4. training: ``speechedge/recipes/configs/kws_fewshot_voices.toml`` (BC-ResNet-1, D-ProtoNet episodes on the
    15 splitGSC training words + lambda x cross-entropy over the auxiliary words, realistic augmentation);
 5. evaluation on the 10 test keywords (never trained on), 5-way 1- and 5-shot, 1000 episodes with 95% CIs:
-   (a) held-out speakers of the training engines, (b) SVOX Pico, a synthesizer never heard in training;
+   (a) held-out speakers of the training engines, (b) the held-out engines' speakers (synthesizers never heard
+   in training; none with ``--held-out-engines ""``: then ``--extra-test`` names the unseen-engine test);
 6. export (verified fp32 TFLite) and, with ``--ship``, copy to ``speechedge/pretrained/kws_fewshot``.
 
 Writes ``results.json`` and prints a Markdown table.
@@ -30,6 +31,11 @@ import json
 import sys
 import time
 from pathlib import Path
+
+
+def _held_out_key(engines) -> str:
+    """The results key of the held-out engines' test set (``test_pico`` for the default)."""
+    return "test_" + "_".join(engines)
 
 
 def _stage(work: Path, name: str, fn):
@@ -78,8 +84,11 @@ def main(argv=None) -> int:
                    help="also evaluate on a Speech Commands-layout folder of the 10 test words (e.g. voices of an "
                         "engine never used for training: `speechedge synth speech-commands --engines kokoro`)")
     p.add_argument("--train-engines", default="espeak,hibari",
-                   help="comma-separated engines of the training speakers (Pico is always held out); part of the "
-                        "corpus: a work folder keeps the engines it was made with")
+                   help="comma-separated engines of the training speakers; part of the corpus: a work folder keeps "
+                        "the engines it was made with")
+    p.add_argument("--held-out-engines", default="pico",
+                   help="comma-separated engines whose speakers are all test-only (default: SVOX Pico, the unseen "
+                        "engine of every model until 2026-12-06); '' for none")
     p.add_argument("--aux-engines", default=None,
                    help="engines of the auxiliary word corpus (default: --train-engines)")
     p.add_argument("--tag", default="", help="name of this variant: exp{tag}/, export{tag}/, results{tag}.json "
@@ -93,10 +102,14 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     train_engines = tuple(e.strip() for e in args.train_engines.split(",") if e.strip())
     aux_engines = tuple(e.strip() for e in (args.aux_engines or args.train_engines).split(",") if e.strip())
-    if "pico" in train_engines + aux_engines or not train_engines or not aux_engines:
-        raise SystemExit("--train-engines / --aux-engines: a non-empty list without pico (Pico is the held-out engine)")
+    held_out = tuple(e.strip() for e in args.held_out_engines.split(",") if e.strip())
+    if set(held_out) & set(train_engines + aux_engines) or not train_engines or not aux_engines:
+        raise SystemExit(f"--train-engines / --aux-engines: non-empty lists without a --held-out-engines engine "
+                         f"({', '.join(held_out) or 'none'})")
     made = work / "engines.json"  # the corpus's engines: a work folder is never reused with other ones
     wanted = {"train": list(train_engines), "aux": list(aux_engines)}
+    if held_out != ("pico",):  # folders made before the option held out Pico and did not record it
+        wanted["held_out"] = list(held_out)
     if made.exists() and json.loads(made.read_text()) != wanted:
         raise SystemExit(f"{work}: made with engines {made.read_text().strip()}, not {wanted}; use another --work")
     if not made.exists():
@@ -106,7 +119,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"{work}: made with espeak and hibari, not {wanted}; use another --work")
     _stage(work, "synth_keywords", lambda: synth_speech_commands(
         work / "keywords", per_word=args.voices, num_speakers=args.voices, seed=args.seed, noise_seconds=60,
-        engines=(*train_engines, "pico"), held_out_engines=("pico",), max_groups=args.max_groups).to_dict())
+        engines=(*train_engines, *held_out), held_out_engines=held_out, max_groups=args.max_groups).to_dict())
 
     def aux_words():
         words, _ = vocabulary(4 * args.aux_words)
@@ -127,10 +140,12 @@ def main(argv=None) -> int:
                              lambda r: split_of[r.speaker] == "train"),
             "val": _filter(work / "gsc" / "splitgsc_val.jsonl", m / "val.jsonl", lambda r: split_of[r.speaker] == "val"),
             "test_voices": _filter(work / "gsc" / "splitgsc_test.jsonl", m / "test_voices.jsonl",
-                                   lambda r: split_of[r.speaker] == "test" and engine_of[r.speaker] != "pico"),
-            "test_pico": _filter(work / "gsc" / "splitgsc_test.jsonl", m / "test_pico.jsonl",
-                                 lambda r: engine_of[r.speaker] == "pico"),
+                                   lambda r: split_of[r.speaker] == "test" and engine_of[r.speaker] not in held_out),
         }
+        if held_out:  # "test_pico" for the default, as every results file before the option
+            out[_held_out_key(held_out)] = _filter(work / "gsc" / "splitgsc_test.jsonl",
+                                                   m / f"{_held_out_key(held_out)}.jsonl",
+                                                   lambda r: engine_of[r.speaker] in held_out)
         out["train_engines"] = sorted({engine_of[s] for s, sp in split_of.items() if sp == "train"})
         return out
 
@@ -172,7 +187,8 @@ def main(argv=None) -> int:
     results = {"data": sizes, "train": {k: v for k, v in record.items() if isinstance(v, (int, float))}}
     if args.stop_after == "train":
         return 0
-    tests = {"test_voices": m / "test_voices.jsonl", "test_pico": m / "test_pico.jsonl"}
+    tests = {"test_voices": m / "test_voices.jsonl",
+             **({_held_out_key(held_out): m / f"{_held_out_key(held_out)}.jsonl"} if held_out else {})}
     extra_labels = {}
     for spec in args.extra_test:
         label, _, folder = spec.partition("=")
@@ -198,7 +214,7 @@ def main(argv=None) -> int:
     (work / f"results{tag}.json").write_text(json.dumps(results, indent=2))
     print("| test set | 1-shot acc | 5-shot acc | 5-shot AUROC |\n|---|---:|---:|---:|")
     for name, label in (("test_voices", f"held-out {'/'.join(train_engines)} speakers"),
-                        ("test_pico", "SVOX Pico (unseen engine)"),
+                        *([(_held_out_key(held_out), f"{'/'.join(held_out)} (unseen engine)")] if held_out else []),
                         *extra_labels.items()):
         r = results[name]
         print(f"| {label} | {r['1shot']['acc']:.3f} +-{r['1shot']['acc_ci95']:.3f} | "
@@ -229,6 +245,7 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
                      f"{sizes.get('train_gsc+aux', 0)} clips)") if args.episode_words == "gsc+aux" else ""
     names = {"espeak": "espeak-ng", "hibari": "hibari", "kokoro": "Kokoro-82M", "pico": "SVOX Pico"}
     train_e = [e.strip() for e in args.train_engines.split(",") if e.strip()]
+    held_e = [e.strip() for e in args.held_out_engines.split(",") if e.strip()]
     aux_e = [e.strip() for e in (args.aux_engines or args.train_engines).split(",") if e.strip()]
 
     def listed(engines) -> str:
@@ -239,6 +256,10 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
         trained = any(label.lower().startswith(e) for e in train_e)
         return "held-out voices of a training engine" if trained else "unseen synthesizer"
 
+    hk = _held_out_key(held_e)
+    held_text = (f", and every {listed(held_e)} speaker ({sizes[hk]} clips): an engine the model never heard"
+                 if held_e else "")
+    held_row = "\n" + row(hk, f"{listed(held_e)} (unseen synthesizer), held-out words") if held_e else ""
     extra_rows = "".join("\n" + row(k, f"{v} ({kind(v)}), held-out words")
                          for k, v in results.get("extra_labels", {}).items())
     trained = json.loads((Path(args.work).resolve() / f"exp{args.tag}" / "config.json").read_text())
@@ -296,7 +317,7 @@ a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TF
 
 ## Data (all synthesized offline; no recording of a real person)
 - Keywords: the 35 Speech Commands words x {args.voices} synthetic speakers drawn in turn from
-  {listed([*train_e, 'pico'])}, each with random engine controls and a vocal-tract-length factor (0.85-1.15), gain
+  {listed([*train_e, *held_e])}, each with random engine controls and a vocal-tract-length factor (0.85-1.15), gain
   and noise floor. Training uses the 15 splitGSC training words from the {listed(train_e)} speakers of the
   training split ({sizes['train']} clips); validation the 10 splitGSC validation words ({sizes['val']} clips).
 - Word supervision (LibriWord-style): {args.aux_words} frequent English words x {args.aux_voices}
@@ -310,15 +331,13 @@ a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TF
 
 ## Held out
 - Words: the 10 splitGSC test keywords (yes, no, up, down, left, right, on, off, stop, go) are never trained on.
-- Voices: the test-split {listed(train_e)} speakers ({sizes['test_voices']} clips), and every SVOX Pico speaker
-  ({sizes['test_pico']} clips): an engine the model never heard.
+- Voices: the test-split {listed(train_e)} speakers ({sizes['test_voices']} clips){held_text}.
 
 ## Measured (5-way, 5 queries per class + 25 unknown queries, {args.episodes} episodes, 95% CIs)
 
 | test set | 1-shot acc | 1-shot AUROC | 5-shot acc | 5-shot AUROC |
 |---|---:|---:|---:|---:|
-{row('test_voices', f"held-out {'/'.join(names.get(e, e) for e in train_e)} speakers, held-out words")}
-{row('test_pico', 'SVOX Pico (unseen synthesizer), held-out words')}{extra_rows}
+{row('test_voices', f"held-out {'/'.join(names.get(e, e) for e in train_e)} speakers, held-out words")}{held_row}{extra_rows}
 
 Not measured here: real recordings (none are available offline). Expect lower numbers on real voices and
 rooms than on synthetic ones.
@@ -349,6 +368,7 @@ within 1 point); measured results for this model are in `benchmarks/results/kws_
 ```bash
 python benchmarks/kws_pretrained.py --work {args.work} --voices {args.voices} --aux-words {args.aux_words} \\
     --aux-voices {args.aux_voices} --steps {args.steps} --threads {args.threads} --seed {args.seed} \\
+    --train-engines {args.train_engines} --held-out-engines "{args.held_out_engines}"{f" --aux-engines {args.aux_engines}" if args.aux_engines else ""} \\
     --episode-words {args.episode_words}{f" --max-groups {args.max_groups}" if args.max_groups != 8 else ""} {" ".join(f"--set {x}" for x in args.set)}{f" --tag {args.tag}" if args.tag else ""} \\
     {" ".join(f'--extra-test "{x}"' for x in args.extra_test)} --ship
 ```

@@ -1,0 +1,168 @@
+"""Own-voice detection: what one user gets from ``speechedge demo kws --enroll-mic`` and then talking.
+
+    python benchmarks/kws_own_voice.py MODEL WORK [--speakers 12] [--minutes 8] [--keywords dolphin,lantern]
+        [--engines espeak,hibari,pico,kokoro] [--stream] [--tag NAME]
+
+Each of ``--speakers`` synthetic speakers (the engines in turn) enrols two keywords with 3 takes of its own, then
+speaks ``--minutes`` of its own sentences (Zipf text over 4,000 words, without the keywords) and says each keyword
+5 times among them, alone between two sentences (0.3-1.0 s pauses, as the long-form test sets insert them).
+Every take - enrolment and test - is the speaker's voice with its own rate (x0.92-1.08), pitch (x0.95-1.05, where
+the engine has one), engine randomness and level (0.3-0.9 of full scale); a -65 dBFS noise floor runs under the
+whole recording (a microphone's self-noise). False alarms are what the speaker's *own* speech makes: the three
+long-form test sets (``benchmarks/kws_longform.py``) enrol some voices and test others, and never measure that.
+
+For each speaker a model with only that speaker's two keywords enrolled runs over that speaker's recording; the
+DET curves are pooled over speakers at each threshold (one threshold for everyone, as a user gets it). Writes
+``WORK/own_voice[_stream][_TAG].json`` (pooled and per-speaker operating points, the pooled DET) and prints a
+table. Synthesis is per speaker and resumable (``WORK/spk_NN/done.json``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+NOISE_FLOOR_DBFS = -65.0
+
+
+def _take(voice, rng: np.random.Generator):
+    """One take of ``voice``: its rate and pitch moved a little, its own engine randomness."""
+    pitch = voice.pitch * float(rng.uniform(0.95, 1.05)) if voice.engine in ("espeak", "pico") else voice.pitch
+    return replace(voice, rate=round(voice.rate * float(rng.uniform(0.92, 1.08)), 3), pitch=round(pitch, 3),
+                   seed=int(rng.integers(2**31)))
+
+
+def _say(voice, text: str, rng: np.random.Generator) -> np.ndarray:
+    from speechedge.audio import trim_silence
+    from speechedge.synth.engines import synthesize
+
+    return trim_silence(synthesize(_take(voice, rng), text)) * float(rng.uniform(0.3, 0.9))
+
+
+def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed: int) -> None:
+    """``folder/enroll/{keyword}_{n}.wav`` (3 takes each) and ``folder/stream/stream.wav`` + ``stream.json`` (events)."""
+    from speechedge.audio import write_audio
+    from speechedge.io import atomic_write_text
+    from speechedge.synth.corpora import vocabulary
+
+    args = {"voice": voice.key, "keywords": keywords, "minutes": minutes, "seed": seed}
+    done = folder / "done.json"
+    if done.exists() and json.loads(done.read_text()) == args:
+        return
+    rng = np.random.default_rng(seed)
+    for k in keywords:
+        for n in range(3):
+            write_audio(folder / "enroll" / f"{k}_{n}.wav", _say(voice, k, rng), 16000)
+    words, probs = vocabulary(4000)
+    keep = np.array([w not in keywords for w in words])
+    words, probs = [w for w, ok in zip(words, keep) if ok], probs[keep] / probs[keep].sum()
+    sentences: list[np.ndarray] = []
+    total = 0
+    while total < minutes * 60 * 16000:
+        text = " ".join(words[i] for i in rng.choice(len(words), size=int(rng.integers(6, 15)), p=probs))
+        audio = _say(voice, text, rng)
+        sentences.append(audio)
+        total += len(audio) + 16000 * 0.3
+    slots = rng.choice(np.arange(1, len(sentences)), size=min(5 * len(keywords), len(sentences) - 1), replace=False)
+    said = {int(s): keywords[j % len(keywords)] for j, s in enumerate(sorted(slots))}
+    parts, events, t = [], [], 0
+    for i, s in enumerate(sentences):
+        if i in said:
+            gap = np.zeros(int(16000 * rng.uniform(0.3, 1.0)), np.float32)
+            clip = _say(voice, said[i], rng)
+            start = (t + len(gap)) / 16000
+            events.append({"keyword": said[i], "start_s": round(start, 3), "end_s": round(start + len(clip) / 16000, 3),
+                           "speaker": voice.key, "engine": voice.engine})
+            parts += [gap, clip]
+            t += len(gap) + len(clip)
+        pause = np.zeros(int(16000 * rng.uniform(0.3, 1.0)), np.float32)
+        parts += [pause, s.astype(np.float32)]
+        t += len(pause) + len(s)
+    stream = np.concatenate(parts)
+    stream = stream + rng.normal(0, 10 ** (NOISE_FLOOR_DBFS / 20), len(stream)).astype(np.float32)
+    write_audio(folder / "stream" / "stream.wav", np.clip(stream, -1, 1), 16000)
+    atomic_write_text(folder / "stream" / "stream.json", json.dumps({"events": events}, indent=1))
+    atomic_write_text(done, json.dumps(args))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("work", type=Path)
+    p.add_argument("--speakers", type=int, default=12)
+    p.add_argument("--minutes", type=float, default=8.0, help="minutes of own speech per speaker")
+    p.add_argument("--keywords", default="dolphin,lantern")
+    p.add_argument("--engines", default="espeak,hibari,pico,kokoro")
+    p.add_argument("--seed", type=int, default=41)
+    p.add_argument("--stream", action="store_true", help="the streaming step model instead of the window model")
+    p.add_argument("--tag", default="", help="appended to the result file's name (a variant of the model)")
+    args = p.parse_args(argv)
+
+    from tqdm import tqdm
+
+    from speechedge.apps.longform import evaluate_streams, load_streams, operating_point, pooled_det
+    from speechedge.audio import read_audio
+    from speechedge.runtime import KWSModel
+    from speechedge.synth.engines import make_voices
+
+    keywords = [k.strip() for k in args.keywords.split(",") if k.strip()]
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    voices = make_voices(args.speakers, np.random.default_rng(args.seed), engines)
+    mode = "stream" if args.stream else "window"
+    per_speaker = []
+    for i, v in enumerate(tqdm(voices, desc="speakers", unit="speaker")):
+        folder = args.work / f"spk_{i:02d}"
+        synth_speaker(folder, v, keywords, args.minutes, args.seed * 1000 + i)
+        m = KWSModel(args.model_dir, keywords_file=folder / f"keywords_{mode}{args.tag}.json", mode=mode)
+        m.forget()
+        for k in keywords:
+            m.enroll(k, [read_audio(f, sample_rate=16000)[0] for f in sorted((folder / "enroll").glob(f"{k}_*.wav"))])
+        r = evaluate_streams(m, load_streams(folder / "stream", positive=True), [], progress=False)
+        per_speaker.append({"speaker": v.key, "engine": v.engine, "hours": r["hours"], "events": r["events"],
+                            "det": r["det"], "operating_points": r["operating_points"]})
+    default = m.detector_defaults()[0]
+    det = pooled_det([s["det"] for s in per_speaker], [s["events"] for s in per_speaker],
+                     [s["hours"] for s in per_speaker])
+    hours, events = sum(s["hours"] for s in per_speaker), sum(s["events"] for s in per_speaker)
+    pooled = {f"{t:g}": operating_point(det, t) for t in (0.5, 1, 2)}
+    at_default = min(det, key=lambda q: abs(q["threshold"] - default))
+
+    def by_engine(threshold: float) -> dict:  # FRR per engine at one pooled threshold
+        out = {}
+        for e in engines:
+            rows = [(next(q for q in s["det"] if q["threshold"] == threshold), s["events"]) for s in per_speaker
+                    if s["engine"] == e]
+            if rows:
+                out[e] = sum(q["frr"] * n for q, n in rows) / sum(n for _, n in rows)
+        return out
+
+    print(f"{args.model_dir} ({mode}, {m.precision}): {len(voices)} speakers, each enrolling {', '.join(keywords)} "
+          f"and detecting them in {args.minutes:g} min of its own speech; {events} events, {hours:.2f} h "
+          f"(1 false alarm = {1 / hours:.2f} FA/h)\n")
+    print("| FA/h target | threshold | FRR | FA/h | FRR by engine |\n|---:|---:|---:|---:|---|")
+    for t, q in pooled.items():
+        if q is None:
+            print(f"| {t} | not reached | | | |")
+            continue
+        split = " / ".join(f"{e} {f:.2f}" for e, f in by_engine(q["threshold"]).items())
+        print(f"| {t} | {q['threshold']:g} | {q['frr']:.3f} | {q['fa_per_hour']:.2f} | {split} |")
+    print(f"| default ({default:g}) | {at_default['threshold']:g} | {at_default['frr']:.3f} | "
+          f"{at_default['fa_per_hour']:.2f} | "
+          + " / ".join(f"{e} {f:.2f}" for e, f in by_engine(at_default["threshold"]).items()) + " |")
+    out = args.work / f"own_voice{'_stream' if args.stream else ''}{'_' + args.tag if args.tag else ''}.json"
+    out.write_text(json.dumps({"model": str(args.model_dir), "mode": mode, "precision": m.precision,
+                               "keywords": keywords, "speakers": len(voices), "minutes": args.minutes,
+                               "events": events, "hours": hours, "operating_points": pooled,
+                               "default_threshold": default, "at_default": at_default,
+                               "by_engine_at_1fa": by_engine(pooled["1"]["threshold"]) if pooled["1"] else None,
+                               "per_speaker": [{k: v for k, v in s.items() if k != "det"} for s in per_speaker],
+                               "pooled_det": det}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
