@@ -11,12 +11,12 @@ the engine has one), engine randomness and level (0.3-0.9 of full scale); a -65 
 whole recording (a microphone's self-noise). With ``--room`` the enrolment stays as it is (said close to the
 microphone) and the recording is heard across a room: one simulated room per speaker (pyroomacoustics, RT60
 0.3-0.8 s, ``speechedge.training.augment.simulate_rirs``) and pink noise or hum at 10-20 dB SNR (against the
-recording's mean power, pauses included). False alarms are what the speaker's *own* speech makes: the three
+recording's mean power, pauses included). False alarms are what the speaker's *own* speech makes: the
 long-form test sets (``benchmarks/kws_longform.py``) enrol some voices and test others, and never measure that.
 
 For each speaker a model with only that speaker's two keywords enrolled runs over that speaker's recording; the
 DET curves are pooled over speakers at each threshold (one threshold for everyone, as a user gets it). Writes
-``WORK/own_voice[_stream][_TAG].json`` (pooled and per-speaker operating points, the pooled DET) and prints a
+``WORK/own_voice[_stream][_room][_TAG].json`` (pooled and per-speaker operating points, the pooled DET) and prints a
 table. Synthesis is per speaker and resumable (``WORK/spk_NN/done.json``).
 """
 from __future__ import annotations
