@@ -1,7 +1,7 @@
 """Own-voice detection: what one user gets from ``speechedge demo kws --enroll-mic`` and then talking.
 
     python benchmarks/kws_own_voice.py MODEL WORK [--speakers 12] [--minutes 8] [--keywords dolphin,lantern]
-        [--engines espeak,hibari,pico,kokoro] [--stream] [--room] [--tag NAME]
+        [--engines espeak,hibari,pico,kokoro] [--stream] [--room] [--in-sentence] [--tag NAME]
 
 Each of ``--speakers`` synthetic speakers (the engines in turn) enrols two keywords with 3 takes of its own, then
 speaks ``--minutes`` of its own sentences (Zipf text over 4,000 words, without the keywords) and says each keyword
@@ -11,12 +11,15 @@ the engine has one), engine randomness and level (0.3-0.9 of full scale); a -65 
 whole recording (a microphone's self-noise). With ``--room`` the enrolment stays as it is (said close to the
 microphone) and the recording is heard across a room: one simulated room per speaker (pyroomacoustics, RT60
 0.3-0.8 s, ``speechedge.training.augment.simulate_rirs``) and pink noise or hum at 10-20 dB SNR (against the
-recording's mean power, pauses included). False alarms are what the speaker's *own* speech makes: the
+recording's mean power, pauses included). With ``--in-sentence`` (espeak-ng speakers only: the one engine that
+gives word timings) each keyword event is said inside one of the sentences, neither first nor last word
+(coarticulated with its neighbours, no pause), its span from espeak-ng's word events; the enrolment takes stay
+the word said alone. False alarms are what the speaker's *own* speech makes: the
 long-form test sets (``benchmarks/kws_longform.py``) enrol some voices and test others, and never measure that.
 
 For each speaker a model with only that speaker's two keywords enrolled runs over that speaker's recording; the
 DET curves are pooled over speakers at each threshold (one threshold for everyone, as a user gets it). Writes
-``WORK/own_voice[_stream][_room][_TAG].json`` (pooled and per-speaker operating points, the pooled DET) and prints a
+``WORK/own_voice[_stream][_room][_sentence][_TAG].json`` (pooled and per-speaker operating points, the pooled DET) and prints a
 table. Synthesis is per speaker and resumable (``WORK/spk_NN/done.json``).
 """
 from __future__ import annotations
@@ -46,13 +49,35 @@ def _say(voice, text: str, rng: np.random.Generator) -> np.ndarray:
     return trim_silence(synthesize(_take(voice, rng), text)) * float(rng.uniform(0.3, 0.9))
 
 
-def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed: int) -> None:
+def _say_in_sentence(voice, words: list[str], k: int, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+    """``words`` said as one sentence by an espeak-ng ``voice``; returns the audio and word ``k``'s span (seconds),
+    or raises ``ValueError`` when espeak-ng merged word ``k`` with a neighbour (no span of its own)."""
+    from speechedge.synth.corpora import word_spans
+    from speechedge.synth.engines import _espeak, synthesize
+
+    take = _take(voice, rng)
+    text = " ".join(words)
+    # the same call on the same espeak-ng instance as synthesize() makes, for its word events (a second instance
+    # of the library's global state silences the first)
+    utt = _espeak().synthesize(text, voice=take.name, rate=int(round(175 * take.rate)),
+                              pitch=int(np.clip(round(50 * take.pitch), 0, 100)), pitch_range=50, seed=take.seed)
+    spans = word_spans(utt, words, text)
+    if spans is None:
+        raise ValueError(f"{take.key}: no word span for {words[k]!r} in {text!r}")
+    audio = synthesize(take, text) * float(rng.uniform(0.3, 0.9))
+    # synthesize() resamples to 16 kHz / vtlp and plays the result at 16 kHz: times scale by 1 / vtlp
+    return audio, spans[k].start_s / take.vtlp, spans[k].end_s / take.vtlp
+
+
+def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed: int,
+                  in_sentence: bool = False) -> None:
     """``folder/enroll/{keyword}_{n}.wav`` (3 takes each) and ``folder/stream/stream.wav`` + ``stream.json`` (events)."""
     from speechedge.audio import write_audio
     from speechedge.io import atomic_write_text
     from speechedge.synth.corpora import vocabulary
 
-    args = {"voice": voice.key, "keywords": keywords, "minutes": minutes, "seed": seed}
+    args = {"voice": voice.key, "keywords": keywords, "minutes": minutes, "seed": seed,
+            **({"in_sentence": True} if in_sentence else {})}
     done = folder / "done.json"
     if done.exists() and json.loads(done.read_text()) == args:
         return
@@ -64,16 +89,36 @@ def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed
     keep = np.array([w not in keywords for w in words])
     words, probs = [w for w, ok in zip(words, keep) if ok], probs[keep] / probs[keep].sum()
     sentences: list[np.ndarray] = []
+    texts: list[str] = []
     total = 0
     while total < minutes * 60 * 16000:
         text = " ".join(words[i] for i in rng.choice(len(words), size=int(rng.integers(6, 15)), p=probs))
         audio = _say(voice, text, rng)
         sentences.append(audio)
+        texts.append(text)
         total += len(audio) + 16000 * 0.3
     slots = rng.choice(np.arange(1, len(sentences)), size=min(5 * len(keywords), len(sentences) - 1), replace=False)
     said = {int(s): keywords[j % len(keywords)] for j, s in enumerate(sorted(slots))}
     parts, events, t = [], [], 0
     for i, s in enumerate(sentences):
+        if i in said and in_sentence:  # this sentence again, the keyword in place of one of its inner words
+            words_i = texts[i].split()
+            for _ in range(20):
+                k = int(rng.integers(1, len(words_i) - 1))
+                try:
+                    s, a, b = _say_in_sentence(voice, words_i[:k] + [said[i]] + words_i[k + 1:], k, rng)
+                    break
+                except ValueError:
+                    continue
+            else:
+                raise RuntimeError(f"{voice.key}: espeak-ng gave no span for {said[i]!r} in 20 sentences")
+            pause = np.zeros(int(16000 * rng.uniform(0.3, 1.0)), np.float32)
+            start = (t + len(pause)) / 16000
+            events.append({"keyword": said[i], "start_s": round(start + a, 3), "end_s": round(start + b, 3),
+                           "speaker": voice.key, "engine": voice.engine, "in_sentence": True})
+            parts += [pause, s.astype(np.float32)]
+            t += len(pause) + len(s)
+            continue
         if i in said:
             gap = np.zeros(int(16000 * rng.uniform(0.3, 1.0)), np.float32)
             clip = _say(voice, said[i], rng)
@@ -120,6 +165,8 @@ def main(argv=None) -> int:
     p.add_argument("--stream", action="store_true", help="the streaming step model instead of the window model")
     p.add_argument("--room", action="store_true",
                    help="the recording (not the enrolment) through a simulated room with background noise")
+    p.add_argument("--in-sentence", action="store_true",
+                   help="each keyword event inside a sentence (espeak-ng speakers only), not alone between two")
     p.add_argument("--tag", default="", help="appended to the result file's name (a variant of the model)")
     args = p.parse_args(argv)
 
@@ -132,12 +179,14 @@ def main(argv=None) -> int:
 
     keywords = [k.strip() for k in args.keywords.split(",") if k.strip()]
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if args.in_sentence and engines != ["espeak"]:
+        raise SystemExit("--in-sentence needs --engines espeak (the one engine with word timings)")
     voices = make_voices(args.speakers, np.random.default_rng(args.seed), engines)
     mode = "stream" if args.stream else "window"
     per_speaker = []
     for i, v in enumerate(tqdm(voices, desc="speakers", unit="speaker")):
         folder = args.work / f"spk_{i:02d}"
-        synth_speaker(folder, v, keywords, args.minutes, args.seed * 1000 + i)
+        synth_speaker(folder, v, keywords, args.minutes, args.seed * 1000 + i, args.in_sentence)
         m = KWSModel(args.model_dir, keywords_file=folder / f"keywords_{mode}{args.tag}.json", mode=mode)
         m.forget()
         for k in keywords:
@@ -166,7 +215,8 @@ def main(argv=None) -> int:
         return out
 
     print(f"{args.model_dir} ({mode}, {m.precision}): {len(voices)} speakers, each enrolling {', '.join(keywords)} "
-          f"and detecting them in {args.minutes:g} min of its own speech{' across a room' if args.room else ''}; "
+          f"and detecting them in {args.minutes:g} min of its own speech{' across a room' if args.room else ''}"
+          f"{', said inside sentences' if args.in_sentence else ''}; "
           f"{events} events, {hours:.2f} h "
           f"(1 false alarm = {1 / hours:.2f} FA/h)\n")
     print("| FA/h target | threshold | FRR | FA/h | FRR by engine |\n|---:|---:|---:|---:|---|")
@@ -180,8 +230,9 @@ def main(argv=None) -> int:
           f"{at_default['fa_per_hour']:.2f} | "
           + " / ".join(f"{e} {f:.2f}" for e, f in by_engine(at_default["threshold"]).items()) + " |")
     out = args.work / (f"own_voice{'_stream' if args.stream else ''}{'_room' if args.room else ''}"
+                       f"{'_sentence' if args.in_sentence else ''}"
                        f"{'_' + args.tag if args.tag else ''}.json")
-    out.write_text(json.dumps({"model": str(args.model_dir), "mode": mode, "precision": m.precision, "room": args.room,
+    out.write_text(json.dumps({"model": str(args.model_dir), "mode": mode, "precision": m.precision, "room": args.room, "in_sentence": args.in_sentence,
                                "keywords": keywords, "speakers": len(voices), "minutes": args.minutes,
                                "events": events, "hours": hours, "operating_points": pooled,
                                "default_threshold": default, "at_default": at_default,
