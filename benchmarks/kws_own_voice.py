@@ -153,6 +153,20 @@ def _across_a_room(audio: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(wet + noise, -1, 1).astype(np.float32)
 
 
+def _span_scores(m, streams) -> list[dict]:
+    """Per keyword event: the window model's detection score of the word's span alone (zero-padded to the
+    window, as an enrolment clip) and of the 1-second window centred on it (the word with its neighbours)."""
+    out = []
+    for st in streams:
+        for e in st.events:
+            a, b = int(e["start_s"] * 16000), int(e["end_s"] * 16000)
+            c = (a + b) // 2
+            alone = m.detection_scores(m.embed(st.audio[a:b], "window"))[e["keyword"]]
+            window = m.detection_scores(m.embed(st.audio[max(0, c - 8000): c + 8000], "window"))[e["keyword"]]
+            out.append({"keyword": e["keyword"], "alone": round(alone, 4), "in_window": round(window, 4)})
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", type=Path)
@@ -197,7 +211,8 @@ def main(argv=None) -> int:
                 st.audio = _across_a_room(st.audio, args.seed * 1000 + i)
         r = evaluate_streams(m, streams, [], progress=False)
         per_speaker.append({"speaker": v.key, "engine": v.engine, "hours": r["hours"], "events": r["events"],
-                            "det": r["det"], "operating_points": r["operating_points"]})
+                            "det": r["det"], "operating_points": r["operating_points"],
+                            **({"span_scores": _span_scores(m, streams)} if args.in_sentence else {})})
     default = m.detector_defaults()[0]
     det = pooled_det([s["det"] for s in per_speaker], [s["events"] for s in per_speaker],
                      [s["hours"] for s in per_speaker])
@@ -229,6 +244,13 @@ def main(argv=None) -> int:
     print(f"| default ({default:g}) | {at_default['threshold']:g} | {at_default['frr']:.3f} | "
           f"{at_default['fa_per_hour']:.2f} | "
           + " / ".join(f"{e} {f:.2f}" for e, f in by_engine(at_default["threshold"]).items()) + " |")
+    if args.in_sentence:
+        spans = [x for sp in per_speaker for x in sp["span_scores"]]
+        alone, window = np.array([x["alone"] for x in spans]), np.array([x["in_window"] for x in spans])
+        print(f"\nthe keyword's span alone (zero-padded, as an enrolment clip) scores median {np.median(alone):.2f} "
+              f"(>= the default threshold {default:g}: {np.mean(alone >= default):.0%}); the 1-second window "
+              f"centred on it, with its neighbouring words: median {np.median(window):.2f} "
+              f"({np.mean(window >= default):.0%}); window model, {len(spans)} events")
     out = args.work / (f"own_voice{'_stream' if args.stream else ''}{'_room' if args.room else ''}"
                        f"{'_sentence' if args.in_sentence else ''}"
                        f"{'_' + args.tag if args.tag else ''}.json")
