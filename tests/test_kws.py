@@ -959,3 +959,41 @@ def test_a_stream_json_that_does_not_match_its_step_model_is_one_clear_error():
     for bad in (renamed, fewer):
         with pytest.raises(ValueError, match=r"stream\.json: the step model's inputs .* re-run `speechedge export`"):
             StreamStep(TFLiteModel(folder / "stream_fp32.tflite"), bad, str(folder / "stream.json"))
+
+
+def test_neighbours_fill_the_silence_around_the_word_and_leave_the_word_alone():
+    """fill_with_neighbours: the word's samples unchanged, the silence before and after it holds another word's
+    edge at a level near the word's, nothing at all with prob 0 (and no random draw changes the clips then)."""
+    from speechedge.recipes.kws_fewshot import fill_with_neighbours, voiced_spans
+
+    rng = np.random.default_rng(0)
+    x = torch.zeros(4, 16000)
+    for i in range(4):  # a 0.3 s "word" at a different place in each clip
+        s = 3200 + 1920 * i  # whole 10 ms frames
+        x[i, s: s + 4800] = torch.from_numpy(rng.normal(0, 0.1, 4800).astype(np.float32))
+    donors = torch.from_numpy(rng.normal(0, 0.5, (3, 16000)).astype(np.float32)) * (torch.arange(16000) < 9000)
+    assert voiced_spans(x)[1] == (5120, 9920) and voiced_spans(torch.zeros(1, 16000)) == [(0, 0)]
+    assert torch.equal(fill_with_neighbours(x, donors, np.random.default_rng(1), 0.0), x)
+    y = fill_with_neighbours(x, donors, np.random.default_rng(1), 1.0)
+    for i, (s, e) in enumerate(voiced_spans(x)):
+        assert torch.equal(y[i, s:e], x[i, s:e])
+        before, after = y[i, : s - 1280], y[i, e + 1280:]  # beyond the largest gap (80 ms)
+        assert before.abs().min() > 0 and after.abs().min() > 0  # filled up to the window's edges
+        ratio_db = 20 * torch.log10(before.pow(2).mean().sqrt() / x[i, s:e].pow(2).mean().sqrt())
+        assert -7 < float(ratio_db) < 4
+    # from the clips themselves: never a clip's own word next to it
+    z = fill_with_neighbours(x, x, np.random.default_rng(2), 1.0, same=True)
+    assert not torch.equal(z, x) and all(torch.equal(z[i, s:e], x[i, s:e]) for i, (s, e) in enumerate(voiced_spans(x)))
+
+
+def test_fewshot_training_with_neighbours_runs_and_resumes_exactly(gsc35, tmp_path, killed_once_then_resumed):
+    from speechedge.recipes.kws_fewshot import FewShotConfig, train
+
+    gsc_dir, manifests = gsc35
+    cfg = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, ["steps=4", "eval_every=2",
+                                                                                "neighbours_prob=0.5"]))
+    train(cfg, tmp_path / "straight")
+    killed_once_then_resumed(train, cfg, tmp_path / "resumed")
+    assert_same_run(tmp_path / "straight", tmp_path / "resumed", 4, [2, 4])
+    with pytest.raises(ValueError, match="neighbours_prob"):
+        load_config(FewShotConfig, None, ["neighbours_prob=1.5"])

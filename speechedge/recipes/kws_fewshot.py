@@ -84,6 +84,11 @@ class FewShotConfig:
     # the streaming step model sees in a stream (models/bcresnet_stream.py). 0 = isolated windows only.
     context_s: float = 0.0
     context_prob: float = 0.5
+    # running-speech windows: each clip, with this probability, gets the silence before and after its word filled
+    # with the end of another word and the start of another (0-80 ms away, -6..+3 dB against it), as the window of
+    # a keyword said inside a sentence looks (fill_with_neighbours; the shipped detector finds no such keyword:
+    # README, "A keyword said inside a sentence"); the donors are the LibriWord batch's clips when there is one
+    neighbours_prob: float = 0.0
     # start from another experiment's best checkpoint (fine-tuning; a LibriWord head of another vocabulary
     # starts fresh); the schedule and optimizer start anew
     init_from: str = ""
@@ -114,12 +119,62 @@ class FewShotConfig:
         if self.context_s < 0 or not 0 <= self.context_prob <= 1:
             raise ValueError(f"context_s must be >= 0 and context_prob in [0, 1], got {self.context_s}, "
                              f"{self.context_prob}")
+        if not 0 <= self.neighbours_prob <= 1:
+            raise ValueError(f"neighbours_prob must be in [0, 1], got {self.neighbours_prob}")
         if self.qat_consistency < 0 or (self.qat_consistency and not self.qat):
             raise ValueError(f"qat_consistency must be >= 0 and needs qat = true, got {self.qat_consistency}")
 
     @property
     def clip_samples(self) -> int:
         return int(round(self.clip_s * self.frontend.sample_rate))
+
+
+def voiced_spans(x: torch.Tensor, frame: int = 160, rel: float = 0.05) -> list[tuple[int, int]]:
+    """Per row of ``x (B, T)``: ``(start, end)`` samples from the first to the last ``frame``-sample frame whose
+    RMS reaches ``rel`` of the row's loudest frame's (as :func:`speechedge.audio.trim_silence`); ``(0, 0)`` for a
+    silent row."""
+    b, n = x.shape[0], x.shape[1] // frame
+    rms = x[:, : n * frame].reshape(b, n, frame).pow(2).mean(-1).sqrt()
+    on = rms >= rel * rms.max(1, keepdim=True).values
+    on &= rms > 0
+    first, last = on.float().argmax(1), n - 1 - on.flip(1).float().argmax(1)
+    return [(int(f) * frame, (int(la) + 1) * frame) if ok else (0, 0)
+            for f, la, ok in zip(first.tolist(), last.tolist(), on.any(1).tolist())]
+
+
+def fill_with_neighbours(x: torch.Tensor, donors: torch.Tensor, rng: np.random.Generator, prob: float,
+                         sample_rate: int = 16000, *, same: bool = False) -> torch.Tensor:
+    """``x (B, T)`` word clips with, on a ``prob`` share of them, the silence before the word filled with the
+    end of a donor clip's word and the silence after it with the start of another's (each 0-80 ms from the word,
+    scaled to -6..+3 dB of the word's RMS): the 1-second window of a word said inside a sentence. The word's own
+    samples are unchanged. ``donors (D, T)``: clips of other words; ``same``: ``donors`` is ``x`` (a clip is
+    never its own neighbour)."""
+    b, t = x.shape
+    out = x.clone()
+    spans = voiced_spans(x)
+    dspans = spans if same else voiced_spans(donors)
+    max_gap = int(0.08 * sample_rate)
+    for i in np.flatnonzero(rng.random(b) < prob).tolist():
+        s, e = spans[i]
+        if e <= s:
+            continue
+        level = x[i, s:e].pow(2).mean().sqrt()
+        for before in (True, False):
+            j = int(rng.integers(len(donors) - (1 if same else 0)))
+            j += 1 if same and j >= i else 0
+            ds, de = dspans[j]
+            gap, db = int(rng.integers(0, max_gap + 1)), float(rng.uniform(-6, 3))
+            if de <= ds:
+                continue
+            seg = donors[j, ds:de]
+            seg = seg * (level / seg.pow(2).mean().sqrt().clamp_min(1e-8) * 10 ** (db / 20))
+            if before and s - gap > 0:
+                n = min(s - gap, len(seg))
+                out[i, s - gap - n: s - gap] += seg[len(seg) - n:]
+            elif not before and e + gap < t:
+                n = min(t - e - gap, len(seg))
+                out[i, e + gap: e + gap + n] += seg[:n]
+    return out
 
 
 def _embed_all(model: FewShotKWS, clips: ClipSet, device, batch: int = 256) -> torch.Tensor:
@@ -246,6 +301,7 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         spec_gen = torch.Generator().manual_seed(cfg.seed + 99 + dist_env.rank)
         ctx_rng = np.random.default_rng(cfg.seed * 1000 + 11 + dist_env.rank)
         ctx = int(round(cfg.context_s * fe.sample_rate))
+        nb_rng = np.random.default_rng(cfg.seed * 1000 + 13 + dist_env.rank)
         accs: list[float] = []
 
         def with_context(x: torch.Tensor) -> torch.Tensor:
@@ -267,11 +323,21 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             idx = np.concatenate([ep.support.reshape(-1), ep.query])
             in_context = ctx > 0 and ctx_rng.random() < cfg.context_prob
             pad = with_context if in_context else (lambda x: x)
-            x = aug(pad(train_clips.batch(idx).to(device)))
+            ep_x = train_clips.batch(idx).to(device)
             n_fs = len(idx)
             if aux_clips is not None:
                 aidx = aux_rng.choice(len(aux_clips), cfg.aux_batch)
-                x = torch.cat([x, aug(pad(aux_clips.batch(aidx).to(device)))])
+                aux_x = aux_clips.batch(aidx).to(device)
+            if cfg.neighbours_prob > 0:
+                p = cfg.neighbours_prob
+                if aux_clips is not None:
+                    ep_x = fill_with_neighbours(ep_x, aux_x, nb_rng, p, fe.sample_rate)
+                    aux_x = fill_with_neighbours(aux_x, aux_x, nb_rng, p, fe.sample_rate, same=True)
+                else:
+                    ep_x = fill_with_neighbours(ep_x, ep_x, nb_rng, p, fe.sample_rate, same=True)
+            x = aug(pad(ep_x))
+            if aux_clips is not None:
+                x = torch.cat([x, aug(pad(aux_x))])
             feats = model.features(x)
             if cfg.spec_augment:
                 feats = spec_augment(feats, spec_gen)
@@ -309,7 +375,9 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         return TrainTask(model=model, optimizer=opt, scheduler=sched, train_step=train_step, evaluate=evaluate_val,
                          steps=cfg.steps, eval_every=cfg.eval_every, modules=modules,
                          generators={"sampler": sampler.rng, "aux": aux_rng, "aug": aug.gen, "specaug": spec_gen,
-                                     "context": ctx_rng},
+                                     "context": ctx_rng,
+                                     # only when used: checkpoints of runs without it resume as they were
+                                     **({"neighbours": nb_rng} if cfg.neighbours_prob > 0 else {})},
                          meta={"aux_vocab": aux_vocab},
                          curves=["train_loss", "train_acc", "val_acc", "val_auroc"])
 
