@@ -13,7 +13,8 @@ microphone) and the recording is heard across a room: one simulated room per spe
 0.3-0.8 s, ``speechedge.training.augment.simulate_rirs``) and pink noise or hum at 10-20 dB SNR (against the
 recording's mean power, pauses included). With ``--in-sentence`` (espeak-ng speakers only: the one engine that
 gives word timings) each keyword event is said inside one of the sentences, neither first nor last word
-(coarticulated with its neighbours, no pause), its span from espeak-ng's word events; the enrolment takes stay
+(coarticulated with its neighbours, no pause; ``--first-word``: as its first word, a wake word followed by a
+command), its span from espeak-ng's word events; the enrolment takes stay
 the word said alone. False alarms are what the speaker's *own* speech makes: the
 long-form test sets (``benchmarks/kws_longform.py``) enrol some voices and test others, and never measure that.
 
@@ -70,14 +71,14 @@ def _say_in_sentence(voice, words: list[str], k: int, rng: np.random.Generator) 
 
 
 def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed: int,
-                  in_sentence: bool = False) -> None:
+                  in_sentence: bool = False, first_word: bool = False) -> None:
     """``folder/enroll/{keyword}_{n}.wav`` (3 takes each) and ``folder/stream/stream.wav`` + ``stream.json`` (events)."""
     from speechedge.audio import write_audio
     from speechedge.io import atomic_write_text
     from speechedge.synth.corpora import vocabulary
 
     args = {"voice": voice.key, "keywords": keywords, "minutes": minutes, "seed": seed,
-            **({"in_sentence": True} if in_sentence else {})}
+            **({"in_sentence": True} if in_sentence else {}), **({"first_word": True} if first_word else {})}
     done = folder / "done.json"
     if done.exists() and json.loads(done.read_text()) == args:
         return
@@ -103,8 +104,10 @@ def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed
     for i, s in enumerate(sentences):
         if i in said and in_sentence:  # this sentence again, the keyword in place of one of its inner words
             words_i = texts[i].split()
-            for _ in range(20):
-                k = int(rng.integers(1, len(words_i) - 1))
+            for attempt in range(20):
+                if attempt >= 10:  # espeak-ng keeps merging two words of this sentence: another one
+                    words_i = [words[j] for j in rng.choice(len(words), size=int(rng.integers(6, 15)), p=probs)]
+                k = 0 if first_word else int(rng.integers(1, len(words_i) - 1))
                 try:
                     s, a, b = _say_in_sentence(voice, words_i[:k] + [said[i]] + words_i[k + 1:], k, rng)
                     break
@@ -181,6 +184,9 @@ def main(argv=None) -> int:
                    help="the recording (not the enrolment) through a simulated room with background noise")
     p.add_argument("--in-sentence", action="store_true",
                    help="each keyword event inside a sentence (espeak-ng speakers only), not alone between two")
+    p.add_argument("--first-word", action="store_true",
+                   help="with --in-sentence: the keyword is the sentence's first word (a wake word and a command "
+                        "without a pause)")
     p.add_argument("--tag", default="", help="appended to the result file's name (a variant of the model)")
     args = p.parse_args(argv)
 
@@ -193,6 +199,8 @@ def main(argv=None) -> int:
 
     keywords = [k.strip() for k in args.keywords.split(",") if k.strip()]
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if args.first_word and not args.in_sentence:
+        raise SystemExit("--first-word goes with --in-sentence")
     if args.in_sentence and engines != ["espeak"]:
         raise SystemExit("--in-sentence needs --engines espeak (the one engine with word timings)")
     voices = make_voices(args.speakers, np.random.default_rng(args.seed), engines)
@@ -200,7 +208,7 @@ def main(argv=None) -> int:
     per_speaker = []
     for i, v in enumerate(tqdm(voices, desc="speakers", unit="speaker")):
         folder = args.work / f"spk_{i:02d}"
-        synth_speaker(folder, v, keywords, args.minutes, args.seed * 1000 + i, args.in_sentence)
+        synth_speaker(folder, v, keywords, args.minutes, args.seed * 1000 + i, args.in_sentence, args.first_word)
         m = KWSModel(args.model_dir, keywords_file=folder / f"keywords_{mode}{args.tag}.json", mode=mode)
         m.forget()
         for k in keywords:
@@ -252,7 +260,7 @@ def main(argv=None) -> int:
               f"centred on it, with its neighbouring words: median {np.median(window):.2f} "
               f"({np.mean(window >= default):.0%}); window model, {len(spans)} events")
     out = args.work / (f"own_voice{'_stream' if args.stream else ''}{'_room' if args.room else ''}"
-                       f"{'_sentence' if args.in_sentence else ''}"
+                       f"{'_sentence' if args.in_sentence else ''}{'_first' if args.first_word else ''}"
                        f"{'_' + args.tag if args.tag else ''}.json")
     out.write_text(json.dumps({"model": str(args.model_dir), "mode": mode, "precision": m.precision, "room": args.room, "in_sentence": args.in_sentence,
                                "keywords": keywords, "speakers": len(voices), "minutes": args.minutes,
