@@ -53,21 +53,14 @@ def _say(voice, text: str, rng: np.random.Generator) -> np.ndarray:
 def _say_in_sentence(voice, words: list[str], k: int, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
     """``words`` said as one sentence by an espeak-ng ``voice``; returns the audio and word ``k``'s span (seconds),
     or raises ``ValueError`` when espeak-ng merged word ``k`` with a neighbour (no span of its own)."""
-    from speechedge.synth.corpora import word_spans
-    from speechedge.synth.engines import _espeak, synthesize
+    from speechedge.synth.engines import synthesize_with_spans
 
     take = _take(voice, rng)
-    text = " ".join(words)
-    # the same call on the same espeak-ng instance as synthesize() makes, for its word events (a second instance
-    # of the library's global state silences the first)
-    utt = _espeak().synthesize(text, voice=take.name, rate=int(round(175 * take.rate)),
-                              pitch=int(np.clip(round(50 * take.pitch), 0, 100)), pitch_range=50, seed=take.seed)
-    spans = word_spans(utt, words, text)
-    if spans is None:
-        raise ValueError(f"{take.key}: no word span for {words[k]!r} in {text!r}")
-    audio = synthesize(take, text) * float(rng.uniform(0.3, 0.9))
-    # synthesize() resamples to 16 kHz / vtlp and plays the result at 16 kHz: times scale by 1 / vtlp
-    return audio, spans[k].start_s / take.vtlp, spans[k].end_s / take.vtlp
+    try:
+        audio, spans = synthesize_with_spans(take, words)
+    except ValueError:
+        raise ValueError(f"{take.key}: no word span for {words[k]!r} in {' '.join(words)!r}") from None
+    return audio * float(rng.uniform(0.3, 0.9)), spans[k].start_s, spans[k].end_s
 
 
 def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed: int,

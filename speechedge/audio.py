@@ -34,6 +34,7 @@ __all__ = [
     "to_int16",
     "fit_length",
     "trim_silence",
+    "voiced_frames",
     "from_int16",
 ]
 
@@ -302,16 +303,26 @@ def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
     return out
 
 
+def voiced_frames(rms: np.ndarray, rel: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The voiced-span rule on frame RMS values ``rms (B, n)``: per row, the first and last frame whose RMS
+    exceeds ``rel`` of the row's loudest frame's, and whether there is one (a silent row has none). The one
+    definition behind :func:`trim_silence` and the training batches' word spans
+    (:func:`speechedge.recipes.kws_fewshot.voiced_spans`)."""
+    rms = np.asarray(rms, np.float64)
+    on = rms > rel * rms.max(axis=1, keepdims=True)
+    return on.argmax(1), rms.shape[1] - 1 - on[:, ::-1].argmax(1), on.any(1)
+
+
 def trim_silence(audio: np.ndarray, *, frame: int = 160, rel: float = 0.05) -> np.ndarray:
     """The voiced part of a word clip: from the first to the last ``frame``-sample frame whose RMS exceeds
-    ``rel`` of the loudest frame's (the clip itself when it is silent)."""
+    ``rel`` of the loudest frame's (:func:`voiced_frames`; the clip itself when it is silent)."""
     audio = np.asarray(audio).reshape(-1)
     n = len(audio) // frame
     if n == 0:
         return audio
-    e = np.sqrt((audio[: n * frame].astype(np.float64).reshape(n, frame) ** 2).mean(1))
-    on = np.flatnonzero(e > rel * e.max())
-    return audio[on[0] * frame: (on[-1] + 1) * frame] if on.size else audio
+    e = np.sqrt((audio[: n * frame].astype(np.float64).reshape(1, n, frame) ** 2).mean(2))
+    first, last, voiced = voiced_frames(e, rel)
+    return audio[first[0] * frame: (last[0] + 1) * frame] if voiced[0] else audio
 
 
 _SUBTYPES = {".wav": "PCM_16", ".flac": "PCM_16", ".ogg": "VORBIS"}

@@ -973,6 +973,14 @@ def test_neighbours_fill_the_silence_around_the_word_and_leave_the_word_alone():
         x[i, s: s + 4800] = torch.from_numpy(rng.normal(0, 0.1, 4800).astype(np.float32))
     donors = torch.from_numpy(rng.normal(0, 0.5, (3, 16000)).astype(np.float32)) * (torch.arange(16000) < 9000)
     assert voiced_spans(x)[1] == (5120, 9920) and voiced_spans(torch.zeros(1, 16000)) == [(0, 0)]
+    # the same rule as trim_silence (one definition, speechedge.audio.voiced_frames), on real speech too
+    from speechedge.audio import trim_silence
+
+    speech = np.concatenate([np.zeros(2400), np.sin(np.arange(6000) / 5) * np.hanning(6000), np.zeros(7600)])
+    speech = (speech * 0.3 + rng.normal(0, 1e-3, 16000)).astype(np.float32)
+    for clip in [*x.numpy(), speech]:
+        s, e = voiced_spans(torch.from_numpy(clip)[None])[0]
+        np.testing.assert_array_equal(clip[s:e], trim_silence(clip))
     assert torch.equal(fill_with_neighbours(x, donors, np.random.default_rng(1), 0.0), x)
     y = fill_with_neighbours(x, donors, np.random.default_rng(1), 1.0)
     for i, (s, e) in enumerate(voiced_spans(x)):

@@ -221,6 +221,35 @@ def test_every_engine_speaks_a_word_deterministically(engine):
     assert len(b) < len(a)
 
 
+def test_word_spans_of_a_sentence_are_where_each_word_is_spoken():
+    from speechedge.synth.engines import EngineError, Voice, synthesize_with_spans
+
+    words = ["the", "quiet", "dolphin", "swam", "home"]
+    voice = Voice("espeak", "en-gb-x-rp+m3", 1.05, 0.9, 1.12, 11)
+    audio, spans = synthesize_with_spans(voice, words)
+    assert [s.word for s in spans] == words
+    # the same samples as synthesize() (the spans describe exactly what a caller gets from it)
+    import subprocess
+    import sys
+
+    code = ("import sys; from speechedge.synth.engines import Voice, synthesize; sys.stdout.buffer.write("
+            f"synthesize(Voice(*{tuple(voice.__dict__.values())!r}), 'the quiet dolphin swam home').tobytes())")
+    plain = np.frombuffer(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout,
+                          np.float32)
+    np.testing.assert_array_equal(audio, plain)
+    # in order (a word's end may reach one 10 ms frame into the next word's first)
+    starts, ends = np.array([s.start_s for s in spans]), np.array([s.end_s for s in spans])
+    assert (ends > starts).all() and (starts[1:] >= ends[:-1] - 0.0101).all() and ends[-1] <= len(audio) / 16000 + 1e-9
+    # each span (times in the vtlp-scaled audio) holds speech and the pause-free sentence has no long gap:
+    # a span scaled by the wrong factor (1.12) would end past the audio or cut the last word
+    rms = lambda a, b: float(np.sqrt(np.mean(audio[int(a * 16000): int(b * 16000)] ** 2)))
+    assert all(rms(s.start_s, s.end_s) > 0.05 for s in spans)
+    assert rms(ends[-1], len(audio) / 16000) < 0.2 * rms(starts[-1], ends[-1])
+    assert ends[-1] * 1.12 > len(audio) / 16000  # the unscaled times would be off
+    with pytest.raises(EngineError, match="espeak-ng voice"):
+        synthesize_with_spans(Voice("pico", "en-GB"), words)
+
+
 def test_pico_does_not_depend_on_what_ran_before_it():
     """Pico reads memory it has not written; after hibari had run on the same thread its output differed from a
     fresh process's in 5 of 6 calls (and 2 of 29 corpus utterances between two runs). Interleaved with hibari

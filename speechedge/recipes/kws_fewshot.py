@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from speechedge.audio import voiced_frames
 from speechedge.features import FrontendConfig
 from speechedge.models import load_checkpoint
 from speechedge.models.fewshot import EpisodeSampler, auroc, episode_loss, mean_ci95, open_set_scores
@@ -130,16 +131,12 @@ class FewShotConfig:
 
 
 def voiced_spans(x: torch.Tensor, frame: int = 160, rel: float = 0.05) -> list[tuple[int, int]]:
-    """Per row of ``x (B, T)``: ``(start, end)`` samples from the first to the last ``frame``-sample frame whose
-    RMS reaches ``rel`` of the row's loudest frame's (as :func:`speechedge.audio.trim_silence`); ``(0, 0)`` for a
-    silent row."""
+    """Per row of ``x (B, T)``: ``(start, end)`` samples of the word, the rule of
+    :func:`speechedge.audio.trim_silence` (:func:`speechedge.audio.voiced_frames`); ``(0, 0)`` for a silent row."""
     b, n = x.shape[0], x.shape[1] // frame
-    rms = x[:, : n * frame].reshape(b, n, frame).pow(2).mean(-1).sqrt()
-    on = rms >= rel * rms.max(1, keepdim=True).values
-    on &= rms > 0
-    first, last = on.float().argmax(1), n - 1 - on.flip(1).float().argmax(1)
-    return [(int(f) * frame, (int(la) + 1) * frame) if ok else (0, 0)
-            for f, la, ok in zip(first.tolist(), last.tolist(), on.any(1).tolist())]
+    rms = x[:, : n * frame].reshape(b, n, frame).double().pow(2).mean(-1).sqrt()
+    first, last, voiced = voiced_frames(rms.cpu().numpy(), rel)
+    return [(int(f) * frame, (int(la) + 1) * frame) if ok else (0, 0) for f, la, ok in zip(first, last, voiced)]
 
 
 def fill_with_neighbours(x: torch.Tensor, donors: torch.Tensor, rng: np.random.Generator, prob: float,

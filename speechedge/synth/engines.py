@@ -28,7 +28,8 @@ import numpy as np
 
 from ..audio import from_int16, resample
 
-__all__ = ["Voice", "ENGINES", "ESPEAK_VOICES", "ESPEAK_VARIANTS", "available_engines", "check_engines", "make_voices", "prepare_engines", "synthesize", "EngineError"]
+__all__ = ["Voice", "ENGINES", "ESPEAK_VOICES", "ESPEAK_VARIANTS", "available_engines", "check_engines", "make_voices", "prepare_engines", "synthesize",
+           "synthesize_with_spans", "EngineError"]
 
 ENGINES = ("espeak", "pico", "hibari", "kokoro")
 SAMPLE_RATE = 16000
@@ -284,11 +285,14 @@ def _kokoro() -> _Kokoro:
         raise EngineError(f"the kokoro engine failed to load: {msg}") from e
 
 
+def _espeak_utterance(voice: Voice, text: str):
+    return _espeak().synthesize(text, voice=voice.name, rate=int(round(175 * voice.rate)),
+                                pitch=int(np.clip(round(50 * voice.pitch), 0, 100)), pitch_range=50, seed=voice.seed)
+
+
 def _engine_audio(voice: Voice, text: str) -> tuple[np.ndarray, int]:
     if voice.engine == "espeak":
-        utt = _espeak().synthesize(text, voice=voice.name, rate=int(round(175 * voice.rate)),
-                                   pitch=int(np.clip(round(50 * voice.pitch), 0, 100)), pitch_range=50,
-                                   seed=voice.seed)
+        utt = _espeak_utterance(voice, text)
         return from_int16(utt.samples), utt.sample_rate
     if voice.engine == "pico":
         # volume 0.5: Pico clips at its default volume
@@ -320,7 +324,34 @@ def synthesize(voice: Voice, text: str) -> np.ndarray:
     Raises:
         EngineError: the engine is not installed or produced no audio.
     """
-    audio, sr = _engine_audio(voice, text)
+    return _finish(voice, text, *_engine_audio(voice, text))
+
+
+def synthesize_with_spans(voice: Voice, words: list[str]) -> tuple[np.ndarray, list]:
+    """``words`` spoken as one sentence by an espeak-ng ``voice`` (the same samples as ``synthesize(voice,
+    " ".join(words))``) and each word's span in them: a list of :class:`speechedge.synth.corpora.WordSpan`
+    (seconds; espeak-ng's word events tightened by frame energy, see :func:`~speechedge.synth.corpora.word_spans`).
+    The other engines give no word timings.
+
+    Raises:
+        EngineError: ``voice`` is not an espeak-ng voice, or espeak-ng produced no audio.
+        ValueError: espeak-ng merged a word with a neighbour or a word has no audible frame (no span of its own).
+    """
+    from .corpora import WordSpan, word_spans
+
+    if voice.engine != "espeak":
+        raise EngineError(f"{voice.key}: word timings need an espeak-ng voice (engine 'espeak'), not {voice.engine!r}")
+    text = " ".join(words)
+    utt = _espeak_utterance(voice, text)
+    spans = word_spans(utt, words, text)
+    if spans is None:
+        raise ValueError(f"{voice.key}: espeak-ng gave no span of its own to every word of {text!r}")
+    audio = _finish(voice, text, from_int16(utt.samples), utt.sample_rate)
+    # _finish resamples to 16 kHz / vtlp and the result plays at 16 kHz: times scale by 1 / vtlp
+    return audio, [WordSpan(sp.word, sp.start_s / voice.vtlp, sp.end_s / voice.vtlp) for sp in spans]
+
+
+def _finish(voice: Voice, text: str, audio: np.ndarray, sr: int) -> np.ndarray:
     if audio.size == 0 or not np.isfinite(audio).all():
         raise EngineError(f"{voice.key}: no usable audio for {text!r}")
     # vocal-tract-length perturbation: resample to sr / vtlp and play at sr (formants and pitch x vtlp)
