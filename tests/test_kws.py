@@ -994,14 +994,43 @@ def test_neighbours_fill_the_silence_around_the_word_and_leave_the_word_alone():
     assert not torch.equal(z, x) and all(torch.equal(z[i, s:e], x[i, s:e]) for i, (s, e) in enumerate(voiced_spans(x)))
 
 
-def test_fewshot_training_with_neighbours_runs_and_resumes_exactly(gsc35, tmp_path, killed_once_then_resumed):
+def test_same_voice_neighbours_are_the_speakers_own_other_words():
+    """neighbours_voice = "same": each clip's neighbours are other words of its own speaker (a sentence's
+    neighbours), placed where pairs say; a speaker with no other word gets none."""
+    from speechedge.recipes.kws_fewshot import SameVoiceDonors, fill_with_neighbours
+    from speechedge.training.kws_data import ClipSet
+
+    rng = np.random.default_rng(0)
+    audio = np.zeros((7, 16000), np.int16)
+    for i in range(7):  # each clip's "word": a constant unique to the clip, in its middle
+        audio[i, 6000:10000] = 1000 * (i + 1)
+    labels = ["a", "b", "c", "a", "b", "a", "a"]
+    speakers = ["s1", "s1", "s1", "s2", "s2", "s3", "s3"]
+    clips = ClipSet(audio, labels, speakers)
+    donors_of = SameVoiceDonors(clips)
+    for _ in range(20):
+        donors, pairs = donors_of.draw(["s1", "s2", "s3"], ["a", "a", "a"], rng)
+        assert pairs.shape == (3, 2) and (pairs[2] == -1).all()  # s3 said only "a"
+        rows = [int(round(float(donors[j].abs().max()) * 32768 / 1000)) - 1 for j in pairs[0]]
+        assert set(rows) <= {1, 2}  # s1's other words ("b", "c"), never another speaker's, never its own word
+        assert [int(round(float(donors[j].abs().max()) * 32768 / 1000)) - 1 for j in pairs[1]] == [4, 4]
+    x = clips.batch([0, 3, 5])
+    y = fill_with_neighbours(x, donors, np.random.default_rng(1), 1.0, pairs=pairs)
+    assert not torch.equal(y[:2], x[:2]) and torch.equal(y[2], x[2])  # s3's clip keeps its silence
+    assert torch.equal(y[:, 6000:10000], x[:, 6000:10000])
+
+
+@pytest.mark.parametrize("voice", ["batch", "same"])
+def test_fewshot_training_with_neighbours_runs_and_resumes_exactly(gsc35, tmp_path, killed_once_then_resumed, voice):
     from speechedge.recipes.kws_fewshot import FewShotConfig, train
 
     gsc_dir, manifests = gsc35
-    cfg = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, ["steps=4", "eval_every=2",
-                                                                                "neighbours_prob=0.5"]))
+    cfg = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, [
+        "steps=4", "eval_every=2", "neighbours_prob=0.5", f"neighbours_voice={voice}"]))
     train(cfg, tmp_path / "straight")
     killed_once_then_resumed(train, cfg, tmp_path / "resumed")
     assert_same_run(tmp_path / "straight", tmp_path / "resumed", 4, [2, 4])
     with pytest.raises(ValueError, match="neighbours_prob"):
         load_config(FewShotConfig, None, ["neighbours_prob=1.5"])
+    with pytest.raises(ValueError, match="neighbours_voice"):
+        load_config(FewShotConfig, None, ["neighbours_voice=other"])

@@ -90,6 +90,9 @@ class FewShotConfig:
     # a keyword said inside a sentence looks (fill_with_neighbours; the shipped detector finds no such keyword:
     # README, "A keyword said inside a sentence"); the donors are the LibriWord batch's clips when there is one
     neighbours_prob: float = 0.0
+    # whose words the neighbours are: "batch" (other clips of the batch: other voices) or "same" (other words of
+    # the clip's own speaker from the training clips, as in a sentence; a speaker with no other word: "batch")
+    neighbours_voice: str = "batch"
     # start from another experiment's best checkpoint (fine-tuning; a LibriWord head of another vocabulary
     # starts fresh); the schedule and optimizer start anew
     init_from: str = ""
@@ -122,6 +125,8 @@ class FewShotConfig:
                              f"{self.context_prob}")
         if not 0 <= self.neighbours_prob <= 1:
             raise ValueError(f"neighbours_prob must be in [0, 1], got {self.neighbours_prob}")
+        if self.neighbours_voice not in ("batch", "same"):
+            raise ValueError(f"neighbours_voice must be 'batch' or 'same', got {self.neighbours_voice!r}")
         if self.qat_consistency < 0 or (self.qat_consistency and not self.qat):
             raise ValueError(f"qat_consistency must be >= 0 and needs qat = true, got {self.qat_consistency}")
 
@@ -140,12 +145,14 @@ def voiced_spans(x: torch.Tensor, frame: int = 160, rel: float = 0.05) -> list[t
 
 
 def fill_with_neighbours(x: torch.Tensor, donors: torch.Tensor, rng: np.random.Generator, prob: float,
-                         sample_rate: int = 16000, *, same: bool = False) -> torch.Tensor:
+                         sample_rate: int = 16000, *, same: bool = False, pairs: np.ndarray | None = None
+                         ) -> torch.Tensor:
     """``x (B, T)`` word clips with, on a ``prob`` share of them, the silence before the word filled with the
     end of a donor clip's word and the silence after it with the start of another's (each 0-80 ms from the word,
     scaled to -6..+3 dB of the word's RMS): the 1-second window of a word said inside a sentence. The word's own
     samples are unchanged. ``donors (D, T)``: clips of other words; ``same``: ``donors`` is ``x`` (a clip is
-    never its own neighbour)."""
+    never its own neighbour); ``pairs (B, 2)``: the donor row of each clip's word before and after (instead of
+    a random row; -1: none on that side)."""
     b, t = x.shape
     out = x.clone()
     spans = voiced_spans(x)
@@ -156,9 +163,12 @@ def fill_with_neighbours(x: torch.Tensor, donors: torch.Tensor, rng: np.random.G
         if e <= s:
             continue
         level = x[i, s:e].pow(2).mean().sqrt()
-        for before in (True, False):
-            j = int(rng.integers(len(donors) - (1 if same else 0)))
-            j += 1 if same and j >= i else 0
+        for side, before in enumerate((True, False)):
+            if pairs is None:
+                j = int(rng.integers(len(donors) - (1 if same else 0)))
+                j += 1 if same and j >= i else 0
+            elif (j := int(pairs[i, side])) < 0:
+                continue
             ds, de = dspans[j]
             gap, db = int(rng.integers(0, max_gap + 1)), float(rng.uniform(-6, 3))
             if de <= ds:
@@ -172,6 +182,37 @@ def fill_with_neighbours(x: torch.Tensor, donors: torch.Tensor, rng: np.random.G
                 n = min(t - e - gap, len(seg))
                 out[i, e + gap: e + gap + n] += seg[:n]
     return out
+
+
+class SameVoiceDonors:
+    """Other words of a clip's own speaker, from ``clips`` (the training clips): the neighbours of
+    :func:`fill_with_neighbours` with ``neighbours_voice = "same"``."""
+
+    def __init__(self, clips: ClipSet) -> None:
+        self.clips = clips
+        by: dict[str, list[int]] = {}
+        for i, s in enumerate(clips.speakers):
+            by.setdefault(s, []).append(i)
+        self.by_speaker = {s: np.asarray(v) for s, v in by.items()}
+        self.labels = np.asarray(clips.labels, dtype=object)
+
+    def draw(self, speakers: list[str], labels: list[str], rng: np.random.Generator
+             ) -> tuple[torch.Tensor, np.ndarray] | None:
+        """For each (speaker, label) two clips of that speaker with other labels: ``(donors (D, T), pairs (B, 2))``
+        (-1 where the speaker has no other word); None when no clip has one."""
+        pick = np.full((len(speakers), 2), -1)
+        rows: list[int] = []
+        for i, (s, lab) in enumerate(zip(speakers, labels)):
+            pool = self.by_speaker.get(s)
+            if pool is None:
+                continue
+            pool = pool[self.labels[pool] != lab]
+            if not len(pool):
+                continue
+            for side in range(2):
+                pick[i, side] = len(rows)
+                rows.append(int(pool[rng.integers(len(pool))]))
+        return (self.clips.batch(rows), pick) if rows else None
 
 
 def _embed_all(model: FewShotKWS, clips: ClipSet, device, batch: int = 256) -> torch.Tensor:
@@ -299,6 +340,7 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         ctx_rng = np.random.default_rng(cfg.seed * 1000 + 11 + dist_env.rank)
         ctx = int(round(cfg.context_s * fe.sample_rate))
         nb_rng = np.random.default_rng(cfg.seed * 1000 + 13 + dist_env.rank)
+        same_voice = SameVoiceDonors(train_clips) if cfg.neighbours_prob > 0 and cfg.neighbours_voice == "same" else None
         accs: list[float] = []
 
         def with_context(x: torch.Tensor) -> torch.Tensor:
@@ -325,7 +367,22 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             if aux_clips is not None:
                 aidx = aux_rng.choice(len(aux_clips), cfg.aux_batch)
                 aux_x = aux_clips.batch(aidx).to(device)
-            if cfg.neighbours_prob > 0:
+            if cfg.neighbours_prob > 0 and same_voice is not None:
+                p = cfg.neighbours_prob
+                for which, (clip_set, rows) in enumerate(((train_clips, idx), (aux_clips, aidx if aux_clips is not
+                                                                                None else None))):
+                    if clip_set is None:
+                        continue
+                    got = same_voice.draw([clip_set.speakers[r] for r in rows], [clip_set.labels[r] for r in rows],
+                                          nb_rng)
+                    if got is None:
+                        continue
+                    donors, pairs = got
+                    if which == 0:
+                        ep_x = fill_with_neighbours(ep_x, donors.to(device), nb_rng, p, fe.sample_rate, pairs=pairs)
+                    else:
+                        aux_x = fill_with_neighbours(aux_x, donors.to(device), nb_rng, p, fe.sample_rate, pairs=pairs)
+            elif cfg.neighbours_prob > 0:
                 p = cfg.neighbours_prob
                 if aux_clips is not None:
                     ep_x = fill_with_neighbours(ep_x, aux_x, nb_rng, p, fe.sample_rate)
