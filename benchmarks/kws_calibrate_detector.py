@@ -14,7 +14,8 @@ point is the one with the lowest pooled false reject rate among those at or belo
 per hour (ties: the higher threshold). Several pairs because how near ordinary speech comes depends on the
 keyword as much as on the model: with one pair the threshold fits that pair's keywords (README, "Long-form
 detection"). Each ``agree`` in ``--agree`` (default 4, smooth = agree, the rule's shipped shape) is one pass over
-the streams. The test streams are never looked at.
+the streams. The test streams are never looked at. The candidates and pooled DET curves go to
+``WORK/calibration_{window|stream}_{MODEL_DIR name}.json`` (one file per model).
 """
 from __future__ import annotations
 
@@ -95,8 +96,9 @@ def main(argv=None) -> int:
     choice["chosen_on"] = (f"development streams ({hours:.2f} h, {events} events of {len(sets)} keyword pairs "
                            f"{[s[0] for s in sets]}), lowest pooled FRR at <= {args.target_fa:g} FA/h")
     print(json.dumps(choice, indent=2))
-    atomic_write_text(args.work / f"calibration_{mode}.json", json.dumps({"choice": choice, "candidates": rows, "det": dets},
-                                                                   indent=2))
+    # one file per model (the folder's name): calibrating another model keeps this one's DET
+    out = args.work / f"calibration_{mode}_{args.model_dir.resolve().name}.json"
+    atomic_write_text(out, json.dumps({"choice": choice, "candidates": rows, "det": dets}, indent=2))
     if args.write:
         fs = args.model_dir / "fewshot.json"
         cfg = json.loads(fs.read_text())
