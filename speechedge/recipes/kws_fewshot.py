@@ -91,7 +91,7 @@ class FewShotConfig:
     # README, "A keyword said inside a sentence"); the donors are the LibriWord batch's clips when there is one
     neighbours_prob: float = 0.0
     # whose words the neighbours are: "batch" (other clips of the batch: other voices) or "same" (other words of
-    # the clip's own speaker from the training clips, as in a sentence; a speaker with no other word: "batch")
+    # the clip's own speaker from the training clips, as in a sentence; a speaker with no other word gets none)
     neighbours_voice: str = "batch"
     # start from another experiment's best checkpoint (fine-tuning; a LibriWord head of another vocabulary
     # starts fresh); the schedule and optimizer start anew
@@ -340,7 +340,8 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         ctx_rng = np.random.default_rng(cfg.seed * 1000 + 11 + dist_env.rank)
         ctx = int(round(cfg.context_s * fe.sample_rate))
         nb_rng = np.random.default_rng(cfg.seed * 1000 + 13 + dist_env.rank)
-        same_voice = SameVoiceDonors(train_clips) if cfg.neighbours_prob > 0 and cfg.neighbours_voice == "same" else None
+        same_voice = (SameVoiceDonors(train_clips) if cfg.neighbours_prob > 0 and cfg.neighbours_voice == "same"
+                      else None)
         accs: list[float] = []
 
         def with_context(x: torch.Tensor) -> torch.Tensor:
@@ -357,6 +358,17 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             return torch.cat([left, x, right], 1)
         t_eval = [time.perf_counter()]
 
+        def with_neighbours(x: torch.Tensor, clip_set: ClipSet, rows, donors: torch.Tensor, same: bool) -> torch.Tensor:
+            """``fill_with_neighbours`` on the clips ``clip_set[rows]``: donors from ``donors`` (``same``: the clips
+            themselves), or with ``neighbours_voice = "same"`` other words of each clip's own speaker."""
+            if same_voice is None:
+                return fill_with_neighbours(x, donors, nb_rng, cfg.neighbours_prob, fe.sample_rate, same=same)
+            got = same_voice.draw([clip_set.speakers[r] for r in rows], [clip_set.labels[r] for r in rows], nb_rng)
+            if got is None:
+                return x
+            return fill_with_neighbours(x, got[0].to(device), nb_rng, cfg.neighbours_prob, fe.sample_rate,
+                                        pairs=got[1])
+
         def train_step(step: int, net) -> dict:
             ep = sampler.sample()
             idx = np.concatenate([ep.support.reshape(-1), ep.query])
@@ -367,28 +379,11 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             if aux_clips is not None:
                 aidx = aux_rng.choice(len(aux_clips), cfg.aux_batch)
                 aux_x = aux_clips.batch(aidx).to(device)
-            if cfg.neighbours_prob > 0 and same_voice is not None:
-                p = cfg.neighbours_prob
-                for which, (clip_set, rows) in enumerate(((train_clips, idx), (aux_clips, aidx if aux_clips is not
-                                                                                None else None))):
-                    if clip_set is None:
-                        continue
-                    got = same_voice.draw([clip_set.speakers[r] for r in rows], [clip_set.labels[r] for r in rows],
-                                          nb_rng)
-                    if got is None:
-                        continue
-                    donors, pairs = got
-                    if which == 0:
-                        ep_x = fill_with_neighbours(ep_x, donors.to(device), nb_rng, p, fe.sample_rate, pairs=pairs)
-                    else:
-                        aux_x = fill_with_neighbours(aux_x, donors.to(device), nb_rng, p, fe.sample_rate, pairs=pairs)
-            elif cfg.neighbours_prob > 0:
-                p = cfg.neighbours_prob
+            if cfg.neighbours_prob > 0:  # the episode's clips first, their donors the LibriWord batch as drawn
+                ep_x = with_neighbours(ep_x, train_clips, idx, aux_x if aux_clips is not None else ep_x,
+                                       same=aux_clips is None)
                 if aux_clips is not None:
-                    ep_x = fill_with_neighbours(ep_x, aux_x, nb_rng, p, fe.sample_rate)
-                    aux_x = fill_with_neighbours(aux_x, aux_x, nb_rng, p, fe.sample_rate, same=True)
-                else:
-                    ep_x = fill_with_neighbours(ep_x, ep_x, nb_rng, p, fe.sample_rate, same=True)
+                    aux_x = with_neighbours(aux_x, aux_clips, aidx, aux_x, same=True)
             x = aug(pad(ep_x))
             if aux_clips is not None:
                 x = torch.cat([x, aug(pad(aux_x))])
