@@ -11,10 +11,10 @@ the engine has one), engine randomness and level (0.3-0.9 of full scale); a -65 
 whole recording (a microphone's self-noise). With ``--room`` the enrolment stays as it is (said close to the
 microphone) and the recording is heard across a room: one simulated room per speaker (pyroomacoustics, RT60
 0.3-0.8 s, ``speechedge.training.augment.simulate_rirs``) and pink noise or hum at 10-20 dB SNR (against the
-recording's mean power, pauses included). With ``--in-sentence`` (espeak-ng speakers only: the one engine that
-gives word timings) each keyword event is said inside one of the sentences, neither first nor last word
-(coarticulated with its neighbours, no pause; ``--first-word``: as its first word, a wake word followed by a
-command), its span from espeak-ng's word events; the enrolment takes stay
+recording's mean power, pauses included). With ``--in-sentence`` each keyword event is said inside one of the
+sentences, neither first nor last word (coarticulated with its neighbours, no pause; ``--first-word``: as its first
+word, a wake word followed by a command), its span from espeak-ng's word events (the other engines give none: there
+it is estimated from the sentence cut before and after the keyword, ``estimate_word_span``); the enrolment takes stay
 the word said alone. False alarms are what the speaker's *own* speech makes: the
 long-form test sets (``benchmarks/kws_longform.py``) enrol some voices and test others, and never measure that.
 
@@ -51,16 +51,24 @@ def _say(voice, text: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def _say_in_sentence(voice, words: list[str], k: int, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
-    """``words`` said as one sentence by an espeak-ng ``voice``; returns the audio and word ``k``'s span (seconds),
-    or raises ``ValueError`` when espeak-ng merged word ``k`` with a neighbour (no span of its own)."""
-    from speechedge.synth.engines import synthesize_with_spans
+    """``words`` said as one sentence by ``voice``; returns the audio and word ``k``'s span (seconds).
+
+    espeak-ng: the span from its word events; raises ``ValueError`` when espeak-ng merged word ``k`` with a
+    neighbour (no span of its own). The other engines give no word timings: the span is
+    :func:`speechedge.synth.engines.estimate_word_span`'s (from the sentence cut before and after the word).
+    """
+    from speechedge.synth.engines import estimate_word_span, synthesize_with_spans
 
     take = _take(voice, rng)
+    gain = float(rng.uniform(0.3, 0.9))
+    if voice.engine != "espeak":
+        audio, a, b = estimate_word_span(take, words, k)
+        return audio * gain, a, b
     try:
         audio, spans = synthesize_with_spans(take, words)
     except ValueError:
         raise ValueError(f"{take.key}: no word span for {words[k]!r} in {' '.join(words)!r}") from None
-    return audio * float(rng.uniform(0.3, 0.9)), spans[k].start_s, spans[k].end_s
+    return audio * gain, spans[k].start_s, spans[k].end_s
 
 
 def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed: int,
@@ -111,7 +119,8 @@ def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed
             pause = np.zeros(int(16000 * rng.uniform(0.3, 1.0)), np.float32)
             start = (t + len(pause)) / 16000
             events.append({"keyword": said[i], "start_s": round(start + a, 3), "end_s": round(start + b, 3),
-                           "speaker": voice.key, "engine": voice.engine, "in_sentence": True})
+                           "speaker": voice.key, "engine": voice.engine, "in_sentence": True,
+                           "span": "word events" if voice.engine == "espeak" else "estimated"})
             parts += [pause, s.astype(np.float32)]
             t += len(pause) + len(s)
             continue
@@ -176,7 +185,8 @@ def main(argv=None) -> int:
     p.add_argument("--room", action="store_true",
                    help="the recording (not the enrolment) through a simulated room with background noise")
     p.add_argument("--in-sentence", action="store_true",
-                   help="each keyword event inside a sentence (espeak-ng speakers only), not alone between two")
+                   help="each keyword event inside a sentence, not alone between two (its span: espeak-ng's word "
+                        "events, estimated for the other engines)")
     p.add_argument("--first-word", action="store_true",
                    help="with --in-sentence: the keyword is the sentence's first word (a wake word and a command "
                         "without a pause)")
@@ -194,8 +204,6 @@ def main(argv=None) -> int:
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if args.first_word and not args.in_sentence:
         raise SystemExit("--first-word goes with --in-sentence")
-    if args.in_sentence and engines != ["espeak"]:
-        raise SystemExit("--in-sentence needs --engines espeak (the one engine with word timings)")
     voices = make_voices(args.speakers, np.random.default_rng(args.seed), engines)
     mode = "stream" if args.stream else "window"
     per_speaker = []
