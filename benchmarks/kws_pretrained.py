@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-groups", type=int, default=8, help="synthesis worker groups (part of the corpora's "
                    "identity: 8 as every other corpus of the project; 32 keeps a 16-core machine busy)")
     p.add_argument("--ship", action="store_true", help="copy the export into speechedge/pretrained/kws_fewshot")
+    p.add_argument("--init-command", default="",
+                   help="with --set init_from=EXP: the command that trained EXP (quoted in the model card)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (e.g. tau=2); use with --tag")
     p.add_argument("--episode-words", choices=("gsc", "gsc+aux"), default="gsc",
@@ -307,6 +309,12 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
               "on isolated windows); numbers in the README, \"Streaming detection\".")
     hardware = (f", {wall:.1f} min on one GPU (augmentation on the GPU)" if on_gpu
                 else f", {wall:.0f} min on {trained.get('threads', cfg.threads)} CPU threads")
+    if cfg.init_from:  # a continuation: say what it continued and how that was made
+        src = json.loads((Path(cfg.init_from) / "config.json").read_text())
+        hardware += (f", continuing `{Path(cfg.init_from).name}` (its best checkpoint: {src['steps']} steps of the "
+                     f"same recipe at lr {src['lr']:g}, `{args.init_command}`)" if args.init_command else
+                     f", continuing `{Path(cfg.init_from).name}` (its best checkpoint: {src['steps']} steps of the "
+                     f"same recipe at lr {src['lr']:g})")
     return f"""# Pretrained few-shot keyword spotter (BC-ResNet-{cfg.tau:g}, D-ProtoNet + word supervision)
 
 An embedding network for open-set few-shot keyword spotting: enrol a keyword from 3-5 recordings, detect it in
