@@ -1,7 +1,8 @@
 """Own-voice detection: what one user gets from ``speechedge demo kws --enroll-mic`` and then talking.
 
     python benchmarks/kws_own_voice.py MODEL WORK [--speakers 12] [--minutes 8] [--keywords dolphin,lantern]
-        [--engines espeak,hibari,pico,kokoro] [--stream] [--room] [--in-sentence] [--tag NAME]
+        [--engines espeak,hibari,pico,kokoro] [--stream] [--room] [--in-sentence [--first-word]] [--enroll-context N]
+        [--tag NAME]
 
 Each of ``--speakers`` synthetic speakers (the engines in turn) enrols two keywords with 3 takes of its own, then
 speaks ``--minutes`` of its own sentences (Zipf text over 4,000 words, without the keywords) and says each keyword
@@ -15,7 +16,8 @@ recording's mean power, pauses included). With ``--in-sentence`` each keyword ev
 sentences, neither first nor last word (coarticulated with its neighbours, no pause; ``--first-word``: as its first
 word, a wake word followed by a command), its span from espeak-ng's word events (the other engines give none: there
 it is estimated from the sentence cut before and after the keyword, ``estimate_word_span``); the enrolment takes stay
-the word said alone. False alarms are what the speaker's *own* speech makes: the
+the word said alone (``--enroll-context N``: N more takes per keyword, each said inside another sentence of the
+speaker's and cut as the 1-second window centred on it). False alarms are what the speaker's *own* speech makes: the
 long-form test sets (``benchmarks/kws_longform.py``) enrol some voices and test others, and never measure that.
 
 For each speaker a model with only that speaker's two keywords enrolled runs over that speaker's recording; the
@@ -142,6 +144,42 @@ def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed
     atomic_write_text(done, json.dumps(args))
 
 
+def synth_context_enrolment(folder: Path, voice, keywords: list[str], takes: int, seed: int) -> None:
+    """``folder/{keyword}_{n}.wav``: ``takes`` enrolment clips per keyword said inside a sentence of the speaker's
+    own (Zipf text without the keywords, the keyword neither first nor last word), each the 1-second window centred
+    on the keyword's span: what enrolling from phrases would keep if it knew where the keyword is."""
+    from speechedge.audio import write_audio
+    from speechedge.io import atomic_write_text
+    from speechedge.synth.corpora import vocabulary
+
+    args = {"voice": voice.key, "keywords": keywords, "takes": takes, "seed": seed}
+    done = folder / "done.json"
+    if done.exists() and json.loads(done.read_text()) == args:
+        return
+    rng = np.random.default_rng([seed, 99])
+    words, probs = vocabulary(4000)
+    keep = np.array([w not in keywords for w in words])
+    words, probs = [w for w, ok in zip(words, keep) if ok], probs[keep] / probs[keep].sum()
+    for kw in keywords:
+        n = 0
+        for _ in range(20 * takes):
+            if n == takes:
+                break
+            ws = [words[j] for j in rng.choice(len(words), size=int(rng.integers(6, 12)), p=probs)]
+            k = int(rng.integers(1, len(ws) - 1))
+            try:
+                audio, a, b = _say_in_sentence(voice, ws[:k] + [kw] + ws[k + 1:], k, rng)
+            except ValueError:
+                continue
+            c = int((a + b) / 2 * 16000)
+            audio = np.concatenate([np.zeros(8000, np.float32), audio.astype(np.float32), np.zeros(8000, np.float32)])
+            write_audio(folder / f"{kw}_{n}.wav", audio[c: c + 16000], 16000)
+            n += 1
+        if n < takes:
+            raise RuntimeError(f"{voice.key}: espeak-ng gave no span for {kw!r} in {20 * takes} sentences")
+    atomic_write_text(done, json.dumps(args))
+
+
 def _across_a_room(audio: np.ndarray, seed: int) -> np.ndarray:
     """``audio`` through one simulated room (RT60 0.3-0.8 s) plus pink noise or hum at 10-20 dB SNR."""
     from scipy.signal import fftconvolve
@@ -190,6 +228,9 @@ def main(argv=None) -> int:
     p.add_argument("--first-word", action="store_true",
                    help="with --in-sentence: the keyword is the sentence's first word (a wake word and a command "
                         "without a pause)")
+    p.add_argument("--enroll-context", type=int, default=0, metavar="N",
+                   help="N more enrolment takes per keyword, each said inside a sentence (the 1-second window centred "
+                        "on it), besides the 3 said alone")
     p.add_argument("--tag", default="", help="appended to the result file's name (a variant of the model)")
     args = p.parse_args(argv)
 
@@ -212,8 +253,13 @@ def main(argv=None) -> int:
         synth_speaker(folder, v, keywords, args.minutes, args.seed * 1000 + i, args.in_sentence, args.first_word)
         m = KWSModel(args.model_dir, keywords_file=folder / f"keywords_{mode}{args.tag}.json", mode=mode)
         m.forget()
+        if args.enroll_context:
+            synth_context_enrolment(folder / "enroll_context", v, keywords, args.enroll_context, args.seed * 1000 + i)
         for k in keywords:
-            m.enroll(k, [read_audio(f, sample_rate=16000)[0] for f in sorted((folder / "enroll").glob(f"{k}_*.wav"))])
+            takes = sorted((folder / "enroll").glob(f"{k}_*.wav"))
+            if args.enroll_context:
+                takes += sorted((folder / "enroll_context").glob(f"{k}_*.wav"))
+            m.enroll(k, [read_audio(f, sample_rate=16000)[0] for f in takes])
         streams = load_streams(folder / "stream", positive=True)
         if args.room:
             for st in streams:
@@ -262,6 +308,7 @@ def main(argv=None) -> int:
               f"({np.mean(window >= default):.0%}); window model, {len(spans)} events")
     out = args.work / (f"own_voice{'_stream' if args.stream else ''}{'_room' if args.room else ''}"
                        f"{'_sentence' if args.in_sentence else ''}{'_first' if args.first_word else ''}"
+                       f"{f'_ctx{args.enroll_context}' if args.enroll_context else ''}"
                        f"{'_' + args.tag if args.tag else ''}.json")
     out.write_text(json.dumps({"model": str(args.model_dir), "mode": mode, "precision": m.precision, "room": args.room, "in_sentence": args.in_sentence,
                                "keywords": keywords, "speakers": len(voices), "minutes": args.minutes,
