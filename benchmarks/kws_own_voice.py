@@ -62,15 +62,16 @@ def _say_in_sentence(voice, words: list[str], k: int, rng: np.random.Generator) 
     from speechedge.synth.engines import estimate_word_span, synthesize_with_spans
 
     take = _take(voice, rng)
-    gain = float(rng.uniform(0.3, 0.9))
     if voice.engine != "espeak":
         audio, a, b = estimate_word_span(take, words, k)
-        return audio * gain, a, b
-    try:
-        audio, spans = synthesize_with_spans(take, words)
-    except ValueError:
-        raise ValueError(f"{take.key}: no word span for {words[k]!r} in {' '.join(words)!r}") from None
-    return audio * gain, spans[k].start_s, spans[k].end_s
+    else:
+        try:
+            audio, spans = synthesize_with_spans(take, words)
+        except ValueError:
+            raise ValueError(f"{take.key}: no word span for {words[k]!r} in {' '.join(words)!r}") from None
+        a, b = spans[k].start_s, spans[k].end_s
+    # the level after the synthesis (as before other engines were allowed): the same draws, the same recordings
+    return audio * float(rng.uniform(0.3, 0.9)), a, b
 
 
 def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed: int,

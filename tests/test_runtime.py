@@ -739,7 +739,8 @@ def test_pooled_det_sums_misses_and_false_alarms_at_each_shared_threshold():
 def test_a_quiet_microphone_is_brought_to_the_models_level(gsc35, mode, tmp_path):
     """The shipped model's level.json: a keyword said 30 dB quieter than its enrolment is still found, with
     the score of the loud one (within 0.05); two quiet copies embed the same. Without the normalization the same
-    quiet keyword scores near zero (what the shipped detector did before 2026-12-06)."""
+    quiet keyword is missed: it scores below the detector's threshold (the model shipped until 2026-12-07 scored
+    it near zero, the one trained with gain augmentation since then about 0.55 in the window mode)."""
     from speechedge.pretrained import pretrained_dir
     from speechedge.runtime import KWSModel, StreamingKWS
 
@@ -761,13 +762,16 @@ def test_a_quiet_microphone_is_brought_to_the_models_level(gsc35, mode, tmp_path
             stream = np.concatenate([silence, gain * clips["sheila"][3], silence])
             found = [d.keyword for i in range(0, len(stream), 1600) for d in det.push(stream[i: i + 1600])]
             best[normalized, gain] = max(r["sheila"] for _, r in det.trace)
-            if normalized:
-                assert found == ["sheila"], (gain, found)
+            threshold = det.threshold
+            if normalized or gain == 1.0:
+                assert found == ["sheila"], (normalized, gain, found)
+            else:
+                assert found == [], found
         if normalized:
             a, b = m.embed(0.03 * clips["sheila"][3]), m.embed(0.01 * clips["sheila"][3])
             assert np.linalg.norm(a - b) < 1e-3 * np.linalg.norm(a)
     assert abs(best[True, 0.03] - best[True, 1.0]) < 0.05, best
-    assert best[False, 0.03] < 0.5 < best[False, 1.0], best
+    assert best[False, 0.03] < threshold < best[False, 1.0], best
 
 
 def test_keywords_enrolled_before_the_input_level_are_named(gsc35, tmp_path, caplog):
