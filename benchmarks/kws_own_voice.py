@@ -74,12 +74,20 @@ def _say_in_sentence(voice, words: list[str], k: int, rng: np.random.Generator) 
     return audio * float(rng.uniform(0.3, 0.9)), a, b
 
 
+def _vocabulary_without(keywords: list[str]) -> tuple[list[str], np.ndarray]:
+    """The 4,000-word Zipf vocabulary of the speakers' sentences, the keywords taken out (probabilities renormalised)."""
+    from speechedge.synth.corpora import vocabulary
+
+    words, probs = vocabulary(4000)
+    keep = np.array([w not in keywords for w in words])
+    return [w for w, ok in zip(words, keep) if ok], probs[keep] / probs[keep].sum()
+
+
 def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed: int,
                   in_sentence: bool = False, first_word: bool = False) -> None:
     """``folder/enroll/{keyword}_{n}.wav`` (3 takes each) and ``folder/stream/stream.wav`` + ``stream.json`` (events)."""
     from speechedge.audio import write_audio
     from speechedge.io import atomic_write_text
-    from speechedge.synth.corpora import vocabulary
 
     args = {"voice": voice.key, "keywords": keywords, "minutes": minutes, "seed": seed,
             **({"in_sentence": True} if in_sentence else {}), **({"first_word": True} if first_word else {})}
@@ -90,9 +98,7 @@ def synth_speaker(folder: Path, voice, keywords: list[str], minutes: float, seed
     for k in keywords:
         for n in range(3):
             write_audio(folder / "enroll" / f"{k}_{n}.wav", _say(voice, k, rng), 16000)
-    words, probs = vocabulary(4000)
-    keep = np.array([w not in keywords for w in words])
-    words, probs = [w for w, ok in zip(words, keep) if ok], probs[keep] / probs[keep].sum()
+    words, probs = _vocabulary_without(keywords)
     sentences: list[np.ndarray] = []
     texts: list[str] = []
     total = 0
@@ -151,16 +157,13 @@ def synth_context_enrolment(folder: Path, voice, keywords: list[str], takes: int
     on the keyword's span: what enrolling from phrases would keep if it knew where the keyword is."""
     from speechedge.audio import write_audio
     from speechedge.io import atomic_write_text
-    from speechedge.synth.corpora import vocabulary
 
     args = {"voice": voice.key, "keywords": keywords, "takes": takes, "seed": seed}
     done = folder / "done.json"
     if done.exists() and json.loads(done.read_text()) == args:
         return
     rng = np.random.default_rng([seed, 99])
-    words, probs = vocabulary(4000)
-    keep = np.array([w not in keywords for w in words])
-    words, probs = [w for w, ok in zip(words, keep) if ok], probs[keep] / probs[keep].sum()
+    words, probs = _vocabulary_without(keywords)
     for kw in keywords:
         n = 0
         for _ in range(20 * takes):
