@@ -16,6 +16,8 @@ Every stage is resumable (a finished stage is reused, training resumes from its 
    words x validation speakers, test words x test speakers);
 4. training: ``speechedge/recipes/configs/kws_fewshot_voices.toml`` (BC-ResNet-1, D-ProtoNet episodes on the
    15 splitGSC training words + lambda x cross-entropy over the auxiliary words, realistic augmentation);
+   ``--add-train LABEL=FOLDER`` adds another Speech Commands-layout folder's train-split clips (e.g. Kokoro-82M
+   voices, too slow to synthesize at the corpus's scale on a small machine) to both, for that ``--tag`` only;
 5. evaluation on the 10 test keywords (never trained on), 5-way 1- and 5-shot, 1000 episodes with 95% CIs:
    (a) held-out speakers of the training engines, (b) the held-out engines' speakers (synthesizers never heard
    in training; none with ``--held-out-engines ""``: then ``--extra-test`` names the unseen-engine test);
@@ -57,6 +59,38 @@ def _filter(src: Path, dst: Path, keep) -> int:
     return len(rows)
 
 
+def _add_train(specs: list[str], episodes: Path, aux: Path, episodes_out: Path, aux_out: Path) -> dict:
+    """Episode and auxiliary-word manifests with the train-split clips of each ``LABEL=FOLDER`` added: every
+    clip of a word the episodes already draw from goes into the episodes, every clip of an auxiliary word into
+    the cross-entropy data (the head's classes stay those of the base corpus, so a continuation keeps its head)."""
+    from dataclasses import replace
+
+    from speechedge.manifest import ClipRecord, read_manifest, write_manifest
+
+    def rows(path: Path) -> list:  # absolute audio paths (manifests may hold paths relative to their folder)
+        return [replace(r, path=str((path.parent / r.path).resolve())) for r in read_manifest(path, ClipRecord)]
+
+    ep, ax = rows(episodes), rows(aux)
+    ep_words, aux_words = {r.word for r in ep}, {r.word for r in ax if r.split == "train"}
+    out = {}
+    for spec in specs:
+        label, _, folder = spec.partition("=")
+        if not label or not (Path(folder) / "manifest.jsonl").is_file():
+            raise SystemExit(f"--add-train {spec!r}: expected LABEL=FOLDER, a Speech Commands-layout folder with a "
+                             "manifest.jsonl (`speechedge synth speech-commands`)")
+        new = [r for r in rows(Path(folder) / "manifest.jsonl") if r.split == "train"]
+        to_ep, to_aux = [r for r in new if r.word in ep_words], [r for r in new if r.word in aux_words]
+        if not to_ep and not to_aux:
+            raise SystemExit(f"--add-train {spec!r}: none of its words is a training word of this corpus")
+        ep += to_ep
+        ax += to_aux
+        out[label] = {"folder": str(Path(folder).resolve()), "clips": len(new), "speakers": len({r.speaker for r in new}),
+                      "words": len({r.word for r in new}), "episode_clips": len(to_ep), "aux_clips": len(to_aux)}
+    write_manifest(episodes_out, ep)  # the stage marker is written after both: a kill leaves no half-made variant
+    write_manifest(aux_out, ax)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="work/pretrained", type=Path)
@@ -96,6 +130,10 @@ def main(argv=None) -> int:
                         "engine of every model until 2026-12-06); '' for none")
     p.add_argument("--aux-engines", default=None,
                    help="engines of the auxiliary word corpus (default: --train-engines)")
+    p.add_argument("--add-train", action="append", default=[], metavar="LABEL=FOLDER",
+                   help="also train on the train-split clips of a Speech Commands-layout folder (e.g. Kokoro-82M "
+                        "voices from `speechedge synth speech-commands --engines kokoro`): in the episodes and, for "
+                        "the auxiliary words, in the cross-entropy data; per variant (with --tag)")
     p.add_argument("--tag", default="", help="name of this variant: exp{tag}/, export{tag}/, results{tag}.json "
                    "(data stages are shared)")
     args = p.parse_args(argv)
@@ -181,11 +219,19 @@ def main(argv=None) -> int:
     from speechedge.training.config import load_config
 
     m = work / "manifests"
-    cfg = load_config(FewShotConfig, str(files("speechedge.recipes") / "configs" / "kws_fewshot_voices.toml"), [
-        f"train_manifest={m / ('train.jsonl' if args.episode_words == 'gsc' else 'train_gsc+aux.jsonl')}", f"val_manifest={m / 'val.jsonl'}",
-        f"noise_dir={work / 'keywords' / '_background_noise_'}", f"libriword_manifest={work / 'aux_words' / 'manifest.jsonl'}",
-        f"steps={args.steps}", f"threads={args.threads}", f"seed={args.seed}", *args.set])
     tag = args.tag
+    train_manifest = m / ("train.jsonl" if args.episode_words == "gsc" else "train_gsc+aux.jsonl")
+    aux_manifest = work / "aux_words" / "manifest.jsonl"
+    if args.add_train:
+        added = _stage(work, f"add_train{tag}", lambda: _add_train(args.add_train, train_manifest, aux_manifest,
+                                                                  m / f"episodes{tag}.jsonl", m / f"aux{tag}.jsonl"))
+        sizes = {**sizes, "added": {k: v for k, v in added.items() if not k.startswith("_")}}
+        train_manifest, aux_manifest = m / f"episodes{tag}.jsonl", m / f"aux{tag}.jsonl"
+        print(f"added to training: {sizes['added']}", file=sys.stderr)
+    cfg = load_config(FewShotConfig, str(files("speechedge.recipes") / "configs" / "kws_fewshot_voices.toml"), [
+        f"train_manifest={train_manifest}", f"val_manifest={m / 'val.jsonl'}",
+        f"noise_dir={work / 'keywords' / '_background_noise_'}", f"libriword_manifest={aux_manifest}",
+        f"steps={args.steps}", f"threads={args.threads}", f"seed={args.seed}", *args.set])
     exp = work / f"exp{tag}"
     record = _stage(work, f"train{tag}", lambda: train(cfg, exp))
 
@@ -253,13 +299,19 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
     train_e = [e.strip() for e in args.train_engines.split(",") if e.strip()]
     held_e = [e.strip() for e in args.held_out_engines.split(",") if e.strip()]
     aux_e = [e.strip() for e in (args.aux_engines or args.train_engines).split(",") if e.strip()]
+    added = sizes.get("added", {})
+    added_e = [label.lower().split("-")[0] for label in added]  # "Kokoro-82M" -> "kokoro"
+    added_text = "".join(
+        f"\n- Added ({label}, `--add-train`): the train-split clips of `{Path(a['folder']).name}` ({a['clips']} clips, "
+        f"{a['words']} words, {a['speakers']} speakers): {a['episode_clips']} in the episodes, {a['aux_clips']} in the "
+        "word-supervision data." for label, a in added.items())
 
     def listed(engines) -> str:
         n = [names.get(e, e) for e in engines]
         return n[0] if len(n) == 1 else ", ".join(n[:-1]) + " and " + n[-1]
 
     def kind(label: str) -> str:  # an extra test folder of a training engine holds new voices, not a new engine
-        trained = any(label.lower().startswith(e) for e in train_e)
+        trained = any(label.lower().startswith(e) for e in train_e + added_e)
         return "held-out voices of a training engine" if trained else "unseen synthesizer"
 
     hk = _held_out_key(held_e)
@@ -337,7 +389,7 @@ a stream (`speechedge demo kws --enroll a.wav b.wav c.wav --name WORD`). fp32 TF
   and noise floor. Training uses the 15 splitGSC training words from the {listed(train_e)} speakers of the
   training split ({sizes['train']} clips); validation the 10 splitGSC validation words ({sizes['val']} clips).
 - Word supervision (LibriWord-style): {args.aux_words} frequent English words x {args.aux_voices}
-  {listed(aux_e)} speakers (cross-entropy head, weight {cfg.aux_weight:g}, dropped at inference){episodes_note}.
+  {listed(aux_e)} speakers (cross-entropy head, weight {cfg.aux_weight:g}, dropped at inference){episodes_note}.{added_text}
 - Augmentation: simulated rooms (RT60 {cfg.augment.rt60_s[0]:g}-{cfg.augment.rt60_s[1]:g} s, p={cfg.augment.reverb_prob:g}),
   babble (p={cfg.augment.babble_prob:g}), noise incl. music-like and hum (p={cfg.augment.noise_prob:g}, SNR
   {cfg.augment.snr_db[0]:g}-{cfg.augment.snr_db[1]:g} dB), microphone colouring / band-limiting
@@ -385,7 +437,7 @@ python benchmarks/kws_pretrained.py --work {args.work} --voices {args.voices} --
     --aux-voices {args.aux_voices} --steps {args.steps} --threads {args.threads} --seed {args.seed} \\
     --train-engines {args.train_engines} --held-out-engines "{args.held_out_engines}"{f" --aux-engines {args.aux_engines}" if args.aux_engines else ""} \\
     --episode-words {args.episode_words}{f" --max-groups {args.max_groups}" if args.max_groups != 8 else ""} {" ".join(f"--set {x}" for x in args.set)}{f" --tag {args.tag}" if args.tag else ""} \\
-    {" ".join(f'--extra-test "{x}"' for x in args.extra_test)} --ship{f' --init-command "{args.init_command}"' if args.init_command else ""}{f" --card-notes {args.card_notes}" if args.card_notes else ""}
+    {" ".join(f'--extra-test "{x}"' for x in args.extra_test)}{"".join(f' --add-train "{x}"' for x in args.add_train)} --ship{f' --init-command "{args.init_command}"' if args.init_command else ""}{f" --card-notes {args.card_notes}" if args.card_notes else ""}
 ```
 ({cfg.steps} training steps; config `speechedge/recipes/configs/kws_fewshot_voices.toml`.){made_text}
 """
