@@ -26,8 +26,9 @@ apt_install() {  # only what is missing, only when we can (root); otherwise say 
 
 if command -v dpkg >/dev/null; then
   # libportaudio2: the microphone path (sounddevice); python3-venv: Debian's python3 lacks venv without it;
-  # g++: the test that compiles the firmware header --target mcu writes
-  pkgs=(libportaudio2 g++)
+  # g++: the test that compiles the firmware header --target mcu writes; flite: CMU Flite, the speech engine
+  # no model trains on (the unseen-engine test sets)
+  pkgs=(libportaudio2 g++ flite)
   "$PY" -c "import ensurepip, venv" 2>/dev/null || pkgs+=(python3-venv)
   apt_install "${pkgs[@]}"
 fi

@@ -195,13 +195,14 @@ def test_voices_spread_over_engines_and_are_distinct():
         make_voices(3, np.random.default_rng(0), ("festival",))
 
 
-@pytest.mark.parametrize("engine", ["espeak", "pico", "hibari"])
+@pytest.mark.parametrize("engine", ["espeak", "pico", "hibari", "flite"])
 def test_every_engine_speaks_a_word_deterministically(engine):
     from speechedge.synth.engines import Voice, available_engines, synthesize
 
     if engine not in available_engines():
-        pytest.skip(f"{engine} is not installed (pip install 'speechedge[data]')")
-    voice = Voice(engine, {"espeak": "en-us+f2", "pico": "en-GB", "hibari": "heart"}[engine], 1.1, 1.2, 0.9, 7)
+        pytest.skip(f"{engine} is not installed (pip install 'speechedge[data]'; flite: apt-get install flite)")
+    voice = Voice(engine, {"espeak": "en-us+f2", "pico": "en-GB", "hibari": "heart", "flite": "slt"}[engine],
+                  1.1, 1.2, 0.9, 7)
     a = synthesize(voice, "pineapple")
     assert a.dtype == np.float32 and 0.3 < len(a) / 16000 < 2.5 and abs(np.abs(a).max() - 0.9) < 1e-6
     frames = a[: len(a) // 160 * 160].reshape(-1, 160)
@@ -328,6 +329,29 @@ def test_pico_does_not_depend_on_what_ran_before_it():
         os.kill(pid, 9)
     os.waitpid(pid, 0)
     assert child == fresh
+
+
+def test_flite_voices_follow_their_pitch_and_rate_and_bad_voices_are_refused():
+    import librosa
+
+    from speechedge.synth.engines import EngineError, FLITE_VOICES, Voice, available_engines, synthesize
+
+    if "flite" not in available_engines():
+        pytest.skip("flite is not installed (apt-get install flite)")
+
+    def f0_and_length(voice):
+        a = synthesize(voice, "pineapple and jupiter")
+        f0, voiced, _ = librosa.pyin(a, fmin=50, fmax=400, sr=16000)
+        return float(np.nanmedian(f0[voiced])), len(a) / 16000
+
+    for name in ("slt", "awb"):
+        base_f0, base_s = f0_and_length(Voice("flite", name))
+        assert abs(base_f0 / FLITE_VOICES[name] - 1) < 0.15  # the table's mean F0 is the voice's
+        high_f0, _ = f0_and_length(Voice("flite", name, pitch=1.25))
+        _, fast_s = f0_and_length(Voice("flite", name, rate=1.25))
+        assert high_f0 / base_f0 > 1.15 and fast_s / base_s < 0.9
+    with pytest.raises(EngineError, match="flite voice must be one of"):
+        synthesize(Voice("flite", "nobody"), "pineapple")
 
 
 def test_kokoro_speaks_words_in_distinct_style_mixes():

