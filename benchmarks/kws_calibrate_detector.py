@@ -48,7 +48,12 @@ def main(argv=None) -> int:
                    "one pass over the streams)")
     p.add_argument("--stream", action="store_true", help="the streaming step model's operating point")
     p.add_argument("--write", action="store_true", help="write the chosen point into MODEL_DIR/fewshot.json")
+    p.add_argument("--enroll-text", action="store_true",
+                   help="enrol each keyword with 24 synthetic renderings of its name added to the recordings "
+                        "(`demo kws --enroll-text`); measures only (not with --write)")
     args = p.parse_args(argv)
+    if args.enroll_text and args.write:
+        raise SystemExit("--enroll-text measures text enrolment at the model's operating point; it does not --write")
     try:
         agrees = [int(a) for a in args.agree.split(",")]
     except ValueError:
@@ -71,6 +76,10 @@ def main(argv=None) -> int:
         pos, neg = synth_streams(work / "streams", list(words), seed=stream_seed, speech_minutes=minutes * 5 / 6,
                                  noise_minutes=minutes / 12, music_minutes=minutes / 12, progress=False)
         clips = {w: [read_audio(f, sample_rate=sr)[0] for f in sorted((enroll / w).glob("*.wav"))] for w in words}
+        if args.enroll_text:
+            from speechedge.synth.engines import render_keyword
+
+            clips = {w: c + render_keyword(w) for w, c in clips.items()}
         sets.append(("_".join(words), load_streams(pos, positive=True), load_streams(neg, positive=False), clips))
     rows, dets = [], {}
     for agree in agrees:
@@ -100,7 +109,7 @@ def main(argv=None) -> int:
                            f"{[s[0] for s in sets]}), lowest pooled FRR at <= {args.target_fa:g} FA/h")
     print(json.dumps(choice, indent=2))
     # one file per model (the folder's name): calibrating another model keeps this one's DET
-    out = args.work / f"calibration_{mode}_{args.model_dir.resolve().name}.json"
+    out = args.work / f"calibration_{mode}{'_text' if args.enroll_text else ''}_{args.model_dir.resolve().name}.json"
     atomic_write_text(out, json.dumps({"choice": choice, "candidates": rows, "det": dets}, indent=2))
     if args.write:
         fs = args.model_dir / "fewshot.json"

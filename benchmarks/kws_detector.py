@@ -31,6 +31,10 @@ and what was tried on top of rule 5 (only 18 kept):
 25-27. adaptive symmetric normalisation (AS-norm, speaker verification's score normalisation): the distance
     z-scored against the 20 / 50 / 100 background windows nearest to the enrolment clip and against those nearest
     to the window, the two averaged (the window side also normalises windows of voices that sit near everything);
+28. rule 18 with text enrolment by several engines: 8 renderings of the keyword's name per ``--text-engines``
+    engine (default the shipped model's training engines, espeak-ng, Pico and hibari) as extra exemplars, each
+    calibrated on its own (rule 8 used espeak-ng alone and one scale per keyword);
+29. those renderings alone, without the recorded clips (a keyword enrolled from its written name);
 
 and, with ``--within-class EMB.npz`` (embeddings of a labelled word corpus, ``benchmarks/kws_within_class.py``),
 distances in an embedding space normalised against how voices move a word's embedding (the within-word
@@ -136,6 +140,8 @@ def main(argv=None) -> int:
                         "frames are replaced by silence, alone and as the better of the two windows)")
     p.add_argument("--within-class", type=Path, default=None,
                    help="embeddings of a labelled word corpus (benchmarks/kws_within_class.py): adds rules 12-17")
+    p.add_argument("--text-engines", default="espeak,pico,hibari",
+                   help="rule 28: the engines whose voices (8 each) render the keyword's name")
     args = p.parse_args(argv)
     from speechedge.pretrained import pretrained_dir
 
@@ -151,6 +157,10 @@ def main(argv=None) -> int:
     pos = load_streams(work / "streams" / "positives", positive=True)
     neg = load_streams(work / "streams" / "negatives", positive=False)
     lv = "" if model.level is None else "_level"  # caches of windows with the input level normalization apart
+    import hashlib
+
+    # and of each model apart (a cache of another model's embeddings would score garbage)
+    lv += "_" + hashlib.sha1(b"".join(f.read_bytes() for f in sorted(Path(model.folder).glob("*.tflite")))).hexdigest()[:8]
     emb = _embeddings(model, pos + neg, work / f"window_embeddings{lv}.npz")
     masked = {m: _embeddings(model, pos + neg, work / f"window_embeddings{lv}_mask{m}.npz", m) for m in args.mask}
     hours = sum(s.duration_s for s in pos + neg) / 3600
@@ -211,6 +221,23 @@ def main(argv=None) -> int:
         b_text = np.array([mean_nearest(x) for x in ex_text])
         rules.append(("8. + 24 espeak-ng renderings of the keyword's name", rule_exemplars(ex_text, b_text), 4, 4,
                       np.linspace(0, 1, 401)))
+    if wanted(28) or wanted(29):  # renderings by voices of several engines, each rendering calibrated on its own (rule 18)
+        from speechedge.synth.engines import make_voices, synthesize
+
+        engines = [e for e in args.text_engines.split(",") if e]
+        text_voices = make_voices(8 * len(engines), np.random.default_rng(7), engines)
+        ex_28 = [np.vstack([x, np.stack([model.embed(0.5 * synthesize(v, w)) for v in text_voices])])
+                 for w, x in zip(names, ex)]
+        s_28 = [np.quantile(((bg[:, None, :] - x[None]) ** 2).sum(-1), 0.1, axis=0) for x in ex_28]
+        rules.append((f"28. rule 18 + {len(text_voices)} renderings of the keyword's name by {'/'.join(engines)} voices",
+                      lambda e: np.stack([(1 - ((e[:, None] - x[None]) ** 2).sum(-1) / sc).max(1)
+                                          for x, sc in zip(ex_28, s_28)], 1), 4, 4, np.linspace(-1, 1, 801)))
+        if wanted(29):  # the renderings alone: a keyword enrolled from its name, no recording
+            n_rec = [len(x) for x in ex]
+            rules.append((f"29. the {len(text_voices)} renderings alone (no recorded clip), calibrated as rule 18",
+                          lambda e: np.stack([(1 - ((e[:, None] - x[k:][None]) ** 2).sum(-1) / sc[k:]).max(1)
+                                              for x, sc, k in zip(ex_28, s_28, n_rec)], 1), 4, 4,
+                          np.linspace(-1, 1, 801)))
     if wanted(9) or wanted(10):
         from speechedge.audio import resample
 

@@ -236,6 +236,9 @@ def main(argv=None) -> int:
                    help="N more enrolment takes per keyword, each said inside a sentence (the 1-second window centred "
                         "on it), besides the 3 said alone")
     p.add_argument("--tag", default="", help="appended to the result file's name (a variant of the model)")
+    p.add_argument("--enroll-text", action="store_true",
+                   help="add 24 synthetic renderings of each keyword to the speaker's own takes (`demo kws "
+                        "--enroll-text`; name the variant with --tag)")
     args = p.parse_args(argv)
 
     from tqdm import tqdm
@@ -252,6 +255,11 @@ def main(argv=None) -> int:
     voices = make_voices(args.speakers, np.random.default_rng(args.seed), engines)
     mode = "stream" if args.stream else "window"
     per_speaker = []
+    rendered = {}
+    if args.enroll_text:
+        from speechedge.synth.engines import render_keyword
+
+        rendered = {k: render_keyword(k) for k in keywords}
     for i, v in enumerate(tqdm(voices, desc="speakers", unit="speaker")):
         folder = args.work / f"spk_{i:02d}"
         synth_speaker(folder, v, keywords, args.minutes, args.seed * 1000 + i, args.in_sentence, args.first_word)
@@ -263,7 +271,7 @@ def main(argv=None) -> int:
             takes = sorted((folder / "enroll").glob(f"{k}_*.wav"))
             if args.enroll_context:
                 takes += sorted((folder / "enroll_context").glob(f"{k}_*.wav"))
-            m.enroll(k, [read_audio(f, sample_rate=16000)[0] for f in takes])
+            m.enroll(k, [read_audio(f, sample_rate=16000)[0] for f in takes] + rendered.get(k, []))
         streams = load_streams(folder / "stream", positive=True)
         if args.room:
             for st in streams:

@@ -372,6 +372,30 @@ def test_demo_kws_enrols_from_the_microphone(kws_export, gsc35, tmp_path):
     assert list(json.loads((model_dir / "keywords.json").read_text())["keywords"]) == ["wow"]
 
 
+def test_demo_kws_adds_synthetic_renderings_with_enroll_text(kws_export, gsc35, tmp_path):
+    import shutil
+
+    from speechedge.synth.engines import TEXT_ENROLMENT_ENGINES, available_engines
+
+    engines = [e for e in TEXT_ENROLMENT_ENGINES if e in available_engines()]
+    if not engines:
+        pytest.skip("no text enrolment engine installed (pip install 'speechedge[data]')")
+    _, export = kws_export
+    gsc_dir, _ = gsc35
+    model_dir = tmp_path / "model"
+    shutil.copytree(export, model_dir)
+    takes = [str(p) for p in sorted((gsc_dir / "wow").glob("*.wav"))[:3]]
+    r = _cli(["demo", "kws", "--model", str(model_dir), "--enroll-text", "--name", "wow", "--input", takes[0]])
+    assert r.returncode == 1 and "--enroll-text adds to recordings" in r.stderr
+    assert not (model_dir / "keywords.json").exists()  # nothing enrolled
+    r = _cli(["demo", "kws", "--model", str(model_dir), "--enroll", *takes, "--enroll-text", "--name", "wow",
+              "--input", takes[0], "--json"])
+    assert r.returncode == 0, r.stderr
+    assert f"text enrolment: {8 * len(engines)} synthetic renderings of 'wow'" in r.stderr
+    saved = json.loads((model_dir / "keywords.json").read_text())["keywords"]["wow"]
+    assert len(saved["exemplars"]) == 3 + 8 * len(engines)
+
+
 @pytest.mark.slow
 def test_demo_errors_are_clear(enrolled, tmp_path):
     model_dir, stream, _ = enrolled

@@ -354,6 +354,22 @@ def test_flite_voices_follow_their_pitch_and_rate_and_bad_voices_are_refused():
         synthesize(Voice("flite", "nobody"), "pineapple")
 
 
+def test_render_keyword_gives_distinct_voices_of_each_installed_engine():
+    from speechedge.synth.engines import EngineError, TEXT_ENROLMENT_ENGINES, available_engines, render_keyword
+
+    engines = [e for e in TEXT_ENROLMENT_ENGINES if e in available_engines()]
+    if not engines:
+        pytest.skip("no text enrolment engine installed")
+    clips = render_keyword("pineapple", per_engine=2)
+    assert len(clips) == 2 * len(engines)
+    assert all(c.dtype == np.float32 and abs(np.abs(c).max() - 0.45) < 1e-6 for c in clips)  # half of 0.9
+    assert len({len(c) for c in clips}) == len(clips)  # different voices, rates: different lengths
+    with pytest.raises(EngineError, match="text enrolment needs one of the engines"):
+        render_keyword("pineapple", engines=["nothing"])
+    with pytest.raises(ValueError, match="empty text"):
+        render_keyword("  ")
+
+
 def test_kokoro_speaks_words_in_distinct_style_mixes():
     from speechedge.synth.engines import KOKORO_STYLES, Voice, available_engines, make_voices, synthesize
 

@@ -31,7 +31,8 @@ def _demo_kws(args: argparse.Namespace) -> int:
     return run_kws(args.model, enroll=args.enroll, enroll_mic=args.enroll_mic, name=args.name, input_spec=args.input,
                    threshold=args.threshold, agree=args.agree, realtime=args.realtime, as_json=args.json,
                    device=args.device, max_seconds=args.max_seconds, precision=args.precision,
-                   keywords_file=args.keywords, mode="stream" if args.stream else "window")
+                   keywords_file=args.keywords, mode="stream" if args.stream else "window",
+                   enroll_text=args.enroll_text, say=args.say)
 
 
 def _demo_asr(args: argparse.Namespace) -> int:
@@ -458,9 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
     dk.add_argument("--enroll", nargs="+", metavar="WAV", help="enrol --name from these recordings (3-5 work well)")
     dk.add_argument("--enroll-mic", type=int, default=0, metavar="N", help="enrol --name from N microphone takes")
     dk.add_argument("--name", help="the keyword being enrolled")
+    dk.add_argument("--enroll-text", action="store_true",
+                    help="also enrol 24 renderings of the keyword by synthetic voices (espeak-ng, SVOX Pico, hibari: "
+                         "the 'data' extra) with the recordings: finds the keyword in more voices unlike yours")
+    dk.add_argument("--say", default=None, metavar="TEXT",
+                    help="with --enroll-text: how to write the keyword for the synthesizers (default: --name, "
+                         "'_' as spaces)")
     dk.add_argument("--threshold", type=float, default=None,
                     help="smoothed score that fires (default: the model's own operating point in fewshot.json, "
-                         "0.79 for the shipped model; else 0.8 for a few-shot model's calibrated score, "
+                         "0.725 for the shipped model, 0.70 with --stream; else 0.8 for a few-shot model's calibrated score, "
                          "1 - distance/background distance, and 0.7 for a classifier's posterior)")
     dk.add_argument("--agree", type=int, default=None, metavar="N",
                     help="consecutive 100 ms windows that must agree before firing (default: the model's own, "

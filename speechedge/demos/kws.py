@@ -2,7 +2,8 @@
 
 Runs an exported KWS folder (``speechedge export``) through :class:`speechedge.runtime.StreamingKWS`.
 Few-shot models detect the keywords enrolled in the folder (``keywords.json``); ``--enroll`` adds one from
-files, ``--enroll-mic N`` from N prompted takes on the microphone. Detections print as they happen (one JSON
+files, ``--enroll-mic N`` from N prompted takes on the microphone; ``--enroll-text`` adds renderings of the keyword's
+name by synthetic voices to those recordings (:func:`speechedge.synth.engines.render_keyword`). Detections print as they happen (one JSON
 object per line with ``--json``); on a terminal a status line shows the input level (and the gain the model's
 input level normalization applies, when it boosts), the current scores and
 the counters. Ctrl-C ends with a summary. Torch-free.
@@ -34,7 +35,8 @@ def best_second(audio: np.ndarray, samples: int = 16000) -> np.ndarray:
 
 
 def enroll_from_mic(model: KWSModel, name: str, takes: int, *, device=None, seconds: float = 1.5,
-                    out=sys.stderr, max_seconds=None) -> np.ndarray:
+                    out=sys.stderr, max_seconds=None, extra: list[np.ndarray] = ()) -> np.ndarray:
+    """Enrol ``name`` from ``takes`` prompted microphone takes (and the ``extra`` clips)."""
     mic = MicSource(device=device)
     clips = []
     for i in range(takes):
@@ -44,7 +46,7 @@ def enroll_from_mic(model: KWSModel, name: str, takes: int, *, device=None, seco
         if level < 1e-3:
             print(f"  take {i + 1} is silent (RMS {level:.1e}); check the microphone level", file=out)
         clips.append(best_second(take, model.clip_samples))
-    return model.enroll(name, clips)
+    return model.enroll(name, clips + list(extra))
 
 
 def _meter(level: float, width: int = 20) -> str:
@@ -57,7 +59,8 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
             input_spec: str = "mic", threshold: float | None = None, realtime: bool = False, as_json: bool = False,
             device=None, max_seconds: float | None = None, precision: str = "auto", stride_ms: float = 100.0,
             smooth: int | None = None, agree: int | None = None, refractory_s: float = 1.0,
-            keywords_file: str | None = None, mode: str = "window", out=None) -> int:
+            keywords_file: str | None = None, mode: str = "window", enroll_text: bool = False, say: str | None = None,
+            out=None) -> int:
     """Enrol (optional) and detect; ``model_dir=None`` uses the shipped pretrained few-shot model."""
     from speechedge.pretrained import resolve_model
 
@@ -70,9 +73,19 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
         except AudioInputError as e:
             print(f"speechedge demo kws: {e}", file=sys.stderr)
             return 2
+    if enroll_text and not (enroll or enroll_mic):
+        raise ValueError("--enroll-text adds to recordings: give --enroll WAV ... or --enroll-mic N as well "
+                         "(synthetic renderings alone detect other voices poorly)")
     if enroll or enroll_mic:
         if not name:
             raise ValueError("--enroll/--enroll-mic need --name WORD (the keyword being enrolled)")
+        rendered = []
+        if enroll_text:
+            from speechedge.synth.engines import render_keyword
+
+            text = say or name.replace("_", " ")
+            rendered = render_keyword(text)
+            print(f"text enrolment: {len(rendered)} synthetic renderings of {text!r}", file=sys.stderr)
         if name in model.exemplars:
             print(f"replacing the enrolled keyword {name!r} ({len(model.exemplars[name])} clips) in "
                   f"{model.keywords_file}", file=sys.stderr)
@@ -80,9 +93,10 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
             from speechedge.audio import read_audio
 
             sr = model.frontend.sample_rate
-            model.enroll(name, [best_second(read_audio(p, sample_rate=sr)[0], model.clip_samples) for p in enroll])
+            model.enroll(name, [best_second(read_audio(p, sample_rate=sr)[0], model.clip_samples) for p in enroll]
+                         + rendered)
         else:
-            enroll_from_mic(model, name, enroll_mic, device=device)
+            enroll_from_mic(model, name, enroll_mic, device=device, extra=rendered)
         print(f"enrolled {name!r} in {model.keywords_file}; keywords: {', '.join(model.keywords)}",
               file=sys.stderr)
     try:

@@ -37,7 +37,7 @@ import numpy as np
 from ..audio import from_int16, resample, trim_silence
 
 __all__ = ["Voice", "ENGINES", "ESPEAK_VOICES", "ESPEAK_VARIANTS", "available_engines", "check_engines", "make_voices", "prepare_engines", "synthesize",
-           "synthesize_with_spans", "estimate_word_span", "EngineError"]
+           "synthesize_with_spans", "estimate_word_span", "render_keyword", "TEXT_ENROLMENT_ENGINES", "EngineError"]
 
 ENGINES = ("espeak", "pico", "hibari", "kokoro", "flite")
 SAMPLE_RATE = 16000
@@ -386,6 +386,28 @@ def synthesize_with_spans(voice: Voice, words: list[str]) -> tuple[np.ndarray, l
     audio = _finish(voice, text, from_int16(utt.samples), utt.sample_rate)
     # _finish resamples to 16 kHz / vtlp and the result plays at 16 kHz: times scale by 1 / vtlp
     return audio, [WordSpan(sp.word, sp.start_s / voice.vtlp, sp.end_s / voice.vtlp) for sp in spans]
+
+
+TEXT_ENROLMENT_ENGINES = ("espeak", "pico", "hibari")  # the shipped model's training engines, fast enough to run live
+
+
+def render_keyword(text: str, *, per_engine: int = 8, engines=None, seed: int = 7) -> list[np.ndarray]:
+    """``text`` said by ``per_engine`` random voices of each engine (default: those of
+    :data:`TEXT_ENROLMENT_ENGINES` installed here), at half of full scale: extra enrolment clips for a keyword
+    (``speechedge demo kws --enroll-text``). Added to a user's own recordings they help the detector find the
+    keyword in voices unlike the user's (README, "Text enrolment"); alone they do not replace recordings.
+
+    Raises:
+        EngineError: none of the engines is installed, or one produced no audio.
+    """
+    engines = [e for e in (engines or TEXT_ENROLMENT_ENGINES) if e in available_engines()]
+    if not engines:
+        raise EngineError(f"text enrolment needs one of the engines {TEXT_ENROLMENT_ENGINES}: "
+                          "pip install 'speechedge[data]'")
+    if not text.strip():
+        raise ValueError("render_keyword: empty text")
+    voices = make_voices(per_engine * len(engines), np.random.default_rng(seed), engines)
+    return [0.5 * synthesize(v, text) for v in voices]
 
 
 SPAN_MARGIN_S = 0.15  # a sentence cut after a word lengthens that word: the estimated start moves this much earlier
