@@ -18,6 +18,11 @@ keyword as much as on the model: with one pair the threshold fits that pair's ke
 detection"). Each ``agree`` in ``--agree`` (default 4, smooth = agree, the rule's shipped shape) is one pass over
 the streams. The test streams are never looked at. The candidates and pooled DET curves go to
 ``WORK/calibration_{window|stream}_{MODEL_DIR name}.json`` (one file per model).
+
+``--enroll-text`` chooses the point for keywords enrolled with 24 synthetic renderings added to the recordings
+(``demo kws --enroll-text``) from their raw scores, written as ``detector_text`` / ``detector_stream_text``: the
+runtime subtracts the difference to the plain point from such a keyword's score (``KWSModel.text_offset``), so
+one threshold serves every keyword. Calibrate the plain point first.
 """
 from __future__ import annotations
 
@@ -50,10 +55,9 @@ def main(argv=None) -> int:
     p.add_argument("--write", action="store_true", help="write the chosen point into MODEL_DIR/fewshot.json")
     p.add_argument("--enroll-text", action="store_true",
                    help="enrol each keyword with 24 synthetic renderings of its name added to the recordings "
-                        "(`demo kws --enroll-text`); measures only (not with --write)")
+                        "(`demo kws --enroll-text`) and choose the text enrolment operating point (--write: "
+                        "fewshot.json detector_text / detector_stream_text)")
     args = p.parse_args(argv)
-    if args.enroll_text and args.write:
-        raise SystemExit("--enroll-text measures text enrolment at the model's operating point; it does not --write")
     try:
         agrees = [int(a) for a in args.agree.split(",")]
     except ValueError:
@@ -79,15 +83,18 @@ def main(argv=None) -> int:
         if args.enroll_text:
             from speechedge.synth.engines import render_keyword
 
-            clips = {w: c + render_keyword(w) for w, c in clips.items()}
+            clips = {w: (c, render_keyword(w)) for w, c in clips.items()}
+        else:
+            clips = {w: (c, []) for w, c in clips.items()}
         sets.append(("_".join(words), load_streams(pos, positive=True), load_streams(neg, positive=False), clips))
     rows, dets = [], {}
     for agree in agrees:
         per_pair = {}
         for name, positives, negatives, clips in sets:
             m.forget()
-            for w, c in clips.items():
-                m.enroll(w, c, save=False)
+            for w, (c, rendered) in clips.items():
+                m.enroll(w, c, rendered=rendered, save=False)
+                m.score_offset[w] = 0.0  # the raw score: this run chooses the (text) threshold
             per_pair[name] = evaluate_streams(m, positives, negatives, smooth=agree, agree=agree,
                                               fa_targets=(args.target_fa,), progress=False)
         det = pooled_det([r["det"] for r in per_pair.values()], [r["events"] for r in per_pair.values()],
@@ -106,7 +113,8 @@ def main(argv=None) -> int:
     hours = sum(r["hours"] for r in per_pair.values())
     events = sum(r["events"] for r in per_pair.values())
     choice["chosen_on"] = (f"development streams ({hours:.2f} h, {events} events of {len(sets)} keyword pairs "
-                           f"{[s[0] for s in sets]}), lowest pooled FRR at <= {args.target_fa:g} FA/h")
+                           f"{[s[0] for s in sets]}), lowest pooled FRR at <= {args.target_fa:g} FA/h"
+                           + (", keywords enrolled with 24 synthetic renderings too" if args.enroll_text else ""))
     print(json.dumps(choice, indent=2))
     # one file per model (the folder's name): calibrating another model keeps this one's DET
     out = args.work / f"calibration_{mode}{'_text' if args.enroll_text else ''}_{args.model_dir.resolve().name}.json"
@@ -114,7 +122,7 @@ def main(argv=None) -> int:
     if args.write:
         fs = args.model_dir / "fewshot.json"
         cfg = json.loads(fs.read_text())
-        cfg[m.detector_key] = choice
+        cfg[m.detector_key + ("_text" if args.enroll_text else "")] = choice
         atomic_write_text(fs, json.dumps(cfg, indent=2) + "\n")
         print(f"wrote {fs}")
     return 0

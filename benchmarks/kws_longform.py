@@ -88,7 +88,8 @@ if __name__ == '__main__':
             from speechedge.synth.engines import render_keyword
 
             rendered = [mic(c) for c in render_keyword(w)]
-        m.enroll(w, [mic(read_audio(f, sample_rate=16000)[0]) for f in sorted((enroll / w).glob("*.wav"))] + rendered)
+        m.enroll(w, [mic(read_audio(f, sample_rate=16000)[0]) for f in sorted((enroll / w).glob("*.wav"))],
+                 rendered=rendered)
     minutes = 60 * args.hours
     pos, neg = synth_streams(work / "streams", kws, seed=args.seed, speech_minutes=minutes * 5 / 6,
                              noise_minutes=minutes / 12, music_minutes=minutes / 12, progress=False,

@@ -271,7 +271,7 @@ def main(argv=None) -> int:
             takes = sorted((folder / "enroll").glob(f"{k}_*.wav"))
             if args.enroll_context:
                 takes += sorted((folder / "enroll_context").glob(f"{k}_*.wav"))
-            m.enroll(k, [read_audio(f, sample_rate=16000)[0] for f in takes] + rendered.get(k, []))
+            m.enroll(k, [read_audio(f, sample_rate=16000)[0] for f in takes], rendered=rendered.get(k, []))
         streams = load_streams(folder / "stream", positive=True)
         if args.room:
             for st in streams:

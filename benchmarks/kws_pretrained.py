@@ -339,6 +339,13 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
     if any(x.lower().startswith("kokoro") for x in args.extra_test):
         made_text += (" The Kokoro test folder: `synth_speech_commands(out, words=<the 10 test words>, per_word=24, "
                       "num_speakers=24, seed=7, engines=('kokoro',))` (all its clips are used).")
+    if any(x.lower().startswith("flite") for x in args.extra_test):
+        made_text += (" The Flite test folder: `python benchmarks/results/kws_pretrained_v3/synth_flite_test.py OUT` "
+                      "(the 10 test words by 24 CMU Flite speakers, seed 7; all its clips are used).")
+    if any(label.lower().startswith("kokoro") for label in added):
+        made_text += (" The added Kokoro-82M training clips: `python benchmarks/results/kws_pretrained_v3/"
+                      "synth_kokoro_train.py OUT` (75 training words by 64 speakers, seed 21; other speakers than the "
+                      "Kokoro test folder's).")
     wall = results["train"].get("_wall_s", 0) / 60
     if isinstance(d, dict):
         dev = (f": FRR {d['dev_frr']:.2f} at {d['dev_fa_per_hour']:.2f} FA/h there"

@@ -396,6 +396,52 @@ def test_demo_kws_adds_synthetic_renderings_with_enroll_text(kws_export, gsc35, 
     assert len(saved["exemplars"]) == 3 + 8 * len(engines)
 
 
+def test_text_enrolment_raises_only_that_keywords_bar(enrolled, gsc35, tmp_path, caplog):
+    """Renderings enrolled with ``rendered=`` are extra exemplars, and the keyword's score carries the model's text
+    offset (its text operating point minus its plain one, per mode), saved with the keyword; a model without a text
+    operating point applies none and says so."""
+    import logging
+    import shutil
+
+    from speechedge.runtime import KWSModel
+
+    model_dir, _, _ = enrolled
+    gsc_dir, _ = gsc35
+    m_dir = tmp_path / "m"
+    shutil.copytree(model_dir, m_dir)
+    fs = json.loads((m_dir / "fewshot.json").read_text())
+    point = {"smooth": 4, "agree": 4}
+    fs.update(detector={**point, "threshold": 0.7}, detector_text={**point, "threshold": 0.76},
+              detector_stream={**point, "threshold": 0.65}, detector_stream_text={**point, "threshold": 0.68})
+    (m_dir / "fewshot.json").write_text(json.dumps(fs))
+    clips = [read_audio(p, sample_rate=16000)[0] for p in sorted((gsc_dir / "marvin").glob("*.wav"))[:3]]
+    m = KWSModel(m_dir, keywords_file=tmp_path / "k.json")
+    m.forget()
+    m.enroll("marvin", clips[:2], rendered=clips[2:])
+    m.enroll("plain", clips[:2])
+    assert m.exemplars["marvin"].shape[0] == 3 and m.score_offset["marvin"] == pytest.approx(0.06)
+    assert m.score_offset["plain"] == 0
+    s = m.detection_scores(m.exemplars["marvin"][0])
+    assert s["marvin"] == pytest.approx(1 - 0.06, abs=1e-6) and s["plain"] == pytest.approx(1, abs=1e-6)
+    again = KWSModel(m_dir, keywords_file=tmp_path / "k.json")
+    assert again.score_offset == pytest.approx({"marvin": 0.06, "plain": 0.0})
+    if (m_dir / "stream_fp32.tflite").exists():
+        st = KWSModel(m_dir, keywords_file=tmp_path / "k.json", mode="stream")
+        assert st.score_offset["marvin"] == pytest.approx(0.03) and st.score_offset["plain"] == 0
+    for key in ("detector_text", "detector_stream_text"):
+        fs.pop(key)
+    (m_dir / "fewshot.json").write_text(json.dumps(fs))
+    bare = KWSModel(m_dir, keywords_file=tmp_path / "k2.json")
+    with caplog.at_level(logging.WARNING):
+        bare.enroll("marvin", clips[:2], rendered=clips[2:])
+    assert bare.score_offset["marvin"] == 0 and "no text enrolment operating point" in caplog.text
+    bad = json.loads((tmp_path / "k.json").read_text())
+    bad["keywords"]["marvin"]["offset"] = "high"
+    (tmp_path / "k3.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="bad 'offset'"):
+        KWSModel(m_dir, keywords_file=tmp_path / "k3.json")
+
+
 @pytest.mark.slow
 def test_demo_errors_are_clear(enrolled, tmp_path):
     model_dir, stream, _ = enrolled

@@ -36,7 +36,7 @@ def best_second(audio: np.ndarray, samples: int = 16000) -> np.ndarray:
 
 def enroll_from_mic(model: KWSModel, name: str, takes: int, *, device=None, seconds: float = 1.5,
                     out=sys.stderr, max_seconds=None, extra: list[np.ndarray] = ()) -> np.ndarray:
-    """Enrol ``name`` from ``takes`` prompted microphone takes (and the ``extra`` clips)."""
+    """Enrol ``name`` from ``takes`` prompted microphone takes (and ``extra`` synthetic renderings)."""
     mic = MicSource(device=device)
     clips = []
     for i in range(takes):
@@ -46,7 +46,7 @@ def enroll_from_mic(model: KWSModel, name: str, takes: int, *, device=None, seco
         if level < 1e-3:
             print(f"  take {i + 1} is silent (RMS {level:.1e}); check the microphone level", file=out)
         clips.append(best_second(take, model.clip_samples))
-    return model.enroll(name, clips + list(extra))
+    return model.enroll(name, clips, rendered=extra)
 
 
 def _meter(level: float, width: int = 20) -> str:
@@ -93,8 +93,8 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
             from speechedge.audio import read_audio
 
             sr = model.frontend.sample_rate
-            model.enroll(name, [best_second(read_audio(p, sample_rate=sr)[0], model.clip_samples) for p in enroll]
-                         + rendered)
+            model.enroll(name, [best_second(read_audio(p, sample_rate=sr)[0], model.clip_samples) for p in enroll],
+                         rendered=rendered)
         else:
             enroll_from_mic(model, name, enroll_mic, device=device, extra=rendered)
         print(f"enrolled {name!r} in {model.keywords_file}; keywords: {', '.join(model.keywords)}",

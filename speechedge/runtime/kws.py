@@ -226,6 +226,7 @@ class KWSModel:
         self.background_scale: dict[str, np.ndarray] = {}  # name -> (clips,) per-exemplar scale s_i of the rule
         self._other: dict[str, dict] = {}  # name -> the other mode's entry, kept when the file is written
         self.enrolled_level: dict[str, dict | None] = {}  # name -> the input level its exemplars were computed at
+        self.score_offset: dict[str, float] = {}  # name -> subtracted from its score (text enrolment, :meth:`enroll`)
         if self.keywords_file.exists():
             self._read_keywords(self.keywords_file)
             stale = sorted(k for k, v in self.enrolled_level.items() if self.level is not None
@@ -257,6 +258,17 @@ class KWSModel:
             raise ValueError(f"{self.folder / 'fewshot.json'}: bad '{self.detector_key}' entry {own!r} (needs an object with "
                              "threshold, smooth, agree); fix or delete it") from e
 
+    def text_offset(self, mode: str | None = None) -> float | None:
+        """How much higher a keyword enrolled with synthetic renderings must score (``enroll(..., rendered=...)``):
+        this mode's text operating point minus its plain one (``fewshot.json`` ``detector_text`` /
+        ``detector_stream_text``, both chosen on the development streams), or None when the model has none."""
+        key = "detector_stream" if (mode or self.mode) == "stream" else "detector"
+        plain, text = self.fewshot.get(key), self.fewshot.get(key + "_text")
+        try:
+            return float(text["threshold"]) - float(plain["threshold"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
     @property
     def stream(self) -> StreamStep | None:
         """The export's streaming step model (None without one), loaded on first use: window-mode detection
@@ -285,6 +297,7 @@ class KWSModel:
         """Drop one enrolled keyword (all with ``None``); :meth:`save_keywords` writes the change."""
         for k in [name] if name is not None else list(self.exemplars):
             self.exemplars.pop(k, None)
+            self.score_offset.pop(k, None)
             self.background_scale.pop(k, None)
             self._other.pop(k, None)
             self.enrolled_level.pop(k, None)
@@ -330,6 +343,10 @@ class KWSModel:
                 raise ValueError(f"{path}: keyword {name!r} is not a list of finite vectors of {self.dim} numbers; "
                                  "re-enrol it (speechedge demo kws --enroll ... --name WORD) or delete the file")
             self.exemplars[name] = a
+            offset = entry.get("offset", 0.0) if isinstance(entry, dict) else 0.0
+            if not (isinstance(offset, (int, float)) and math.isfinite(offset)):
+                raise ValueError(f"{path}: keyword {name!r} has a bad 'offset' {offset!r} (a finite number); re-enrol it")
+            self.score_offset[name] = float(offset)
             level = entry.get("level") if isinstance(entry, dict) else None
             self.enrolled_level[name] = level if isinstance(level, dict) else None
             if self.background is not None:
@@ -390,8 +407,15 @@ class KWSModel:
         x = np.concatenate([np.zeros(left * hop, np.float32), self.fit_length(audio), np.zeros(right * hop, np.float32)])
         return st.embed(self.normalize_level(log_mel(x, self.frontend)))
 
-    def enroll(self, name: str, clips: list[np.ndarray], *, save: bool = True) -> np.ndarray:
-        """Prototype of ``name`` = mean embedding of ``clips``; kept (and saved to ``keywords.json``)."""
+    def enroll(self, name: str, clips: list[np.ndarray], *, save: bool = True,
+               rendered: list[np.ndarray] = ()) -> np.ndarray:
+        """Prototype of ``name`` = mean embedding of ``clips``; kept (and saved to ``keywords.json``).
+
+        ``rendered``: synthetic renderings of the keyword (:func:`speechedge.synth.engines.render_keyword`), extra
+        exemplars; the keyword's score then carries the model's :meth:`text_offset` (its detector was chosen for
+        recorded clips; more exemplars come closer to more speech). A model without a text operating point gets
+        none, with a warning."""
+        clips = list(clips)
         if not clips:
             raise ValueError(f"enroll {name!r}: no clips given (need 1 or more, 3-5 work well)")
         if not name or name == UNKNOWN:
@@ -400,8 +424,17 @@ class KWSModel:
         short = [i for i, c in enumerate(clips) if np.asarray(c).size < min_samples]
         if short:
             raise ValueError(f"enroll {name!r}: clip(s) {short} shorter than 0.1 s; record the whole word")
+        rendered = list(rendered)
+        offsets = {m: (self.text_offset(m) if rendered else 0.0) for m in ("window", "stream")}
+        if rendered and offsets[self.mode] is None:
+            log.warning("%s: no text enrolment operating point (fewshot.json %s_text); the %d renderings of %r use "
+                        "the recorded clips' threshold, and false alarms may rise", self.folder, self.detector_key,
+                        len(rendered), name)
+        offsets = {m: o or 0.0 for m, o in offsets.items()}
+        clips = clips + rendered
         ex = np.stack([self.embed(c) for c in clips]).astype(np.float32)
         self.exemplars[name] = ex
+        self.score_offset[name] = offsets[self.mode]
         if self.background is not None:
             self.background_scale[name] = self._background_scales(ex)
         if self._has_stream:  # the other mode's exemplars too, so the keywords file serves both
@@ -410,7 +443,8 @@ class KWSModel:
             bg = self.folder / ("background_stream.npy" if other == "stream" else "background.npy")
             self._other[name] = {"exemplars": oex.tolist(), **(
                 {"scales": self._background_scales(oex, self._read_background(bg)).tolist()} if bg.exists() else {}),
-                **({"level": self.level.to_dict()} if self.level is not None else {})}
+                **({"level": self.level.to_dict()} if self.level is not None else {}),
+                **({"offset": offsets[other]} if offsets[other] else {})}
         self.enrolled_level[name] = self.level.to_dict() if self.level is not None else None
         if save:
             self.save_keywords()
@@ -431,7 +465,8 @@ class KWSModel:
         for k, e in self.exemplars.items():
             own = {"exemplars": e.tolist(), **({"scales": self.background_scale[k].tolist()}
                                                 if k in self.background_scale else {}),
-                   **({"level": self.enrolled_level[k]} if self.enrolled_level.get(k) else {})}
+                   **({"level": self.enrolled_level[k]} if self.enrolled_level.get(k) else {}),
+                   **({"offset": self.score_offset[k]} if self.score_offset.get(k) else {})}
             other = self._other.get(k)
             if self.mode == "stream":
                 entries[k] = {**(other or {}), "stream": own}
@@ -452,7 +487,7 @@ class KWSModel:
         if not self.calibrated:
             return self.scores(embedding)
         return {k: float((1.0 - ((e - embedding[None]) ** 2).sum(1) / self.background_scale[k]).max())
-                for k, e in self.exemplars.items()}
+                - self.score_offset.get(k, 0.0) for k, e in self.exemplars.items()}
 
     def dummy_prototypes(self) -> np.ndarray | None:
         """D-ProtoNet's dummy prototypes for the enrolled set ``(L, dim)`` (the generator shipped by export)."""
