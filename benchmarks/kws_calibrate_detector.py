@@ -58,6 +58,10 @@ def main(argv=None) -> int:
                         "(`demo kws --enroll-text`) and choose the text enrolment operating point (--write: "
                         "fewshot.json detector_text / detector_stream_text)")
     args = p.parse_args(argv)
+    if args.enroll_text:  # the raw scores are what this run calibrates: the runtime's "no text point" warning is moot
+        import logging
+
+        logging.getLogger("speechedge.runtime.kws").setLevel(logging.ERROR)
     try:
         agrees = [int(a) for a in args.agree.split(",")]
     except ValueError:

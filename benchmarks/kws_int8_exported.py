@@ -84,7 +84,10 @@ def main(argv=None) -> int:
         if step32:
             entry["padded"] = [log_mel(a, fe) for a in padded_clips(audio, fe.hop_length, left, right)]
             entry["ref_stream"] = np.stack([step32.embed(f) for f in entry["padded"]])
-        held[Path(m).stem] = entry
+        label = Path(m).stem if Path(m).stem != "manifest" else Path(m).parent.name  # folder/manifest.jsonl
+        if label in held:
+            raise SystemExit(f"--held-out: two manifests named {label!r}; give them distinct names")
+        held[label] = entry
 
     rows, first = [], None
     for ranges in args.ranges:
