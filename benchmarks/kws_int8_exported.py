@@ -86,7 +86,8 @@ def main(argv=None) -> int:
             entry["ref_stream"] = np.stack([step32.embed(f) for f in entry["padded"]])
         label = Path(m).stem if Path(m).stem != "manifest" else Path(m).parent.name  # folder/manifest.jsonl
         if label in held:
-            raise SystemExit(f"--held-out: two manifests named {label!r}; give them distinct names")
+            raise SystemExit(f"--held-out {m}: a second manifest labelled {label!r} (from its file or folder name); "
+                             "give the held-out sets distinct names")
         held[label] = entry
 
     rows, first = [], None

@@ -87,7 +87,7 @@ if __name__ == '__main__':
         if args.enroll_text:
             from speechedge.synth.engines import render_keyword
 
-            rendered = [mic(c) for c in render_keyword(w)]
+            rendered = render_keyword(w)  # synthesized at enrolment, not through the microphone (as the demo)
         m.enroll(w, [mic(read_audio(f, sample_rate=16000)[0]) for f in sorted((enroll / w).glob("*.wav"))],
                  rendered=rendered)
     minutes = 60 * args.hours

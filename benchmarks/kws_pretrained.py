@@ -71,7 +71,11 @@ def _add_train(specs: list[str], episodes: Path, aux: Path, episodes_out: Path, 
         return [replace(r, path=str((path.parent / r.path).resolve())) for r in read_manifest(path, ClipRecord)]
 
     ep, ax = rows(episodes), rows(aux)
-    ep_words, aux_words = {r.word for r in ep}, {r.word for r in ax if r.split == "train"}
+
+    def cls(r) -> str:  # a clip's class, as the recipe reads it
+        return r.label or r.word
+
+    ep_words, aux_words = {cls(r) for r in ep}, {cls(r) for r in ax if r.split == "train"}
     out = {}
     for spec in specs:
         label, _, folder = spec.partition("=")
@@ -79,13 +83,14 @@ def _add_train(specs: list[str], episodes: Path, aux: Path, episodes_out: Path, 
             raise SystemExit(f"--add-train {spec!r}: expected LABEL=FOLDER, a Speech Commands-layout folder with a "
                              "manifest.jsonl (`speechedge synth speech-commands`)")
         new = [r for r in rows(Path(folder) / "manifest.jsonl") if r.split == "train"]
-        to_ep, to_aux = [r for r in new if r.word in ep_words], [r for r in new if r.word in aux_words]
+        to_ep, to_aux = [r for r in new if cls(r) in ep_words], [r for r in new if cls(r) in aux_words]
         if not to_ep and not to_aux:
             raise SystemExit(f"--add-train {spec!r}: none of its words is a training word of this corpus")
         ep += to_ep
         ax += to_aux
         out[label] = {"folder": str(Path(folder).resolve()), "clips": len(new), "speakers": len({r.speaker for r in new}),
                       "words": len({r.word for r in new}), "episode_clips": len(to_ep), "aux_clips": len(to_aux)}
+    assert {cls(r) for r in ax if r.split == "train"} == aux_words  # the head's classes (a continuation keeps it)
     write_manifest(episodes_out, ep)  # the stage marker is written after both: a kill leaves no half-made variant
     write_manifest(aux_out, ax)
     return out
@@ -222,10 +227,15 @@ def main(argv=None) -> int:
     tag = args.tag
     train_manifest = m / ("train.jsonl" if args.episode_words == "gsc" else "train_gsc+aux.jsonl")
     aux_manifest = work / "aux_words" / "manifest.jsonl"
+    if (work / f"add_train{tag}.done.json").exists() and not args.add_train:
+        raise SystemExit(f"--tag {tag!r} was trained with --add-train; give the same --add-train (or another --tag)")
     if args.add_train:
         added = _stage(work, f"add_train{tag}", lambda: _add_train(args.add_train, train_manifest, aux_manifest,
                                                                   m / f"episodes{tag}.jsonl", m / f"aux{tag}.jsonl"))
         sizes = {**sizes, "added": {k: v for k, v in added.items() if not k.startswith("_")}}
+        made = {label: str(Path(folder).resolve()) for label, _, folder in (x.partition("=") for x in args.add_train)}
+        if made != {k: v["folder"] for k, v in sizes["added"].items()}:
+            raise SystemExit(f"--tag {tag!r} was trained with --add-train {sizes['added']}, not {made}; use another --tag")
         train_manifest, aux_manifest = m / f"episodes{tag}.jsonl", m / f"aux{tag}.jsonl"
         print(f"added to training: {sizes['added']}", file=sys.stderr)
     cfg = load_config(FewShotConfig, str(files("speechedge.recipes") / "configs" / "kws_fewshot_voices.toml"), [

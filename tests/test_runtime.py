@@ -387,6 +387,9 @@ def test_demo_kws_adds_synthetic_renderings_with_enroll_text(kws_export, gsc35, 
     takes = [str(p) for p in sorted((gsc_dir / "wow").glob("*.wav"))[:3]]
     r = _cli(["demo", "kws", "--model", str(model_dir), "--enroll-text", "--name", "wow", "--input", takes[0]])
     assert r.returncode == 1 and "--enroll-text adds to recordings" in r.stderr
+    r = _cli(["demo", "kws", "--model", str(model_dir), "--enroll", *takes, "--name", "wow", "--say", "wow",
+              "--input", takes[0]])
+    assert r.returncode == 1 and "--say TEXT goes with --enroll-text" in r.stderr
     assert not (model_dir / "keywords.json").exists()  # nothing enrolled
     r = _cli(["demo", "kws", "--model", str(model_dir), "--enroll", *takes, "--enroll-text", "--name", "wow",
               "--input", takes[0], "--json"])
@@ -428,6 +431,12 @@ def test_text_enrolment_raises_only_that_keywords_bar(enrolled, gsc35, tmp_path,
     if (m_dir / "stream_fp32.tflite").exists():
         st = KWSModel(m_dir, keywords_file=tmp_path / "k.json", mode="stream")
         assert st.score_offset["marvin"] == pytest.approx(0.03) and st.score_offset["plain"] == 0
+        st.save_keywords()  # a save from the streaming mode keeps the window entry's offset
+        assert KWSModel(m_dir, keywords_file=tmp_path / "k.json").score_offset["marvin"] == pytest.approx(0.06)
+    again.enroll("marvin", clips[:2])  # re-enrolled from recordings alone: no offset in either mode
+    assert KWSModel(m_dir, keywords_file=tmp_path / "k.json").score_offset["marvin"] == 0
+    if (m_dir / "stream_fp32.tflite").exists():
+        assert KWSModel(m_dir, keywords_file=tmp_path / "k.json", mode="stream").score_offset["marvin"] == 0
     for key in ("detector_text", "detector_stream_text"):
         fs.pop(key)
     (m_dir / "fewshot.json").write_text(json.dumps(fs))
@@ -436,7 +445,7 @@ def test_text_enrolment_raises_only_that_keywords_bar(enrolled, gsc35, tmp_path,
         bare.enroll("marvin", clips[:2], rendered=clips[2:])
     assert bare.score_offset["marvin"] == 0 and "no text enrolment operating point" in caplog.text
     bad = json.loads((tmp_path / "k.json").read_text())
-    bad["keywords"]["marvin"]["offset"] = "high"
+    bad["keywords"]["marvin"]["offset"] = True  # not a number, though Python counts it as one
     (tmp_path / "k3.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="bad 'offset'"):
         KWSModel(m_dir, keywords_file=tmp_path / "k3.json")

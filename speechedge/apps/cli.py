@@ -467,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "'_' as spaces)")
     dk.add_argument("--threshold", type=float, default=None,
                     help="smoothed score that fires (default: the model's own operating point in fewshot.json, "
-                         "0.725 for the shipped model, 0.70 with --stream; else 0.8 for a few-shot model's calibrated score, "
+                         "0.695 for the shipped model, window and --stream; a keyword enrolled with --enroll-text is "
+                         "scored minus the model's text offset; else 0.8 for a few-shot model's calibrated score, "
                          "1 - distance/background distance, and 0.7 for a classifier's posterior)")
     dk.add_argument("--agree", type=int, default=None, metavar="N",
                     help="consecutive 100 ms windows that must agree before firing (default: the model's own, "

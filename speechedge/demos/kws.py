@@ -73,6 +73,8 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
         except AudioInputError as e:
             print(f"speechedge demo kws: {e}", file=sys.stderr)
             return 2
+    if say and not enroll_text:
+        raise ValueError("--say TEXT goes with --enroll-text (how the synthesizers should say the keyword)")
     if enroll_text and not (enroll or enroll_mic):
         raise ValueError("--enroll-text adds to recordings: give --enroll WAV ... or --enroll-mic N as well "
                          "(synthetic renderings alone detect other voices poorly)")
@@ -81,10 +83,13 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
             raise ValueError("--enroll/--enroll-mic need --name WORD (the keyword being enrolled)")
         rendered = []
         if enroll_text:
-            from speechedge.synth.engines import render_keyword
+            from speechedge.synth.engines import EngineError, render_keyword
 
             text = say or name.replace("_", " ")
-            rendered = render_keyword(text)
+            try:
+                rendered = render_keyword(text)
+            except EngineError as e:  # no synthesizer installed, or one failed: nothing is enrolled
+                raise ValueError(f"--enroll-text: {e}") from None
             print(f"text enrolment: {len(rendered)} synthetic renderings of {text!r}", file=sys.stderr)
         if name in model.exemplars:
             print(f"replacing the enrolled keyword {name!r} ({len(model.exemplars[name])} clips) in "

@@ -344,7 +344,7 @@ class KWSModel:
                                  "re-enrol it (speechedge demo kws --enroll ... --name WORD) or delete the file")
             self.exemplars[name] = a
             offset = entry.get("offset", 0.0) if isinstance(entry, dict) else 0.0
-            if not (isinstance(offset, (int, float)) and math.isfinite(offset)):
+            if isinstance(offset, bool) or not (isinstance(offset, (int, float)) and math.isfinite(offset)):
                 raise ValueError(f"{path}: keyword {name!r} has a bad 'offset' {offset!r} (a finite number); re-enrol it")
             self.score_offset[name] = float(offset)
             level = entry.get("level") if isinstance(entry, dict) else None
@@ -413,8 +413,9 @@ class KWSModel:
 
         ``rendered``: synthetic renderings of the keyword (:func:`speechedge.synth.engines.render_keyword`), extra
         exemplars; the keyword's score then carries the model's :meth:`text_offset` (its detector was chosen for
-        recorded clips; more exemplars come closer to more speech). A model without a text operating point gets
-        none, with a warning."""
+        recorded clips; more exemplars come closer to more speech), frozen into the keywords file at enrolment
+        (re-enrol after re-calibrating). A model without a text operating point gets none, with a warning. The
+        prototype (the uncalibrated softmax rule's) is then the mean over recordings and renderings alike."""
         clips = list(clips)
         if not clips:
             raise ValueError(f"enroll {name!r}: no clips given (need 1 or more, 3-5 work well)")
@@ -482,7 +483,8 @@ class KWSModel:
     def detection_scores(self, embedding: np.ndarray) -> dict[str, float]:
         """The detector's per-keyword scores of one window: ``max_i 1 - d_i / s_i`` over keyword k's enrolment
         exemplars, ``d_i`` the squared distance to exemplar i and ``s_i`` its scale (:attr:`background_scale`);
-        1 = identical to an enrolment clip, 0 = as close as the closest tenth of background speech. Without a
+        1 = identical to an enrolment clip, 0 = as close as the closest tenth of background speech; minus the
+        keyword's :attr:`score_offset` (text enrolment, :meth:`enroll`; 0 otherwise). Without a
         background set (older exports) the open-set softmax of :meth:`scores`."""
         if not self.calibrated:
             return self.scores(embedding)

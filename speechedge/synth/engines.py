@@ -312,12 +312,16 @@ def _flite_audio(voice: Voice, text: str) -> tuple[np.ndarray, int]:
         out = os.path.join(d, "a.wav")
         cmd = [exe, "-voice", voice.name, "--setf", f"duration_stretch={1.0 / voice.rate:.4f}",
                "--setf", f"int_f0_target_mean={FLITE_VOICES[voice.name] * voice.pitch:.1f}", "-t", text, "-o", out]
-        r = subprocess.run(cmd, capture_output=True, timeout=120)
+        try:
+            r = subprocess.run(cmd, capture_output=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise EngineError(f"{voice.key}: flite failed on {text!r}: {e}") from None
         if r.returncode != 0 or not os.path.exists(out):
             msg = (r.stderr.decode(errors="replace").strip().splitlines() or [f"exit status {r.returncode}"])[0]
             raise EngineError(f"{voice.key}: flite failed on {text!r}: {msg}")
         audio, sr = sf.read(out, dtype="float32")
-    return np.asarray(audio, np.float32).reshape(len(audio), -1)[:, 0], int(sr)
+    audio = np.asarray(audio, np.float32)
+    return (audio if audio.ndim == 1 else audio[:, 0]), int(sr)  # an empty file: _finish says so
 
 
 def _espeak_utterance(voice: Voice, text: str):
@@ -400,10 +404,20 @@ def render_keyword(text: str, *, per_engine: int = 8, engines=None, seed: int = 
     Raises:
         EngineError: none of the engines is installed, or one produced no audio.
     """
-    engines = [e for e in (engines or TEXT_ENROLMENT_ENGINES) if e in available_engines()]
+    unknown = [e for e in (engines or ()) if e not in ENGINES]
+    if unknown:
+        raise ValueError(f"render_keyword: unknown engines {unknown}; expected some of {ENGINES}")
+    wanted = list(engines or TEXT_ENROLMENT_ENGINES)
+    engines = [e for e in wanted if e in available_engines()]
     if not engines:
-        raise EngineError(f"text enrolment needs one of the engines {TEXT_ENROLMENT_ENGINES}: "
-                          "pip install 'speechedge[data]'")
+        raise EngineError(f"text enrolment needs one of the engines {wanted}: pip install 'speechedge[data]'")
+    if len(engines) < len(wanted):
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "text enrolment without %s (not installed): %d renderings instead of %d, from voices other than the "
+            "ones the model's text operating point was chosen with", sorted(set(wanted) - set(engines)),
+            per_engine * len(engines), per_engine * len(wanted))
     if not text.strip():
         raise ValueError("render_keyword: empty text")
     voices = make_voices(per_engine * len(engines), np.random.default_rng(seed), engines)
