@@ -83,13 +83,10 @@ def main(argv=None) -> int:
                                   progress=False, engines=("espeak", "hibari", "pico"))
         pos, neg = synth_streams(work / "streams", list(words), seed=stream_seed, speech_minutes=minutes * 5 / 6,
                                  noise_minutes=minutes / 12, music_minutes=minutes / 12, progress=False)
-        clips = {w: [read_audio(f, sample_rate=sr)[0] for f in sorted((enroll / w).glob("*.wav"))] for w in words}
         if args.enroll_text:
             from speechedge.synth.engines import render_keyword
-
-            clips = {w: (c, render_keyword(w)) for w, c in clips.items()}
-        else:
-            clips = {w: (c, []) for w, c in clips.items()}
+        clips = {w: ([read_audio(f, sample_rate=sr)[0] for f in sorted((enroll / w).glob("*.wav"))],
+                     render_keyword(w) if args.enroll_text else []) for w in words}
         sets.append(("_".join(words), load_streams(pos, positive=True), load_streams(neg, positive=False), clips))
     rows, dets = [], {}
     for agree in agrees:

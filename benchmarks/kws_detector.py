@@ -222,19 +222,19 @@ def main(argv=None) -> int:
         rules.append(("8. + 24 espeak-ng renderings of the keyword's name", rule_exemplars(ex_text, b_text), 4, 4,
                       np.linspace(0, 1, 401)))
     if wanted(28) or wanted(29):  # renderings by voices of several engines, each rendering calibrated on its own (rule 18)
-        from speechedge.synth.engines import make_voices, synthesize
+        from speechedge.synth.engines import render_keyword
 
         engines = [e for e in args.text_engines.split(",") if e]
-        text_voices = make_voices(8 * len(engines), np.random.default_rng(7), engines)
-        ex_28 = [np.vstack([x, np.stack([model.embed(0.5 * synthesize(v, w)) for v in text_voices])])
-                 for w, x in zip(names, ex)]
-        s_28 = [np.quantile(((bg[:, None, :] - x[None]) ** 2).sum(-1), 0.1, axis=0) for x in ex_28]
-        rules.append((f"28. rule 18 + {len(text_voices)} renderings of the keyword's name by {'/'.join(engines)} voices",
+        renders = {w: render_keyword(w, engines=engines) for w in names}  # what `demo kws --enroll-text` adds
+        ex_28 = [np.vstack([x, np.stack([model.embed(c) for c in renders[w]])]) for w, x in zip(names, ex)]
+        s_28 = [model._background_scales(x) for x in ex_28]  # the runtime's per-exemplar scale (rule 18)
+        n_text = len(renders[names[0]])
+        rules.append((f"28. rule 18 + {n_text} renderings of the keyword's name by {'/'.join(engines)} voices",
                       lambda e: np.stack([(1 - ((e[:, None] - x[None]) ** 2).sum(-1) / sc).max(1)
                                           for x, sc in zip(ex_28, s_28)], 1), 4, 4, np.linspace(-1, 1, 801)))
         if wanted(29):  # the renderings alone: a keyword enrolled from its name, no recording
             n_rec = [len(x) for x in ex]
-            rules.append((f"29. the {len(text_voices)} renderings alone (no recorded clip), calibrated as rule 18",
+            rules.append((f"29. the {n_text} renderings alone (no recorded clip), calibrated as rule 18",
                           lambda e: np.stack([(1 - ((e[:, None] - x[k:][None]) ** 2).sum(-1) / sc[k:]).max(1)
                                               for x, sc, k in zip(ex_28, s_28, n_rec)], 1), 4, 4,
                           np.linspace(-1, 1, 801)))

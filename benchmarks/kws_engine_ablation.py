@@ -27,15 +27,6 @@ import time
 from pathlib import Path
 
 
-def _rows(path: Path) -> list:
-    """A clip manifest's rows with absolute audio paths (manifests may hold paths relative to their folder)."""
-    from dataclasses import replace
-
-    from speechedge.manifest import ClipRecord, read_manifest
-
-    return [replace(r, path=str((path.parent / r.path).resolve())) for r in read_manifest(path, ClipRecord)]
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base-work", type=Path, required=True, help="work folder of benchmarks/kws_pretrained.py")
@@ -51,6 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--episodes", type=int, default=1000)
     args = p.parse_args(argv)
 
+    from kws_pretrained import clip_rows  # the sibling benchmark (this folder is on sys.path)
     from speechedge.manifest import write_manifest
     from speechedge.recipes.kws_fewshot import FewShotConfig, evaluate_experiment, train
     from speechedge.training.config import config_from_dict
@@ -59,13 +51,13 @@ def main(argv=None) -> int:
     base_cfg = json.loads((base / "config.json").read_text())
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    episode_rows = _rows(Path(base_cfg["train_manifest"]))
-    aux_rows = _rows(Path(base_cfg["libriword_manifest"]))
+    episode_rows = clip_rows(Path(base_cfg["train_manifest"]))
+    aux_rows = clip_rows(Path(base_cfg["libriword_manifest"]))
     aux_vocab = {r.word for r in aux_rows if r.split == "train"}
     added_ep, added_aux, sizes = list(episode_rows), list(aux_rows), {}
     for spec in args.add:
         label, _, folder = spec.partition("=")
-        rows = [r for r in _rows(Path(folder) / "manifest.jsonl") if r.split == "train"]
+        rows = [r for r in clip_rows(Path(folder) / "manifest.jsonl") if r.split == "train"]
         aux = [r for r in rows if r.word in aux_vocab]
         added_ep += rows
         added_aux += aux

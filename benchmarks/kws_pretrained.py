@@ -59,18 +59,22 @@ def _filter(src: Path, dst: Path, keep) -> int:
     return len(rows)
 
 
+def clip_rows(path: Path) -> list:
+    """A clip manifest's rows with absolute audio paths (manifests may hold paths relative to their folder)."""
+    from dataclasses import replace
+
+    from speechedge.manifest import ClipRecord, read_manifest
+
+    return [replace(r, path=str((path.parent / r.path).resolve())) for r in read_manifest(path, ClipRecord)]
+
+
 def _add_train(specs: list[str], episodes: Path, aux: Path, episodes_out: Path, aux_out: Path) -> dict:
     """Episode and auxiliary-word manifests with the train-split clips of each ``LABEL=FOLDER`` added: every
     clip of a word the episodes already draw from goes into the episodes, every clip of an auxiliary word into
     the cross-entropy data (the head's classes stay those of the base corpus, so a continuation keeps its head)."""
-    from dataclasses import replace
+    from speechedge.manifest import write_manifest
 
-    from speechedge.manifest import ClipRecord, read_manifest, write_manifest
-
-    def rows(path: Path) -> list:  # absolute audio paths (manifests may hold paths relative to their folder)
-        return [replace(r, path=str((path.parent / r.path).resolve())) for r in read_manifest(path, ClipRecord)]
-
-    ep, ax = rows(episodes), rows(aux)
+    ep, ax = clip_rows(episodes), clip_rows(aux)
 
     def cls(r) -> str:  # a clip's class, as the recipe reads it
         return r.label or r.word
@@ -82,7 +86,7 @@ def _add_train(specs: list[str], episodes: Path, aux: Path, episodes_out: Path, 
         if not label or not (Path(folder) / "manifest.jsonl").is_file():
             raise SystemExit(f"--add-train {spec!r}: expected LABEL=FOLDER, a Speech Commands-layout folder with a "
                              "manifest.jsonl (`speechedge synth speech-commands`)")
-        new = [r for r in rows(Path(folder) / "manifest.jsonl") if r.split == "train"]
+        new = [r for r in clip_rows(Path(folder) / "manifest.jsonl") if r.split == "train"]
         to_ep, to_aux = [r for r in new if cls(r) in ep_words], [r for r in new if cls(r) in aux_words]
         if not to_ep and not to_aux:
             raise SystemExit(f"--add-train {spec!r}: none of its words is a training word of this corpus")
@@ -199,15 +203,11 @@ def main(argv=None) -> int:
 
     def episode_manifest():
         # the training words plus every auxiliary word's training clips, as one episodic manifest (absolute paths)
-        from dataclasses import replace
-
-        from speechedge.manifest import ClipRecord, read_manifest, write_manifest
+        from speechedge.manifest import write_manifest
 
         m = work / "manifests"
-        rows = [replace(r, path=str((m / r.path).resolve())) for r in read_manifest(m / "train.jsonl", ClipRecord)]
-        aux = work / "aux_words"
-        rows += [replace(r, path=str((aux / r.path).resolve()))
-                 for r in read_manifest(aux / "manifest.jsonl", ClipRecord) if r.split == "train"]
+        rows = clip_rows(m / "train.jsonl")
+        rows += [r for r in clip_rows(work / "aux_words" / "manifest.jsonl") if r.split == "train"]
         write_manifest(m / "train_gsc+aux.jsonl", rows)
         return {"train_gsc+aux": len(rows)}
 
