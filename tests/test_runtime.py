@@ -795,6 +795,48 @@ def test_eval_fewshot_on_a_relative_folder(kws_export, gsc35, tmp_path, monkeypa
     assert len(set(clips.labels)) == 35 and 0 <= metrics["1shot"]["acc"] <= 1
 
 
+@pytest.mark.slow
+def test_eval_fewshot_runs_an_exported_folder_or_the_shipped_model(kws_export, gsc35, tmp_path, capsys):
+    """`eval kws-fewshot --model` evaluates an export as the runtime runs it (no checkpoint needed), writes
+    nothing into the model's folder, and without --exp-dir/--model takes the shipped pretrained model."""
+    from speechedge.apps.cli import main
+    from speechedge.pretrained import pretrained_dir
+    from speechedge.recipes.kws_fewshot import evaluate_exported
+
+    _, export = kws_export
+    gsc_dir, _ = gsc35
+    before = sorted(p.name for p in export.iterdir())
+    args = ["--data", str(gsc_dir), "--shots", "2", "--queries", "2", "--episodes", "20"]
+    assert main(["eval", "kws-fewshot", "--model", str(export), *args, "--json", str(tmp_path / "e.json")]) == 0
+    out = json.loads((tmp_path / "e.json").read_text())
+    metrics, rule, clips = evaluate_exported(export, gsc_dir, shots=(2,), queries=2, episodes=20)
+    assert out["results"] == metrics and out["precision"] == "fp32" and len(set(clips.labels)) == 35
+    assert (tmp_path / "e.png").exists() and sorted(p.name for p in export.iterdir()) == before
+    with pytest.raises(SystemExit, match="not both"):
+        main(["eval", "kws-fewshot", "--exp-dir", str(export), "--model", str(export), *args])
+    try:
+        pretrained_dir()
+    except FileNotFoundError:
+        return
+    capsys.readouterr()
+    assert main(["eval", "kws-fewshot", *args, "--json", str(tmp_path / "s.json")]) == 0
+    shipped = json.loads((tmp_path / "s.json").read_text())
+    assert shipped["model"] == str(pretrained_dir()) and "kws_fewshot (fp32, dprotonet)" in capsys.readouterr().out
+    assert shipped["results"]["2shot"]["acc"] > 0.6  # 5-way: chance is 0.2; the shipped model is far above it
+
+
+def test_kws_model_takes_int16_clips_as_their_float_scale(kws_export):
+    """A clip given as int16 samples gets the features (and embedding) of the same clip in [-1, 1): they are
+    scaled, not taken as floats 32768 times too loud."""
+    from speechedge.runtime.kws import KWSModel
+
+    _, export = kws_export
+    m = KWSModel(export, keywords_file=export / "none.json")
+    x = (np.random.default_rng(0).standard_normal(16000) * 3000).astype(np.int16)
+    np.testing.assert_array_equal(m.features(x), m.features(x.astype(np.float32) / 32768))
+    np.testing.assert_allclose(m.embed(x), m.embed(x.astype(np.float32) / 32768), atol=1e-6)
+
+
 def test_pooled_det_sums_misses_and_false_alarms_at_each_shared_threshold():
     """Several keyword pairs' DET curves pooled at one threshold: misses weighted by events, false alarms by hours;
     thresholds not measured on every set are left out."""

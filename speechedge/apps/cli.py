@@ -178,9 +178,12 @@ def _align(args: argparse.Namespace) -> int:
 def _eval_kws_fewshot(args: argparse.Namespace) -> int:
     from speechedge.recipes.kws_fewshot import evaluate_cli
 
-    return evaluate_cli(args.exp_dir, args.data, ways=args.ways, shots=tuple(int(s) for s in args.shots.split(",")),
-                        queries=args.queries, episodes=args.episodes, seed=args.seed, json_path=args.json,
-                        roc_png=args.roc_png)
+    if args.exp_dir is not None and (args.model is not None or args.precision is not None):
+        raise SystemExit("eval kws-fewshot: --exp-dir (a training experiment) or --model (an exported folder), "
+                         "not both; --precision goes with --model")
+    return evaluate_cli(args.exp_dir, args.data, model=args.model, precision=args.precision or "fp32",
+                        ways=args.ways, shots=tuple(int(s) for s in args.shots.split(",")), queries=args.queries,
+                        episodes=args.episodes, seed=args.seed, json_path=args.json, roc_png=args.roc_png)
 
 
 def _bench_kws_data(args: argparse.Namespace) -> int:
@@ -362,7 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev = verbs.add_parser("eval", help="evaluate an experiment")
     ev_kinds = ev.add_subparsers(dest="kind", metavar="RECIPE", required=True)
     ef = ev_kinds.add_parser("kws-fewshot", help="N-way K-shot accuracy and open-set AUROC with 95%% CIs")
-    ef.add_argument("--exp-dir", required=True, help="trained experiment folder")
+    ef.add_argument("--exp-dir", help="trained experiment folder (its best checkpoint, torch)")
+    ef.add_argument("--model", default=None,
+                    help="instead of --exp-dir: an exported few-shot folder or a shipped model's name (kws_fewshot), "
+                         "run as the runtime runs it; neither given: the shipped pretrained model")
+    ef.add_argument("--precision", choices=("fp32", "int8"), default=None,
+                    help="with --model: which TFLite window model (default fp32)")
     ef.add_argument("--data", required=True, help="ClipRecord manifest or any Speech Commands-layout folder of words")
     ef.add_argument("--ways", type=int, default=5)
     ef.add_argument("--shots", default="1,5", help="comma-separated shot counts (default 1,5)")
@@ -370,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     ef.add_argument("--episodes", type=int, default=1000)
     ef.add_argument("--seed", type=int, default=0)
     ef.add_argument("--json", help="also write the results to this JSON file")
-    ef.add_argument("--roc-png", help="ROC plot (default: beside --json, else roc_DATA.png in the experiment)")
+    ef.add_argument("--roc-png", help="ROC plot (default: beside --json, else roc_DATA.png in the experiment; "
+                                      "with --model only beside --json)")
     ef.set_defaults(func=_eval_kws_fewshot)
 
     es = ev_kinds.add_parser("kws-stream", help="long-form detection: false rejects at 0.5/1/2 FA per hour, DET")

@@ -136,7 +136,7 @@ def _eval_fewshot(work: Path) -> dict:
     shipped = _shipped_dir()
     if shipped is not None:
         result["shipped"] = {k: {m: round(v, 4) for m, v in r.items()}
-                             for k, r in evaluate_exported(shipped, test, **episodes).items()}
+                             for k, r in evaluate_exported(shipped, test, **episodes)[0].items()}
     return result
 
 

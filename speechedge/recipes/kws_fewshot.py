@@ -456,11 +456,8 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, *, ways: int = 5,
     """Evaluate the best checkpoint of ``exp_dir`` on a manifest or a Speech Commands-layout folder (and plot
     the ROC curves to ``roc_png`` when given). Returns ``(metrics, config, clips)`` (see :func:`evaluate`)."""
     model, cfg = load_model(exp_dir)
-    load = dict(sample_rate=cfg.frontend.sample_rate, clip_samples=cfg.clip_samples)
-    clips = load_folder_clips(data, **load) if Path(data).is_dir() else load_manifest_clips(data, **load)
-    n_classes = len(set(clips.labels))
-    if n_classes <= ways:
-        raise ValueError(f"{data}: {n_classes} classes; {ways}-way open-set episodes need at least {ways + 1}")
+    clips = _load_clips(data, cfg.frontend.sample_rate, cfg.clip_samples)
+    _check_ways(data, clips, ways)
     metrics, scores = evaluate(model, clips, method=cfg.method, ways=ways, shots=shots, queries=queries,
                                episodes=episodes, seed=seed, temperature=cfg.temperature, gamma=cfg.gamma)
     if roc_png is not None:
@@ -468,65 +465,91 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, *, ways: int = 5,
     return metrics, cfg, clips
 
 
+def _load_clips(data: str | Path, sample_rate: int, clip_samples: int) -> ClipSet:
+    load = dict(sample_rate=sample_rate, clip_samples=clip_samples)
+    return load_folder_clips(data, **load) if Path(data).is_dir() else load_manifest_clips(data, **load)
+
+
+def _check_ways(data, clips: ClipSet, ways: int) -> None:
+    n_classes = len(set(clips.labels))
+    if n_classes <= ways:
+        raise ValueError(f"{data}: {n_classes} classes; {ways}-way open-set episodes need at least {ways + 1}")
+
+
 def evaluate_exported(folder: str | Path, data: str | Path, *, ways: int = 5, shots=(1, 5), queries: int = 15,
-                      episodes: int = 1000, seed: int = 0) -> dict:
-    """:func:`evaluate` for an exported few-shot folder (e.g. the shipped pretrained model, which has no
-    checkpoint): clip embeddings from its fp32 TFLite window model on the Numba frontend (as the runtime
-    computes them), its open-set rule from ``fewshot.json`` / ``dummy_prototypes.npz``; the same episodes as
-    :func:`evaluate_experiment` for the same ``seed``."""
-    import json
+                      episodes: int = 1000, seed: int = 0, precision: str = "fp32",
+                      roc_png: str | Path | None = None) -> tuple[dict, dict, ClipSet]:
+    """:func:`evaluate_experiment` for an exported few-shot folder (e.g. the shipped pretrained model, which has
+    no checkpoint): each clip's embedding as the torch-free runtime computes it (:class:`KWSModel
+    <speechedge.runtime.kws.KWSModel>`: the Numba frontend, the model's input level normalization, its
+    ``precision`` TFLite window model), its open-set rule from ``fewshot.json`` / ``dummy_prototypes.npz``;
+    the same episodes as :func:`evaluate_experiment` for the same ``seed``. Returns ``(metrics, fewshot_rule,
+    clips)``."""
+    import tempfile
     from types import SimpleNamespace
 
-    from speechedge.audio import from_int16
-    from speechedge.kernels import log_mel
     from speechedge.models.fewshot import DummyPrototypes
-    from speechedge.runtime.tflite import TFLiteModel
+    from speechedge.runtime.kws import KWSModel
 
-    folder = Path(folder)
-    fe = FrontendConfig.load(folder / "frontend.json")
-    rule = json.loads((folder / "fewshot.json").read_text())
-    clip_samples = int(json.loads((folder / "report.json").read_text())["clip_samples"])
-    load = dict(sample_rate=fe.sample_rate, clip_samples=clip_samples)
-    clips = load_folder_clips(data, **load) if Path(data).is_dir() else load_manifest_clips(data, **load)
-    net = TFLiteModel(folder / "model_fp32.tflite")
-    emb = torch.from_numpy(np.concatenate([net(log_mel(from_int16(a), fe)[None, None].astype(np.float32))[0]
-                                           for a in clips.audio]))
+    with tempfile.TemporaryDirectory() as tmp:  # no enrolled keywords: they play no part in the episodes
+        m = KWSModel(folder, precision=precision, keywords_file=Path(tmp) / "none.json")
+    if m.kind != "embedding" or "method" not in m.fewshot:
+        raise ValueError(f"{folder}: not an exported few-shot model (a classifier, or no fewshot.json); "
+                         "few-shot episodes need an embedding model (`speechedge export` of a kws-fewshot experiment)")
+    clips = _load_clips(data, m.frontend.sample_rate, m.clip_samples)
+    _check_ways(data, clips, ways)
+    emb = torch.from_numpy(np.stack([m.run_features(m.features(a)) for a in clips.audio]))
     dummy = None
-    if rule["method"] == "dprotonet":
-        with np.load(folder / "dummy_prototypes.npz") as z:
-            state = {k: torch.from_numpy(z[k]) for k in z.files}
+    if m.fewshot["method"] == "dprotonet":
+        state = {k: torch.from_numpy(v) for k, v in m.dummy.items()}
         dummy = DummyPrototypes(emb.shape[1], num_dummies=state["out.weight"].shape[0] // emb.shape[1],
                                 hidden=state["point.0.weight"].shape[0])
         dummy.load_state_dict(state)
-    metrics, _ = evaluate(SimpleNamespace(dummy=dummy), clips, method=rule["method"], ways=ways, shots=shots,
-                          queries=queries, episodes=episodes, seed=seed, temperature=rule["temperature"],
-                          gamma=rule["gamma"], device=torch.device("cpu"), embed=lambda m, c, d: emb)
-    return metrics
+    metrics, scores = evaluate(SimpleNamespace(dummy=dummy), clips, method=m.fewshot["method"], ways=ways,
+                               shots=shots, queries=queries, episodes=episodes, seed=seed,
+                               temperature=m.fewshot["temperature"], gamma=m.fewshot["gamma"],
+                               device=torch.device("cpu"), embed=lambda *_: emb)
+    if roc_png is not None:
+        _roc_png(Path(roc_png), metrics, scores)
+    return metrics, m.fewshot, clips
 
 
-def evaluate_cli(exp_dir: str, data: str, *, ways: int = 5, shots=(1, 5), queries: int = 15, episodes: int = 1000,
-                 seed: int = 0, json_path: str | None = None, roc_png: str | None = None) -> int:
-    """``eval kws-fewshot``: the table, ``--json``, and the ROC plot at ``roc_png`` (default: beside the JSON,
-    else ``roc_{DATA}.png`` in the experiment, one per test set: evaluating another set never overwrites it)."""
+def evaluate_cli(exp_dir: str | None, data: str, *, model: str | None = None, precision: str = "fp32",
+                 ways: int = 5, shots=(1, 5), queries: int = 15, episodes: int = 1000, seed: int = 0,
+                 json_path: str | None = None, roc_png: str | None = None) -> int:
+    """``eval kws-fewshot``: the table, ``--json``, and the ROC plot at ``roc_png``. An experiment
+    (``exp_dir``): default plot beside the JSON, else ``roc_{DATA}.png`` in the experiment, one per test set
+    (evaluating another set never overwrites it). An exported folder or a shipped model's name (``model``;
+    both None: the shipped few-shot model): the plot beside the JSON or at ``roc_png``, none otherwise (the
+    model's folder, perhaps the installed package, is never written)."""
     import json
 
-    if roc_png is None:
-        roc_png = (Path(json_path).with_suffix(".png") if json_path
-                   else Path(exp_dir) / f"roc_{Path(data).name.split('.')[0] or 'data'}.png")
-    metrics, cfg, clips = evaluate_experiment(exp_dir, data, ways=ways, shots=shots, queries=queries,
-                                              episodes=episodes, seed=seed, roc_png=roc_png)
-    print(f"{cfg.method} tau={cfg.tau} aux_weight={cfg.aux_weight} on {data} ({len(set(clips.labels))} classes, "
-          f"{len(clips)} clips), {ways}-way, {queries} queries/class + {ways * queries} unknown queries, "
-          f"{episodes} episodes")
+    episodes_kw = dict(ways=ways, shots=shots, queries=queries, episodes=episodes, seed=seed)
+    if exp_dir is not None:
+        if roc_png is None:
+            roc_png = (Path(json_path).with_suffix(".png") if json_path
+                       else Path(exp_dir) / f"roc_{Path(data).name.split('.')[0] or 'data'}.png")
+        metrics, cfg, clips = evaluate_experiment(exp_dir, data, **episodes_kw, roc_png=roc_png)
+        what, source = f"{cfg.method} tau={cfg.tau} aux_weight={cfg.aux_weight}", {"exp_dir": str(exp_dir)}
+    else:
+        from speechedge.pretrained import resolve_model
+
+        folder = resolve_model(model)
+        if roc_png is None and json_path:
+            roc_png = Path(json_path).with_suffix(".png")
+        metrics, rule, clips = evaluate_exported(folder, data, **episodes_kw, precision=precision, roc_png=roc_png)
+        what, source = f"{folder} ({precision}, {rule['method']})", {"model": str(folder), "precision": precision}
+    print(f"{what} on {data} ({len(set(clips.labels))} classes, {len(clips)} clips), {ways}-way, {queries} "
+          f"queries/class + {ways * queries} unknown queries, {episodes} episodes")
     print("| shots | accuracy | 95% CI | AUROC | 95% CI |\n|---:|---:|---:|---:|---:|")
     for k, r in metrics.items():
         print(f"| {k} | {r['acc']:.4f} | +-{r['acc_ci95']:.4f} | {r['auroc']:.4f} | +-{r['auroc_ci95']:.4f} |")
-    print(f"ROC plot: {roc_png}")
+    if roc_png is not None:
+        print(f"ROC plot: {roc_png}")
     if json_path:
         from speechedge.io import atomic_write_text
 
-        atomic_write_text(json_path, json.dumps({"exp_dir": str(exp_dir), "data": str(data), "results": metrics},
-                                                indent=2))
+        atomic_write_text(json_path, json.dumps({**source, "data": str(data), "results": metrics}, indent=2))
     return 0
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechedge.audio import fit_length
+from speechedge.audio import fit_length, from_int16
 from speechedge.features import FrontendConfig, InputLevel, LevelTracker
 from speechedge.io import atomic_write_text
 from speechedge.kernels.frontend import StreamingLogMel, log_mel
@@ -360,8 +360,11 @@ class KWSModel:
 
     # -- features and inference --------------------------------------------------------------------------
     def fit_length(self, audio: np.ndarray) -> np.ndarray:
-        """Centre-crop or zero-pad one clip to the model's input length (:func:`speechedge.audio.fit_length`)."""
-        return fit_length(np.asarray(audio, np.float32), self.clip_samples)
+        """One clip (float in [-1, 1) or int16, scaled to float) centre-cropped or zero-padded to the model's input
+        length (:func:`speechedge.audio.fit_length`)."""
+        audio = np.asarray(audio)
+        audio = from_int16(audio) if audio.dtype == np.int16 else audio.astype(np.float32, copy=False)
+        return fit_length(audio, self.clip_samples)
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """One clip (float in [-1, 1) or int16) -> ``(n_mels, frames)`` as in training, brought up to the
