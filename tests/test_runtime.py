@@ -814,6 +814,8 @@ def test_eval_fewshot_runs_an_exported_folder_or_the_shipped_model(kws_export, g
     assert (tmp_path / "e.png").exists() and sorted(p.name for p in export.iterdir()) == before
     with pytest.raises(SystemExit, match="not both"):
         main(["eval", "kws-fewshot", "--exp-dir", str(export), "--model", str(export), *args])
+    with pytest.raises(FileNotFoundError, match="no int8 model"):
+        evaluate_exported(export, gsc_dir, precision="int8")
     try:
         pretrained_dir()
     except FileNotFoundError:

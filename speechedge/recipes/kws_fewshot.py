@@ -491,6 +491,10 @@ def evaluate_exported(folder: str | Path, data: str | Path, *, ways: int = 5, sh
     from speechedge.models.fewshot import DummyPrototypes
     from speechedge.runtime.kws import KWSModel
 
+    if precision == "int8" and not (Path(folder) / "model_int8.tflite").exists():
+        raise FileNotFoundError(f"{folder}: no int8 model (model_int8.tflite); `speechedge export --int8` writes one "
+                                "(the shipped model is fp32: benchmarks/kws_int8_exported.py FOLDER ... --write DIR "
+                                "makes a copy with its int8 models)")
     with tempfile.TemporaryDirectory() as tmp:  # no enrolled keywords: they play no part in the episodes
         m = KWSModel(folder, precision=precision, keywords_file=Path(tmp) / "none.json")
     if m.kind != "embedding" or "method" not in m.fewshot:
