@@ -325,7 +325,8 @@ def main(argv=None) -> int:
     out.write_text(json.dumps({"model": str(args.model_dir), "mode": mode, "precision": m.precision, "room": args.room, "in_sentence": args.in_sentence,
                                "keywords": keywords, "speakers": len(voices), "minutes": args.minutes,
                                "events": events, "hours": hours, "operating_points": pooled,
-                               "default_threshold": default, "at_default": at_default,
+                               "default_threshold": default, "peak_margin": m.detector_peak_margin(),
+                               "at_default": at_default,
                                "by_engine_at_1fa": by_engine(pooled["1"]["threshold"]) if pooled["1"] else None,
                                "per_speaker": [{k: v for k, v in s.items() if k != "det"} for s in per_speaker],
                                "pooled_det": det}, indent=1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -194,18 +195,25 @@ def test_detector_equals_the_firing_rule_on_its_trace(enrolled, mode):
 
     model_dir, stream, _ = enrolled
     m = KWSModel(model_dir, mode=mode)
-    for agree in (None, 1):  # the calibrated rule's default (4 windows must agree) and none
-        det = StreamingKWS(m, threshold=1.0, agree=agree)
-        times, scores = score_trace(det, stream)
-        assert len(times) > 50 and set(scores) == {"marvin", "sheila"}
+    peaks_fired = 0
+    # the calibrated rule's default (4 windows must agree), none, and agreement with the peak rule
+    for agree, margin in ((None, None), (1, None), (4, 0.02), (4, 0.1)):
+        det = StreamingKWS(m, threshold=1.0, agree=agree, peak_margin=margin)
+        times, scores, raw = score_trace(det, stream)
+        assert len(times) > 50 and set(scores) == set(raw) == {"marvin", "sheila"}
         top = np.max(np.stack(list(scores.values())), 0)
         for th in np.quantile(top, [0.3, 0.5, 0.9]):
-            live = detect_file(m, stream, threshold=float(th), block=1000, agree=agree)
-            assert live == fire(times, scores, float(th), 1.0, det.agree)
+            live = detect_file(m, stream, threshold=float(th), block=1000, agree=agree, peak_margin=margin)
+            assert live == fire(times, scores, float(th), 1.0, det.agree, raw, det.peak_margin)
             assert live or th > np.quantile(top, 0.3)
             gaps = np.diff([d.time_s for d in live])
             assert (gaps >= 1.0 - 1e-9).all()  # the refractory period holds
+            if margin is not None:  # the peak rule only adds detections
+                plain = fire(times, scores, float(th), 1.0, det.agree)
+                peaks_fired += len(live) > len(plain) or live != plain
+    assert peaks_fired  # the peak rule fired somewhere, so the equality above tested it
     assert (StreamingKWS(m).threshold, StreamingKWS(m).smooth, StreamingKWS(m).agree) == (0.67, 4, 4)
+    assert StreamingKWS(m).peak_margin is None and StreamingKWS(m, peak_margin=math.inf).peak_margin is None
 
 
 @pytest.mark.slow
@@ -320,7 +328,7 @@ def test_demo_kws_through_the_fake_microphone_equals_file_input(enrolled, tmp_pa
     wav = tmp_path / "stream.wav"
     write_audio(wav, stream, 16000)
     stream, _ = read_audio(wav)  # 16-bit, as the file and the microphone deliver it
-    times, scores = score_trace(StreamingKWS(KWSModel(model_dir), threshold=1.0), stream)
+    times, scores, _ = score_trace(StreamingKWS(KWSModel(model_dir), threshold=1.0), stream)
     th = float(np.quantile(np.max(np.stack(list(scores.values())), 0), 0.9))
     seconds = len(stream) // 1600 / 10  # whole blocks only: the fake device repeats the file after its end
     args = ["demo", "kws", "--model", str(model_dir), "--threshold", repr(th), "--json"]
@@ -720,9 +728,20 @@ def test_a_model_carries_its_own_detector_operating_point(enrolled, tmp_path):
     det = StreamingKWS(KWSModel(own))
     assert (det.threshold, det.smooth, det.agree) == (0.72, 3, 5)
     assert StreamingKWS(KWSModel(own), threshold=0.9).threshold == 0.9
+    assert det.peak_margin is None  # no peak rule unless the operating point has one
+    fs.write_text(json.dumps({**cfg, "detector": {"threshold": 0.72, "smooth": 3, "agree": 5, "peak_margin": 0.17}}))
+    assert StreamingKWS(KWSModel(own)).peak_margin == 0.17
+    assert StreamingKWS(KWSModel(own), peak_margin=math.inf).peak_margin is None  # switched off
     for bad in ({"threshold": "high"}, [0.7, 4, 4], "0.7"):
         fs.write_text(json.dumps({**cfg, "detector": bad}))
         with pytest.raises(ValueError, match=r"fewshot.json: bad 'detector' entry"):
+            StreamingKWS(KWSModel(own))
+    for bad in (-0.1, "high", True, None):
+        fs.write_text(json.dumps({**cfg, "detector": {"threshold": 0.72, "smooth": 3, "agree": 5, "peak_margin": bad}}))
+        if bad is None:  # written as null: no peak rule
+            assert StreamingKWS(KWSModel(own)).peak_margin is None
+            continue
+        with pytest.raises(ValueError, match=r"fewshot.json: 'detector' peak_margin must be a number >= 0"):
             StreamingKWS(KWSModel(own))
 
 
@@ -884,7 +903,7 @@ def test_a_quiet_microphone_is_brought_to_the_models_level(gsc35, mode, tmp_path
             silence = np.zeros(16000, np.float32)
             stream = np.concatenate([silence, gain * clips["sheila"][3], silence])
             found = [d.keyword for i in range(0, len(stream), 1600) for d in det.push(stream[i: i + 1600])]
-            best[normalized, gain] = max(r["sheila"] for _, r in det.trace)
+            best[normalized, gain] = max(r["sheila"] for _, r, _ in det.trace)
             threshold = det.threshold
             if normalized or gain == 1.0:
                 assert found == ["sheila"], (normalized, gain, found)
@@ -923,3 +942,14 @@ def test_keywords_enrolled_before_the_input_level_are_named(gsc35, tmp_path, cap
         old = KWSModel(pretrained_dir(), keywords_file=kw)
     assert "sheila" in old.exemplars
     assert len(caplog.records) == 1 and str(kw) in caplog.text and "re-enrol it" in caplog.text
+
+
+def test_demo_kws_peak_margin_option_parses_off_and_refuses_nonsense():
+    import argparse
+
+    from speechedge.apps.cli import _peak_margin
+
+    assert _peak_margin("0.17") == 0.17 and _peak_margin("OFF") == math.inf and _peak_margin("0") == 0.0
+    for bad in ("-0.1", "nan", "high", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="a number >= 0 or 'off'"):
+            _peak_margin(bad)

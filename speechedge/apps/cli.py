@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -25,11 +26,24 @@ STREAM_HELP = ("run the few-shot model's streaming step model (stream_fp32.tflit
                "2-3x less CPU, decisions 0.58 s later) instead of re-running the 1-second window every 100 ms")
 
 
+def _peak_margin(value: str) -> float:
+    if value.strip().lower() == "off":
+        return math.inf
+    try:
+        m = float(value)
+    except ValueError:
+        m = math.nan
+    if not m >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'off', got {value!r}")
+    return m
+
+
 def _demo_kws(args: argparse.Namespace) -> int:
     from speechedge.demos.kws import run_kws
 
     return run_kws(args.model, enroll=args.enroll, enroll_mic=args.enroll_mic, name=args.name, input_spec=args.input,
-                   threshold=args.threshold, agree=args.agree, realtime=args.realtime, as_json=args.json,
+                   threshold=args.threshold, agree=args.agree, peak_margin=args.peak_margin, realtime=args.realtime,
+                   as_json=args.json,
                    device=args.device, max_seconds=args.max_seconds, precision=args.precision,
                    keywords_file=args.keywords, mode="stream" if args.stream else "window",
                    enroll_text=args.enroll_text, say=args.say)
@@ -482,6 +496,10 @@ def build_parser() -> argparse.ArgumentParser:
     dk.add_argument("--agree", type=int, default=None, metavar="N",
                     help="consecutive 100 ms windows that must agree before firing (default: the model's own, "
                          "else 4 few-shot, 1 classifier)")
+    dk.add_argument("--peak-margin", type=_peak_margin, default=None, metavar="M",
+                    help="the peak rule: one window scoring threshold + M fires without agreement (finds a keyword "
+                         "followed by more speech, as a wake word with its command); default: the model's own "
+                         "(0.17 for the shipped model), 'off' for none")
     dk.add_argument("--stream", action="store_true", help=STREAM_HELP)
     dm_io = [dk]
     da = dm_kinds.add_parser("asr", help="live streaming transcription")

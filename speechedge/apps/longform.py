@@ -134,30 +134,45 @@ def synth_streams(out_dir: str | Path, keywords: list[str], *, positive_streams:
     return pos_dir, neg_dir
 
 
-def score_trace(detector: StreamingKWS, audio: np.ndarray, block: int = 1600) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Run the detector over ``audio``; returns window end times and the smoothed score of each keyword."""
+def score_trace(detector: StreamingKWS, audio: np.ndarray, block: int = 1600
+                ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Run the detector over ``audio``; returns window end times, the smoothed and the raw score of each keyword."""
     detector.reset()
     detector.trace = []
     for i in range(0, len(audio), block):
         detector.push(audio[i: i + block])
     rows, detector.trace = detector.trace, None
-    keys = sorted({k for _, r in rows for k in r} - detector.ignore)
-    return np.array([t for t, _ in rows]), {k: np.array([r.get(k, 0.0) for _, r in rows]) for k in keys}
+    keys = sorted({k for _, r, _ in rows for k in r} - detector.ignore)
+    return (np.array([t for t, _, _ in rows]), {k: np.array([r.get(k, 0.0) for _, r, _ in rows]) for k in keys},
+            {k: np.array([r.get(k, 0.0) for _, _, r in rows]) for k in keys})
 
 
 def fire(times: np.ndarray, scores: dict[str, np.ndarray], threshold: float, refractory_s: float,
-         agree: int = 1) -> list[Detection]:
-    """The detector's firing rule over a recorded trace (equal to :class:`StreamingKWS`'s detections, tested)."""
+         agree: int = 1, raw: dict[str, np.ndarray] | None = None, peak_margin: float | None = None
+         ) -> list[Detection]:
+    """The detector's firing rule over a recorded trace (equal to :class:`StreamingKWS`'s detections, tested):
+    ``agree`` windows of the smoothed ``scores`` above ``threshold``, or (with ``peak_margin``) one window of the
+    ``raw`` scores at ``threshold + peak_margin``."""
     if not scores or len(times) == 0:
         return []
     names = list(scores)
     s = np.stack([scores[k] for k in names], 1)
     best, val = s.argmax(1), s.max(1)
+    peak = peak_margin is not None and not math.isinf(peak_margin)
+    if peak:
+        r = np.stack([raw[k] for k in names], 1)
+        rbest, rval = r.argmax(1), r.max(1)
     out, last, streak = [], -math.inf, (None, 0)
     for i in range(len(times)):
         streak = agreement_streak(streak, best[i], val[i] >= threshold)
-        if streak[1] >= agree and times[i] - last >= refractory_s:
-            out.append(Detection(names[best[i]], round(float(times[i]), 3), round(float(val[i]), 4)))
+        if streak[1] >= agree:
+            k, v = best[i], val[i]
+        elif peak and rval[i] >= threshold + peak_margin:
+            k, v = rbest[i], rval[i]
+        else:
+            continue
+        if times[i] - last >= refractory_s:
+            out.append(Detection(names[k], round(float(times[i]), 3), round(float(v), 4)))
             last = times[i]
     return out
 
@@ -205,15 +220,18 @@ def operating_point(det: list[dict], max_fa_per_hour: float) -> dict | None:
 
 
 def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[Stream], *, stride_ms: float = 100.0,
-                     smooth: int | None = None, agree: int | None = None, refractory_s: float = 1.0,
-                     tolerance_s: float = 1.0, fa_targets=(0.5, 1.0, 2.0), progress: bool = True) -> dict:
+                     smooth: int | None = None, agree: int | None = None, peak_margin: float | None = None,
+                     refractory_s: float = 1.0, tolerance_s: float = 1.0, fa_targets=(0.5, 1.0, 2.0),
+                     progress: bool = True, traces: list | None = None) -> dict:
     """False reject rate at ``fa_targets`` false alarms per hour, latency, and the DET points (the detector's
-    default ``smooth``/``agree`` for the model's rule unless given)."""
+    default ``smooth``/``agree``/``peak_margin`` for the model unless given; every threshold keeps the peak
+    rule's margin above it). ``traces``: a list to receive ``(stream, times, smoothed, raw)`` of every stream
+    (:func:`fire` replays other rules on them without running the model again)."""
     from tqdm import tqdm
 
     det = StreamingKWS(model, threshold=1.0, stride_ms=stride_ms, smooth=smooth, agree=agree,
-                       refractory_s=refractory_s)
-    traces = []
+                       peak_margin=peak_margin, refractory_s=refractory_s)
+    traces = [] if traces is None else traces
     for s in tqdm(positives + negatives, desc="streams", unit="stream", disable=not progress):
         traces.append((s, *score_trace(det, s.audio)))
     hours = sum(s.duration_s for s in positives + negatives) / 3600
@@ -230,10 +248,10 @@ def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[S
         fas = 0
         lats: list[float] = []
         hit_flags: list[tuple[dict, bool]] = []
-        for s, times, scores in traces:
+        for s, times, scores, raw in traces:
             # a streaming model's decisions come det.lag_s later (its look-ahead): the same tolerance after it
-            used, f, lat = _match_events(fire(times, scores, float(th), refractory_s, det.agree), s.events,
-                                         tolerance_s + det.lag_s)
+            dets = fire(times, scores, float(th), refractory_s, det.agree, raw, det.peak_margin)
+            used, f, lat = _match_events(dets, s.events, tolerance_s + det.lag_s)
             fas, lats = fas + f, lats + lat
             hit_flags += list(zip(s.events, used))
         hits = sum(u for _, u in hit_flags)
@@ -252,6 +270,7 @@ def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[S
             "positive_streams": len(positives), "negative_streams": len(negatives),
             "fa_resolution_per_hour": 1 / hours, "operating_points": operating, "det": points,
             "windows_per_s": 1000 / stride_ms, "smooth": det.smooth, "agree": det.agree,
+            "peak_margin": det.peak_margin,
             "mode": model.mode, "lag_s": det.lag_s,
             "rule": "calibrated nearest exemplar" if model.calibrated else "softmax",
             "model_invoke_ms": 1000 * det.invoke_s / max(1, det.windows)}

@@ -58,8 +58,8 @@ def _meter(level: float, width: int = 20) -> str:
 def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mic: int = 0, name: str | None = None,
             input_spec: str = "mic", threshold: float | None = None, realtime: bool = False, as_json: bool = False,
             device=None, max_seconds: float | None = None, precision: str = "auto", stride_ms: float = 100.0,
-            smooth: int | None = None, agree: int | None = None, refractory_s: float = 1.0,
-            keywords_file: str | None = None, mode: str = "window", enroll_text: bool = False, say: str | None = None,
+            smooth: int | None = None, agree: int | None = None, peak_margin: float | None = None,
+            refractory_s: float = 1.0, keywords_file: str | None = None, mode: str = "window", enroll_text: bool = False, say: str | None = None,
             out=None) -> int:
     """Enrol (optional) and detect; ``model_dir=None`` uses the shipped pretrained few-shot model."""
     from speechedge.pretrained import resolve_model
@@ -106,7 +106,7 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
               file=sys.stderr)
     try:
         detector = StreamingKWS(model, threshold=threshold, stride_ms=stride_ms, smooth=smooth, agree=agree,
-                                refractory_s=refractory_s)
+                                peak_margin=peak_margin, refractory_s=refractory_s)
         if source is None:
             source = open_source(input_spec, realtime=realtime, device=device, max_seconds=max_seconds)
     except AudioInputError as e:
@@ -115,7 +115,9 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
     tty = out.isatty() and not as_json
     if not as_json:
         what = ", ".join(model.keywords) if model.kind == "embedding" else f"{len(model.labels)} classes"
-        print(f"listening on {source.device_name} for {what} (threshold {detector.threshold:g}, {detector.agree} windows agree, {model.precision}); "
+        print(f"listening on {source.device_name} for {what} (threshold {detector.threshold:g}, {detector.agree} windows agree"
+              + (f" or one at +{detector.peak_margin:g}" if detector.peak_margin is not None else "")
+              + f", {model.precision}); "
               "Ctrl-C to stop", file=sys.stderr)
     blocks = late = 0
     detections: list = []

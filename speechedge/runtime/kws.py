@@ -258,6 +258,19 @@ class KWSModel:
             raise ValueError(f"{self.folder / 'fewshot.json'}: bad '{self.detector_key}' entry {own!r} (needs an object with "
                              "threshold, smooth, agree); fix or delete it") from e
 
+    def detector_peak_margin(self) -> float | None:
+        """The peak rule of this mode's operating point (``fewshot.json`` ``detector`` / ``detector_stream``
+        ``peak_margin``): a single window whose raw score reaches ``threshold + peak_margin`` fires without
+        smoothing or agreement; None when the model's operating point has none (or the rule is not calibrated)."""
+        own = self.fewshot.get(self.detector_key) if self.calibrated else None
+        if not isinstance(own, dict) or own.get("peak_margin") is None:
+            return None
+        m = own["peak_margin"]
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m < 0:
+            raise ValueError(f"{self.folder / 'fewshot.json'}: '{self.detector_key}' peak_margin must be a number >= 0, "
+                             f"got {m!r}; fix or delete it")
+        return float(m)
+
     def text_offset(self, mode: str | None = None) -> float | None:
         """How much higher a keyword enrolled with synthetic renderings must score (``enroll(..., rendered=...)``):
         this mode's text operating point minus its plain one (``fewshot.json`` ``detector_text`` /
@@ -557,6 +570,11 @@ class StreamingKWS:
         stride_ms: how often the window is evaluated (a multiple of the 10 ms hop).
         smooth: windows averaged per keyword (posterior smoothing).
         agree: consecutive windows whose best smoothed keyword must be the same and above the threshold.
+        peak_margin: the peak rule: one window whose raw (unsmoothed) score reaches ``threshold + peak_margin``
+            fires at once. A keyword said alone holds the threshold for many windows; one followed by more
+            speech (a wake word and a command without a pause) has one or two clean windows, which smoothing
+            and agreement average away. Default: the model's own (:meth:`KWSModel.detector_peak_margin`);
+            ``math.inf`` switches it off.
         refractory_s: quiet time after a detection (any keyword).
         ignore: labels that never fire (``_unknown_``, ``_silence_``, ``_background_noise_``).
     """
@@ -569,8 +587,8 @@ class StreamingKWS:
     DEFAULTS = {"calibrated": (0.67, 4, 4), "softmax": (0.7, 3, 1)}
 
     def __init__(self, model: KWSModel, *, threshold: float | None = None, stride_ms: float = 100.0,
-                 smooth: int | None = None, agree: int | None = None, refractory_s: float = 1.0,
-                 ignore=(UNKNOWN, "_silence_", "_unknown_", "_background_noise_")) -> None:
+                 smooth: int | None = None, agree: int | None = None, peak_margin: float | None = None,
+                 refractory_s: float = 1.0, ignore=(UNKNOWN, "_silence_", "_unknown_", "_background_noise_")) -> None:
         if model.kind == "embedding" and not model.exemplars:
             raise ValueError(f"{model.folder}: no enrolled keywords; enrol some first (KWSModel.enroll or "
                              "`speechedge demo kws --enroll ...`)")
@@ -588,6 +606,11 @@ class StreamingKWS:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         if smooth < 1 or agree < 1:
             raise ValueError(f"smooth and agree must be >= 1 window, got smooth={smooth}, agree={agree}")
+        peak_margin = model.detector_peak_margin() if peak_margin is None else float(peak_margin)
+        if peak_margin is not None and not peak_margin >= 0:  # inf (off) passes, NaN does not
+            raise ValueError(f"peak_margin must be >= 0 (inf: no peak rule), got {peak_margin}")
+        #: a single window at or above ``threshold + peak_margin`` fires (None or inf: no peak rule)
+        self.peak_margin = None if peak_margin is None or math.isinf(peak_margin) else peak_margin
         self.model, self.threshold, self.smooth, self.refractory_s = model, threshold, int(smooth), refractory_s
         self.agree = int(agree)
         self.ignore = set(ignore)
@@ -625,7 +648,8 @@ class StreamingKWS:
         self.last_scores: dict[str, float] = {}
         self.windows = 0
         self.invoke_s = 0.0
-        self.trace: list[tuple[float, dict[str, float]]] | None = None  # set to [] to record (time, scores)
+        #: set to [] to record (time, smoothed scores, raw scores) of every window
+        self.trace: list[tuple[float, dict[str, float], dict[str, float]]] | None = None
 
     @property
     def time_s(self) -> float:
@@ -703,13 +727,22 @@ class StreamingKWS:
         fe = self.model.frontend
         now = ((frames_done - 1) * fe.hop_length + fe.n_fft // 2) / fe.sample_rate  # end of the window's last frame
         if self.trace is not None:
-            self.trace.append((now, smoothed))
+            self.trace.append((now, smoothed, scores))
         best = max((k for k in smoothed if k not in self.ignore), key=smoothed.get, default=None)
         self.streak = agreement_streak(self.streak, best, best is not None and smoothed[best] >= self.threshold)
-        if self.streak[1] < self.agree or now - self.last_fire_s < self.refractory_s:
+        if self.streak[1] >= self.agree:
+            key, score = best, smoothed[best]
+        elif self.peak_margin is not None:  # the peak rule: one clean window well above the threshold
+            key = max((k for k in scores if k not in self.ignore), key=scores.get, default=None)
+            if key is None or scores[key] < self.threshold + self.peak_margin:
+                return None
+            score = scores[key]
+        else:
+            return None
+        if now - self.last_fire_s < self.refractory_s:
             return None
         self.last_fire_s = now
-        return Detection(best, round(now, 3), round(smoothed[best], 4))
+        return Detection(key, round(now, 3), round(float(score), 4))
 
 
 def agreement_streak(streak: tuple, best, above: bool) -> tuple:
