@@ -363,6 +363,12 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
         detector_text = (f"the detector fires at {d['threshold']:g} when {d['agree']} consecutive 100 ms windows "
                          f"agree (this model's operating point, `fewshot.json` `detector`, chosen on "
                          f"{d.get('chosen_on', 'development streams')} by `benchmarks/kws_calibrate_detector.py`{dev}).")
+        if d.get("peak_margin") is not None:
+            detector_text += (f" It also fires on one window whose raw score reaches {d['threshold'] + d['peak_margin']:g} "
+                              f"(the peak rule, `peak_margin` {d['peak_margin']:g}: the smallest margin that adds no "
+                              "false alarm on the development streams, `kws_calibrate_detector.py --peak`), which finds "
+                              "a keyword followed by more speech, as a wake word with its command; `demo kws "
+                              "--peak-margin off` switches it off.")
     else:
         detector_text = "the detector fires at 0.67 when 4 consecutive 100 ms windows agree."
     report = json.loads((Path(args.work).resolve() / f"export{args.tag}" / "report.json").read_text())
