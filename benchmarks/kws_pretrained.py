@@ -345,7 +345,8 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
                      + ".")
     if isinstance(d, dict):
         made_text += (" Before `--ship`, `python benchmarks/kws_calibrate_detector.py <the export folder> "
-                      "work/kws_dev --write` chose the detector's operating point.")
+                      f"work/kws_dev{' --peak' if d.get('peak_margin') is not None else ''} --write` chose the "
+                      "detector's operating point.")
     if any(x.lower().startswith("kokoro") for x in args.extra_test):
         made_text += (" The Kokoro test folder: `synth_speech_commands(out, words=<the 10 test words>, per_word=24, "
                       "num_speakers=24, seed=7, engines=('kokoro',))` (all its clips are used).")
