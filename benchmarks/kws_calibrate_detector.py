@@ -82,6 +82,9 @@ def main(argv=None) -> int:
         agrees = [int(a) for a in args.agree.split(",")]
     except ValueError:
         raise SystemExit(f"--agree {args.agree!r}: expected comma-separated whole numbers, e.g. 3,4,5") from None
+    if args.peak and args.enroll_text:
+        raise SystemExit("--peak goes with the plain point (the runtime reads the peak margin of `detector` / "
+                         "`detector_stream`, and it applies to text-enrolled keywords too); run it without --enroll-text")
     if not 1 <= args.pairs <= len(DEV_PAIRS):
         raise SystemExit(f"--pairs must be 1-{len(DEV_PAIRS)}, got {args.pairs}")
     mode = "stream" if args.stream else "window"
@@ -167,7 +170,9 @@ def _peak_margin(traces: dict, choice: dict, pairs: list[str], hours: float, tol
         return 1 - hits / events, fas / hours
 
     base_frr, base_fa = point(None)
-    assert abs(base_frr - choice["dev_frr"]) < 1e-9, "the replayed traces must give the chosen point"
+    if abs(base_frr - choice["dev_frr"]) > 1e-9 or abs(base_fa - choice["dev_fa_per_hour"]) > 1e-9:
+        raise SystemExit(f"the replayed traces give FRR {base_frr:.4f} at {base_fa:.3f} FA/h, not the chosen point "
+                         f"({choice['dev_frr']:.4f} at {choice['dev_fa_per_hour']:.3f}): a bug, nothing written")
     for margin in np.round(np.arange(0.05, 0.405, 0.01), 2):
         frr, fa = point(float(margin))
         if fa <= base_fa + 1e-9:

@@ -159,6 +159,9 @@ def fire(times: np.ndarray, scores: dict[str, np.ndarray], threshold: float, ref
     s = np.stack([scores[k] for k in names], 1)
     best, val = s.argmax(1), s.max(1)
     peak = peak_margin is not None and not math.isinf(peak_margin)
+    if peak and (raw is None or not peak_margin >= 0):
+        raise ValueError(f"fire: the peak rule needs the raw scores and a margin >= 0 (got margin {peak_margin}, "
+                         f"raw {'given' if raw is not None else 'None'})")
     if peak:
         r = np.stack([raw[k] for k in names], 1)
         rbest, rval = r.argmax(1), r.max(1)
@@ -231,9 +234,11 @@ def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[S
 
     det = StreamingKWS(model, threshold=1.0, stride_ms=stride_ms, smooth=smooth, agree=agree,
                        peak_margin=peak_margin, refractory_s=refractory_s)
-    traces = [] if traces is None else traces
+    out, traces = traces, []
     for s in tqdm(positives + negatives, desc="streams", unit="stream", disable=not progress):
         traces.append((s, *score_trace(det, s.audio)))
+    if out is not None:  # the caller's list gets this call's traces (whatever it held is not scored)
+        out.extend(traces)
     hours = sum(s.duration_s for s in positives + negatives) / 3600
     n_events = sum(len(s.events) for s in positives)
     if n_events == 0:

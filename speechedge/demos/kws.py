@@ -117,6 +117,8 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
         what = ", ".join(model.keywords) if model.kind == "embedding" else f"{len(model.labels)} classes"
         print(f"listening on {source.device_name} for {what} (threshold {detector.threshold:g}, {detector.agree} windows agree"
               + (f" or one at +{detector.peak_margin:g}" if detector.peak_margin is not None else "")
+              + (" (above 1: no calibrated score reaches it)" if detector.peak_margin is not None and model.calibrated
+                 and detector.threshold + detector.peak_margin > 1 else "")
               + f", {model.precision}); "
               "Ctrl-C to stop", file=sys.stderr)
     blocks = late = 0

@@ -491,6 +491,8 @@ def evaluate_exported(folder: str | Path, data: str | Path, *, ways: int = 5, sh
     from speechedge.models.fewshot import DummyPrototypes
     from speechedge.runtime.kws import KWSModel
 
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{folder}: no such model folder (an export of `speechedge export`, or kws_fewshot)")
     if precision == "int8" and not (Path(folder) / "model_int8.tflite").exists():
         raise FileNotFoundError(f"{folder}: no int8 model (model_int8.tflite); `speechedge export --int8` writes one "
                                 "(the shipped model is fp32: benchmarks/kws_int8_exported.py FOLDER ... --write DIR "

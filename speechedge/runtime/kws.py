@@ -30,6 +30,7 @@ import dataclasses
 import json
 import logging
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,8 +268,8 @@ class KWSModel:
             return None
         m = own["peak_margin"]
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m < 0:
-            raise ValueError(f"{self.folder / 'fewshot.json'}: '{self.detector_key}' peak_margin must be a number >= 0, "
-                             f"got {m!r}; fix or delete it")
+            raise ValueError(f"{self.folder / 'fewshot.json'}: '{self.detector_key}' peak_margin must be a finite number "
+                             f">= 0 (null or absent: no peak rule), got {m!r}; fix or delete it")
         return float(m)
 
     def text_offset(self, mode: str | None = None) -> float | None:
@@ -606,9 +607,10 @@ class StreamingKWS:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         if smooth < 1 or agree < 1:
             raise ValueError(f"smooth and agree must be >= 1 window, got smooth={smooth}, agree={agree}")
-        peak_margin = model.detector_peak_margin() if peak_margin is None else float(peak_margin)
-        if peak_margin is not None and not peak_margin >= 0:  # inf (off) passes, NaN does not
-            raise ValueError(f"peak_margin must be >= 0 (inf: no peak rule), got {peak_margin}")
+        if peak_margin is None:
+            peak_margin = model.detector_peak_margin()
+        elif isinstance(peak_margin, bool) or not isinstance(peak_margin, numbers.Real) or not peak_margin >= 0:
+            raise ValueError(f"peak_margin must be a number >= 0 (inf: no peak rule), got {peak_margin!r}")
         #: a single window at or above ``threshold + peak_margin`` fires (None or inf: no peak rule)
         self.peak_margin = None if peak_margin is None or math.isinf(peak_margin) else peak_margin
         self.model, self.threshold, self.smooth, self.refractory_s = model, threshold, int(smooth), refractory_s

@@ -37,7 +37,7 @@ class CropKWS(StreamingKWS):
         fe = m.frontend
         now = ((frames_done - 1) * fe.hop_length + fe.n_fft // 2) / fe.sample_rate
         if self.trace is not None:
-            self.trace.append((now, sm))
+            self.trace.append((now, sm, scores))  # (time, smoothed, raw) since stop 36
         return None
 
 lf.StreamingKWS = CropKWS

@@ -20,7 +20,7 @@ def run(name, m, streams):
     det = StreamingKWS(m, smooth=1, agree=1)
     z, meta = {}, {}
     for s in streams:
-        t, sc = score_trace(det, s.audio)
+        t, sc, _ = score_trace(det, s.audio)  # smooth=1: smoothed = raw
         z[f"{s.name}|t"] = t
         for k, v in sc.items():
             z[f"{s.name}|{k}"] = v
@@ -63,7 +63,7 @@ if not f.exists():
         det = StreamingKWS(m, smooth=1, agree=1)
         wav = next((spk / "stream").glob("*.wav"))
         ev = json.loads(next((spk / "stream").glob("*.json")).read_text())["events"]
-        t, sc = score_trace(det, read_audio(wav, sample_rate=16000)[0])
+        t, sc, _ = score_trace(det, read_audio(wav, sample_rate=16000)[0])
         z[f"{spk.name}|t"] = t
         for k, v in sc.items():
             z[f"{spk.name}|{k}"] = v
