@@ -385,6 +385,8 @@ def model_card(results: dict, sizes: dict, cfg, args) -> str:
             + (f", and its operating point (`fewshot.json` `detector_stream`) is {ds['threshold']:g}, chosen the same "
                f"way (FRR {ds['dev_frr']:.2f} at {ds['dev_fa_per_hour']:.2f} FA/h on the development streams; "
                "`kws_calibrate_detector.py --stream`)" if isinstance(ds, dict) else "")
+            + (f", with the peak rule at margin {ds['peak_margin']:g}" if isinstance(ds, dict)
+               and ds.get("peak_margin") is not None else "")
             + ". It costs about a third of the window detector's CPU and detects less well with this model (trained "
               "on isolated windows); numbers in the README, \"Streaming detection\".")
     longform_text = ("Long-form, own-voice and in-sentence results: below, 'Measured after the export'."

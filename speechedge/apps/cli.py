@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     dk.add_argument("--peak-margin", type=_peak_margin, default=None, metavar="M",
                     help="the peak rule: one window scoring threshold + M fires without agreement (finds a keyword "
                          "followed by more speech, as a wake word with its command); default: the model's own "
-                         "(0.17 for the shipped model's window detector; none with --stream), 'off' for none")
+                         "(shipped model: 0.17, 0.15 with --stream), 'off' for none")
     dk.add_argument("--stream", action="store_true", help=STREAM_HELP)
     dm_io = [dk]
     da = dm_kinds.add_parser("asr", help="live streaming transcription")
