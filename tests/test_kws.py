@@ -1034,3 +1034,36 @@ def test_fewshot_training_with_neighbours_runs_and_resumes_exactly(gsc35, tmp_pa
         load_config(FewShotConfig, None, ["neighbours_prob=1.5"])
     with pytest.raises(ValueError, match="neighbours_voice"):
         load_config(FewShotConfig, None, ["neighbours_voice=other"])
+
+
+def test_fewshot_embedding_distillation_trains_resumes_exactly_and_exports_without_its_map(
+        gsc35, tmp_path, killed_once_then_resumed):
+    """A small model distilled from a trained few-shot experiment: the linear map to the teacher's embedding is
+    trained and checkpointed (a killed run resumes exactly), the KD loss is logged, and the map stays out of the
+    model that evaluation and export load. A teacher with other features, or half a setting, is refused."""
+    from speechedge.recipes.kws_fewshot import FewShotConfig, load_model, train
+
+    gsc_dir, manifests = gsc35
+    teacher = tmp_path / "teacher"
+    train(load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, ["steps=2", "eval_every=2",
+                                                                                  "tau=1.5"])), teacher)
+    small = ["steps=4", "eval_every=2", "blocks=1,1,1,1", "block_act=relu", f"teacher_exp_dir={teacher}",
+             "kd_weight=2"]
+    cfg = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, small))
+    train(cfg, tmp_path / "straight")
+    killed_once_then_resumed(train, cfg, tmp_path / "resumed")
+    assert_same_run(tmp_path / "straight", tmp_path / "resumed", 4, [2, 4])
+    rows = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["train_kd"]) and r["train_kd"] > 0 for r in rows)
+    state = torch.load(tmp_path / "straight" / "checkpoint-latest.pt", weights_only=True)
+    teacher_dim = load_model(teacher)[0].encoder.embedding_dim
+    assert state["modules"]["kd"]["weight"].shape == (teacher_dim, 32)  # student (tau 1) -> teacher (tau 1.5)
+    model, _ = load_model(tmp_path / "straight")
+    assert not any("kd" in k for k in model.state_dict())
+    with pytest.raises(ValueError, match="go together"):
+        load_config(FewShotConfig, None, ["kd_weight=1"])
+    with pytest.raises(ValueError, match="go together"):
+        load_config(FewShotConfig, None, [f"teacher_exp_dir={teacher}"])
+    other = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, [*small, "frontend.n_mels=80"]))
+    with pytest.raises(ValueError, match="distillation needs the same features"):
+        train(other, tmp_path / "other")

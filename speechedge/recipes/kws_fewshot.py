@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from speechedge.audio import voiced_frames
@@ -102,6 +103,12 @@ class FewShotConfig:
     # is what the export's decision agreement measures
     qat: bool = False
     qat_consistency: float = 0.0
+    # embedding distillation: a trained few-shot experiment (its best checkpoint; same frontend, any width) whose
+    # embedding of the same augmented clips this model learns to reproduce through a linear map (kept in the
+    # training checkpoint, dropped at export); kd_weight x the relative squared error ||W s - t||^2 / ||t||^2.
+    # A small model (the microcontroller's) learns from a large one what its own loss does not teach it
+    teacher_exp_dir: str = ""
+    kd_weight: float = 0.0
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch threads (0 = torch's default)
@@ -127,6 +134,9 @@ class FewShotConfig:
             raise ValueError(f"neighbours_prob must be in [0, 1], got {self.neighbours_prob}")
         if self.neighbours_voice not in ("batch", "same"):
             raise ValueError(f"neighbours_voice must be 'batch' or 'same', got {self.neighbours_voice!r}")
+        if self.kd_weight < 0 or bool(self.kd_weight) != bool(self.teacher_exp_dir):
+            raise ValueError(f"kd_weight ({self.kd_weight}) and teacher_exp_dir ({self.teacher_exp_dir!r}) go together: "
+                             "set both (kd_weight > 0 and a trained few-shot experiment) or neither")
         if self.qat_consistency < 0 or (self.qat_consistency and not self.qat):
             raise ValueError(f"qat_consistency must be >= 0 and needs qat = true, got {self.qat_consistency}")
 
@@ -329,7 +339,18 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             fq.freeze_norms()
             modules["qat"] = fq.to(device)
             log.info("quantization-aware training: %d int8 activation points", len(fq.quant))
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        teacher = None
+        if cfg.teacher_exp_dir:
+            teacher, tcfg = load_model(cfg.teacher_exp_dir, device=device)
+            if tcfg.frontend != fe or tcfg.clip_samples != cfg.clip_samples:
+                raise ValueError(f"teacher_exp_dir={cfg.teacher_exp_dir}: its frontend or clip length differs from "
+                                 "this config's; distillation needs the same features")
+            teacher.requires_grad_(False).eval()
+            modules["kd"] = nn.Linear(model.encoder.embedding_dim, teacher.encoder.embedding_dim).to(device)
+            log.info("embedding distillation from %s (tau=%s, %d -> %d dims), weight %s", cfg.teacher_exp_dir,
+                     tcfg.tau, model.encoder.embedding_dim, teacher.encoder.embedding_dim, cfg.kd_weight)
+        params = [p for m in (model, *modules.values()) for p in m.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps))
         sampler = EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.queries, cfg.open_queries,
                                  seed=cfg.seed * 1000 + dist_env.rank)
@@ -408,6 +429,11 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
                                       temperature=cfg.temperature, dummy=model.dummy, gamma=cfg.gamma,
                                       lambda_u=cfg.lambda_u)
             parts.update({"episode": loss, "acc": info["acc"]})
+            if teacher is not None:
+                with torch.no_grad():
+                    target = teacher(feats)
+                err = (modules["kd"](emb) - target).pow(2).sum(1) / target.pow(2).sum(1).clamp_min(1e-8)
+                parts["kd"] = cfg.kd_weight * err.mean()
             if aux_clips is not None:
                 aux_logits = model.aux_head(emb[n_fs:])
                 parts["aux"] = cfg.aux_weight * F.cross_entropy(aux_logits, torch.from_numpy(aux_ids[aidx]).to(device))
