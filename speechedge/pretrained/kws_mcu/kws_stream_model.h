@@ -20,11 +20,11 @@ constexpr int KWS_STREAM_MODEL_LAG_FRAMES = 19;
 // value = (q - zero_point) * scale.
 constexpr int kws_stream_model_feats_input = 0;
 constexpr int kws_stream_model_feats_dims[4] = {1, 1, 40, 10};
-constexpr float kws_stream_model_feats_scale = 0.0921399072f;
+constexpr float kws_stream_model_feats_scale = 0.0922162235f;
 constexpr int kws_stream_model_feats_zero_point = 22;
 constexpr int kws_stream_model_embedding_output = 0;
 constexpr int kws_stream_model_embedding_dims[2] = {1, 32};
-constexpr float kws_stream_model_embedding_scale = 0.0158567522f;
+constexpr float kws_stream_model_embedding_scale = 0.0154350484f;
 constexpr int kws_stream_model_embedding_zero_point = -128;
 // State: all zero (q = zero_point) at the start of a stream; after each invoke copy every output to its input.
 // Where the output's scale and zero point equal the input's the copy is a memcpy of `bytes`; otherwise
@@ -41,17 +41,17 @@ struct kws_stream_model_state_tensor {
 };
 constexpr int kws_stream_model_num_state = 11;
 constexpr kws_stream_model_state_tensor kws_stream_model_state[11] = {
-  {"stem", 1, 1, 160, 0.0921399072f, 22, 0.0921399072f, 22},
-  {"block0_conv", 2, 2, 16, 0.0380377807f, 60, 0.0380377807f, 60},
-  {"block0_delay", 3, 3, 160, 0.0655373484f, 17, 0.0655373484f, 17},
-  {"block1_conv", 4, 4, 48, 0.0484749712f, 43, 0.0484749712f, 43},
-  {"block1_delay", 5, 5, 240, 0.124233201f, -3, 0.124233201f, -3},
-  {"block2_conv", 6, 6, 128, 0.0306401793f, 3, 0.0306401793f, 3},
-  {"block2_delay", 7, 7, 320, 0.0863073766f, -15, 0.0863073766f, -15},
-  {"block3_conv", 8, 8, 320, 0.0314402729f, -8, 0.0314402729f, -8},
-  {"block3_delay", 9, 9, 800, 0.0549252369f, -4, 0.0549252369f, -4},
-  {"neck", 10, 10, 400, 0.030702034f, -128, 0.030702034f, -128},
-  {"pool", 11, 11, 2912, 0.0639022514f, -128, 0.0639022514f, -128},
+  {"stem", 1, 1, 160, 0.0922162235f, 22, 0.0922162235f, 22},
+  {"block0_conv", 2, 2, 16, 0.0267493688f, -25, 0.0267493688f, -25},
+  {"block0_delay", 3, 3, 160, 0.0590053797f, 2, 0.0590053797f, 2},
+  {"block1_conv", 4, 4, 48, 0.0658530518f, 47, 0.0658530518f, 47},
+  {"block1_delay", 5, 5, 240, 0.10605263f, 16, 0.10605263f, 16},
+  {"block2_conv", 6, 6, 128, 0.0437169448f, 51, 0.0437169448f, 51},
+  {"block2_delay", 7, 7, 320, 0.0742941499f, 13, 0.0742941499f, 13},
+  {"block3_conv", 8, 8, 320, 0.0306413211f, 0, 0.0306413211f, 0},
+  {"block3_delay", 9, 9, 800, 0.0479774065f, 6, 0.0479774065f, 6},
+  {"neck", 10, 10, 400, 0.0263231378f, -128, 0.0263231378f, -128},
+  {"pool", 11, 11, 2912, 0.0749839246f, -128, 0.0749839246f, -128},
 };
 
 // Frontend (the features the model was trained on). Frame t covers samples
@@ -75,7 +75,7 @@ extern const float kws_stream_model_mel_weights[494];
 // a streaming model takes E over the last LEVEL_WINDOW_FRAMES frames (at least its window), the new chunk included.
 // Only speech sets g: a window whose E is less than MIN_RANGE_DB above its 10th-percentile frame energy
 // (steady noise) keeps the g used last (1 at the start of a stream).
-constexpr float KWS_STREAM_MODEL_LEVEL_TARGET_DB = 28.52f;
+constexpr float KWS_STREAM_MODEL_LEVEL_TARGET_DB = 28.97f;
 constexpr float KWS_STREAM_MODEL_LEVEL_MAX_GAIN_DB = 40.0f;
 constexpr float KWS_STREAM_MODEL_LEVEL_MIN_RANGE_DB = 10.0f;
 constexpr int KWS_STREAM_MODEL_LEVEL_WINDOW_FRAMES = 200;
