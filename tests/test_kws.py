@@ -1036,11 +1036,13 @@ def test_fewshot_training_with_neighbours_runs_and_resumes_exactly(gsc35, tmp_pa
         load_config(FewShotConfig, None, ["neighbours_voice=other"])
 
 
-def test_fewshot_embedding_distillation_trains_resumes_exactly_and_exports_without_its_map(
+@pytest.mark.slow
+def test_fewshot_embedding_distillation_trains_its_map_resumes_exactly_and_keeps_it_out_of_the_model(
         gsc35, tmp_path, killed_once_then_resumed):
     """A small model distilled from a trained few-shot experiment: the linear map to the teacher's embedding is
-    trained and checkpointed (a killed run resumes exactly), the KD loss is logged, and the map stays out of the
-    model that evaluation and export load. A teacher with other features, or half a setting, is refused."""
+    optimised and checkpointed (a killed run resumes with the same map), the KD loss is logged, and the map stays
+    out of the best checkpoint and the model that evaluation and export load. A missing teacher, a teacher with
+    other features, half a setting or a non-finite weight is refused naming the option, before training."""
     from speechedge.recipes.kws_fewshot import FewShotConfig, load_model, train
 
     gsc_dir, manifests = gsc35
@@ -1053,17 +1055,26 @@ def test_fewshot_embedding_distillation_trains_resumes_exactly_and_exports_witho
     train(cfg, tmp_path / "straight")
     killed_once_then_resumed(train, cfg, tmp_path / "resumed")
     assert_same_run(tmp_path / "straight", tmp_path / "resumed", 4, [2, 4])
+    latest = [torch.load(tmp_path / d / "checkpoint-latest.pt", weights_only=True) for d in ("straight", "resumed")]
+    for k, v in latest[0]["modules"]["kd"].items():
+        torch.testing.assert_close(latest[1]["modules"]["kd"][k], v, rtol=0, atol=0)
     rows = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["train_kd"]) and r["train_kd"] > 0 for r in rows)
-    state = torch.load(tmp_path / "straight" / "checkpoint-latest.pt", weights_only=True)
-    teacher_dim = load_model(teacher)[0].encoder.embedding_dim
-    assert state["modules"]["kd"]["weight"].shape == (teacher_dim, 32)  # student (tau 1) -> teacher (tau 1.5)
     model, _ = load_model(tmp_path / "straight")
-    assert not any("kd" in k for k in model.state_dict())
-    with pytest.raises(ValueError, match="go together"):
-        load_config(FewShotConfig, None, ["kd_weight=1"])
-    with pytest.raises(ValueError, match="go together"):
-        load_config(FewShotConfig, None, [f"teacher_exp_dir={teacher}"])
-    other = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, [*small, "frontend.n_mels=80"]))
-    with pytest.raises(ValueError, match="distillation needs the same features"):
-        train(other, tmp_path / "other")
+    teacher_dim = load_model(teacher)[0].encoder.embedding_dim
+    assert latest[0]["modules"]["kd"]["weight"].shape == (teacher_dim, model.encoder.embedding_dim) == (48, 32)
+    # the optimizer holds the map's weight and bias besides the model's parameters: it is trained
+    n_model = sum(1 for p in model.parameters() if p.requires_grad)
+    assert len(latest[0]["optimizer"]["state"]) == n_model + 2
+    best = torch.load(tmp_path / "straight" / "checkpoint-best.pt", weights_only=True)
+    assert "modules" not in best and not any("kd" in k for k in model.state_dict())
+    for bad in (["kd_weight=1"], [f"teacher_exp_dir={teacher}"], [f"teacher_exp_dir={teacher}", "kd_weight=nan"]):
+        with pytest.raises(ValueError, match="go together|kd_weight must be"):
+            load_config(FewShotConfig, None, bad)
+    for extra, match in ((["frontend.n_mels=80"], "the teacher's frontend is .* distillation needs the same"),
+                         (["clip_s=0.8"], "the teacher's clip_s is 1.0, this config's 0.8"),
+                         ([f"teacher_exp_dir={tmp_path / 'nothing'}"], "teacher_exp_dir=.*nothing.*no checkpoint")):
+        other = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, [*small, *extra]))
+        with pytest.raises(ValueError, match=match):
+            train(other, tmp_path / "other")
+        assert not (tmp_path / "other").exists()

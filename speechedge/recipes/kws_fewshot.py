@@ -116,7 +116,8 @@ class FewShotConfig:
     def __post_init__(self) -> None:
         check_ranges(self, positive=("ways", "shots", "queries", "steps", "eval_every", "eval_episodes", "eval_shots",
                                      "eval_queries", "num_dummies", "clip_s", "lr", "temperature"),
-                     non_negative=("threads", "weight_decay", "open_queries", "aux_weight", "lambda_u", "gamma"))
+                     non_negative=("threads", "weight_decay", "open_queries", "aux_weight", "lambda_u", "gamma",
+                                   "kd_weight"))
         if self.method not in ("protonet", "dprotonet"):
             raise ValueError(f"method must be 'protonet' or 'dprotonet', got {self.method!r}")
         if self.aux_weight > 0 and not self.libriword_manifest:
@@ -134,7 +135,7 @@ class FewShotConfig:
             raise ValueError(f"neighbours_prob must be in [0, 1], got {self.neighbours_prob}")
         if self.neighbours_voice not in ("batch", "same"):
             raise ValueError(f"neighbours_voice must be 'batch' or 'same', got {self.neighbours_voice!r}")
-        if self.kd_weight < 0 or bool(self.kd_weight) != bool(self.teacher_exp_dir):
+        if bool(self.kd_weight) != bool(self.teacher_exp_dir):
             raise ValueError(f"kd_weight ({self.kd_weight}) and teacher_exp_dir ({self.teacher_exp_dir!r}) go together: "
                              "set both (kd_weight > 0 and a trained few-shot experiment) or neither")
         if self.qat_consistency < 0 or (self.qat_consistency and not self.qat):
@@ -316,6 +317,7 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         raise ValueError("set train_manifest and val_manifest (splitGSC manifests from `speechedge prepare "
                          "speech-commands`)")
     fe = cfg.frontend
+    teacher_cpu = _load_teacher(cfg) if cfg.teacher_exp_dir else None  # refused before any clip is loaded
 
     def build(device, dist_env, exp) -> TrainTask:
         load = dict(sample_rate=fe.sample_rate, clip_samples=cfg.clip_samples)
@@ -340,15 +342,15 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             modules["qat"] = fq.to(device)
             log.info("quantization-aware training: %d int8 activation points", len(fq.quant))
         teacher = None
-        if cfg.teacher_exp_dir:
-            teacher, tcfg = load_model(cfg.teacher_exp_dir, device=device)
-            if tcfg.frontend != fe or tcfg.clip_samples != cfg.clip_samples:
-                raise ValueError(f"teacher_exp_dir={cfg.teacher_exp_dir}: its frontend or clip length differs from "
-                                 "this config's; distillation needs the same features")
-            teacher.requires_grad_(False).eval()
+        if teacher_cpu is not None:
+            if dist_env.world_size > 1:  # DDP wraps the model only: each process would train its own map
+                raise ValueError("teacher_exp_dir (embedding distillation) runs in one process (the map to the "
+                                 "teacher's embedding is not synchronised between torchrun processes); start it "
+                                 "without torchrun")
+            teacher = teacher_cpu.to(device)
             modules["kd"] = nn.Linear(model.encoder.embedding_dim, teacher.encoder.embedding_dim).to(device)
-            log.info("embedding distillation from %s (tau=%s, %d -> %d dims), weight %s", cfg.teacher_exp_dir,
-                     tcfg.tau, model.encoder.embedding_dim, teacher.encoder.embedding_dim, cfg.kd_weight)
+            log.info("embedding distillation from %s (%d -> %d dims), weight %s", cfg.teacher_exp_dir,
+                     model.encoder.embedding_dim, teacher.encoder.embedding_dim, cfg.kd_weight)
         params = [p for m in (model, *modules.values()) for p in m.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps))
@@ -457,6 +459,21 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
                          curves=["train_loss", "train_acc", "val_acc", "val_auroc"])
 
     return fit(cfg, exp_dir, build)
+
+
+def _load_teacher(cfg: FewShotConfig) -> FewShotKWS:
+    """``teacher_exp_dir``'s best model, frozen in eval mode; refused (naming the option) when it is not a
+    few-shot experiment or computes other features than ``cfg``."""
+    where = f"teacher_exp_dir={cfg.teacher_exp_dir}"
+    try:
+        teacher, tcfg = load_model(cfg.teacher_exp_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise ValueError(f"{where}: {e}") from None
+    for name, mine, theirs in (("frontend", cfg.frontend, tcfg.frontend), ("clip_s", cfg.clip_s, tcfg.clip_s)):
+        if mine != theirs:
+            raise ValueError(f"{where}: the teacher's {name} is {theirs}, this config's {mine}; distillation "
+                             "needs the same features")
+    return teacher.requires_grad_(False).eval()
 
 
 def _init_from(model: FewShotKWS, exp_dir: str, aux_vocab: list[str]) -> None:

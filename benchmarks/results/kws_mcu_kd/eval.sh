@@ -13,7 +13,7 @@ if [ "$T" = kws_mcu ]; then
 else
   ts "$T export"
   [ -f $E/report.json ] || speechedge export --exp-dir $W/exp_$T --out $E --target mcu --ram-kb 32 --mcu-model stream \
-    --background-manifest $W/aux_words/manifest.jsonl > $O/export_$T.log 2>&1 || { echo "export failed: $O/export_$T.log"; tail -5 $O/export_$T.log; }
+    --background-manifest $W/aux_words/manifest.jsonl > $O/export_$T.log 2>&1 || { echo "export failed: $O/export_$T.log"; tail -5 $O/export_$T.log; exit 1; }
 fi
 ts "$T calibrate window + stream (6 pairs)"
 [ -f $O/calw_$T.done ] || { python benchmarks/kws_calibrate_detector.py $E $R/kws_dev3 --write > $O/calw_$T.log 2>&1 && touch $O/calw_$T.done; }
