@@ -545,6 +545,9 @@ def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys
     steps = [json.loads(x)["step"] for x in (student / "metrics.jsonl").read_text().splitlines()]
     assert first == [2] and steps == [2, 4]
     assert "train_layer" in json.loads((student / "metrics.jsonl").read_text().splitlines()[-1])
+    t_step = torch.load(teacher / "checkpoint-best.pt", weights_only=True)["step"]
+    s_meta = torch.load(student / "checkpoint-latest.pt", weights_only=True)["meta"]
+    assert s_meta["teacher"]["step"] == t_step and s_meta["teacher"]["exp_dir"] == str(teacher.resolve())
     capsys.readouterr()
     assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "librispeech_test-clean.jsonl.gz"),
                  "--chunk-ms", "80", "160", "full", "--alignments", str(corpus / "alignments")]) == 0

@@ -1068,6 +1068,19 @@ def test_fewshot_embedding_distillation_trains_its_map_resumes_exactly_and_keeps
     assert len(latest[0]["optimizer"]["state"]) == n_model + 2
     best = torch.load(tmp_path / "straight" / "checkpoint-best.pt", weights_only=True)
     assert "modules" not in best and not any("kd" in k for k in model.state_dict())
+    # both checkpoints say which teacher checkpoint was distilled; a teacher retrained in place since (here:
+    # its best checkpoint rewritten as of another step) refuses the resume instead of mixing two targets
+    t_best = torch.load(teacher / "checkpoint-best.pt", weights_only=True)
+    assert best["meta"]["teacher"] == latest[0]["meta"]["teacher"]
+    assert best["meta"]["teacher"]["step"] == t_best["step"] == 2
+    assert best["meta"]["teacher"]["exp_dir"] == str(teacher.resolve())
+    torch.save({**t_best, "step": 7}, teacher / "checkpoint-best.pt")
+    longer = load_config(FewShotConfig, None, _tiny_overrides(gsc_dir, manifests, [*small, "steps=6"]))
+    with pytest.raises(RuntimeError, match="checkpoint-latest.pt: distilled from the teacher checkpoint of step 2 "
+                                           ".*now holds step 7.*restore that teacher or start a new --exp-dir"):
+        train(longer, tmp_path / "straight")
+    assert [json.loads(line)["step"] for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()] == [2, 4]
+    torch.save(t_best, teacher / "checkpoint-best.pt")
     for bad in (["kd_weight=1"], [f"teacher_exp_dir={teacher}"], [f"teacher_exp_dir={teacher}", "kd_weight=nan"]):
         with pytest.raises(ValueError, match="go together|kd_weight must be"):
             load_config(FewShotConfig, None, bad)

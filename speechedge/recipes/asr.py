@@ -38,7 +38,7 @@ from speechedge.models.distill import DISTILL_MODES, LayerDistiller, parse_layer
 from speechedge.training.asr_data import BatchStream, TrainBatches, UttSet, load_utterances
 from speechedge.training.augment import AugmentConfig, Augmenter, load_noise_bank, spec_augment
 from speechedge.training.config import check_ranges, config_from_dict, load_config
-from speechedge.training.loop import TrainTask, fit
+from speechedge.training.loop import TrainTask, fit, teacher_record, trained_parameters
 
 log = logging.getLogger(__name__)
 
@@ -301,9 +301,15 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
             log.info("word-span curriculum: first %d steps on spans of 1-%d words (%d of %d utterances aligned)",
                      cfg.crop_steps, cfg.crop_max_words, covered, len(train_set))
         model = ASRModel(cfg.encoder_config(), len(tok), cfg.frontend).to(device)
-        teacher, distiller, modules = None, None, {}
+        teacher, distiller, modules, teacher_meta = None, None, {}, None
         if cfg.distill != "none":
-            teacher, tcfg, _ = load_model(cfg.teacher_exp_dir, device=device)
+            teacher, tstate = load_checkpoint(cfg.teacher_exp_dir, "best", device)
+            if not isinstance(teacher, ASRModel):
+                raise ValueError(f"teacher_exp_dir={cfg.teacher_exp_dir}: not an ASR experiment "
+                                 f"({tstate['arch'].get('name')})")
+            tcfg = config_from_dict(ASRConfig, tstate["config"], f"{cfg.teacher_exp_dir} config")
+            teacher_meta = teacher_record(cfg.teacher_exp_dir, tstate)
+            log.info("teacher: %s, best checkpoint of step %s", cfg.teacher_exp_dir, tstate.get("step"))
             if teacher.frontend.config != cfg.frontend:
                 raise ValueError(f"{cfg.teacher_exp_dir}: the teacher's frontend differs from this config's "
                                  "[frontend]; distillation needs the same features")
@@ -318,8 +324,7 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
                 modules["distiller"] = distiller
                 log.info("layer KD pairs (student:teacher, 1-based): %s",
                          ", ".join(f"{s + 1}:{t + 1}" for s, t in pairs))
-        params = list(model.parameters()) + (list(distiller.parameters()) if distiller else [])
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(trained_parameters(model, modules), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
         n_params = sum(p.numel() for p in model.parameters())
         log.info("train: %d utterances (%.2f h), val: %d; model %.2fM parameters; chunk %s, left %d, distill=%s",
@@ -383,7 +388,7 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
 
         return TrainTask(model=model, optimizer=opt, scheduler=sched, train_step=train_step, evaluate=evaluate_val,
                          steps=cfg.steps, eval_every=cfg.eval_every, modules=modules,
-                         generators=generators, meta=tok.meta(), grad_clip=5.0,
+                         generators=generators, meta={**tok.meta(), **({"teacher": teacher_meta} if teacher_meta else {})}, grad_clip=5.0,
                          curves=["train_ctc", "train_kd", "train_layer", "train_apc", "val_cer", "val_wer"])
 
     return fit(cfg, exp_dir, build)

@@ -40,7 +40,7 @@ from speechedge.models.qat import ActivationFakeQuant
 from speechedge.training.augment import AugmentConfig, Augmenter, load_noise_bank, spec_augment
 from speechedge.training.config import check_ranges, config_from_dict, load_config
 from speechedge.training.kws_data import ClipSet, load_folder_clips, load_manifest_clips
-from speechedge.training.loop import TrainTask, fit
+from speechedge.training.loop import TrainTask, fit, teacher_record, trained_parameters
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         raise ValueError("set train_manifest and val_manifest (splitGSC manifests from `speechedge prepare "
                          "speech-commands`)")
     fe = cfg.frontend
-    teacher_cpu = _load_teacher(cfg) if cfg.teacher_exp_dir else None  # refused before any clip is loaded
+    teacher_cpu, teacher_meta = _load_teacher(cfg) if cfg.teacher_exp_dir else (None, None)  # before any clip
 
     def build(device, dist_env, exp) -> TrainTask:
         load = dict(sample_rate=fe.sample_rate, clip_samples=cfg.clip_samples)
@@ -351,8 +351,7 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
             modules["kd"] = nn.Linear(model.encoder.embedding_dim, teacher.encoder.embedding_dim).to(device)
             log.info("embedding distillation from %s (%d -> %d dims), weight %s", cfg.teacher_exp_dir,
                      model.encoder.embedding_dim, teacher.encoder.embedding_dim, cfg.kd_weight)
-        params = [p for m in (model, *modules.values()) for p in m.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.Adam(trained_parameters(model, modules), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps))
         sampler = EpisodeSampler(labels, cfg.ways, cfg.shots, cfg.queries, cfg.open_queries,
                                  seed=cfg.seed * 1000 + dist_env.rank)
@@ -455,25 +454,29 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
                                      "context": ctx_rng,
                                      # only when used: checkpoints of runs without it resume as they were
                                      **({"neighbours": nb_rng} if cfg.neighbours_prob > 0 else {})},
-                         meta={"aux_vocab": aux_vocab},
+                         meta={"aux_vocab": aux_vocab, **({"teacher": teacher_meta} if teacher_meta else {})},
                          curves=["train_loss", "train_acc", "val_acc", "val_auroc"])
 
     return fit(cfg, exp_dir, build)
 
 
-def _load_teacher(cfg: FewShotConfig) -> FewShotKWS:
-    """``teacher_exp_dir``'s best model, frozen in eval mode; refused (naming the option) when it is not a
-    few-shot experiment or computes other features than ``cfg``."""
+def _load_teacher(cfg: FewShotConfig) -> tuple[FewShotKWS, dict]:
+    """``teacher_exp_dir``'s best model, frozen in eval mode, and its :func:`teacher_record`; refused (naming
+    the option) when it is not a few-shot experiment or computes other features than ``cfg``."""
     where = f"teacher_exp_dir={cfg.teacher_exp_dir}"
     try:
-        teacher, tcfg = load_model(cfg.teacher_exp_dir)
+        teacher, state = load_checkpoint(cfg.teacher_exp_dir, "best")
+        if not isinstance(teacher, FewShotKWS):
+            raise ValueError(f"{cfg.teacher_exp_dir}: not a few-shot KWS experiment ({state['arch'].get('name')})")
+        tcfg = config_from_dict(FewShotConfig, state["config"], f"{cfg.teacher_exp_dir} config")
     except (FileNotFoundError, ValueError) as e:
         raise ValueError(f"{where}: {e}") from None
     for name, mine, theirs in (("frontend", cfg.frontend, tcfg.frontend), ("clip_s", cfg.clip_s, tcfg.clip_s)):
         if mine != theirs:
             raise ValueError(f"{where}: the teacher's {name} is {theirs}, this config's {mine}; distillation "
                              "needs the same features")
-    return teacher.requires_grad_(False).eval()
+    log.info("teacher: %s, best checkpoint of step %s", cfg.teacher_exp_dir, state.get("step"))
+    return teacher.requires_grad_(False).eval(), teacher_record(cfg.teacher_exp_dir, state)
 
 
 def _init_from(model: FewShotKWS, exp_dir: str, aux_vocab: list[str]) -> None:

@@ -47,8 +47,9 @@ from .config import config_to_dict
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Experiment", "ExperimentLockedError", "seed_everything", "DistEnv", "init_distributed", "pick_device",
-           "training_run", "TrainTask", "fit"]
+__all__ = ["Experiment", "ExperimentLockedError", "seed_everything", "DistEnv", "init_distributed", "pick_device", "trained_parameters", "teacher_record",
+           "training_run", "TrainTask", "fit", "trained_parameters",
+           "teacher_record"]
 
 
 def seed_everything(seed: int) -> None:
@@ -333,6 +334,31 @@ class TrainTask:
     curves: list[str] = dataclasses.field(default_factory=list)
 
 
+def trained_parameters(model: nn.Module, modules: dict[str, nn.Module] | None = None) -> list[nn.Parameter]:
+    """The parameters one optimizer steps: the model's and those of the task's further ``modules``
+    (distillation maps, QAT ranges) that require gradients. Recipes build their optimizer from this list and
+    :func:`fit` clips the same list, so the two cannot disagree."""
+    return [p for m in (model, *(modules or {}).values()) for p in m.parameters() if p.requires_grad]
+
+
+def teacher_record(exp_dir: str | Path, state: dict) -> dict:
+    """What a distilled run records of its teacher (``meta["teacher"]`` of its checkpoints): the folder, the
+    step and the score of the checkpoint it was loaded from. :func:`fit` refuses to resume a run whose teacher
+    has changed since (retrained in place), which would silently distil from two different targets."""
+    return {"exp_dir": str(Path(exp_dir).resolve()), "step": int(state.get("step", -1)),
+            "score": float(state.get("score", float("nan")))}
+
+
+def _check_teacher(latest: Path, recorded: dict | None, now: dict | None) -> None:
+    if recorded is None or now is None:  # runs without a teacher, or checkpoints older than the record
+        return
+    if (recorded["step"], recorded["score"]) != (now["step"], now["score"]):
+        raise RuntimeError(
+            f"{latest}: distilled from the teacher checkpoint of step {recorded['step']} (score "
+            f"{recorded['score']:.4g}) in {recorded['exp_dir']}; teacher_exp_dir now holds step {now['step']} "
+            f"(score {now['score']:.4g}) in {now['exp_dir']}; restore that teacher or start a new --exp-dir")
+
+
 def _rng_state(g):
     return g.get_state() if isinstance(g, torch.Generator) else g.bit_generator.state
 
@@ -361,6 +387,7 @@ def fit(cfg, exp_dir: str | Path, build: Callable[[torch.device, DistEnv, Experi
         start, best = 0, -math.inf
         state = exp.load_latest(map_location=device)
         if state is not None:
+            _check_teacher(exp.latest, state.get("meta", {}).get("teacher"), task.meta.get("teacher"))
             try:
                 task.model.load_state_dict(state["model"])
                 for name, m in task.modules.items():
@@ -385,7 +412,7 @@ def fit(cfg, exp_dir: str | Path, build: Callable[[torch.device, DistEnv, Experi
         if dist_env.world_size > 1:
             ddp = nn.parallel.DistributedDataParallel(
                 task.model, device_ids=[device.index] if device.type == "cuda" else None)
-        params = [p for m in (task.model, *task.modules.values()) for p in m.parameters() if p.requires_grad]
+        params = trained_parameters(task.model, task.modules)
         record: dict = {}
         sums: dict[str, float] = {}
         n, t0 = 0, time.perf_counter()
