@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -855,8 +856,9 @@ def test_re_export_keeps_the_enrolled_keywords(tmp_path):
 
 def test_manifest_clips_are_memory_mapped_from_a_cache_built_once(gsc35, tmp_path, monkeypatch):
     """The first load decodes into the cache file; later loads memory-map it (no decoding: reading a clip
-    file is not even attempted) and give the same clips; an unreadable clip is skipped in both; a changed
-    manifest gets a new cache entry."""
+    file is not even attempted) and give the same clips, also through another manifest of the same clips (a
+    per-experiment copy); an unreadable clip is skipped in both; other rows, or an audio file rewritten in
+    place, get a new cache entry."""
     from speechedge.training import kws_data
     from speechedge.training.kws_data import load_manifest_clips
 
@@ -877,11 +879,20 @@ def test_manifest_clips_are_memory_mapped_from_a_cache_built_once(gsc35, tmp_pat
     again = load_manifest_clips(man)
     np.testing.assert_array_equal(again.audio, plain.audio)
     assert isinstance(again.batch([0, 2]), torch.Tensor) and again.batch([0, 2]).shape == (2, 16000)
+    copy = tmp_path / "episodes_tag2.jsonl"
+    copy.write_text(man.read_text())
+    np.testing.assert_array_equal(load_manifest_clips(copy).audio, plain.audio)  # same clips: no decoding
     monkeypatch.undo()
     monkeypatch.setenv("SPEECHEDGE_CACHE", str(tmp_path / "cache"))
     man.write_text("\n".join(lines[:3]) + "\n")
     assert len(load_manifest_clips(man)) == 3
     assert len(list((tmp_path / "cache").glob("m-*.npy"))) == 2 and not list((tmp_path / "cache").glob(".*"))
+    first_clip = Path(json.loads(lines[0])["path"])
+    first_clip = first_clip if first_clip.is_absolute() else manifests / first_clip
+    st = first_clip.stat()
+    os.utime(first_clip, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # re-synthesized in place
+    assert len(load_manifest_clips(man)) == 3
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 3
 
 
 def test_the_shipped_microcontroller_model_streams_in_tflm_within_32_kb(tmp_path):

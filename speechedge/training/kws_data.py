@@ -4,8 +4,11 @@
 A manifest's clips are decoded once into a cache file (``.npy``, int16 ``(N, clip_samples)``, written row by
 row, then renamed into place) and memory-mapped from then on: a training run touches only the rows of its
 batches, so memory stays bounded at 100k+ clips (``benchmarks/bench_kws_data.py``) and a second run skips the
-decoding. The cache key is the manifest's path, size and modification time, the splits, the sample rate and
-the clip length; the folder is ``$SPEECHEDGE_CACHE`` or ``~/.cache/speechedge/clips``.
+decoding. The cache key is what the clips are made of, not the manifest's name: every selected row's audio
+file (absolute path, size, modification time), span, class and speaker, the sample rate and the clip length. Two
+manifests that select the same clips (a copy, or a variant written per experiment tag) share one cache file; an
+audio file re-synthesized in place gets a new one. The folder is ``$SPEECHEDGE_CACHE`` or
+``~/.cache/speechedge/clips``; files are named ``{manifest stem}-{key}`` after the manifest that built them.
 """
 
 from __future__ import annotations
@@ -86,11 +89,11 @@ def cache_dir() -> Path:
 
 def _cached(manifest: Path, rows: list[ClipRecord], key_parts: dict, sample_rate: int, clip_samples: int) -> ClipSet:
     """The clips of ``rows`` from the memory-mapped cache, building it first when missing."""
-    st = manifest.stat()
-    key = hashlib.sha1(json.dumps({"manifest": str(manifest.resolve()), "size": st.st_size,
-                                   "mtime_ns": st.st_mtime_ns, **key_parts}, sort_keys=True).encode()).hexdigest()[:16]
+    key = _content_key(rows, manifest.parent, key_parts)
     folder = cache_dir()
-    data, meta = folder / f"{manifest.stem}-{key}.npy", folder / f"{manifest.stem}-{key}.json"
+    found = sorted(folder.glob(f"*-{key}.json")) if folder.is_dir() else []  # built by any manifest of these rows
+    stem = found[0].name[: -len(f"-{key}.json")] if found else manifest.stem
+    data, meta = folder / f"{stem}-{key}.npy", folder / f"{stem}-{key}.json"
     if not (data.exists() and meta.exists()):
         from speechedge.io import PartialFile, atomic_write_text, file_lock
 
@@ -111,6 +114,24 @@ def _cached(manifest: Path, rows: list[ClipRecord], key_parts: dict, sample_rate
     info = json.loads(meta.read_text())
     audio = np.load(data, mmap_mode="r")[: info["n"]]
     return ClipSet(audio, info["labels"], info["speakers"], sample_rate)
+
+
+def _content_key(rows: list[ClipRecord], base: Path, key_parts: dict) -> str:
+    """A hash of what decoding ``rows`` depends on (see the module docstring); a missing file hashes as such,
+    so it is skipped and counted again when it reappears."""
+    h = hashlib.sha1(json.dumps(key_parts, sort_keys=True).encode())
+    stats: dict[str, str] = {}
+    for r in rows:
+        path = str(Path(r.path) if Path(r.path).is_absolute() else (base / r.path).absolute())
+        if path not in stats:
+            try:
+                st = os.stat(path)
+                stats[path] = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                stats[path] = "missing"
+        span = (r.source_start_s, r.source_end_s) if r.label == "_silence_" else None  # as _decode reads it
+        h.update(f"{path}\0{stats[path]}\0{span}\0{r.label or r.word}\0{r.speaker}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def load_manifest_clips(manifest: str | Path, *, sample_rate: int = 16000, clip_samples: int = 16000,
