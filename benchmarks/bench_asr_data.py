@@ -119,7 +119,7 @@ def main(argv=None) -> int:
             print(r, file=sys.stderr)
     label = {"build": f"build the store ({min(8, os.cpu_count() or 1)} worker processes)", "mapped:0": "memory-mapped, batches in the process",
              "mapped:2": "memory-mapped, 2 worker processes", "in-memory": "decoded into memory (before)"}
-    print(f"| audio | utterances | mode | load s | utterances/s | padding | peak RSS MB | anonymous MB |\n"
+    print("| audio | utterances | mode | load s | utterances/s | padding | peak RSS MB | anonymous MB |\n"
           "|---:|---:|---|---:|---:|---:|---:|---:|")
     for r in results:
         pad = f"{100 * r['padding']:.1f}%" if r["padding"] is not None else ""

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechedge.apps.longform import (_match, evaluate_streams, fire, load_streams, operating_point, pooled_det,
+from speechedge.apps.longform import (evaluate_streams, load_streams, operating_point, pooled_det, replay,
                                      synth_streams)
 from speechedge.audio import read_audio
 from speechedge.io import atomic_write_text
@@ -162,12 +162,9 @@ def _peak_margin(traces: dict, choice: dict, pairs: list[str], hours: float, tol
     th, agree = choice["threshold"], choice["agree"]
 
     def point(margin):
-        hits = fas = events = 0
-        for name in pairs:
-            for s, times, scores, raw in traces[agree, name]:
-                h, f, _ = _match(fire(times, scores, th, 1.0, agree, raw, margin), s.events, tolerance_s)
-                hits, fas, events = hits + h, fas + f, events + len(s.events)
-        return 1 - hits / events, fas / hours
+        flags, fas, _ = replay([t for name in pairs for t in traces[agree, name]], th, refractory_s=1.0,
+                               agree=agree, peak_margin=margin, tolerance_s=tolerance_s)
+        return 1 - sum(u for _, u in flags) / len(flags), fas / hours
 
     base_frr, base_fa = point(None)
     if abs(base_frr - choice["dev_frr"]) > 1e-9 or abs(base_fa - choice["dev_fa_per_hour"]) > 1e-9:

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
                 row["s"] = round(time.perf_counter() - t0, 1)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    print(f"\n| model | ranges | weights | bytes (x fp32) | TFLM arena | "
+    print("\n| model | ranges | weights | bytes (x fp32) | TFLM arena | "
           + " | ".join(f"{n}: agreement / acc fp32 -> int8" for n in held) + " | passes |")
     print("|---|---|---|---:|---:|" + "---:|" * len(held) + "---|")
     for r in rows:

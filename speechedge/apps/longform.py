@@ -196,6 +196,21 @@ def _match_events(dets: list[Detection], events: list[dict], tolerance_s: float
     return used, fa, lat
 
 
+def replay(traces: list, threshold: float, *, refractory_s: float, agree: int, peak_margin: float | None,
+           tolerance_s: float) -> tuple[list[tuple[dict, bool]], int, list[float]]:
+    """One firing rule over recorded ``(stream, times, smoothed, raw)`` traces (:func:`evaluate_streams`'s
+    ``traces``): ``(event, detected)`` for every keyword event, the false alarms, and the latencies after each
+    detected keyword's end."""
+    flags: list[tuple[dict, bool]] = []
+    fas, lats = 0, []
+    for s, times, scores, raw in traces:
+        dets = fire(times, scores, threshold, refractory_s, agree, raw, peak_margin)
+        used, f, lat = _match_events(dets, s.events, tolerance_s)
+        fas, lats = fas + f, lats + lat
+        flags += list(zip(s.events, used))
+    return flags, fas, lats
+
+
 def _match(dets: list[Detection], events: list[dict], tolerance_s: float) -> tuple[int, int, list[float]]:
     """(hits, false alarms, latencies after the keyword's end)."""
     used, fa, lat = _match_events(dets, events, tolerance_s)
@@ -250,15 +265,9 @@ def evaluate_streams(model: KWSModel, positives: list[Stream], negatives: list[S
     per_engine = {g: sum(e.get("engine") == g for s in positives for e in s.events) for g in engines}
     points = []
     for th in thresholds:
-        fas = 0
-        lats: list[float] = []
-        hit_flags: list[tuple[dict, bool]] = []
-        for s, times, scores, raw in traces:
-            # a streaming model's decisions come det.lag_s later (its look-ahead): the same tolerance after it
-            dets = fire(times, scores, float(th), refractory_s, det.agree, raw, det.peak_margin)
-            used, f, lat = _match_events(dets, s.events, tolerance_s + det.lag_s)
-            fas, lats = fas + f, lats + lat
-            hit_flags += list(zip(s.events, used))
+        # a streaming model's decisions come det.lag_s later (its look-ahead): the same tolerance after it
+        hit_flags, fas, lats = replay(traces, float(th), refractory_s=refractory_s, agree=det.agree,
+                                      peak_margin=det.peak_margin, tolerance_s=tolerance_s + det.lag_s)
         hits = sum(u for _, u in hit_flags)
         point = {"threshold": float(th), "frr": 1 - hits / n_events, "fa_per_hour": fas / hours,
                  "false_alarms": fas, "hits": hits, "median_latency_s": float(np.median(lats)) if lats else None}

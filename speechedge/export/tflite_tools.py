@@ -4,6 +4,8 @@ an activation-memory (tensor arena) estimate, C arrays. The interpreter wrapper 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from speechedge.io import capture_native_output

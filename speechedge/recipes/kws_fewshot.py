@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,7 +363,6 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
         nb_rng = np.random.default_rng(cfg.seed * 1000 + 13 + dist_env.rank)
         same_voice = (SameVoiceDonors(train_clips) if cfg.neighbours_prob > 0 and cfg.neighbours_voice == "same"
                       else None)
-        accs: list[float] = []
 
         def with_context(x: torch.Tensor) -> torch.Tensor:
             """Each clip with ``ctx`` samples on both sides: silence, or half the time the edges of two other
@@ -378,7 +376,6 @@ def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
                 left[:, ctx - n:] = torch.where(take, g * x.roll(1, 0)[:, -n:], left[:, ctx - n:])
                 right[:, :n] = torch.where(take, g * x.roll(-1, 0)[:, :n], right[:, :n])
             return torch.cat([left, x, right], 1)
-        t_eval = [time.perf_counter()]
 
         def with_neighbours(x: torch.Tensor, clip_set: ClipSet, rows, donors: torch.Tensor, same: bool) -> torch.Tensor:
             """``fill_with_neighbours`` on the clips ``clip_set[rows]``: donors from ``donors`` (``same``: the clips

@@ -1,6 +1,6 @@
 """Scratch: does scoring each keyword on a window cropped to the keyword's enrolled length (silence outside) find
 keywords said inside sentences? Usage: crop.py MODEL WORK MARGIN_S [--stream-test-alone]"""
-import sys, json
+import sys
 from pathlib import Path
 import numpy as np
 import speechedge.apps.longform as lf

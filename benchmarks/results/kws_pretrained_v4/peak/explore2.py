@@ -1,4 +1,4 @@
-import sys, numpy as np
+import numpy as np
 from rules import load, evaluate
 import glob
 dev = [load(p.split("/")[-1].rsplit("_nbk", 1)[0]) for p in sorted(glob.glob("nbk/dev_*_nbk.npz"))]
