@@ -325,6 +325,40 @@ def trim_silence(audio: np.ndarray, *, frame: int = 160, rel: float = 0.05) -> n
     return audio[first[0] * frame: (last[0] + 1) * frame] if voiced[0] else audio
 
 
+def far_field_copies(audio: np.ndarray, sample_rate: int, *, rt60_s: tuple[float, ...] = (0.3, 0.5, 0.8),
+                     drr_db: float = 0.0, seed: int = 0) -> list[np.ndarray]:
+    """The clip as heard across a room, once per reverberation time in ``rt60_s``: convolved with a
+    statistical room impulse response (the direct sound, then from 5 ms a diffuse tail of Gaussian noise
+    decaying by 60 dB in RT60, whose energy is ``drr_db`` below the direct sound's: 0 dB is a talker a few
+    metres away in a living room), trimmed to the clip's length and brought back to its RMS.
+
+    Numpy only (the runtime's enrolment uses it; training simulates rooms with pyroomacoustics instead). The
+    noise tail comes from ``seed``, so the same clip and seed give the same copies.
+    """
+    x = np.asarray(audio, np.float32).reshape(-1)
+    if not rt60_s:
+        return []
+    rng = np.random.default_rng(seed)
+    rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+    pre = int(0.005 * sample_rate)
+    out = []
+    for rt60 in rt60_s:
+        if not rt60 > 0:
+            raise ValueError(f"far_field_copies: rt60_s must be positive, got {rt60}")
+        n = int(rt60 * sample_rate)
+        t = np.arange(n) / sample_rate
+        tail = rng.standard_normal(n) * np.exp(-6.908 * t / rt60)  # 10^(-60/20) = e^-6.908 at t = rt60
+        tail *= 10 ** (-drr_db / 20) / np.sqrt(np.sum(tail ** 2))
+        rir = np.zeros(pre + n)
+        rir[0] = 1.0
+        rir[pre:] += tail
+        size = 1 << int(np.ceil(np.log2(len(x) + len(rir) - 1)))
+        y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(rir, size), size)[: len(x)]
+        y_rms = float(np.sqrt(np.mean(y ** 2)))
+        out.append((y * (rms / y_rms if y_rms > 0 else 1.0)).astype(np.float32))
+    return out
+
+
 _SUBTYPES = {".wav": "PCM_16", ".flac": "PCM_16", ".ogg": "VORBIS"}
 
 

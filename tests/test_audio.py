@@ -244,3 +244,34 @@ def test_pool_workers_die_quietly_with_a_killed_parent(init, tmp_path):
         assert not alive and text == "", text[-2000:]
     else:
         assert "BrokenPipeError" in text
+
+
+@pytest.mark.parametrize("rt60", [0.3, 0.8])
+def test_far_field_copies_reverberate_with_the_asked_decay_and_direct_to_reverberant_ratio(rt60):
+    """An impulse comes back as the room's response: the direct sound, then a tail whose Schroeder decay curve
+    falls 20 dB in a third of RT60 (T20 x 3 within 10%) and whose energy is ``drr_db`` below the direct sound's;
+    a clip keeps its length and RMS; the same seed gives the same copies, another seed other ones."""
+    from speechedge.audio import far_field_copies
+
+    sr = 16000
+    x = np.zeros(sr, np.float32)
+    x[0] = 1.0
+    (y,) = far_field_copies(x, sr, rt60_s=(rt60,), drr_db=3.0, seed=1)
+    e = y.astype(np.float64) ** 2
+    pre = int(0.005 * sr)
+    assert e[1:pre].max() < 1e-12 * e[0]  # silence between the direct sound and the tail (FFT round-off)
+    assert 10 * np.log10(e[0] / e[pre:].sum()) == pytest.approx(3.0, abs=0.01)
+    edc = 10 * np.log10(np.cumsum(e[pre:][::-1])[::-1] / e[pre:].sum())
+    t5, t25 = np.argmax(edc <= -5) / sr, np.argmax(edc <= -25) / sr
+    assert 3 * (t25 - t5) == pytest.approx(rt60, rel=0.1)
+    rng = np.random.default_rng(0)
+    clip = (0.1 * rng.standard_normal(12000)).astype(np.float32)
+    copies = far_field_copies(clip, sr, seed=4)
+    assert len(copies) == 3 and all(c.shape == clip.shape and c.dtype == np.float32 for c in copies)
+    assert all(np.sqrt(np.mean(c ** 2)) == pytest.approx(np.sqrt(np.mean(clip ** 2)), rel=1e-4) for c in copies)
+    again = far_field_copies(clip, sr, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip(copies, again))
+    assert not np.array_equal(far_field_copies(clip, sr, seed=5)[0], copies[0])
+    assert far_field_copies(clip, sr, rt60_s=()) == []
+    with pytest.raises(ValueError, match="rt60_s must be positive"):
+        far_field_copies(clip, sr, rt60_s=(0.0,))
