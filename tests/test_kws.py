@@ -522,6 +522,21 @@ def test_export_fp32_verified_and_failed_checks_write_nothing(gsc35, tmp_path):
     # TFLM and LiteRT agree on the step model too (the same raw int8 inputs of held-out streams, every output)
     assert 0 <= s8["tflm_vs_litert_max_lsb"] <= 32
     assert not list(tmp_path.glob(".export.*")), "no temporary export folder left behind"
+    # fallback_phone: the same refusal writes the phone export instead (fp32 only, from the same conversion),
+    # with the int8 measurements and failed checks under int8_refused; it needs target="mcu"
+    phone = tmp_path / "phone"
+    r = export_kws(exp, phone, target="mcu", flash_kb=1, invokes=20, num_held_out=20, num_calibration=20,
+                   fallback_phone=True)
+    names = {p.name for p in phone.iterdir()}
+    assert {"model_fp32.tflite", "stream_fp32.tflite", "report.json"} <= names
+    assert not names & {"model_int8.tflite", "stream_int8.tflite", "kws_model.h", "kws_stream_model.h"}
+    assert r["target"] == "phone" and r["passed"] and set(r["models"]) == {"fp32"} and "int8" not in r["stream"]
+    assert all(r["checks"].values()) and "stream_flash_within_budget" in r["int8_refused"]["failed_checks"]
+    assert r["int8_refused"]["stream_int8"]["decision_agreement"] == pytest.approx(s8["decision_agreement"])
+    assert json.loads((phone / "report.json").read_text())["int8_refused"]["failed_checks"] == \
+        r["int8_refused"]["failed_checks"]
+    with pytest.raises(ValueError, match="fallback_phone goes with target='mcu'"):
+        export_kws(exp, tmp_path / "nothing", fallback_phone=True)
 
 
 @pytest.mark.slow

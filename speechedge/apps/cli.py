@@ -217,8 +217,9 @@ def _export(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{config}: missing; --exp-dir must be a trained experiment folder")
     try:
         if json.loads(config.read_text()).get("recipe") == "ASRConfig":
-            if args.target == "mcu":
-                raise ValueError("--target mcu is for KWS models; a streaming ASR encoder targets phones")
+            if args.target == "mcu" or args.fallback_phone:
+                raise ValueError("--target mcu (and --fallback-phone) is for KWS models; a streaming ASR encoder "
+                                 "targets phones")
             report = export_asr(args.exp_dir, args.out, int8=args.int8, int16x8=args.int16x8,
                                 held_out=args.held_out, calibration=args.calibration, invokes=args.invokes,
                                 int8_ranges=args.int8_ranges or "average", int8_weights=args.int8_weights or "channel")
@@ -228,7 +229,7 @@ def _export(args: argparse.Namespace) -> int:
             report = export_kws(args.exp_dir, args.out, int8=args.int8, calibration=args.calibration,
                                 target=args.target, held_out=args.held_out, invokes=args.invokes,
                                 flash_kb=args.flash_kb, ram_kb=args.ram_kb, mcu_model=args.mcu_model,
-                                background_manifest=args.background_manifest, stream_chunk_ms=args.stream_chunk_ms,
+                                fallback_phone=args.fallback_phone, background_manifest=args.background_manifest, stream_chunk_ms=args.stream_chunk_ms,
                                 int8_ranges=args.int8_ranges or "mse", int8_weights=args.int8_weights or "tensor")
     except ExportError as e:
         print(f"speechedge export: {e}", file=sys.stderr)
@@ -462,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="few-shot KWS with --target mcu: the int8 models the device runs, which must meet the "
                          "budgets: both (window and streaming step model, default) or stream (the step model; the "
                          "window model's figures are still reported)")
+    ex.add_argument("--fallback-phone", action="store_true",
+                    help="with --target mcu: where the int8 model fails its checks, write the phone (fp32) export "
+                         "instead of nothing (report.json keeps the int8 figures under int8_refused)")
     ex.add_argument("--invokes", type=int, default=1000, help="invokes per latency measurement (default 1000)")
     ex.add_argument("--background-manifest", help="few-shot KWS: word clips for the detector's background set "
                     "(default: the experiment's LibriWord manifest)")

@@ -258,8 +258,13 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                target: str = "phone", held_out: str | None = None, num_held_out: int = 200, num_calibration: int = 200,
                invokes: int = 1000, flash_kb: float = 64.0, ram_kb: float = 64.0,
                background_manifest: str | None = None, stream_chunk_ms: float = 100.0, int8_ranges: str = "mse",
-               int8_weights: str = "tensor", mcu_model: str = "both") -> dict:
+               int8_weights: str = "tensor", mcu_model: str = "both", fallback_phone: bool = False) -> dict:
     """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails.
+
+    ``fallback_phone`` (with ``target="mcu"``): when only int8 or microcontroller checks fail and the fp32 models
+    pass theirs, write the phone export (fp32 models, no int8 model, no firmware files) instead of nothing, and
+    move the int8 measurements and the failed checks to ``report["int8_refused"]``: what trying ``mcu`` and then
+    ``phone`` gives, converting and checking the fp32 models once (the quickstart's export).
 
     ``background_manifest``: word clips for the detector's background set (default: the experiment's
     LibriWord manifest; name another where that corpus is not on this machine, e.g. a model trained elsewhere).
@@ -281,6 +286,8 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
         raise ValueError(f"--mcu-model must be both or stream (stream is for --target mcu with the step model: "
                          f"--stream-chunk-ms > 0), got {mcu_model!r}")
     check_int8_options(int8_ranges, int8_weights, ("int8_ranges (--int8-ranges)", "int8_weights (--int8-weights)"))
+    if fallback_phone and target != "mcu":
+        raise ValueError("fallback_phone goes with target='mcu' (a phone export has no int8 model to fall back from)")
     if target == "mcu":
         int8 = True  # microcontrollers run the integer model
     check_out_dir(out_dir, exp_dir)  # before any work: never replace what the toolkit did not write
@@ -399,6 +406,19 @@ def export_kws(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
                                 f"{stream['report']['max_err_rel_to_range']:.3g} of the output range (> 1e-4)")
             background_stream = stream_background(model, net.encoder, stream["stream"], speech_audio, noise_audio,
                                                   STREAM_BACKGROUND_SIZE, np.random.default_rng(1))
+    fp32_checks = ("fp32_max_err_rel_to_range<=1e-4", "stream_fp32_max_err_rel_to_range<=1e-4")
+    if failures and fallback_phone and all(report["checks"].get(k, True) for k in fp32_checks):
+        failed = [k for k, v in report["checks"].items() if not v]
+        report["int8_refused"] = {"failed_checks": failed, "failures": failures, "int8": report["models"].pop("int8"),
+                                  **({"stream_int8": report["stream"].pop("int8")} if "int8" in stream else {}),
+                                  **({"mcu": report.pop("mcu")} if "mcu" in report else {})}
+        report["checks"] = {k: v for k, v in report["checks"].items() if k in fp32_checks}
+        models.pop("int8")
+        stream.pop("int8", None)
+        target, failures = "phone", []
+        log.warning("%s: the int8 model failed its checks (%s); writing the phone (fp32) export", exp_dir,
+                    ", ".join(failed))
+    report["target"] = target
     report["passed"] = not failures
     if failures:
         raise ExportError(f"{exp_dir}: export failed its checks, nothing written to {out_dir}: " + "; ".join(failures)
