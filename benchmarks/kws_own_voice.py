@@ -239,9 +239,9 @@ def main(argv=None) -> int:
     p.add_argument("--enroll-text", action="store_true",
                    help="add 24 synthetic renderings of each keyword to the speaker's own takes (`demo kws "
                         "--enroll-text`; name the variant with --tag)")
-    p.add_argument("--enroll-room", type=float, nargs="*", default=None, metavar="RT60",
-                   help="add far-field copies of every enrolment take (`speechedge.audio.far_field_copies`, one per "
-                        "RT60 in seconds; none given: 0.3 0.5 0.8) as further exemplars; name the variant with --tag")
+    p.add_argument("--enroll-room", action="store_true",
+                   help="enrol with far-field copies of every take as further exemplars (`demo kws --enroll-far-field`, "
+                        "`KWSModel.enroll(..., far_field=True)`); name the variant with --tag")
     args = p.parse_args(argv)
 
     from tqdm import tqdm
@@ -274,13 +274,8 @@ def main(argv=None) -> int:
             takes = sorted((folder / "enroll").glob(f"{k}_*.wav"))
             if args.enroll_context:
                 takes += sorted((folder / "enroll_context").glob(f"{k}_*.wav"))
-            clips = [read_audio(f, sample_rate=16000)[0] for f in takes]
-            if args.enroll_room is not None:
-                from speechedge.audio import far_field_copies
-
-                rt60 = tuple(args.enroll_room) or (0.3, 0.5, 0.8)
-                clips += [c for j, x in enumerate(clips) for c in far_field_copies(x, 16000, rt60_s=rt60, seed=j)]
-            m.enroll(k, clips, rendered=rendered.get(k, []))
+            m.enroll(k, [read_audio(f, sample_rate=16000)[0] for f in takes], rendered=rendered.get(k, []),
+                     far_field=args.enroll_room)
         streams = load_streams(folder / "stream", positive=True)
         if args.room:
             for st in streams:

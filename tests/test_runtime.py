@@ -409,6 +409,16 @@ def test_demo_kws_adds_synthetic_renderings_with_enroll_text(kws_export, gsc35, 
     assert f"text enrolment: {8 * len(engines)} synthetic renderings of 'wow'" in r.stderr
     saved = json.loads((model_dir / "keywords.json").read_text())["keywords"]["wow"]
     assert len(saved["exemplars"]) == 3 + 8 * len(engines)
+    r = _cli(["demo", "kws", "--model", str(model_dir), "--enroll", *takes, "--enroll-text", "--enroll-far-field",
+              "--name", "wow", "--input", takes[0]])
+    assert r.returncode == 1 and "each have their own operating point" in r.stderr
+    r = _cli(["demo", "kws", "--model", str(model_dir), "--enroll-far-field", "--name", "wow", "--input", takes[0]])
+    assert r.returncode == 1 and "--enroll-far-field adds room copies of recordings" in r.stderr
+    r = _cli(["demo", "kws", "--model", str(model_dir), "--enroll", *takes, "--enroll-far-field", "--name", "far",
+              "--input", takes[0], "--json"])
+    assert r.returncode == 0, r.stderr
+    assert "far-field enrolment: 9 room copies of the takes of 'far'" in r.stderr
+    assert len(json.loads((model_dir / "keywords.json").read_text())["keywords"]["far"]["exemplars"]) == 3 * 4
 
 
 def test_text_enrolment_raises_only_that_keywords_bar(enrolled, gsc35, tmp_path, caplog):
@@ -461,6 +471,46 @@ def test_text_enrolment_raises_only_that_keywords_bar(enrolled, gsc35, tmp_path,
     (tmp_path / "k3.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="bad 'offset'"):
         KWSModel(m_dir, keywords_file=tmp_path / "k3.json")
+
+
+def test_far_field_enrolment_adds_room_copies_of_each_take_with_their_own_offset(enrolled, gsc35, tmp_path, caplog):
+    """``enroll(..., far_field=True)``: each recorded take also as heard across a room (three reverberation times,
+    seeded by the take's position), every copy an exemplar; the score carries the model's far-field offset (its
+    ``detector_far`` point minus the plain one); int16 takes give the same exemplars as float ones; a model
+    without that point applies none and says so; text renderings and far-field copies are not mixed."""
+    import logging
+    import shutil
+
+    from speechedge.audio import far_field_copies, to_int16
+    from speechedge.runtime import KWSModel
+
+    model_dir, _, _ = enrolled
+    gsc_dir, _ = gsc35
+    m_dir = tmp_path / "m"
+    shutil.copytree(model_dir, m_dir)
+    fs = json.loads((m_dir / "fewshot.json").read_text())
+    point = {"smooth": 4, "agree": 4}
+    fs.update(detector={**point, "threshold": 0.7}, detector_far={**point, "threshold": 0.74})
+    (m_dir / "fewshot.json").write_text(json.dumps(fs))
+    clips = [read_audio(p, sample_rate=16000)[0] for p in sorted((gsc_dir / "marvin").glob("*.wav"))[:2]]
+    m = KWSModel(m_dir, keywords_file=tmp_path / "k.json")
+    m.forget()
+    m.enroll("marvin", clips, far_field=True)
+    ex = m.exemplars["marvin"]
+    assert ex.shape[0] == 2 * 4 and m.score_offset["marvin"] == pytest.approx(0.04)
+    copies = [c for i, x in enumerate(clips) for c in far_field_copies(x, 16000, seed=i)]
+    np.testing.assert_allclose(ex[2:], np.stack([m.embed(c) for c in copies]), atol=1e-6)
+    assert KWSModel(m_dir, keywords_file=tmp_path / "k.json").score_offset["marvin"] == pytest.approx(0.04)
+    m.enroll("ints", [to_int16(c) for c in clips], far_field=True)
+    np.testing.assert_allclose(m.exemplars["ints"], ex, atol=2e-3 * np.abs(ex).max())
+    with pytest.raises(ValueError, match="far_field and rendered .* use one"):
+        m.enroll("both", clips, far_field=True, rendered=clips)
+    fs.pop("detector_far")
+    (m_dir / "fewshot.json").write_text(json.dumps(fs))
+    bare = KWSModel(m_dir, keywords_file=tmp_path / "k2.json")
+    with caplog.at_level(logging.WARNING):
+        bare.enroll("marvin", clips, far_field=True)
+    assert bare.score_offset["marvin"] == 0 and "no far enrolment operating point" in caplog.text
 
 
 @pytest.mark.slow

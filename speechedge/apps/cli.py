@@ -46,7 +46,7 @@ def _demo_kws(args: argparse.Namespace) -> int:
                    as_json=args.json,
                    device=args.device, max_seconds=args.max_seconds, precision=args.precision,
                    keywords_file=args.keywords, mode="stream" if args.stream else "window",
-                   enroll_text=args.enroll_text, say=args.say)
+                   enroll_text=args.enroll_text, say=args.say, enroll_far_field=args.enroll_far_field)
 
 
 def _demo_asr(args: argparse.Namespace) -> int:
@@ -489,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     dk.add_argument("--enroll-text", action="store_true",
                     help="also enrol 24 renderings of the keyword by synthetic voices (espeak-ng, SVOX Pico, hibari: "
                          "the 'data' extra) with the recordings: finds the keyword in more voices unlike yours")
+    dk.add_argument("--enroll-far-field", action="store_true",
+                    help="also enrol each recording as heard across a room (3 simulated reverberation times): finds "
+                         "the keyword said at a distance from the microphone after enrolling close to it")
     dk.add_argument("--say", default=None, metavar="TEXT",
                     help="with --enroll-text: how to write the keyword for the synthesizers (default: --name, "
                          "'_' as spaces)")

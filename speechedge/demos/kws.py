@@ -3,7 +3,8 @@
 Runs an exported KWS folder (``speechedge export``) through :class:`speechedge.runtime.StreamingKWS`.
 Few-shot models detect the keywords enrolled in the folder (``keywords.json``); ``--enroll`` adds one from
 files, ``--enroll-mic N`` from N prompted takes on the microphone; ``--enroll-text`` adds renderings of the keyword's
-name by synthetic voices to those recordings (:func:`speechedge.synth.engines.render_keyword`). Detections print as they happen (one JSON
+name by synthetic voices to those recordings (:func:`speechedge.synth.engines.render_keyword`), ``--enroll-far-field``
+copies of the recordings as heard across a room (:func:`speechedge.audio.far_field_copies`). Detections print as they happen (one JSON
 object per line with ``--json``); on a terminal a status line shows the input level (and the gain the model's
 input level normalization applies, when it boosts), the current scores and
 the counters. Ctrl-C ends with a summary. Torch-free.
@@ -35,8 +36,10 @@ def best_second(audio: np.ndarray, samples: int = 16000) -> np.ndarray:
 
 
 def enroll_from_mic(model: KWSModel, name: str, takes: int, *, device=None, seconds: float = 1.5,
-                    out=sys.stderr, max_seconds=None, extra: list[np.ndarray] = ()) -> np.ndarray:
-    """Enrol ``name`` from ``takes`` prompted microphone takes (and ``extra`` synthetic renderings)."""
+                    out=sys.stderr, max_seconds=None, extra: list[np.ndarray] = (), far_field: bool = False
+                    ) -> np.ndarray:
+    """Enrol ``name`` from ``takes`` prompted microphone takes (and ``extra`` synthetic renderings, or with
+    ``far_field`` their copies as heard across a room: :meth:`KWSModel.enroll`)."""
     mic = MicSource(device=device)
     clips = []
     for i in range(takes):
@@ -46,7 +49,7 @@ def enroll_from_mic(model: KWSModel, name: str, takes: int, *, device=None, seco
         if level < 1e-3:
             print(f"  take {i + 1} is silent (RMS {level:.1e}); check the microphone level", file=out)
         clips.append(best_second(take, model.clip_samples))
-    return model.enroll(name, clips, rendered=extra)
+    return model.enroll(name, clips, rendered=extra, far_field=far_field)
 
 
 def _meter(level: float, width: int = 20) -> str:
@@ -60,7 +63,7 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
             device=None, max_seconds: float | None = None, precision: str = "auto", stride_ms: float = 100.0,
             smooth: int | None = None, agree: int | None = None, peak_margin: float | None = None,
             refractory_s: float = 1.0, keywords_file: str | None = None, mode: str = "window", enroll_text: bool = False, say: str | None = None,
-            out=None) -> int:
+            enroll_far_field: bool = False, out=None) -> int:
     """Enrol (optional) and detect; ``model_dir=None`` uses the shipped pretrained few-shot model."""
     from speechedge.pretrained import resolve_model
 
@@ -75,6 +78,10 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
             return 2
     if say and not enroll_text:
         raise ValueError("--say TEXT goes with --enroll-text (how the synthesizers should say the keyword)")
+    if enroll_far_field and not (enroll or enroll_mic):
+        raise ValueError("--enroll-far-field adds room copies of recordings: give --enroll WAV ... or --enroll-mic N")
+    if enroll_far_field and enroll_text:
+        raise ValueError("--enroll-far-field and --enroll-text each have their own operating point; use one")
     if enroll_text and not (enroll or enroll_mic):
         raise ValueError("--enroll-text adds to recordings: give --enroll WAV ... or --enroll-mic N as well "
                          "(synthetic renderings alone detect other voices poorly)")
@@ -99,9 +106,12 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
 
             sr = model.frontend.sample_rate
             model.enroll(name, [best_second(read_audio(p, sample_rate=sr)[0], model.clip_samples) for p in enroll],
-                         rendered=rendered)
+                         rendered=rendered, far_field=enroll_far_field)
         else:
-            enroll_from_mic(model, name, enroll_mic, device=device, extra=rendered)
+            enroll_from_mic(model, name, enroll_mic, device=device, extra=rendered, far_field=enroll_far_field)
+        if enroll_far_field:
+            print(f"far-field enrolment: {3 * len(model.exemplars[name]) // 4} room copies of the takes of {name!r}",
+                  file=sys.stderr)
         print(f"enrolled {name!r} in {model.keywords_file}; keywords: {', '.join(model.keywords)}",
               file=sys.stderr)
     try:

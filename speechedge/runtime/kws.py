@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechedge.audio import fit_length, from_int16
+from speechedge.audio import far_field_copies, fit_length, from_int16
 from speechedge.features import FrontendConfig, InputLevel, LevelTracker
 from speechedge.io import atomic_write_text
 from speechedge.kernels.frontend import StreamingLogMel, log_mel
@@ -276,10 +276,18 @@ class KWSModel:
         """How much higher a keyword enrolled with synthetic renderings must score (``enroll(..., rendered=...)``):
         this mode's text operating point minus its plain one (``fewshot.json`` ``detector_text`` /
         ``detector_stream_text``, both chosen on the development streams), or None when the model has none."""
+        return self.enrolment_offset("text", mode)
+
+    def enrolment_offset(self, variant: str, mode: str | None = None) -> float | None:
+        """How much higher a keyword enrolled with extra exemplars must score: ``variant`` ``"text"`` (synthetic
+        renderings, ``enroll(..., rendered=...)``) or ``"far"`` (far-field copies, ``enroll(..., far_field=True)``);
+        this mode's operating point for that enrolment minus its plain one (``fewshot.json`` ``detector_{variant}``
+        / ``detector_stream_{variant}``, both chosen on the development streams: more exemplars come closer to
+        more speech), or None when the model has none."""
         key = "detector_stream" if (mode or self.mode) == "stream" else "detector"
-        plain, text = self.fewshot.get(key), self.fewshot.get(key + "_text")
+        plain, own = self.fewshot.get(key), self.fewshot.get(f"{key}_{variant}")
         try:
-            return float(text["threshold"]) - float(plain["threshold"])
+            return float(own["threshold"]) - float(plain["threshold"])
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -425,15 +433,23 @@ class KWSModel:
         return st.embed(self.normalize_level(log_mel(x, self.frontend)))
 
     def enroll(self, name: str, clips: list[np.ndarray], *, save: bool = True,
-               rendered: list[np.ndarray] = ()) -> np.ndarray:
+               rendered: list[np.ndarray] = (), far_field: bool = False) -> np.ndarray:
         """Prototype of ``name`` = mean embedding of ``clips``; kept (and saved to ``keywords.json``).
 
         ``rendered``: synthetic renderings of the keyword (:func:`speechedge.synth.engines.render_keyword`), extra
         exemplars; the keyword's score then carries the model's :meth:`text_offset` (its detector was chosen for
         recorded clips; more exemplars come closer to more speech), frozen into the keywords file at enrolment
         (re-enrol after re-calibrating). A model without a text operating point gets none, with a warning. The
-        prototype (the uncalibrated softmax rule's) is then the mean over recordings and renderings alike."""
+        prototype (the uncalibrated softmax rule's) is then the mean over recordings and renderings alike.
+
+        ``far_field``: each recorded clip also as heard across a room (:func:`speechedge.audio.far_field_copies`,
+        RT60 0.3 / 0.5 / 0.8 s, seeded by the clip's position), extra exemplars for a keyword said at a distance
+        from the microphone after enrolling close to it; the score carries :meth:`enrolment_offset` ``"far"`` as
+        renderings carry the text offset. Not combined with ``rendered`` (each has its own operating point)."""
         clips = list(clips)
+        if far_field and len(rendered):
+            raise ValueError(f"enroll {name!r}: far_field and rendered (text enrolment) each have their own operating "
+                             "point and are not calibrated together; use one")
         if not clips:
             raise ValueError(f"enroll {name!r}: no clips given (need 1 or more, 3-5 work well)")
         if not name or name == UNKNOWN:
@@ -443,12 +459,17 @@ class KWSModel:
         if short:
             raise ValueError(f"enroll {name!r}: clip(s) {short} shorter than 0.1 s; record the whole word")
         rendered = list(rendered)
-        offsets = {m: (self.text_offset(m) if rendered else 0.0) for m in ("window", "stream")}
-        if rendered and offsets[self.mode] is None:
-            log.warning("%s: no text enrolment operating point (fewshot.json %s_text); the %d renderings of %r use "
-                        "the recorded clips' threshold, and false alarms may rise", self.folder, self.detector_key,
-                        len(rendered), name)
+        variant = "text" if rendered else "far" if far_field else None
+        offsets = {m: (self.enrolment_offset(variant, m) if variant else 0.0) for m in ("window", "stream")}
+        if variant and offsets[self.mode] is None:
+            log.warning("%s: no %s enrolment operating point (fewshot.json %s_%s); the extra exemplars of %r use "
+                        "the recorded clips' threshold, and false alarms may rise", self.folder, variant,
+                        self.detector_key, variant, name)
         offsets = {m: o or 0.0 for m, o in offsets.items()}
+        if far_field:
+            sr = self.frontend.sample_rate
+            rendered = [c for i, x in enumerate(clips)
+                        for c in far_field_copies(from_int16(x) if np.asarray(x).dtype == np.int16 else x, sr, seed=i)]
         clips = clips + rendered
         ex = np.stack([self.embed(c) for c in clips]).astype(np.float32)
         self.exemplars[name] = ex
