@@ -22,7 +22,9 @@ the streams. The test streams are never looked at. The candidates and pooled DET
 ``--enroll-text`` chooses the point for keywords enrolled with 24 synthetic renderings added to the recordings
 (``demo kws --enroll-text``) from their raw scores, written as ``detector_text`` / ``detector_stream_text``: the
 runtime subtracts the difference to the plain point from such a keyword's score (``KWSModel.text_offset``), so
-one threshold serves every keyword. Calibrate the plain point first.
+one threshold serves every keyword. Calibrate the plain point first. ``--enroll-far-field`` does the same for keywords
+enrolled with far-field copies of their recordings (``demo kws --enroll-far-field``; ``detector_far`` /
+``detector_stream_far``, stop 38).
 
 ``--peak`` adds the peak rule to the chosen point (2026-12-07): one window whose raw score reaches ``threshold +
 peak_margin`` fires on its own, without smoothing or agreement (a keyword followed by more speech, a wake word
@@ -73,8 +75,15 @@ def main(argv=None) -> int:
                    help="enrol each keyword with 24 synthetic renderings of its name added to the recordings "
                         "(`demo kws --enroll-text`) and choose the text enrolment operating point (--write: "
                         "fewshot.json detector_text / detector_stream_text)")
+    p.add_argument("--enroll-far-field", action="store_true",
+                   help="enrol each keyword with far-field copies of its recordings (`demo kws --enroll-far-field`) "
+                        "and choose that enrolment's operating point (--write: fewshot.json detector_far / "
+                        "detector_stream_far)")
     args = p.parse_args(argv)
-    if args.enroll_text:  # the raw scores are what this run calibrates: the runtime's "no text point" warning is moot
+    if args.enroll_text and args.enroll_far_field:
+        raise SystemExit("--enroll-text and --enroll-far-field are calibrated one at a time")
+    variant = "_text" if args.enroll_text else "_far" if args.enroll_far_field else ""
+    if variant:  # the raw scores are what this run calibrates: the runtime's "no text point" warning is moot
         import logging
 
         logging.getLogger("speechedge.runtime.kws").setLevel(logging.ERROR)
@@ -82,9 +91,10 @@ def main(argv=None) -> int:
         agrees = [int(a) for a in args.agree.split(",")]
     except ValueError:
         raise SystemExit(f"--agree {args.agree!r}: expected comma-separated whole numbers, e.g. 3,4,5") from None
-    if args.peak and args.enroll_text:
+    if args.peak and variant:
         raise SystemExit("--peak goes with the plain point (the runtime reads the peak margin of `detector` / "
-                         "`detector_stream`, and it applies to text-enrolled keywords too); run it without --enroll-text")
+                         "`detector_stream`, and it applies to text- and far-field-enrolled keywords too); run it "
+                         "without --enroll-text / --enroll-far-field")
     if not 1 <= args.pairs <= len(DEV_PAIRS):
         raise SystemExit(f"--pairs must be 1-{len(DEV_PAIRS)}, got {args.pairs}")
     mode = "stream" if args.stream else "window"
@@ -114,8 +124,8 @@ def main(argv=None) -> int:
         for name, positives, negatives, clips in sets:
             m.forget()
             for w, (c, rendered) in clips.items():
-                m.enroll(w, c, rendered=rendered, save=False)
-                m.score_offset[w] = 0.0  # the raw score: this run chooses the (text) threshold
+                m.enroll(w, c, rendered=rendered, save=False, far_field=args.enroll_far_field)
+                m.score_offset[w] = 0.0  # the raw score: this run chooses the (text / far-field) threshold
             traces[agree, name] = []
             per_pair[name] = evaluate_streams(m, positives, negatives, smooth=agree, agree=agree, peak_margin=math.inf,
                                               fa_targets=(args.target_fa,), progress=False,
@@ -141,15 +151,16 @@ def main(argv=None) -> int:
     events = sum(r["events"] for r in per_pair.values())
     choice["chosen_on"] = (f"development streams ({hours:.2f} h, {events} events of {len(sets)} keyword pairs "
                            f"{[s[0] for s in sets]}), lowest pooled FRR at <= {args.target_fa:g} FA/h"
-                           + (", keywords enrolled with 24 synthetic renderings too" if args.enroll_text else ""))
+                           + (", keywords enrolled with 24 synthetic renderings too" if args.enroll_text else "")
+                           + (", keywords enrolled with far-field copies too" if args.enroll_far_field else ""))
     print(json.dumps(choice, indent=2))
     # one file per model (the folder's name): calibrating another model keeps this one's DET
-    out = args.work / f"calibration_{mode}{'_text' if args.enroll_text else ''}_{args.model_dir.resolve().name}.json"
+    out = args.work / f"calibration_{mode}{variant}_{args.model_dir.resolve().name}.json"
     atomic_write_text(out, json.dumps({"choice": choice, "candidates": rows, "det": dets}, indent=2))
     if args.write:
         fs = args.model_dir / "fewshot.json"
         cfg = json.loads(fs.read_text())
-        cfg[m.detector_key + ("_text" if args.enroll_text else "")] = choice
+        cfg[m.detector_key + variant] = choice
         atomic_write_text(fs, json.dumps(cfg, indent=2) + "\n")
         print(f"wrote {fs}")
     return 0

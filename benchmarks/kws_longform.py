@@ -44,6 +44,9 @@ if __name__ == '__main__':
     p.add_argument("--noise-floor-db", type=float, default=None,
                    help="add white noise at this RMS level in dBFS to enrolment clips and streams, after the gain "
                         "(a microphone's self-noise; the synthesized streams are digital silence between words)")
+    p.add_argument("--enroll-far-field", action="store_true",
+                   help="enrol with far-field copies of the clips too (`demo kws --enroll-far-field`); results in "
+                        "result_..._far[_TAG].json")
     p.add_argument("--tag", default="", help="appended to the result files' names (a variant of the model)")
     p.add_argument("--enroll-text", action="store_true",
                    help="add 24 synthetic renderings of each keyword's name to its enrolment clips (`demo kws "
@@ -69,7 +72,7 @@ if __name__ == '__main__':
                          "work folder")
     tag = ("_stream" if args.stream else "") + (f"_gain{args.gain_db:g}" if args.gain_db else "") + \
         ("_nolevel" if args.no_level else "") + (f"_floor{args.noise_floor_db:g}" if args.noise_floor_db is not None
-                                                 else "") + ("_text" if args.enroll_text else "") + (f"_{args.tag}" if args.tag else "")
+                                                 else "") + ("_text" if args.enroll_text else "") + ("_far" if args.enroll_far_field else "") + (f"_{args.tag}" if args.tag else "")
     gain, floor_rng = 10 ** (args.gain_db / 20), np.random.default_rng(12345)
 
     def mic(x: np.ndarray) -> np.ndarray:  # the level, then the microphone's own noise
@@ -89,7 +92,7 @@ if __name__ == '__main__':
 
             rendered = render_keyword(w)  # synthesized at enrolment, not through the microphone (as the demo)
         m.enroll(w, [mic(read_audio(f, sample_rate=16000)[0]) for f in sorted((enroll / w).glob("*.wav"))],
-                 rendered=rendered)
+                 rendered=rendered, far_field=args.enroll_far_field)
     minutes = 60 * args.hours
     pos, neg = synth_streams(work / "streams", kws, seed=args.seed, speech_minutes=minutes * 5 / 6,
                              noise_minutes=minutes / 12, music_minutes=minutes / 12, progress=False,
