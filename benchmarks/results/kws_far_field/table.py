@@ -32,6 +32,7 @@ def row(path: Path, far: bool, model: str) -> str:
     stream = d.get("mode") == "stream" or "_stream" in path.name
     default = d.get("default_threshold") or d.get("default", {}).get("threshold")
     ops = d["operating_points"]
+    ops = ops.get("pooled", ops)  # the pooled long-form file holds each set's points and the pooled ones
     cells = " / ".join(f"{ops[t]['frr']:.2f}" if ops.get(t) else "-" for t in ("0.5", "1", "2"))
     off = offset(model, stream) if far else 0.0
     if off is None:
@@ -56,3 +57,9 @@ if __name__ == "__main__":
                 if b.exists() and f.exists():
                     print(f"| {model}, {'streaming' if stream else 'window'}, own voice {cond} | {row(b, False, model)} | "
                           f"{row(f, True, model)} |")
+    for model, plain, far in (("kws_fewshot", "pooled_abcd.json", "pooled_abcd_far.json"),
+                              ("kws_mcu", "pooled_abcd_mcu.json", "pooled_abcd_mcu_far.json")):
+        b, f = HERE / "longform" / plain, HERE / "longform" / far
+        if b.exists() and f.exists():
+            print(f"| {model}, window, other voices (long-form A-D pooled) | {row(b, False, model)} | "
+                  f"{row(f, True, model)} |")
