@@ -289,8 +289,9 @@ print(json.dumps(out))
 
 def test_pico_does_not_depend_on_what_ran_before_it():
     """Pico reads memory it has not written; after hibari had run on the same thread its output differed from a
-    fresh process's in 5 of 6 calls (and 2 of 29 corpus utterances between two runs). Interleaved with hibari
-    and espeak-ng, every Pico call must give the fresh process's bytes."""
+    fresh process's in 5 of 6 calls (and 2 of 29 corpus utterances between two runs), and in a long test process
+    after other threads had run and exited. After a thread that ran hibari and espeak-ng and exited, and
+    interleaved with both, every Pico call must give the fresh process's bytes."""
     import hashlib
     import subprocess
     import sys
@@ -305,6 +306,11 @@ def test_pico_does_not_depend_on_what_ran_before_it():
             f"print(hashlib.sha1(synthesize(Voice(*{tuple(pico.__dict__.values())!r}), {text!r}).tobytes()).hexdigest())")
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     others = (Voice("hibari", "heart", 1.0, 1.0, 1.0, 5), Voice("espeak", "en-us+f2", 1.0, 1.0, 1.0, 5))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as gone:  # memory and a stack that an exited thread leaves behind
+        for v in others:
+            gone.submit(synthesize, v, "this is some text said on a thread that then exits").result()
     digests = []
     for i in range(4):
         for v in others:

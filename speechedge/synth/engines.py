@@ -24,6 +24,7 @@ The engines are optional dependencies (the ``data`` extra); :func:`available_eng
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -170,10 +171,39 @@ def _pico_speak(text: str, **kwargs) -> bytes:
     (``_fresh_large_blocks``), and what another engine leaves on the stack of the thread it ran on: after
     hibari (onnxruntime) had run in the same thread, 5 of 6 calls differed from a fresh process's output (by up
     to a few LSB over some hundred samples), and 2 of 29 corpus utterances differed between two runs. On a
-    thread of its own, whose stack only Pico uses, the output is the same whatever ran before (tested).
+    thread of its own, whose stack only Pico uses, the output is the same whatever ran before (tested). A third
+    source showed in a long test process: memory other threads had freed, which a new thread's ``malloc``
+    reuses (the first call after hibari and espeak-ng had run on a thread that then exited differed from a fresh
+    process's, and the later ones from both). While Pico runs, glibc zero-fills every ``malloc``ed block
+    (``M_PERTURB``: :func:`_zeroed_mallocs`), as a fresh process's pages are: the fresh process's output, whatever
+    ran before (tested with a thread that ran hibari and espeak-ng and exited first).
     """
     engine, thread = _pico()
-    return thread.submit(engine.speak, text, **kwargs).result()
+
+    def speak() -> bytes:
+        with _zeroed_mallocs():
+            return engine.speak(text, **kwargs)
+
+    return thread.submit(speak).result()
+
+
+@contextlib.contextmanager
+def _zeroed_mallocs():
+    """glibc fills every block ``malloc`` returns with zeros meanwhile (``mallopt(M_PERTURB, 0xff)``: blocks are
+    filled with the byte's complement; freed ones with 0xff), process-wide; nothing where libc is not glibc."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        yield
+        return
+    mallopt(-6, 0xFF)  # M_PERTURB = -6 in glibc's malloc.h
+    try:
+        yield
+    finally:
+        mallopt(-6, 0)
 
 
 # a forked child has the executor but not its thread (a submit would wait forever): it makes its own
