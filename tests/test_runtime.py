@@ -421,24 +421,30 @@ def test_demo_kws_adds_synthetic_renderings_with_enroll_text(kws_export, gsc35, 
     assert len(json.loads((model_dir / "keywords.json").read_text())["keywords"]["far"]["exemplars"]) == 3 * 4
 
 
+def _with_operating_points(enrolled, tmp_path, **thresholds) -> tuple:
+    """A copy of the enrolled test export whose ``fewshot.json`` holds these detector operating points (name ->
+    threshold, 4 windows smoothed and agreeing); returns the folder and the file's dict."""
+    import shutil
+
+    m_dir = tmp_path / "m"
+    shutil.copytree(enrolled[0], m_dir)
+    fs = json.loads((m_dir / "fewshot.json").read_text())
+    fs.update({k: {"smooth": 4, "agree": 4, "threshold": t} for k, t in thresholds.items()})
+    (m_dir / "fewshot.json").write_text(json.dumps(fs))
+    return m_dir, fs
+
+
 def test_text_enrolment_raises_only_that_keywords_bar(enrolled, gsc35, tmp_path, caplog):
     """Renderings enrolled with ``rendered=`` are extra exemplars, and the keyword's score carries the model's text
     offset (its text operating point minus its plain one, per mode), saved with the keyword; a model without a text
     operating point applies none and says so."""
     import logging
-    import shutil
 
     from speechedge.runtime import KWSModel
 
-    model_dir, _, _ = enrolled
     gsc_dir, _ = gsc35
-    m_dir = tmp_path / "m"
-    shutil.copytree(model_dir, m_dir)
-    fs = json.loads((m_dir / "fewshot.json").read_text())
-    point = {"smooth": 4, "agree": 4}
-    fs.update(detector={**point, "threshold": 0.7}, detector_text={**point, "threshold": 0.76},
-              detector_stream={**point, "threshold": 0.65}, detector_stream_text={**point, "threshold": 0.68})
-    (m_dir / "fewshot.json").write_text(json.dumps(fs))
+    m_dir, fs = _with_operating_points(enrolled, tmp_path, detector=0.7, detector_text=0.76, detector_stream=0.65,
+                                       detector_stream_text=0.68)
     clips = [read_audio(p, sample_rate=16000)[0] for p in sorted((gsc_dir / "marvin").glob("*.wav"))[:3]]
     m = KWSModel(m_dir, keywords_file=tmp_path / "k.json")
     m.forget()
@@ -479,19 +485,12 @@ def test_far_field_enrolment_adds_room_copies_of_each_take_with_their_own_offset
     ``detector_far`` point minus the plain one); int16 takes give the same exemplars as float ones; a model
     without that point applies none and says so; text renderings and far-field copies are not mixed."""
     import logging
-    import shutil
 
     from speechedge.audio import far_field_copies, to_int16
     from speechedge.runtime import KWSModel
 
-    model_dir, _, _ = enrolled
     gsc_dir, _ = gsc35
-    m_dir = tmp_path / "m"
-    shutil.copytree(model_dir, m_dir)
-    fs = json.loads((m_dir / "fewshot.json").read_text())
-    point = {"smooth": 4, "agree": 4}
-    fs.update(detector={**point, "threshold": 0.7}, detector_far={**point, "threshold": 0.74})
-    (m_dir / "fewshot.json").write_text(json.dumps(fs))
+    m_dir, fs = _with_operating_points(enrolled, tmp_path, detector=0.7, detector_far=0.74)
     clips = [read_audio(p, sample_rate=16000)[0] for p in sorted((gsc_dir / "marvin").glob("*.wav"))[:2]]
     m = KWSModel(m_dir, keywords_file=tmp_path / "k.json")
     m.forget()
