@@ -2,7 +2,7 @@
 
     python benchmarks/kws_own_voice.py MODEL WORK [--speakers 12] [--minutes 8] [--keywords dolphin,lantern]
         [--engines espeak,hibari,pico,kokoro] [--stream] [--room] [--in-sentence [--first-word]] [--enroll-context N]
-        [--tag NAME]
+        [--enroll-room] [--tag NAME]
 
 Each of ``--speakers`` synthetic speakers (the engines in turn) enrols two keywords with 3 takes of its own, then
 speaks ``--minutes`` of its own sentences (Zipf text over 4,000 words, without the keywords) and says each keyword
