@@ -144,10 +144,16 @@ def _cmvn(model: ASRModel, data: UttSet, max_utts: int = 500) -> tuple[torch.Ten
 # -- model I/O -------------------------------------------------------------------------------------------
 def load_model(exp_dir: str | Path, which: str = "best", device="cpu") -> tuple[ASRModel, ASRConfig, Tokenizer]:
     """The trained model of ``exp_dir``, its config and its tokenizer (the one the checkpoint carries)."""
+    model, cfg, state = _load_with_state(exp_dir, which, device)
+    return model, cfg, tokenizer_from_meta(state["meta"])
+
+
+def _load_with_state(exp_dir: str | Path, which: str = "best", device="cpu") -> tuple[ASRModel, ASRConfig, dict]:
+    """The model, its config and the whole checkpoint dict (its step and score, for :func:`teacher_record`)."""
     model, state = load_checkpoint(exp_dir, which, device)
     if not isinstance(model, ASRModel):
         raise ValueError(f"{exp_dir}: not an ASR experiment ({state['arch'].get('name')})")
-    return model, config_from_dict(ASRConfig, state["config"], f"{exp_dir} config"), tokenizer_from_meta(state["meta"])
+    return model, config_from_dict(ASRConfig, state["config"], f"{exp_dir} config"), state
 
 
 def _load_utts(manifest, tok, cfg: ASRConfig, **kw) -> UttSet:
@@ -303,13 +309,8 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
         model = ASRModel(cfg.encoder_config(), len(tok), cfg.frontend).to(device)
         teacher, distiller, modules, teacher_meta = None, None, {}, None
         if cfg.distill != "none":
-            teacher, tstate = load_checkpoint(cfg.teacher_exp_dir, "best", device)
-            if not isinstance(teacher, ASRModel):
-                raise ValueError(f"teacher_exp_dir={cfg.teacher_exp_dir}: not an ASR experiment "
-                                 f"({tstate['arch'].get('name')})")
-            tcfg = config_from_dict(ASRConfig, tstate["config"], f"{cfg.teacher_exp_dir} config")
+            teacher, tcfg, tstate = _load_with_state(cfg.teacher_exp_dir, device=device)
             teacher_meta = teacher_record(cfg.teacher_exp_dir, tstate)
-            log.info("teacher: %s, best checkpoint of step %s", cfg.teacher_exp_dir, tstate.get("step"))
             if teacher.frontend.config != cfg.frontend:
                 raise ValueError(f"{cfg.teacher_exp_dir}: the teacher's frontend differs from this config's "
                                  "[frontend]; distillation needs the same features")
@@ -388,7 +389,8 @@ def train(cfg: ASRConfig, exp_dir: str | Path) -> dict:
 
         return TrainTask(model=model, optimizer=opt, scheduler=sched, train_step=train_step, evaluate=evaluate_val,
                          steps=cfg.steps, eval_every=cfg.eval_every, modules=modules,
-                         generators=generators, meta={**tok.meta(), **({"teacher": teacher_meta} if teacher_meta else {})}, grad_clip=5.0,
+                         generators=generators, grad_clip=5.0,
+                         meta={**tok.meta(), **({"teacher": teacher_meta} if teacher_meta else {})},
                          curves=["train_ctc", "train_kd", "train_layer", "train_apc", "val_cer", "val_wer"])
 
     return fit(cfg, exp_dir, build)

@@ -304,10 +304,16 @@ def _roc_png(path: Path, results: dict, scores: dict) -> None:
 
 def load_model(exp_dir: str | Path, which: str = "best", device="cpu") -> tuple[FewShotKWS, FewShotConfig]:
     """The trained model of ``exp_dir`` (``checkpoint-{which}.pt``) and the config it was trained with."""
+    model, cfg, _ = _load_with_state(exp_dir, which, device)
+    return model, cfg
+
+
+def _load_with_state(exp_dir: str | Path, which: str = "best", device="cpu") -> tuple[FewShotKWS, FewShotConfig, dict]:
+    """:func:`load_model` and the whole checkpoint dict (its step and score, for :func:`teacher_record`)."""
     model, state = load_checkpoint(exp_dir, which, device)
     if not isinstance(model, FewShotKWS):
         raise ValueError(f"{exp_dir}: not a few-shot KWS experiment ({state['arch'].get('name')})")
-    return model, config_from_dict(FewShotConfig, state["config"], f"{exp_dir} config")
+    return model, config_from_dict(FewShotConfig, state["config"], f"{exp_dir} config"), state
 
 
 def train(cfg: FewShotConfig, exp_dir: str | Path) -> dict:
@@ -462,17 +468,13 @@ def _load_teacher(cfg: FewShotConfig) -> tuple[FewShotKWS, dict]:
     the option) when it is not a few-shot experiment or computes other features than ``cfg``."""
     where = f"teacher_exp_dir={cfg.teacher_exp_dir}"
     try:
-        teacher, state = load_checkpoint(cfg.teacher_exp_dir, "best")
-        if not isinstance(teacher, FewShotKWS):
-            raise ValueError(f"{cfg.teacher_exp_dir}: not a few-shot KWS experiment ({state['arch'].get('name')})")
-        tcfg = config_from_dict(FewShotConfig, state["config"], f"{cfg.teacher_exp_dir} config")
+        teacher, tcfg, state = _load_with_state(cfg.teacher_exp_dir)
     except (FileNotFoundError, ValueError) as e:
         raise ValueError(f"{where}: {e}") from None
     for name, mine, theirs in (("frontend", cfg.frontend, tcfg.frontend), ("clip_s", cfg.clip_s, tcfg.clip_s)):
         if mine != theirs:
             raise ValueError(f"{where}: the teacher's {name} is {theirs}, this config's {mine}; distillation "
                              "needs the same features")
-    log.info("teacher: %s, best checkpoint of step %s", cfg.teacher_exp_dir, state.get("step"))
     return teacher.requires_grad_(False).eval(), teacher_record(cfg.teacher_exp_dir, state)
 
 

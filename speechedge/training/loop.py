@@ -47,9 +47,8 @@ from .config import config_to_dict
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Experiment", "ExperimentLockedError", "seed_everything", "DistEnv", "init_distributed", "pick_device", "trained_parameters", "teacher_record",
-           "training_run", "TrainTask", "fit", "trained_parameters",
-           "teacher_record"]
+__all__ = ["Experiment", "ExperimentLockedError", "seed_everything", "DistEnv", "init_distributed", "pick_device",
+           "training_run", "TrainTask", "fit", "trained_parameters", "teacher_record"]
 
 
 def seed_everything(seed: int) -> None:
@@ -345,14 +344,17 @@ def teacher_record(exp_dir: str | Path, state: dict) -> dict:
     """What a distilled run records of its teacher (``meta["teacher"]`` of its checkpoints): the folder, the
     step and the score of the checkpoint it was loaded from. :func:`fit` refuses to resume a run whose teacher
     has changed since (retrained in place), which would silently distil from two different targets."""
-    return {"exp_dir": str(Path(exp_dir).resolve()), "step": int(state.get("step", -1)),
-            "score": float(state.get("score", float("nan")))}
+    record = {"exp_dir": str(Path(exp_dir).resolve()), "step": int(state.get("step", -1)),
+              "score": float(state.get("score", float("nan")))}
+    log.info("teacher: %s, best checkpoint of step %d (score %.4g)", record["exp_dir"], record["step"], record["score"])
+    return record
 
 
 def _check_teacher(latest: Path, recorded: dict | None, now: dict | None) -> None:
     if recorded is None or now is None:  # runs without a teacher, or checkpoints older than the record
         return
-    if (recorded["step"], recorded["score"]) != (now["step"], now["score"]):
+    same_score = recorded["score"] == now["score"] or math.isnan(recorded["score"]) and math.isnan(now["score"])
+    if recorded["step"] != now["step"] or not same_score:
         raise RuntimeError(
             f"{latest}: distilled from the teacher checkpoint of step {recorded['step']} (score "
             f"{recorded['score']:.4g}) in {recorded['exp_dir']}; teacher_exp_dir now holds step {now['step']} "
