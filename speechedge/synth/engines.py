@@ -191,12 +191,8 @@ def _pico_speak(text: str, **kwargs) -> bytes:
 def _zeroed_mallocs():
     """glibc fills every block ``malloc`` returns with zeros meanwhile (``mallopt(M_PERTURB, 0xff)``: blocks are
     filled with the byte's complement; freed ones with 0xff), process-wide; nothing where libc is not glibc."""
-    try:
-        import ctypes
-        import ctypes.util
-
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = _mallopt()
+    if mallopt is None:
         yield
         return
     mallopt(-6, 0xFF)  # M_PERTURB = -6 in glibc's malloc.h
@@ -221,14 +217,21 @@ def _fresh_large_blocks() -> None:
     which also turns off the adjustment) keeps every call on zeroed pages: repeated calls in a fresh process
     agree. The other state it reads is a thread's stack: ``_pico_speak``.
     """
+    mallopt = _mallopt()
+    if mallopt is not None:  # not glibc: nothing to set (and no such adjustment to undo)
+        mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
+
+
+@lru_cache(maxsize=1)
+def _mallopt():
+    """glibc's ``mallopt`` (looked up once: ``find_library`` runs ``ldconfig``), or None where libc is not glibc."""
     import ctypes
     import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
-    except (OSError, AttributeError):  # not glibc: nothing to set (and no such adjustment to undo)
-        pass
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
 
 
 @lru_cache(maxsize=1)
