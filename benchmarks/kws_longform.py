@@ -72,7 +72,8 @@ if __name__ == '__main__':
                          "work folder")
     tag = ("_stream" if args.stream else "") + (f"_gain{args.gain_db:g}" if args.gain_db else "") + \
         ("_nolevel" if args.no_level else "") + (f"_floor{args.noise_floor_db:g}" if args.noise_floor_db is not None
-                                                 else "") + ("_text" if args.enroll_text else "") + ("_far" if args.enroll_far_field else "") + (f"_{args.tag}" if args.tag else "")
+                                                 else "") + ("_text" if args.enroll_text else "") + \
+        ("_far" if args.enroll_far_field else "") + (f"_{args.tag}" if args.tag else "")
     gain, floor_rng = 10 ** (args.gain_db / 20), np.random.default_rng(12345)
 
     def mic(x: np.ndarray) -> np.ndarray:  # the level, then the microphone's own noise

@@ -240,8 +240,8 @@ def main(argv=None) -> int:
                    help="add 24 synthetic renderings of each keyword to the speaker's own takes (`demo kws "
                         "--enroll-text`; name the variant with --tag)")
     p.add_argument("--enroll-room", action="store_true",
-                   help="enrol with far-field copies of every take as further exemplars (`demo kws --enroll-far-field`, "
-                        "`KWSModel.enroll(..., far_field=True)`); name the variant with --tag")
+                   help="enrol with far-field copies of every take as further exemplars (`demo kws "
+                        "--enroll-far-field`, `KWSModel.enroll(..., far_field=True)`); name the variant with --tag")
     args = p.parse_args(argv)
 
     from tqdm import tqdm

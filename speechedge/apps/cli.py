@@ -229,7 +229,8 @@ def _export(args: argparse.Namespace) -> int:
             report = export_kws(args.exp_dir, args.out, int8=args.int8, calibration=args.calibration,
                                 target=args.target, held_out=args.held_out, invokes=args.invokes,
                                 flash_kb=args.flash_kb, ram_kb=args.ram_kb, mcu_model=args.mcu_model,
-                                fallback_phone=args.fallback_phone, background_manifest=args.background_manifest, stream_chunk_ms=args.stream_chunk_ms,
+                                fallback_phone=args.fallback_phone, background_manifest=args.background_manifest,
+                                stream_chunk_ms=args.stream_chunk_ms,
                                 int8_ranges=args.int8_ranges or "mse", int8_weights=args.int8_weights or "tensor")
     except ExportError as e:
         print(f"speechedge export: {e}", file=sys.stderr)

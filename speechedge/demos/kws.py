@@ -110,7 +110,8 @@ def run_kws(model_dir: str | None, *, enroll: list[str] | None = None, enroll_mi
         else:
             enroll_from_mic(model, name, enroll_mic, device=device, extra=rendered, far_field=enroll_far_field)
         if enroll_far_field:
-            print(f"far-field enrolment: {3 * len(model.exemplars[name]) // 4} room copies of the takes of {name!r}",
+            takes = len(enroll) if enroll else enroll_mic
+            print(f"far-field enrolment: {len(model.exemplars[name]) - takes} room copies of the takes of {name!r}",
                   file=sys.stderr)
         print(f"enrolled {name!r} in {model.keywords_file}; keywords: {', '.join(model.keywords)}",
               file=sys.stderr)

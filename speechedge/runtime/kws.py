@@ -384,9 +384,7 @@ class KWSModel:
     def fit_length(self, audio: np.ndarray) -> np.ndarray:
         """One clip (float in [-1, 1) or int16, scaled to float) centre-cropped or zero-padded to the model's input
         length (:func:`speechedge.audio.fit_length`)."""
-        audio = np.asarray(audio)
-        audio = from_int16(audio) if audio.dtype == np.int16 else audio.astype(np.float32, copy=False)
-        return fit_length(audio, self.clip_samples)
+        return fit_length(_as_float(audio), self.clip_samples)
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """One clip (float in [-1, 1) or int16) -> ``(n_mels, frames)`` as in training, brought up to the
@@ -469,7 +467,7 @@ class KWSModel:
         if far_field:
             sr = self.frontend.sample_rate
             rendered = [c for i, x in enumerate(clips)
-                        for c in far_field_copies(from_int16(x) if np.asarray(x).dtype == np.int16 else x, sr, seed=i)]
+                        for c in far_field_copies(_as_float(x), sr, seed=i)]
         clips = clips + rendered
         ex = np.stack([self.embed(c) for c in clips]).astype(np.float32)
         self.exemplars[name] = ex
@@ -766,6 +764,12 @@ class StreamingKWS:
             return None
         self.last_fire_s = now
         return Detection(key, round(now, 3), round(float(score), 4))
+
+
+def _as_float(audio: np.ndarray) -> np.ndarray:
+    """Samples as float32 in [-1, 1): int16 scaled, float types cast."""
+    audio = np.asarray(audio)
+    return from_int16(audio) if audio.dtype == np.int16 else audio.astype(np.float32, copy=False)
 
 
 def agreement_streak(streak: tuple, best, above: bool) -> tuple:
