@@ -142,13 +142,14 @@ def asr_student(librispeech_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def asr_export(asr_student, tmp_path_factory):
-    """The session ASR student exported (fp32 + int8 + 16x8): ``(report, export_dir)``."""
+    """The session ASR student exported (fp32 + int8 + 16x8 + dynamic-range int8): ``(report, export_dir)``."""
     pytest.importorskip("litert_torch")
     from speechedge.export.asr import export_asr
 
     exp, _ = asr_student
     out = tmp_path_factory.mktemp("asr_export") / "export"
-    report = export_asr(exp, out, int8=True, int16x8=True, num_held_out=3, num_calibration=3, invokes=20)
+    report = export_asr(exp, out, int8=True, int16x8=True, dynamic_int8=True, num_held_out=3, num_calibration=3,
+                        invokes=20)
     return report, out
 
 

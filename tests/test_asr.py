@@ -561,6 +561,13 @@ def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys
     assert len({u["id"] for u in utts}) == len(utts) > 0 and all(u["ref"] for u in utts)
     assert 100 * sum(u["char_errors"] for u in utts) / sum(u["chars"] for u in utts) == pytest.approx(row["cer"])
     assert 100 * sum(u["word_errors"] for u in utts) / sum(u["words"] for u in utts) == pytest.approx(row["wer"])
+    # the left context is the model's own unless --left-chunks says otherwise (-1: all); the rows record it
+    assert row["left_chunks"] == 2
+    assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "librispeech_test-clean.jsonl.gz"),
+                 "--chunk-ms", "160", "full", "--left-chunks", "0", "--json", str(res)]) == 0
+    assert [r["left_chunks"] for r in json.loads(res.read_text())] == [0, -1]
+    assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "x.jsonl"),
+                 "--left-chunks", "-2"]) == 1
     assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "x.jsonl"),
                  "--chunk-ms", "100"]) == 1  # not a multiple of 40 ms
     aligned = tmp_path / "alignments"

@@ -577,8 +577,11 @@ def test_asr_export_report_and_files(asr_export):
     assert fp["max_err_rel_to_range"] <= 1e-4 and fp["median_ms_per_chunk"] > 0
     assert "int8" in report["models"] and report["models"]["int8"]["bytes"] < fp["bytes"]
     assert report["models"]["int16x8"]["bytes"] < fp["bytes"] and report["calibration_chunks"] > 0
-    assert {"int8_cer_within_1_point_of_fp32", "int16x8_cer_within_1_point_of_fp32"} <= set(report["checks"])
-    for name in ("model_fp32.tflite", "model_int8.tflite", "model_int16x8.tflite", "asr.json", "tokens.txt",
+    assert {f"{q}_cer_within_1_point_of_fp32" for q in ("int8", "int16x8", "dynamic_int8")} <= set(report["checks"])
+    # dynamic range: about a quarter of the fp32 file (this 2-layer model's weights are a smaller share of it)
+    assert report["models"]["dynamic_int8"]["bytes"] < 0.6 * fp["bytes"]
+    for name in ("model_fp32.tflite", "model_int8.tflite", "model_int16x8.tflite", "model_dynamic_int8.tflite",
+                 "asr.json", "tokens.txt",
                  "frontend.json", "report.json", "level.json"):
         assert (out / name).exists(), name
     from speechedge.features import InputLevel
@@ -593,7 +596,7 @@ def test_asr_export_report_and_files(asr_export):
     # the exported model's signature carries the names: inputs feats + state, outputs log_probs + the new state
     from speechedge.runtime.tflite import TFLiteModel
 
-    for precision in ("fp32", "int8", "int16x8"):
+    for precision in ("fp32", "int8", "int16x8", "dynamic_int8"):
         m = TFLiteModel(out / f"model_{precision}.tflite")
         assert sorted(m.input_names) == sorted(["feats", *StreamState.names()])
         assert sorted(m.output_names) == sorted(["log_probs", *StreamState.names()])
@@ -605,6 +608,15 @@ def test_asr_export_report_and_files(asr_export):
     assert conv and {np.dtype(types[op["inputs"][1]]["dtype"]) for op in conv} == {np.dtype(np.int8)}
     acts = [types[op["outputs"][0]] for op in conv]
     assert {np.dtype(a["dtype"]) for a in acts} == {np.dtype(np.int16)} and all(a["quantization"][1] == 0 for a in acts)
+    # dynamic range: int8 weights with a scale per output channel, float activations, float inputs and outputs
+    it = TFLiteModel(out / "model_dynamic_int8.tflite").it
+    ops = it._get_ops_details()
+    types = {d["index"]: d for d in it.get_tensor_details()}
+    fc = [op for op in ops if op["op_name"] == "FULLY_CONNECTED"]
+    assert fc and {np.dtype(types[op["inputs"][1]]["dtype"]) for op in fc} == {np.dtype(np.int8)}
+    assert all(len(types[op["inputs"][1]]["quantization_parameters"]["scales"]) > 1 for op in fc)
+    assert {np.dtype(types[op["outputs"][0]]["dtype"]) for op in fc} == {np.dtype(np.float32)}
+    assert {np.dtype(d["dtype"]) for d in it.get_input_details()} == {np.dtype(np.float32)}
 
 
 def test_16x8_takes_the_quantizers_ranges_and_names_a_wrong_activation_type():
@@ -658,6 +670,17 @@ def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
         q.push(audio[i: i + 777])
     q16 = np.concatenate(q.log_probs)
     assert q16.shape == got.shape and (q16.argmax(-1) == got.argmax(-1)).mean() >= 0.95
+    # dynamic-range int8 too; "auto" (the default) takes fp32 where the folder holds it, an unknown name is refused
+    assert rt.precision == "fp32" and StreamingASR(out, precision="dynamic_int8").net.path.name == \
+        "model_dynamic_int8.tflite"
+    with pytest.raises(ValueError, match="precision must be auto or one of fp32, dynamic_int8, int16x8, int8"):
+        StreamingASR(out, precision="int4")
+    q = StreamingASR(out, precision="dynamic_int8", keep_log_probs=True)
+    q.level = None
+    for i in range(0, len(audio), 777):
+        q.push(audio[i: i + 777])
+    qd = np.concatenate(q.log_probs)
+    assert qd.shape == got.shape and (qd.argmax(-1) == got.argmax(-1)).mean() >= 0.95
 
 
 def test_streaming_asr_brings_a_quiet_microphone_to_the_models_level(asr_student, asr_export):
@@ -722,6 +745,41 @@ def test_demo_asr_through_the_fake_microphone(asr_export, librispeech_dir, tmp_p
     fs, ms = _json_lines(f.stdout)[-1]["summary"], _json_lines(mic.stdout)[-1]["summary"]
     assert ms["chunks"] > 0 and ms["dropped_blocks"] == 0 and ms["ms_per_chunk"] > 0
     assert ms["chunks"] == fs["chunks"] and ms["text"] == fs["text"]
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "speechedge" / "pretrained" / "asr_stream"
+                         / "frontend.json").exists(), reason="no shipped streaming ASR model in this checkout")
+def test_shipped_asr_model_transcribes_and_demo_asr_uses_it(librispeech_dir, tmp_path):
+    """The shipped streaming ASR model (dynamic-range int8) transcribes the test corpus's espeak-ng speech (its
+    model card: ~14% CER on unseen espeak-ng voices; bound 35), and `demo asr` without --model runs it without
+    writing into the package."""
+    from speechedge.ctc import error_rate
+    from speechedge.pretrained import ASR_STREAM, pretrained_dir
+    from speechedge.runtime import StreamingASR
+
+    corpus, _ = librispeech_dir
+    shipped = pretrained_dir(ASR_STREAM)
+    before = {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()}
+    asr = StreamingASR(shipped)
+    assert asr.precision == "dynamic_int8"  # the folder ships only the dynamic-range model
+    refs, hyps = [], []
+    for trans in sorted(corpus.glob("*/*/*/*.trans.txt"))[:4]:
+        for line in trans.read_text().splitlines()[:2]:
+            utt, text = line.split(" ", 1)
+            audio, _ = read_audio(trans.parent / f"{utt}.flac", sample_rate=16000)
+            asr.reset()
+            asr.push(audio)
+            asr.flush()
+            refs.append(text.lower())
+            hyps.append(asr.text)
+    wer, cer = error_rate(refs, hyps)
+    assert len(refs) == 8 and cer < 35, (cer, list(zip(refs, hyps)))
+    flac = sorted(corpus.glob("test-clean/*/*/*.flac"))[0]
+    p = _cli(["demo", "asr", "--input", str(flac), "--json"])
+    assert p.returncode == 0, p.stderr[-2000:]
+    summary = _json_lines(p.stdout)[-1]["summary"]
+    assert summary["chunks"] > 0 and summary["text"]
+    assert {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()} == before
 
 
 def test_missing_portaudio_says_how_to_fix(monkeypatch):

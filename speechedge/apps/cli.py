@@ -177,7 +177,7 @@ def _eval_asr(args: argparse.Namespace) -> int:
     from speechedge.recipes.asr import evaluate_cli
 
     return evaluate_cli(args.exp_dir, args.data, args.chunk_ms, beam=args.beam, json_path=args.json,
-                        alignments=args.alignments)
+                        alignments=args.alignments, left_chunks=args.left_chunks)
 
 
 def _align(args: argparse.Namespace) -> int:
@@ -221,11 +221,13 @@ def _export(args: argparse.Namespace) -> int:
                 raise ValueError("--target mcu (and --fallback-phone) is for KWS models; a streaming ASR encoder "
                                  "targets phones")
             report = export_asr(args.exp_dir, args.out, int8=args.int8, int16x8=args.int16x8,
+                                dynamic_int8=args.dynamic_int8,
                                 held_out=args.held_out, calibration=args.calibration, invokes=args.invokes,
                                 int8_ranges=args.int8_ranges or "average", int8_weights=args.int8_weights or "channel")
         else:
-            if args.int16x8:
-                raise ValueError("--int16x8 is for the streaming ASR step model; a KWS model exports int8 (--int8)")
+            if args.int16x8 or args.dynamic_int8:
+                raise ValueError(f"--{'int16x8' if args.int16x8 else 'dynamic-int8'} is for the streaming ASR step "
+                                 "model; a KWS model exports int8 (--int8)")
             report = export_kws(args.exp_dir, args.out, int8=args.int8, calibration=args.calibration,
                                 target=args.target, held_out=args.held_out, invokes=args.invokes,
                                 flash_kb=args.flash_kb, ram_kb=args.ram_kb, mcu_model=args.mcu_model,
@@ -422,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     ea.add_argument("--data", required=True, help="utterance manifest (librispeech_{split}.jsonl.gz)")
     ea.add_argument("--chunk-ms", nargs="+", default=["full"],
                     help="chunk sizes in ms (multiples of 40) and/or 'full' (default: full)")
+    ea.add_argument("--left-chunks", type=int, default=None, metavar="N",
+                    help="chunks of left context at the streaming chunk sizes (default: the model's own; -1: all)")
     ea.add_argument("--beam", type=int, default=0, help="prefix beam search width (default 0 = greedy)")
     ea.add_argument("--json", help="also write the rows to this JSON file")
     ea.add_argument("--alignments", help="word alignments (MFA text format) of the data: also measure streaming "
@@ -447,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--int16x8", action="store_true",
                     help="also a 16x8 model (int8 weights, int16 activations; streaming ASR only): where int8 "
                          "activations cost more than 1 CER point")
+    ex.add_argument("--dynamic-int8", action="store_true",
+                    help="also a dynamic-range model (int8 weights, float activations; streaming ASR only): the "
+                         "phone format, a quarter of the fp32 file")
     ex.add_argument("--calibration", help="manifest for int8/16x8 calibration (default: the training manifest)")
     ex.add_argument("--int8-ranges", choices=("mse", "average"), default=None,
                     help="int8 activation ranges: mse = least rounding + clipping error over all calibration "
@@ -511,16 +518,19 @@ def build_parser() -> argparse.ArgumentParser:
     dk.add_argument("--stream", action="store_true", help=STREAM_HELP)
     dm_io = [dk]
     da = dm_kinds.add_parser("asr", help="live streaming transcription")
-    da.add_argument("--model", required=True, help="exported streaming ASR folder (speechedge export)")
+    da.add_argument("--model", default=None,
+                    help="exported streaming ASR folder (speechedge export); default: the shipped asr_stream model")
     dm_io.append(da)
     for d in dm_io:
         d.add_argument("--input", default="mic", help="'mic' (default), an audio file, or '-' for raw s16le 16 kHz stdin")
         d.add_argument("--realtime", action="store_true", help="play a file at real time (default: as fast as possible)")
         d.add_argument("--device", help="input device name or index (default: the system default)")
         d.add_argument("--max-seconds", type=float, help="stop after this much audio")
-        d.add_argument("--precision", choices=("auto", "fp32", "int8") + (() if d is dk else ("int16x8",)),
-                       default="auto" if d is dk else "fp32",
-                       help="which exported model to run (model_PRECISION.tflite)")
+        d.add_argument("--precision", choices=("auto", "fp32", "int8") + (() if d is dk else ("int16x8", "dynamic_int8")),
+                       default="auto",
+                       help="which exported model to run (model_PRECISION.tflite; auto: "
+                            + ("int8 where it exists, else fp32)" if d is dk else
+                               "the first of fp32, dynamic_int8, int16x8, int8 the folder holds)"))
         d.add_argument("--json", action="store_true", help="one JSON object per line (detections / text updates)")
     dk.set_defaults(func=_demo_kws)
     da.set_defaults(func=_demo_asr)

@@ -1,6 +1,7 @@
-"""Live streaming transcription: ``speechedge demo asr --model DIR [--input mic|FILE|-]``.
+"""Live streaming transcription: ``speechedge demo asr [--model DIR] [--input mic|FILE|-]``.
 
-Runs an exported streaming ASR folder (``speechedge export`` of a streaming student) through
+Runs an exported streaming ASR folder (``speechedge export`` of a streaming student; without ``--model`` the
+shipped ``asr_stream``) through
 :class:`speechedge.runtime.StreamingASR`: the partial text is updated after every chunk and finalised at a
 pause (0.6 s without new characters while the input is quiet); each line shows the per-chunk latency and the
 real-time factor. ``--json`` prints one object per finalised segment. Torch-free.
@@ -21,11 +22,13 @@ from .audio_input import AudioInputError, open_source
 __all__ = ["run_asr"]
 
 
-def run_asr(model_dir: str, *, input_spec: str = "mic", realtime: bool = False, device=None,
-            max_seconds: float | None = None, precision: str = "fp32", as_json: bool = False,
+def run_asr(model_dir: str | None, *, input_spec: str = "mic", realtime: bool = False, device=None,
+            max_seconds: float | None = None, precision: str = "auto", as_json: bool = False,
             pause_s: float = 0.6, out=None) -> int:
+    from speechedge.pretrained import ASR_STREAM, resolve_model
+
     out = out or sys.stdout
-    asr = StreamingASR(model_dir, precision="fp32" if precision == "auto" else precision)
+    asr = StreamingASR(resolve_model(model_dir, default=ASR_STREAM), precision=precision)
     try:
         source = open_source(input_spec, realtime=realtime, device=device, max_seconds=max_seconds)
     except AudioInputError as e:

@@ -1,6 +1,6 @@
 """Export a streaming ASR student to a TFLite *step* model with named explicit state, verified against PyTorch.
 
-    speechedge export --exp-dir work/asr/student --out work/asr/export [--int8] [--int16x8]
+    speechedge export --exp-dir work/asr/student --out work/asr/export [--int8] [--int16x8] [--dynamic-int8]
 
 The graph is one chunk step of the encoder plus the CTC projection and log-softmax
 (:class:`speechedge.models.asr.ASRStep`). Its signature names every tensor::
@@ -18,8 +18,8 @@ Verification on held-out utterances, streamed chunk by chunk: PyTorch runs from 
 frontend, TFLite from audio with the Numba frontend the device uses, so a frontend that differs from training
 shows. fp32: max |TFLite - PyTorch| of the log-probabilities <= 1e-4 of their range (over the real frames of
 every chunk); CER of PyTorch, TFLite fp32 and the quantized models (``int8``: full-integer int8; ``int16x8``: int8
-weights with int16 activations, for MCUs and NPUs where int8 activations lose too much; each must be within 1 CER
-point of fp32); the median per-chunk latency (1000 invokes, one thread) with the real-time factor. Both are
+weights with int16 activations, for MCUs and NPUs where int8 activations lose too much; ``dynamic_int8``: int8
+weights, float activations, the phone format; each must be within 1 CER point of fp32); the median per-chunk latency (1000 invokes, one thread) with the real-time factor. Both are
 calibrated with the state values of real streams (random caches clip badly). A failed check exits non-zero and
 writes nothing. A log-mel model also gets ``level.json`` (:class:`speechedge.features.InputLevel`): the runtime
 brings chunks more than :data:`LEVEL_MARGIN_DB` quieter than the held-out utterances up to that level.
@@ -45,7 +45,7 @@ from speechedge.models.conformer import SUBSAMPLING, StreamState
 from speechedge.runtime.tflite import TFLiteModel, median_run_ms
 
 from . import ExportError, check_out_dir, replace_folder
-from .quantize import check_int8_options, evenly_spaced, quantize_int8
+from .quantize import check_int8_options, evenly_spaced, quantize_dynamic, quantize_int8
 from .tflite_tools import strip_tensor_names
 
 __all__ = ["ExportError", "export_asr"]
@@ -117,7 +117,7 @@ def state_spec(init: StreamState) -> tuple[list[dict], dict[str, np.ndarray]]:
 
 
 def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, int16x8: bool = False,
-               held_out: str | None = None, calibration: str | None = None, num_held_out: int = 20,
+               dynamic_int8: bool = False, held_out: str | None = None, calibration: str | None = None, num_held_out: int = 20,
                num_calibration: int = 20, invokes: int = 1000, int8_ranges: str = "average",
                int8_weights: str = "channel") -> dict:
     """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails.
@@ -125,6 +125,8 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     ``int8``: also ``model_int8.tflite``; ``int16x8``: also ``model_int16x8.tflite`` (16x8 quantization, the
     quantizer's own ranges, ``int8_weights`` weight scales). Both are calibrated on the streams of
     ``num_calibration`` utterances of ``calibration`` (default: the training manifest), never on the held-out ones.
+    ``dynamic_int8``: also ``model_dynamic_int8.tflite`` (dynamic-range quantization: int8 weights, float
+    activations; no calibration).
 
     ``int8_ranges`` / ``int8_weights``: the int8 activation ranges and weight scales
     (:func:`speechedge.export.quantize.quantize_int8`). The quantizer's own ranges are the default here: on the
@@ -183,6 +185,8 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     if int16x8:
         models["int16x8"] = strip_tensor_names(quantize_int8(models["fp32"], calib, "average", int8_weights,
                                                              activations="int16"))
+    if dynamic_int8:
+        models["dynamic_int8"] = strip_tensor_names(quantize_dynamic(models["fp32"]))
     report: dict = {"exp_dir": str(exp_dir), "kind": "asr_step", "calibration_chunks": len(calls),
                     "int8_ranges": int8_ranges if int8 else None,
                     "int8_weights": int8_weights if int8 or int16x8 else None,
@@ -219,7 +223,7 @@ def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, 
     report["checks"]["fp32_max_err_rel_to_range<=1e-4"] = ok = fp["max_err_rel_to_range"] <= 1e-4
     if not ok:
         failures.append(f"fp32 max error {fp['max_abs_err']:.3g} is {fp['max_err_rel_to_range']:.3g} of the range (> 1e-4)")
-    for name in ("int8", "int16x8"):
+    for name in ("int8", "int16x8", "dynamic_int8"):
         if name in report["models"]:
             q = report["models"][name]
             report["checks"][f"{name}_cer_within_1_point_of_fp32"] = ok = q["cer"] <= fp["cer"] + 1.0

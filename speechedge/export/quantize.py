@@ -19,6 +19,11 @@ the quantizer's own calibration.
 activations, TFLite's and TFLM's ``*_16x8`` kernels): 256x finer activation steps, for graphs whose int8
 activations lose too much (the 10 h streaming ASR student: int8 +9.1 CER points, 16x8 -0.25; README "Export"), at
 twice the activation memory and, on x86, reference-kernel speed. It takes the quantizer's own ranges.
+
+:func:`quantize_dynamic` is dynamic-range quantization, the usual phone format (TFLite's "dynamic range
+quantization"; the quantizer's ``dynamic_wi8_afp32`` recipe): int8 weights with one scale per output channel,
+float inputs, outputs and activations, each layer's input quantized on the fly by the kernel. No calibration,
+about a quarter of the fp32 file, float accuracy nearly kept; not for integer-only hardware.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import sys
 import numpy as np
 
 __all__ = ["ACTIVATION_TYPES", "RANGE_METHODS", "WEIGHT_GRANULARITIES", "check_int8_options", "evenly_spaced",
-           "quantize_int8"]
+           "quantize_dynamic", "quantize_int8"]
 
 ACTIVATION_TYPES = ("int8", "int16")
 RANGE_METHODS = ("mse", "average")
@@ -205,5 +210,23 @@ def quantize_int8(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: 
             return bytes(q.quantize(qsvs).quantized_model)
     except Exception:
         if printed:  # what the quantizer or the interpreter said before failing explains the failure
+            sys.stderr.write(printed[0][-4000:])
+        raise
+
+
+def quantize_dynamic(fp32: bytes) -> bytes:
+    """The dynamic-range model of ``fp32``: int8 per-channel weights, float activations (no calibration)."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    from speechedge.io import capture_native_output
+
+    q = quantizer.Quantizer(bytearray(fp32))
+    q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+    printed: list[str] = []
+    try:
+        with capture_native_output() as printed:
+            return bytes(q.quantize().quantized_model)
+    except Exception:
+        if printed:
             sys.stderr.write(printed[0][-4000:])
         raise

@@ -6,6 +6,8 @@
 - ``kws_mcu/``: the microcontroller model (BC-ResNet-1 with one block per stage and ReLU, 4.4k parameters):
   a full-integer int8 streaming step model that TensorFlow Lite Micro runs in a 28 KB arena, its firmware
   header and C array, and fp32 models for the host (``--model kws_mcu``; ``kws_mcu/MODEL_CARD.md``).
+- ``asr_stream/``: a streaming CTC Conformer (320 ms chunks, characters) as a dynamic-range int8 TFLite step
+  model with its named state (``speechedge demo asr`` without ``--model``; ``asr_stream/MODEL_CARD.md``).
 
 The shipped folders are read-only: keywords enrolled on a shipped model are stored per user
 (:func:`user_keywords_file`), never inside the package.
@@ -16,12 +18,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["KWS_FEWSHOT", "KWS_MCU", "SHIPPED", "pretrained_dir", "resolve_model", "is_pretrained",
+__all__ = ["ASR_STREAM", "KWS_FEWSHOT", "KWS_MCU", "SHIPPED", "pretrained_dir", "resolve_model", "is_pretrained",
            "user_keywords_file"]
 
 KWS_FEWSHOT = "kws_fewshot"
 KWS_MCU = "kws_mcu"
-SHIPPED = (KWS_FEWSHOT, KWS_MCU)
+ASR_STREAM = "asr_stream"
+SHIPPED = (KWS_FEWSHOT, KWS_MCU, ASR_STREAM)
 
 
 def pretrained_dir(name: str = KWS_FEWSHOT) -> Path:
@@ -29,15 +32,16 @@ def pretrained_dir(name: str = KWS_FEWSHOT) -> Path:
     folder = Path(__file__).resolve().parent / name
     if not (folder / "frontend.json").exists():
         raise FileNotFoundError(f"{folder}: no shipped {name!r} model in this installation; pass --model DIR "
-                                "(an export of your own) or build it with benchmarks/kws_pretrained.py --ship")
+                                "(an export of your own; the shipped models are built by the commands in the "
+                                "repository's speechedge/pretrained/*/MODEL_CARD.md)")
     return folder
 
 
-def resolve_model(spec: str | Path | None) -> Path:
-    """``--model``: a folder; else the name of a shipped model (``kws_fewshot``, ``kws_mcu``); ``None`` = the
-    shipped few-shot model. A folder of that name in the working directory wins over the shipped one."""
+def resolve_model(spec: str | Path | None, default: str = KWS_FEWSHOT) -> Path:
+    """``--model``: a folder; else the name of a shipped model (``kws_fewshot``, ``kws_mcu``, ``asr_stream``);
+    ``None`` = the shipped ``default``. A folder of that name in the working directory wins over the shipped one."""
     if spec is None:
-        return pretrained_dir()
+        return pretrained_dir(default)
     path = Path(spec)
     if not path.exists() and str(spec) in SHIPPED:
         return pretrained_dir(str(spec))

@@ -447,10 +447,13 @@ def streaming_latency(model: ASRModel, utts: UttSet, refs: dict[str, list], chun
 
 def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int], *, beam: int = 0,
                         limit: int | None = None, alignments: str | Path | None = None,
-                        utterances: bool = False) -> list[dict]:
+                        utterances: bool = False, left_chunks: int | None = None) -> list[dict]:
     """WER/CER of ``exp_dir``'s best checkpoint on a manifest for each chunk size (0 = full context); with
     ``alignments``, also the streaming emission latency of each chunk size; with ``utterances``, each row keeps
-    every utterance's hypothesis and errors (``eval asr --json``: paired comparisons need them)."""
+    every utterance's hypothesis and errors (``eval asr --json``: paired comparisons need them).
+    ``left_chunks``: the chunks of left context each streaming chunk sees (default: the model's own; -1: all)."""
+    if left_chunks is not None and (isinstance(left_chunks, bool) or left_chunks < -1):
+        raise ValueError(f"left_chunks must be -1 (all) or >= 0, got {left_chunks!r}")
     model, cfg, tok = load_model(exp_dir)
     utts = _load_utts(data, tok, cfg, limit=limit)
     refs = read_alignments(alignments) if alignments is not None else None
@@ -460,11 +463,11 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int]
             log.warning("%s is a full-context model; skipping chunk %d ms", exp_dir, c * 40)
             continue
         t0 = time.perf_counter()
-        left = cfg.left_chunks if c > 0 else -1
+        left = (cfg.left_chunks if left_chunks is None else left_chunks) if c > 0 else -1
         res = evaluate(model, utts, chunk_frames=c, left_chunks=left, beam=beam, tokenizer=tok)
         if not utterances:
             res.pop("utterances")
-        row = {"chunk_ms": c * 40 if c else "full", **res, "decode_s": time.perf_counter() - t0}
+        row = {"chunk_ms": c * 40 if c else "full", "left_chunks": left, **res, "decode_s": time.perf_counter() - t0}
         if refs is not None and c > 0 and left >= 0:
             row.update(streaming_latency(model, utts, refs, c, left, tok.tokens))
         rows.append(row)
@@ -472,21 +475,23 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int]
 
 
 def evaluate_cli(exp_dir: str, data: str, chunk_ms: list[str], beam: int = 0, json_path: str | None = None,
-                 alignments: str | None = None) -> int:
+                 alignments: str | None = None, left_chunks: int | None = None) -> int:
     import json
 
     rows = evaluate_experiment(exp_dir, data, parse_chunk_ms(chunk_ms), beam=beam, alignments=alignments,
-                               utterances=json_path is not None)
+                               utterances=json_path is not None, left_chunks=left_chunks)
     print(f"{exp_dir} on {data} ({rows[0]['words'] if rows else 0} words, {'greedy' if beam <= 1 else f'beam {beam}'})")
     lat = alignments is not None
-    print("| chunk | WER % | CER % |" + (" median emission latency after word end |" if lat else "") +
-          "\n|---|---|---|" + ("---|" if lat else ""))
+    print("| chunk | left chunks | WER % | CER % |" + (" median emission latency after word end |" if lat else "") +
+          "\n|---|---|---|---|" + ("---|" if lat else ""))
     for r in rows:
         cell = ""
         if lat:
             cell = f" {r['latency_median_s'] * 1000:.0f} ms ({r['latency_words']} words) |" \
                 if r.get("latency_words") else " - |"
-        print(f"| {r['chunk_ms']}{'' if r['chunk_ms'] == 'full' else ' ms'} | {r['wer']:.1f} | {r['cer']:.1f} |" + cell)
+        left = "-" if r["chunk_ms"] == "full" else "all" if r["left_chunks"] < 0 else r["left_chunks"]
+        print(f"| {r['chunk_ms']}{'' if r['chunk_ms'] == 'full' else ' ms'} | {left} | {r['wer']:.1f} | {r['cer']:.1f} |"
+              + cell)
     if json_path:
         from speechedge.io import atomic_write_text
 

@@ -18,7 +18,11 @@ from speechedge.kernels.frontend import StreamingLogMel
 
 from .tflite import TFLiteModel
 
-__all__ = ["StreamingASR"]
+__all__ = ["PRECISIONS", "StreamingASR"]
+
+#: the step models an export may hold (``model_{precision}.tflite``), in the order ``precision="auto"`` takes them:
+#: float, then dynamic-range int8 (the shipped model's only file), then the integer ones
+PRECISIONS = ("fp32", "dynamic_int8", "int16x8", "int8")
 
 
 class StreamingASR:
@@ -30,9 +34,15 @@ class StreamingASR:
     values. The host binds by name and keeps the state between calls.
     """
 
-    def __init__(self, folder: str | Path, precision: str = "fp32", threads: int = 1,
+    def __init__(self, folder: str | Path, precision: str = "auto", threads: int = 1,
                  keep_log_probs: bool = False) -> None:
         self.folder = Path(folder)
+        if precision == "auto":
+            precision = next((p for p in PRECISIONS if (self.folder / f"model_{p}.tflite").exists()), "fp32")
+        elif precision not in PRECISIONS:
+            raise ValueError(f"precision must be auto or one of {', '.join(PRECISIONS)}, got {precision!r}")
+        #: which step model runs (``model_{precision}.tflite``)
+        self.precision = precision
         self.keep_log_probs = keep_log_probs
         meta_path = self.folder / "asr.json"
         if not meta_path.exists():
