@@ -566,8 +566,10 @@ def test_asr_recipe_teacher_student_eval_align(librispeech_dir, tmp_path, capsys
     assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "librispeech_test-clean.jsonl.gz"),
                  "--chunk-ms", "160", "full", "--left-chunks", "0", "--json", str(res)]) == 0
     assert [r["left_chunks"] for r in json.loads(res.read_text())] == [0, -1]
-    assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "x.jsonl"),
+    capsys.readouterr()
+    assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "librispeech_test-clean.jsonl.gz"),
                  "--left-chunks", "-2"]) == 1
+    assert "--left-chunks must be -1 (all) or >= 0, got -2" in capsys.readouterr().err
     assert main(["eval", "asr", "--exp-dir", str(student), "--data", str(man / "x.jsonl"),
                  "--chunk-ms", "100"]) == 1  # not a multiple of 40 ms
     aligned = tmp_path / "alignments"

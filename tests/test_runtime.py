@@ -634,7 +634,7 @@ def test_16x8_takes_the_quantizers_ranges_and_names_a_wrong_activation_type():
 
 
 @pytest.mark.slow
-def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
+def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export, tmp_path):
     import torch
 
     from speechedge.recipes.asr import load_model
@@ -675,11 +675,20 @@ def test_runtime_streaming_asr_equals_torch_step(asr_student, asr_export):
         q.push(audio[i: i + 777])
     q16 = np.concatenate(q.log_probs)
     assert q16.shape == got.shape and (q16.argmax(-1) == got.argmax(-1)).mean() >= 0.95
-    # dynamic-range int8 too; "auto" (the default) takes fp32 where the folder holds it, an unknown name is refused
+    # dynamic-range int8 too; "auto" (the default) takes fp32 where the folder holds it, else the next precision
+    # it holds; an unknown name is refused, a missing file named with what the folder holds
     assert rt.precision == "fp32" and StreamingASR(out, precision="dynamic_int8").net.path.name == \
         "model_dynamic_int8.tflite"
     with pytest.raises(ValueError, match="precision must be auto or one of fp32, dynamic_int8, int16x8, int8"):
         StreamingASR(out, precision="int4")
+    import shutil
+
+    lean = tmp_path / "lean"
+    shutil.copytree(out, lean, ignore=shutil.ignore_patterns("model_fp32.tflite", "model_int8.tflite"))
+    assert StreamingASR(lean).precision == "dynamic_int8"
+    with pytest.raises(FileNotFoundError, match=r"model_int8.tflite: no such model in this export \(it holds "
+                                                 r"dynamic_int8, int16x8\).*speechedge export --int8"):
+        StreamingASR(lean, precision="int8")
     q = StreamingASR(out, precision="dynamic_int8", keep_log_probs=True)
     q.level = None
     for i in range(0, len(audio), 777):
@@ -750,6 +759,19 @@ def test_demo_asr_through_the_fake_microphone(asr_export, librispeech_dir, tmp_p
     fs, ms = _json_lines(f.stdout)[-1]["summary"], _json_lines(mic.stdout)[-1]["summary"]
     assert ms["chunks"] > 0 and ms["dropped_blocks"] == 0 and ms["ms_per_chunk"] > 0
     assert ms["chunks"] == fs["chunks"] and ms["text"] == fs["text"]
+
+
+def test_a_shipped_model_of_the_other_kind_is_refused_naming_its_command(tmp_path, monkeypatch):
+    from speechedge.pretrained import ASR_STREAM, resolve_model
+
+    monkeypatch.chdir(tmp_path)  # a folder of that name in the working directory would win
+    with pytest.raises(ValueError, match=r"--model asr_stream: a shipped streaming ASR model; run it with "
+                                         r"`speechedge demo asr`"):
+        resolve_model("asr_stream")
+    with pytest.raises(ValueError, match=r"--model kws_mcu: a shipped KWS model; run it with `speechedge demo kws`"):
+        resolve_model("kws_mcu", default=ASR_STREAM)
+    p = _cli(["demo", "asr", "--model", "kws_fewshot", "--input", "x.wav"])
+    assert p.returncode != 0 and "run it with `speechedge demo kws`" in p.stderr
 
 
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "speechedge" / "pretrained" / "asr_stream"

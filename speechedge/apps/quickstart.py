@@ -376,12 +376,12 @@ def _transcribe(work: Path, limit: int = 20) -> dict:
     from speechedge.ctc import CharTokenizer, ErrorCounts
     from speechedge.manifest import UtteranceRecord, read_manifest
     from speechedge.runtime import StreamingASR
+    from speechedge.runtime.asr import PRECISIONS
 
     tok = CharTokenizer()
     rows = list(read_manifest(work / "manifests" / "librispeech_test-clean.jsonl.gz", UtteranceRecord))[:limit]
     out, examples = {}, []
-    precisions = [p for p in ("fp32", "int8", "int16x8")
-                  if (work / "export" / "student" / f"model_{p}.tflite").exists()]
+    precisions = [p for p in PRECISIONS if (work / "export" / "student" / f"model_{p}.tflite").exists()]
     for precision in precisions:
         asr = StreamingASR(work / "export" / "student", precision=precision)
         counts, audio_s = ErrorCounts(), 0.0

@@ -24,14 +24,15 @@ twice the activation memory and, on x86, reference-kernel speed. It takes the qu
 quantization"; the quantizer's ``dynamic_wi8_afp32`` recipe): int8 weights, float inputs, outputs and
 activations, each layer's input quantized on the fly by the kernel. No calibration, about a quarter of the fp32
 file, float accuracy nearly kept; not for integer-only hardware. Convolutions keep one weight scale per output
-channel; FULLY_CONNECTED gets one per tensor (the quantizer writes it once per channel), because TFLite 2.14's hybrid FULLY_CONNECTED (tflite-runtime's
-last wheel, what many boards run) reads per-channel weights with the first channel's scale: the streaming ASR
-step model's log-probabilities came out up to 1.8 (of a 3.3 range) off fp32 there and right in LiteRT
-(``test_device_env_gives_the_same_outputs`` runs both).
+channel; FULLY_CONNECTED gets one per tensor (the quantizer writes it once per channel), because TFLite 2.14's
+hybrid FULLY_CONNECTED (tflite-runtime's last wheel, what many boards run) reads per-channel weights with the
+first channel's scale: the streaming ASR step model's log-probabilities came out up to 1.8 (of a 3.3 range) off
+fp32 there and right in LiteRT (``test_device_env_gives_the_same_outputs`` runs both).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import sys
 
@@ -158,24 +159,31 @@ def _mse_ranges(fp32: bytes, signature: str, calls: list[dict], qsvs: dict) -> d
     return out
 
 
-def _recipe(weights: str, activations: str = "int8") -> list[dict]:
-    """ai-edge-quantizer's static wi8/ai8 (or wi8/ai16) recipe; ``weights="tensor"``: one weight scale per
-    convolution instead of one per output channel (the file loses every per-channel scale and int64 zero-point
-    vector: 15 KB of BC-ResNet-1's 59 KB)."""
-    import copy
-
-    from ai_edge_quantizer import recipe
-
-    base = recipe.static_wi8_ai16() if activations == "int16" else recipe.static_wi8_ai8()
-    if weights == "channel":
-        return base
+def _tensorwise(base: list[dict], ops: tuple[str, ...]) -> list[dict]:
+    """``base`` (a recipe whose first entry covers every op, ``"*"``) with one weight scale per tensor for
+    ``ops``: an entry per op after it, which the quantizer reads as overriding the ``"*"`` one."""
+    if not base or base[0].get("operation") != "*":
+        raise ValueError(f"expected an ai-edge-quantizer recipe whose first entry covers every op ('*'), got "
+                         f"{base[:1]!r}; check the installed ai-edge-quantizer version")
     out = copy.deepcopy(base)
-    for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+    for op in ops:
         entry = copy.deepcopy(base[0])
         entry["operation"] = op
         entry["op_config"]["weight_tensor_config"]["granularity"] = "TENSORWISE"
         out.append(entry)
     return out
+
+
+def _recipe(weights: str, activations: str = "int8") -> list[dict]:
+    """ai-edge-quantizer's static wi8/ai8 (or wi8/ai16) recipe; ``weights="tensor"``: one weight scale per
+    convolution instead of one per output channel (the file loses every per-channel scale and int64 zero-point
+    vector: 15 KB of BC-ResNet-1's 59 KB)."""
+    from ai_edge_quantizer import recipe
+
+    base = recipe.static_wi8_ai16() if activations == "int16" else recipe.static_wi8_ai8()
+    if weights == "channel":
+        return base
+    return _tensorwise(base, ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
 
 
 def quantize_int8(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: str = "channel",
@@ -219,20 +227,14 @@ def quantize_int8(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: 
 
 
 def quantize_dynamic(fp32: bytes) -> bytes:
-    """The dynamic-range model of ``fp32``: int8 weights (per channel for convolutions, per tensor for
-    FULLY_CONNECTED), float activations (no calibration)."""
+    """The dynamic-range model of ``fp32`` (a float flatbuffer): int8 weights (per channel for convolutions, per
+    tensor for FULLY_CONNECTED), float activations; no calibration. Returns the flatbuffer."""
     from ai_edge_quantizer import quantizer, recipe
 
     from speechedge.io import capture_native_output
 
-    import copy
-
-    rec = recipe.dynamic_wi8_afp32()
-    fc = copy.deepcopy(rec[0])  # a later entry overrides the "*" one for its op
-    fc["operation"] = "FULLY_CONNECTED"
-    fc["op_config"]["weight_tensor_config"]["granularity"] = "TENSORWISE"
     q = quantizer.Quantizer(bytearray(fp32))
-    q.load_quantization_recipe([*rec, fc])
+    q.load_quantization_recipe(_tensorwise(recipe.dynamic_wi8_afp32(), ("FULLY_CONNECTED",)))
     printed: list[str] = []
     try:
         with capture_native_output() as printed:

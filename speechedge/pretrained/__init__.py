@@ -25,6 +25,11 @@ KWS_FEWSHOT = "kws_fewshot"
 KWS_MCU = "kws_mcu"
 ASR_STREAM = "asr_stream"
 SHIPPED = (KWS_FEWSHOT, KWS_MCU, ASR_STREAM)
+#: the command that builds each shipped folder (its MODEL_CARD.md has the whole story)
+BUILT_BY = {KWS_FEWSHOT: "benchmarks/kws_pretrained.py --ship", KWS_MCU: "benchmarks/kws_pretrained.py --ship",
+            ASR_STREAM: "benchmarks/results/asr_shipped/train.sh, then eval.sh and ship.sh"}
+#: what each shipped model is (a model of another kind given to a command is refused, naming the right one)
+KIND = {KWS_FEWSHOT: "kws", KWS_MCU: "kws", ASR_STREAM: "asr"}
 
 
 def pretrained_dir(name: str = KWS_FEWSHOT) -> Path:
@@ -32,18 +37,22 @@ def pretrained_dir(name: str = KWS_FEWSHOT) -> Path:
     folder = Path(__file__).resolve().parent / name
     if not (folder / "frontend.json").exists():
         raise FileNotFoundError(f"{folder}: no shipped {name!r} model in this installation; pass --model DIR "
-                                "(an export of your own; the shipped models are built by the commands in the "
-                                "repository's speechedge/pretrained/*/MODEL_CARD.md)")
+                                f"(an export of your own; {BUILT_BY.get(name, 'see its MODEL_CARD.md')} builds it)")
     return folder
 
 
 def resolve_model(spec: str | Path | None, default: str = KWS_FEWSHOT) -> Path:
     """``--model``: a folder; else the name of a shipped model (``kws_fewshot``, ``kws_mcu``, ``asr_stream``);
-    ``None`` = the shipped ``default``. A folder of that name in the working directory wins over the shipped one."""
+    ``None`` = the shipped ``default``, which also says the kind of model the caller runs (a shipped model of
+    another kind is a ``ValueError`` naming the command that runs it). A folder of that name in the working
+    directory wins over the shipped one."""
     if spec is None:
         return pretrained_dir(default)
     path = Path(spec)
     if not path.exists() and str(spec) in SHIPPED:
+        if KIND[str(spec)] != KIND[default]:
+            raise ValueError(f"--model {spec}: a shipped {'streaming ASR' if KIND[str(spec)] == 'asr' else 'KWS'} "
+                             f"model; run it with `speechedge demo {KIND[str(spec)]}`")
         return pretrained_dir(str(spec))
     return path
 

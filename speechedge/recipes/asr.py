@@ -453,7 +453,7 @@ def evaluate_experiment(exp_dir: str | Path, data: str | Path, chunks: list[int]
     every utterance's hypothesis and errors (``eval asr --json``: paired comparisons need them).
     ``left_chunks``: the chunks of left context each streaming chunk sees (default: the model's own; -1: all)."""
     if left_chunks is not None and (isinstance(left_chunks, bool) or left_chunks < -1):
-        raise ValueError(f"left_chunks must be -1 (all) or >= 0, got {left_chunks!r}")
+        raise ValueError(f"--left-chunks must be -1 (all) or >= 0, got {left_chunks!r}")
     model, cfg, tok = load_model(exp_dir)
     utts = _load_utts(data, tok, cfg, limit=limit)
     refs = read_alignments(alignments) if alignments is not None else None

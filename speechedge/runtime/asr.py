@@ -32,15 +32,29 @@ class StreamingASR:
     The model's signature names its inputs (``feats`` and every state tensor) and outputs (``log_probs`` and
     the new state under the same names); ``asr.json`` lists the state's names, shapes, dtypes and initial
     values. The host binds by name and keeps the state between calls.
+
+    Args:
+        folder: the export folder.
+        precision: which step model runs: ``auto`` (the first of :data:`PRECISIONS` the folder holds) or one of
+            them; ``FileNotFoundError`` names the file and what the folder holds when it is missing.
+        threads: interpreter threads.
+        keep_log_probs: keep every chunk's log-probabilities in ``log_probs`` (tests, analysis).
     """
 
     def __init__(self, folder: str | Path, precision: str = "auto", threads: int = 1,
                  keep_log_probs: bool = False) -> None:
         self.folder = Path(folder)
-        if precision == "auto":
-            precision = next((p for p in PRECISIONS if (self.folder / f"model_{p}.tflite").exists()), "fp32")
-        elif precision not in PRECISIONS:
+        if precision != "auto" and precision not in PRECISIONS:
             raise ValueError(f"precision must be auto or one of {', '.join(PRECISIONS)}, got {precision!r}")
+        held = [p for p in PRECISIONS if (self.folder / f"model_{p}.tflite").exists()]
+        if precision == "auto" and held:
+            precision = held[0]
+        elif precision not in held and (self.folder / "asr.json").exists():
+            flag = {"fp32": "", "dynamic_int8": " --dynamic-int8", "int16x8": " --int16x8", "int8": " --int8"}
+            raise FileNotFoundError(
+                f"{self.folder / f'model_{precision}.tflite'}: no such model in this export (it holds "
+                f"{', '.join(held) or 'no step model'}); choose one of those, or re-export with "
+                f"`speechedge export{flag.get(precision, '')}`")
         #: which step model runs (``model_{precision}.tflite``)
         self.precision = precision
         self.keep_log_probs = keep_log_probs

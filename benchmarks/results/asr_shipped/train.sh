@@ -4,13 +4,13 @@
 # CMU Flite; 200 speakers, 70/15/15 train/dev/test), waveform augmentation after 1,000 clean steps (the milder
 # setting of README "Other engines and recording conditions"). Resumable: run again to continue.
 #   bash benchmarks/results/asr_shipped/train.sh [WORK]      (default /work/runs/asr_ship; STEPS=10000)
-set -e
-W=${1:-/work/runs/asr_ship}
+set -eo pipefail
+W=$(realpath -m "${1:-/work/runs/asr_ship}")
 cd "$(dirname "$0")/../../.."
 source .venv/bin/activate
 [ -f "$W/LibriSpeech/synth_report.json" ] || speechedge synth librispeech --out "$W/LibriSpeech" --hours 10 \
   --speakers 200 --engines espeak,pico,hibari,flite --seed 41
-[ -f "$W/manifests/librispeech_test-clean.jsonl.gz" ] || speechedge prepare librispeech --corpus "$W/LibriSpeech" \
+[ -f "$W/manifests/librispeech_stats.json" ] || speechedge prepare librispeech --corpus "$W/LibriSpeech" \
   --out "$W/manifests"
 M=$W/manifests
 data="--set train_manifest=$M/librispeech_train-clean-100.jsonl.gz --set val_manifest=$M/librispeech_dev-clean.jsonl.gz --set alignments=$W/LibriSpeech/alignments/train-clean-100 --set steps=${STEPS:-10000} --set eval_every=1000 --set threads=2"
