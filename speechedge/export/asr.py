@@ -19,7 +19,8 @@ frontend, TFLite from audio with the Numba frontend the device uses, so a fronte
 shows. fp32: max |TFLite - PyTorch| of the log-probabilities <= 1e-4 of their range (over the real frames of
 every chunk); CER of PyTorch, TFLite fp32 and the quantized models (``int8``: full-integer int8; ``int16x8``: int8
 weights with int16 activations, for MCUs and NPUs where int8 activations lose too much; ``dynamic_int8``: int8
-weights, float activations, the phone format; each must be within 1 CER point of fp32); the median per-chunk latency (1000 invokes, one thread) with the real-time factor. Both are
+weights, float activations, the phone format; each must be within 1 CER point of fp32); the median per-chunk
+latency (1000 invokes, one thread) with the real-time factor. int8 and 16x8 are
 calibrated with the state values of real streams (random caches clip badly). A failed check exits non-zero and
 writes nothing. A log-mel model also gets ``level.json`` (:class:`speechedge.features.InputLevel`): the runtime
 brings chunks more than :data:`LEVEL_MARGIN_DB` quieter than the held-out utterances up to that level.
@@ -117,8 +118,8 @@ def state_spec(init: StreamState) -> tuple[list[dict], dict[str, np.ndarray]]:
 
 
 def export_asr(exp_dir: str | Path, out_dir: str | Path, *, int8: bool = False, int16x8: bool = False,
-               dynamic_int8: bool = False, held_out: str | None = None, calibration: str | None = None, num_held_out: int = 20,
-               num_calibration: int = 20, invokes: int = 1000, int8_ranges: str = "average",
+               dynamic_int8: bool = False, held_out: str | None = None, calibration: str | None = None,
+               num_held_out: int = 20, num_calibration: int = 20, invokes: int = 1000, int8_ranges: str = "average",
                int8_weights: str = "channel") -> dict:
     """Export, verify and write; returns the report. Raises :class:`ExportError` when a check fails.
 

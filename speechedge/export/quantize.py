@@ -201,7 +201,6 @@ def quantize_int8(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: 
     """
     from ai_edge_quantizer import quantizer
 
-    from speechedge.io import capture_native_output
     from speechedge.runtime.tflite import TFLiteModel
 
     check_int8_options(ranges, weights)
@@ -213,17 +212,14 @@ def quantize_int8(fp32: bytes, calls: list[dict], ranges: str = "mse", weights: 
     signature = next(iter(TFLiteModel(fp32).it.get_signature_list()))
     q = quantizer.Quantizer(bytearray(fp32))
     q.load_quantization_recipe(_recipe(weights, activations))
-    printed: list[str] = []
-    try:
-        with capture_native_output() as printed:  # the quantizer's progress bars and size lines are not ours
-            qsvs = q.calibrate({signature: calls})
-            if ranges == "mse":
-                qsvs = _mse_ranges(fp32, signature, calls, qsvs)
-            return bytes(q.quantize(qsvs).quantized_model)
-    except Exception:
-        if printed:  # what the quantizer or the interpreter said before failing explains the failure
-            sys.stderr.write(printed[0][-4000:])
-        raise
+
+    def run():
+        qsvs = q.calibrate({signature: calls})
+        if ranges == "mse":
+            qsvs = _mse_ranges(fp32, signature, calls, qsvs)
+        return q.quantize(qsvs)
+
+    return _quietly(run)
 
 
 def quantize_dynamic(fp32: bytes) -> bytes:
@@ -231,14 +227,20 @@ def quantize_dynamic(fp32: bytes) -> bytes:
     tensor for FULLY_CONNECTED), float activations; no calibration. Returns the flatbuffer."""
     from ai_edge_quantizer import quantizer, recipe
 
-    from speechedge.io import capture_native_output
-
     q = quantizer.Quantizer(bytearray(fp32))
     q.load_quantization_recipe(_tensorwise(recipe.dynamic_wi8_afp32(), ("FULLY_CONNECTED",)))
+    return _quietly(q.quantize)
+
+
+def _quietly(run) -> bytes:
+    """``run()``'s quantization result as a flatbuffer, with the quantizer's progress bars and size lines (not
+    ours) captured; on failure what it printed goes to stderr, since it explains the failure."""
+    from speechedge.io import capture_native_output
+
     printed: list[str] = []
     try:
         with capture_native_output() as printed:
-            return bytes(q.quantize().quantized_model)
+            return bytes(run().quantized_model)
     except Exception:
         if printed:
             sys.stderr.write(printed[0][-4000:])
