@@ -447,6 +447,14 @@ def test_utterance_store_equals_decoding_skips_bad_files_and_is_reused(librispee
     load_utterances(man, tok, workers=1)  # the rebuilt store replaces the old one
     assert len(list((tmp_path / "cache").glob("*.utts.i16"))) == 1
     assert sorted(f.name for f in (tmp_path / "cache").iterdir()) != names
+    # two corpora merged into one manifest with a shared id: refused (the store would pair one id's audio with
+    # both transcripts)
+    merged = tmp_path / "merged.jsonl.gz"
+    lines = gzip.open(man, "rt").read().splitlines()
+    merged.write_bytes(gzip.compress(("\n".join(lines + lines[2:3]) + "\n").encode()))
+    with pytest.raises(ValueError, match=rf"merged.jsonl.gz: utterance id '{rows[2]['id']}' appears twice "
+                                         rf"\(rows 3 and {len(rows) + 1}\)"):
+        load_utterances(merged, tok)
 
 
 def test_train_batches_are_a_function_of_the_step(librispeech_dir, tmp_path):

@@ -773,8 +773,9 @@ def test_a_shipped_model_of_the_other_kind_is_refused_naming_its_command(tmp_pat
                          / "frontend.json").exists(), reason="no shipped streaming ASR model in this checkout")
 def test_shipped_asr_model_transcribes_and_demo_asr_uses_it(librispeech_dir, tmp_path):
     """The shipped streaming ASR model (dynamic-range int8) transcribes the test corpus's espeak-ng speech (its
-    model card: ~14% CER on unseen espeak-ng voices; bound 35), and `demo asr` without --model runs it without
-    writing into the package."""
+    model card: ~14% CER on unseen espeak-ng voices; bound 35); its word list's lexicon decoder (the default)
+    gets more words right than greedy decoding; `demo asr` without --model runs it without writing into the
+    package."""
     from speechedge.ctc import error_rate
     from speechedge.pretrained import ASR_STREAM, pretrained_dir
     from speechedge.runtime import StreamingASR
@@ -782,25 +783,31 @@ def test_shipped_asr_model_transcribes_and_demo_asr_uses_it(librispeech_dir, tmp
     corpus, _ = librispeech_dir
     shipped = pretrained_dir(ASR_STREAM)
     before = {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()}
-    asr = StreamingASR(shipped)
-    assert asr.precision == "dynamic_int8"  # the folder ships only the dynamic-range model
-    refs, hyps = [], []
+    lexicon, greedy = StreamingASR(shipped), StreamingASR(shipped, decoder="greedy")
+    assert lexicon.precision == "dynamic_int8"  # the folder ships only the dynamic-range model
+    assert lexicon.decoder_name == "lexicon" and len(lexicon.word_list) == 20000
+    refs, hyps = [], {"lexicon": [], "greedy": []}
     for trans in sorted(corpus.glob("*/*/*/*.trans.txt"))[:4]:
         for line in trans.read_text().splitlines()[:2]:
             utt, text = line.split(" ", 1)
             audio, _ = read_audio(trans.parent / f"{utt}.flac", sample_rate=16000)
-            asr.reset()
-            asr.push(audio)
-            asr.flush()
             refs.append(text.lower())
-            hyps.append(asr.text)
-    wer, cer = error_rate(refs, hyps)
-    assert len(refs) == 8 and cer < 35, (cer, list(zip(refs, hyps)))
+            for name, asr in (("lexicon", lexicon), ("greedy", greedy)):
+                asr.reset()
+                asr.push(audio)
+                hyps[name].append(asr.flush())
+    rates = {k: error_rate(refs, v) for k, v in hyps.items()}
+    assert len(refs) == 8 and rates["greedy"][1] < 35, (rates, list(zip(refs, hyps["greedy"])))
+    assert rates["lexicon"][0] < rates["greedy"][0], (rates, list(zip(refs, hyps["lexicon"])))  # WER
     flac = sorted(corpus.glob("test-clean/*/*/*.flac"))[0]
     p = _cli(["demo", "asr", "--input", str(flac), "--json"])
     assert p.returncode == 0, p.stderr[-2000:]
     summary = _json_lines(p.stdout)[-1]["summary"]
     assert summary["chunks"] > 0 and summary["text"]
+    p = _cli(["demo", "asr", "--input", str(flac), "--decoder", "greedy"])
+    assert p.returncode == 0 and "greedy decoding" in p.stderr, p.stderr[-2000:]
+    p = _cli(["demo", "asr", "--input", str(flac), "--words", str(tmp_path / "missing.txt")])
+    assert p.returncode == 2 and "missing.txt: cannot read the word list" in p.stderr, p.stderr[-2000:]
     assert {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()} == before
 
 

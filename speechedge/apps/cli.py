@@ -5,6 +5,7 @@
     speechedge prepare librispeech --corpus DIR --out DIR [--splits ...]
     speechedge prepare libriword --librispeech DIR --alignments DIR --out DIR [options]
     speechedge prepare speech-commands --corpus DIR --out DIR
+    speechedge prepare words --out FILE [--size N] [--add FILE ...]
     speechedge bench frontend [--clips N] [--repeats R]
     speechedge quickstart [--work DIR]
 
@@ -53,7 +54,8 @@ def _demo_asr(args: argparse.Namespace) -> int:
     from speechedge.demos.asr import run_asr
 
     return run_asr(args.model, input_spec=args.input, realtime=args.realtime, device=args.device,
-                   max_seconds=args.max_seconds, precision=args.precision, as_json=args.json)
+                   max_seconds=args.max_seconds, precision=args.precision, as_json=args.json,
+                   decoder=args.decoder, words=args.words)
 
 
 def _eval_kws_stream(args: argparse.Namespace) -> int:
@@ -130,6 +132,13 @@ def _prepare_libriword_merge(args: argparse.Namespace) -> int:
 
     stats = merge_shards(args.out)
     print(json.dumps({k: v for k, v in stats.items() if k != "config"}, indent=2))
+    return 0
+
+
+def _prepare_words(args: argparse.Namespace) -> int:
+    from speechedge.data_prep.words import write_word_list
+
+    print(json.dumps(write_word_list(args.out, args.size, args.add or ()), indent=2))
     return 0
 
 
@@ -332,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--corpus", required=True, type=Path, help="Speech Commands v2 folder")
     ps.add_argument("--out", required=True, type=Path, help="output folder for the manifests")
     ps.set_defaults(func=_prepare_speech_commands)
+    pw = prep_kinds.add_parser("words", help="the word list of the streaming ASR lexicon decoder (words.txt)")
+    pw.add_argument("--out", required=True, type=Path, help="the word list to write (word and weight per line)")
+    pw.add_argument("--size", type=int, default=20000, help="most frequent English words (wordfreq; default 20000)")
+    pw.add_argument("--add", nargs="+", type=Path, metavar="FILE",
+                    help="word lists to add ('word [weight]' per line): names, commands, the words of your domain")
+    pw.set_defaults(func=_prepare_words)
 
     bench = verbs.add_parser("bench", help="benchmarks that print tables with ratios against references")
     bench_kinds = bench.add_subparsers(dest="kind", metavar="WHAT", required=True)
@@ -520,6 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     da = dm_kinds.add_parser("asr", help="live streaming transcription")
     da.add_argument("--model", default=None,
                     help="exported streaming ASR folder (speechedge export); default: the shipped asr_stream model")
+    da.add_argument("--decoder", choices=("auto", "greedy", "lexicon"), default="auto",
+                    help="greedy: the model's own spelling; lexicon: the best words of a word list (the folder's "
+                         "words.txt or --words); auto (default): lexicon where there is a word list")
+    da.add_argument("--words", type=Path, default=None,
+                    help="word list for the lexicon decoder ('word [weight]' per line; `speechedge prepare words`)")
     dm_io.append(da)
     for d in dm_io:
         d.add_argument("--input", default="mic", help="'mic' (default), an audio file, or '-' for raw s16le 16 kHz stdin")

@@ -17,10 +17,13 @@ Apostrophe forms ("don't", "man's") are kept as words of their own; the key drop
 
 from __future__ import annotations
 
+import gzip
+import math
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
-__all__ = ["normalize_word", "merge_forms", "STOP_WORDS"]
+__all__ = ["normalize_word", "merge_forms", "STOP_WORDS", "write_word_list"]
 
 # A compact English stop-word list (function words), for --stop-words drop.
 STOP_WORDS = frozenset("""
@@ -77,3 +80,50 @@ def merge_forms(vocabulary: Iterable[str]) -> dict[str, str]:
                 mapping[w] = c
                 break
     return mapping  # one step only: a base form is never merged further
+
+
+def write_word_list(out: str | Path, size: int = 20000, extra: Iterable[str | Path] = ()) -> dict:
+    """Write the word list of the streaming ASR lexicon decoder (:mod:`speechedge.runtime.lexicon`): the ``size``
+    most frequent English words (wordfreq's list, lower-case letters with at most one inner apostrophe) with their
+    frequencies (3 significant digits), then the words of each ``extra`` file (``word [weight]`` per line; a word without a weight, or
+    new to the list, gets the weight of the list's median word unless it has one). ``out`` ending in ``.gz`` is gzip-compressed. Atomic; returns counts."""
+    import wordfreq
+
+    from speechedge.io import atomic_write_text
+
+    if size < 1:
+        raise ValueError(f"--size must be >= 1, got {size}")
+    weights: dict[str, float] = {}
+    for w, f in wordfreq.get_frequency_dict("en").items():
+        if len(weights) == size:
+            break
+        if re.fullmatch(r"[a-z]+(?:'[a-z]+)?", w):
+            weights[w] = f
+    median = sorted(weights.values())[len(weights) // 2]
+    added = 0
+    for path in extra:
+        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            parts = line.split("#", 1)[0].split()
+            if not parts:
+                continue
+            w = normalize_word(parts[0])
+            try:
+                weight = float(parts[1]) if len(parts) > 1 else median
+                if len(parts) > 2 or not (weight > 0 and math.isfinite(weight)) or not w:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"{path}:{n}: expected 'WORD [WEIGHT]' with a positive weight, got "
+                                 f"{line.strip()!r}") from None
+            added += w not in weights
+            weights[w] = weight if len(parts) > 1 else weights.get(w, median)
+    lines = [(f"# speechedge word list: {len(weights)} words with weights (relative frequencies); "
+              "`speechedge prepare words` wrote it")]
+    lines += [f"{w} {f:.3g}" for w, f in weights.items()]
+    text = "\n".join(lines) + "\n"
+    if str(out).endswith(".gz"):
+        from speechedge.io import atomic_write_bytes
+
+        atomic_write_bytes(out, gzip.compress(text.encode(), mtime=0))
+    else:
+        atomic_write_text(out, text)
+    return {"out": str(out), "words": len(weights), "from_wordfreq": size, "added": added}

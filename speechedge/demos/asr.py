@@ -4,7 +4,9 @@ Runs an exported streaming ASR folder (``speechedge export`` of a streaming stud
 shipped ``asr_stream``) through
 :class:`speechedge.runtime.StreamingASR`: the partial text is updated after every chunk and finalised at a
 pause (0.6 s without new characters while the input is quiet); each line shows the per-chunk latency and the
-real-time factor. ``--json`` prints one object per finalised segment. Torch-free.
+real-time factor. ``--json`` prints one object per finalised segment. The text comes from the lexicon decoder
+(words of the folder's ``words.txt`` or ``--words``) where there is a word list, else from greedy CTC
+(``--decoder``). Torch-free.
 """
 
 from __future__ import annotations
@@ -24,11 +26,16 @@ __all__ = ["run_asr"]
 
 def run_asr(model_dir: str | None, *, input_spec: str = "mic", realtime: bool = False, device=None,
             max_seconds: float | None = None, precision: str = "auto", as_json: bool = False,
-            pause_s: float = 0.6, out=None) -> int:
+            pause_s: float = 0.6, out=None, decoder: str = "auto", words=None) -> int:
     from speechedge.pretrained import ASR_STREAM, resolve_model
 
     out = out or sys.stdout
-    asr = StreamingASR(resolve_model(model_dir, default=ASR_STREAM), precision=precision)
+    try:
+        asr = StreamingASR(resolve_model(model_dir, default=ASR_STREAM), precision=precision, decoder=decoder,
+                           words=words)
+    except (ImportError, ValueError, FileNotFoundError) as e:
+        print(f"speechedge demo asr: {e}", file=sys.stderr)
+        return 2
     try:
         source = open_source(input_spec, realtime=realtime, device=device, max_seconds=max_seconds)
     except AudioInputError as e:
@@ -36,15 +43,16 @@ def run_asr(model_dir: str | None, *, input_spec: str = "mic", realtime: bool = 
         return 2
     tty = out.isatty() and not as_json
     if not as_json:
-        print(f"transcribing {source.device_name} ({asr.meta['chunk_ms']} ms chunks, {asr.net.path.name}); "
-              "Ctrl-C to stop", file=sys.stderr)
+        lex = f", {len(asr.word_list)} words" if asr.lexicon is not None else ""
+        print(f"transcribing {source.device_name} ({asr.meta['chunk_ms']} ms chunks, {asr.net.path.name}, "
+              f"{asr.decoder_name} decoding{lex}); Ctrl-C to stop", file=sys.stderr)
     seg_start_ids, seg_start_s, last_change_s, last_len = 0, 0.0, 0.0, 0
     audio_s, segments = 0.0, []
     t0 = time.perf_counter()
 
     def finalise(now: float) -> None:
         nonlocal seg_start_ids, seg_start_s
-        text = asr.tokens_to_text(asr.text_ids[seg_start_ids:])
+        text = asr.end_segment()
         if text:
             seg = {"start_s": round(seg_start_s, 2), "end_s": round(now, 2), "text": text}
             segments.append(seg)
@@ -65,13 +73,13 @@ def run_asr(model_dir: str | None, *, input_spec: str = "mic", realtime: bool = 
             if len(asr.text_ids) > seg_start_ids and audio_s - last_change_s >= pause_s and quiet:
                 finalise(audio_s)
             elif tty and asr.chunks:
-                partial = asr.tokens_to_text(asr.text_ids[seg_start_ids:])
+                partial = asr.segment_text
                 ms = 1000 * asr.compute_s / asr.chunks
                 print(f"\r> {partial[-60:]:<60} | {ms:5.1f} ms/chunk RTF {ms / asr.meta['chunk_ms']:.3f}", end="",
                       file=out, flush=True)
     except KeyboardInterrupt:
         source.stop()
-    asr.flush()  # the last partial chunk too
+    asr.flush_audio()  # the last partial chunk too; finalise() ends the segment (the lexicon's last word)
     finalise(audio_s)
     wall = time.perf_counter() - t0
     ms = 1000 * asr.compute_s / max(1, asr.chunks)

@@ -39,10 +39,16 @@ class StreamingASR:
             them; ``FileNotFoundError`` names the file and what the folder holds when it is missing.
         threads: interpreter threads.
         keep_log_probs: keep every chunk's log-probabilities in ``log_probs`` (tests, analysis).
+        decoder: ``greedy`` (best path, the model's own spelling), ``lexicon`` (the best sequence of words of a
+            word list, :mod:`.lexicon`) or ``auto`` (``lexicon`` when the folder holds a ``words.txt`` (or
+            ``words.txt.gz``) or ``words`` is given, else ``greedy``).
+        words: a word list for the lexicon decoder instead of the folder's ``words.txt`` (e.g. the commands of an
+            application); ``lexicon_options``: :class:`~.lexicon.LexiconCTC` arguments (``lm_weight``, ...).
     """
 
     def __init__(self, folder: str | Path, precision: str = "auto", threads: int = 1,
-                 keep_log_probs: bool = False) -> None:
+                 keep_log_probs: bool = False, decoder: str = "auto", words: str | Path | None = None,
+                 lexicon_options: dict | None = None) -> None:
         self.folder = Path(folder)
         if precision != "auto" and precision not in PRECISIONS:
             raise ValueError(f"precision must be auto or one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -84,6 +90,21 @@ class StreamingASR:
             raise ValueError(f"{lv}: a streaming ASR model needs log-mel features and a window_s; re-run "
                              "`speechedge export` or delete it")
         self.tokens = [line.rsplit(" ", 1)[0] for line in (self.folder / "tokens.txt").read_text().splitlines() if line]
+        if decoder not in ("auto", "greedy", "lexicon"):
+            raise ValueError(f"decoder must be auto, greedy or lexicon, got {decoder!r}")
+        if words is None and decoder != "greedy":
+            words = next((p for p in (self.folder / "words.txt", self.folder / "words.txt.gz") if p.exists()), None)
+        if decoder == "lexicon" and words is None:
+            raise FileNotFoundError(f"{self.folder / 'words.txt'}: no word list for the lexicon decoder; give one "
+                                    "(--words FILE; `speechedge prepare words` writes one) or decode greedily")
+        #: which decoder turns log-probabilities into text: ``greedy`` or ``lexicon``
+        self.decoder_name = "greedy" if decoder == "greedy" or words is None else "lexicon"
+        self.lexicon = None
+        if self.decoder_name == "lexicon":
+            from .lexicon import LexiconCTC, read_word_list
+
+            self.word_list = read_word_list(words, self.tokens)
+            self.lexicon = LexiconCTC(self.tokens, self.word_list, **(lexicon_options or {}))
         self.reset()
 
     def initial_state(self) -> dict[str, np.ndarray]:
@@ -106,7 +127,10 @@ class StreamingASR:
         self.leveler = LevelTracker(self.level, self.frontend_config, self.chunk_input_frames) \
             if self.level is not None else None
         self.state = self.initial_state()
-        self.decoder = GreedyCTC()
+        self.greedy = GreedyCTC()  # always: the token stream tells when something is said
+        self._segment_ids = 0  # greedy ids before the current segment
+        if self.lexicon is not None:
+            self.lexicon.reset()
         self.chunks = 0
         self.compute_s = 0.0
         self.log_probs: list[np.ndarray] = []  # per chunk, when keep_log_probs
@@ -124,9 +148,15 @@ class StreamingASR:
             self._run_chunk(x)
 
     def flush(self) -> str:
-        """End of the stream: complete the last frames as the batch frontend does (``n_fft / 2`` trailing
-        zeros), run the last partial chunk padded with silence features, and return the final text (nothing
-        said in the last fraction of a chunk is dropped). :meth:`reset` starts a new stream."""
+        """End of the stream: :meth:`flush_audio`, then :meth:`end_segment`; returns the final text (nothing said in
+        the last fraction of a chunk is dropped). :meth:`reset` starts a new stream."""
+        self.flush_audio()
+        self.end_segment()
+        return self.text
+
+    def flush_audio(self) -> None:
+        """Complete the last frames as the batch frontend does (``n_fft / 2`` trailing zeros) and run the last
+        partial chunk padded with silence features; the segment stays open (:meth:`end_segment` ends it)."""
         self.push(np.zeros(self.frontend_config.n_fft // 2, np.float32))
         self._run_chunks(self.frontend.flush())
         if len(self.pending):
@@ -134,7 +164,6 @@ class StreamingASR:
                           np.log(self.frontend_config.log_floor), np.float32)
             x, self.pending = np.concatenate([self.pending, pad]), self.pending[:0]
             self._run_chunk(x)
-        return self.text
 
     def _run_chunk(self, x: np.ndarray) -> None:
         if self.level is not None:  # x: (frames, F); the tracker is made by reset() for the level then set
@@ -147,15 +176,35 @@ class StreamingASR:
         self.chunks += 1
         if self.keep_log_probs:
             self.log_probs.append(lp)
-        self.decoder.push(lp)
+        self.greedy.push(lp)
+        if self.lexicon is not None:
+            self.lexicon.push(lp)
 
     @property
     def text_ids(self) -> list[int]:
-        return self.decoder.ids
+        """The greedy decoder's token ids so far (whichever decoder gives the text)."""
+        return self.greedy.ids
 
     def tokens_to_text(self, ids: list[int]) -> str:
         return ids_to_text(self.tokens, ids)
 
     @property
     def text(self) -> str:
-        return self.tokens_to_text(self.decoder.ids)
+        """The text so far: every segment's, the current one's best hypothesis last."""
+        if self.lexicon is not None:
+            return self.lexicon.text
+        return self.tokens_to_text(self.greedy.ids)
+
+    @property
+    def segment_text(self) -> str:
+        """The current segment's text so far (the lexicon decoder shows finished words only)."""
+        if self.lexicon is not None:
+            return self.lexicon.segment_text
+        return self.tokens_to_text(self.greedy.ids[self._segment_ids:])
+
+    def end_segment(self) -> str:
+        """End the current segment (the demo does at a pause) and return its final text. The audio stream and
+        the model's state go on; the lexicon decoder finishes the segment's last word and starts a new search."""
+        text = self.lexicon.end_segment() if self.lexicon is not None else self.segment_text
+        self._segment_ids = len(self.greedy.ids)
+        return text

@@ -266,10 +266,15 @@ def load_utterances(manifest: str | Path, tokenizer: Tokenizer, *, max_duration_
     """Read a LibriSpeech utterance manifest, its transcripts' token ids and its audio (at ``sample_rate``):
     memory-mapped from the utterance store (:func:`build_utterance_store`) unless ``cache=False`` or ``limit``
     (the first ``limit`` rows, decoded into memory). Long, untokenisable and unreadable utterances are skipped
-    and counted. ``hop_length`` sets how :meth:`UttSet.batches` counts frames."""
+    and counted; a repeated utterance id is refused (``ValueError``). ``hop_length`` sets how :meth:`UttSet.batches` counts frames."""
     rows = list(read_manifest(manifest, UtteranceRecord))
     if limit:
         rows = rows[:limit]
+    seen: dict[str, int] = {}
+    for k, r in enumerate(rows):  # the store is matched by id: a repeated id would pair audio with another text
+        if seen.setdefault(r.id, k) != k:
+            raise ValueError(f"{manifest}: utterance id {r.id!r} appears twice (rows {seen[r.id] + 1} and {k + 1}); "
+                             "ids must be unique: give corpora you merge distinct speaker ids, or drop the repeats")
     ids, texts, tokens, keep = [], [], [], []
     skipped = {"too_long": 0, "no_tokens": 0, "unreadable": 0}
     for k, r in enumerate(rows):
