@@ -39,7 +39,10 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     asr = StreamingASR(args.export, decoder="greedy", keep_log_probs=True)
-    words = read_word_list(args.words or next(args.export.glob("words.txt*")), asr.tokens)
+    found = args.words or next(iter(sorted(args.export.glob("words.txt*"))), None)
+    if found is None:
+        raise SystemExit(f"{args.export}: no words.txt[.gz]; give --words FILE (`speechedge prepare words`)")
+    words = read_word_list(found, asr.tokens)
     tok = CharTokenizer(asr.tokens)
     sr = asr.frontend_config.sample_rate
     refs, greedy, lps = [], ErrorCounts(), []

@@ -55,8 +55,8 @@ def main(argv=None) -> int:
     if args.oov:
         if asr.lexicon is None:
             raise SystemExit("--oov needs the lexicon decoder")
-        common = set(asr.word_list.words[:1000])  # OOV words of real speech are rare words, not "the"
-        types = sorted({w for r in rows for w in tok.normalize(r.transcript).split()} - common)
+        listed, common = set(asr.word_list.words), set(asr.word_list.words[:1000])  # OOV words are rare, not "the"
+        types = sorted(({w for r in rows for w in tok.normalize(r.transcript).split()} & listed) - common)
         oov = set(np.random.default_rng(0).choice(types, size=round(args.oov * len(types)), replace=False).tolist())
         wl = asr.word_list
         keep = [i for i, w in enumerate(wl.words) if w not in oov]
@@ -79,13 +79,16 @@ def main(argv=None) -> int:
                      "char_errors": one.char_err, "chars": one.chars})
     wall = time.perf_counter() - t0
     ref_words = [w for u in utts for w in u["ref"].split()]
+    listed = set(asr.word_list.words) if asr.lexicon is not None else set()
     row = {"chunk_ms": asr.meta["chunk_ms"], "left_chunks": asr.meta["left_chunks"], "precision": asr.precision, "model": asr.net.path.name,
            "decoder": asr.decoder_name, "words_in_list": len(asr.word_list) if asr.lexicon is not None else None,
            "lexicon_options": opts, "oov_types": len(oov),
-           "oov_token_rate": round(sum(w in oov for w in ref_words) / max(1, len(ref_words)), 4),
+           # the reference words the decoder cannot output (removed by --oov, or never in the list)
+           "oov_token_rate": round(sum(w not in listed for w in ref_words) / max(1, len(ref_words)), 4)
+           if asr.lexicon is not None else None,
            "cer": counts.cer, "wer": counts.wer, "words": counts.words, "audio_s": round(audio_s, 1),
            "real_time_factor": round(wall / max(audio_s, 1e-9), 5), "utterances": utts}
-    note = f", {row['oov_token_rate']:.1%} of words out of the list" if oov else ""
+    note = f", {row['oov_token_rate']:.1%} of the words out of the list" if asr.lexicon is not None else ""
     print(f"{args.export} ({asr.net.path.name}, {asr.decoder_name}{note}) on {args.manifest}: "
           f"{len(rows)} utterances, {audio_s / 60:.1f} min: "
           f"CER {counts.cer:.2f} / WER {counts.wer:.2f}, real-time factor {row['real_time_factor']} "

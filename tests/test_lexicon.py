@@ -57,10 +57,28 @@ def test_lexicon_decoder_spells_words_of_its_list_where_greedy_misspells(tmp_pat
         dec.push(HELLO_WURLD[i: i + 3])
         partial.append(dec.segment_text)
     assert partial[2] == "hello" and dec.end_segment() == "hello world" and dec.text == "hello world"
-    # without "world" in the list the output is still words of the list
+    # without "world" in the list: the listed word closest to what was heard
     only = word_list(tmp_path, "hello\nword\nwhirled\n", "other.txt")
-    out = LexiconCTC(TOKENS, only).decode(HELLO_WURLD).split()
-    assert out[0] == "hello" and set(out) <= set(only.words), out
+    assert LexiconCTC(TOKENS, only).decode(HELLO_WURLD) == "hello word"
+
+
+@pytest.mark.parametrize("keep", [100, 8, 3])
+def test_a_long_segment_keeps_its_words_when_the_search_is_cut(tmp_path, keep):
+    """prune() forgets the history before the cut: the words of the best path there must be kept (14 x "hello
+    world" = 238 frames, 9.5 s of 40 ms frames: cut after 200 frames with the default keep_frames)."""
+    words = word_list(tmp_path, "hello 5\nworld 3\nword 1\nhelp 1\n")
+    long = np.concatenate([HELLO_WURLD[:-2], frames(["|"])] * 13 + [HELLO_WURLD])
+    want = " ".join(["hello world"] * 14)
+    dec = LexiconCTC(TOKENS, words, keep_frames=keep)
+    assert dec.decode(long) == want
+    dec.reset()
+    for i in range(0, len(long), 8):
+        dec.push(long[i: i + 8])
+        assert want.startswith(dec.segment_text)
+    assert dec._cut > 0 and len(dec.segment_text.split()) >= 24  # cut, and the words before it are there
+    assert dec.end_segment() == want
+    with pytest.raises(ValueError, match="keep_frames must be >= 1"):
+        LexiconCTC(TOKENS, words, keep_frames=0)
 
 
 def test_lexicon_segments_and_the_unigram_weight(tmp_path):

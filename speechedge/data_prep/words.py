@@ -85,8 +85,9 @@ def merge_forms(vocabulary: Iterable[str]) -> dict[str, str]:
 def write_word_list(out: str | Path, size: int = 20000, extra: Iterable[str | Path] = ()) -> dict:
     """Write the word list of the streaming ASR lexicon decoder (:mod:`speechedge.runtime.lexicon`): the ``size``
     most frequent English words (wordfreq's list, lower-case letters with at most one inner apostrophe) with their
-    frequencies (3 significant digits), then the words of each ``extra`` file (``word [weight]`` per line; a word without a weight, or
-    new to the list, gets the weight of the list's median word unless it has one). ``out`` ending in ``.gz`` is gzip-compressed. Atomic; returns counts."""
+    frequencies (3 significant digits), then the words of each ``extra`` file (``word [weight]`` per line: a
+    given weight replaces the word's; a new word without one gets the weight of the list's median word, a
+    listed word without one keeps its own). ``out`` ending in ``.gz`` is gzip-compressed. Atomic; returns counts."""
     import wordfreq
 
     from speechedge.io import atomic_write_text
@@ -102,7 +103,11 @@ def write_word_list(out: str | Path, size: int = 20000, extra: Iterable[str | Pa
     median = sorted(weights.values())[len(weights) // 2]
     added = 0
     for path in extra:
-        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            text_lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: cannot read the word list ({e}); give a UTF-8 text file") from None
+        for n, line in enumerate(text_lines, 1):
             parts = line.split("#", 1)[0].split()
             if not parts:
                 continue

@@ -10,8 +10,9 @@ and a list of command words (``lights``, ``on``, ``off``, ...) makes a command r
 tokens cannot spell are skipped and counted. A word that is not in the list cannot be output: it comes out as
 the listed word that sounds closest (the price of the lexicon; README "Streaming ASR" measures it).
 
-Streaming: :meth:`LexiconCTC.push` decodes each chunk as it comes (the search is kept, pruned to the best
-history older than ``keep_frames``); :attr:`LexiconCTC.text` is the best hypothesis so far (finished words
+Streaming: :meth:`LexiconCTC.push` decodes each chunk as it comes; the search's history older than
+``keep_frames`` is cut (flashlight's ``prune``) after its best path's words are kept, so time and memory per
+chunk stay bounded on an endless segment; :attr:`LexiconCTC.text` is the best hypothesis so far (finished words
 only), :meth:`LexiconCTC.end_segment` finishes the last word and starts a new segment (the demo calls it at a
 pause). Torch-free (flashlight-text is a small C++ wheel without dependencies, with Linux x86-64 and aarch64 and
 macOS builds).
@@ -104,7 +105,8 @@ class LexiconCTC:
         lm_weight: weight of the unigram log-probability of each word (0: the word list only constrains).
         word_score: added per word (positive: more, shorter words).
         beam: hypotheses kept per frame; ``beam_threshold``: dropped when this far below the best.
-        keep_frames: the search keeps its alternatives for this many frames; older history is fixed to the best
+        keep_frames: the search keeps its history for this many frames (100 = 4 s at 40 ms); older words are
+            fixed to those of the best path at the cut
             (bounds memory and time on an endless stream).
     The defaults were chosen on the shipped model's dev set (README "Streaming ASR": lexicon decoding).
     """
@@ -114,6 +116,8 @@ class LexiconCTC:
         fl = _flashlight()
         if tokens[0] != "<blk>" or "|" not in tokens:
             raise ValueError("lexicon decoding needs a character CTC model: token 0 '<blk>' and a '|' word boundary")
+        if keep_frames < 1:
+            raise ValueError(f"keep_frames must be >= 1, got {keep_frames}")
         self.tokens, self.words, self.keep_frames = tokens, words, keep_frames
         tid = {t: i for i, t in enumerate(tokens)}
         self._sil, self._unk = tid["|"], len(words)
@@ -139,22 +143,31 @@ class LexiconCTC:
 
     def _begin(self) -> None:
         self._decoder.decode_begin()
-        self._frames = 0
+        self._frames = 0  # frames decoded in this segment
+        self._cut = 0  # the frame of the last cut (prune): the search's frame 0
+        self._fixed: list[int] = []  # word ids of the best path before the cut
 
     def _step(self, log_probs: np.ndarray) -> None:
         e = np.ascontiguousarray(log_probs, dtype=np.float32)
         if len(e):
             self._decoder.decode_step(e.ctypes.data, e.shape[0], e.shape[1])
             self._frames += len(e)
-            if self._frames > 2 * self.keep_frames:
+            if self._frames - self._cut > 2 * self.keep_frames:
+                # prune() forgets every path before frame (now - keep_frames): keep the best one's words first
+                best = self._decoder.get_best_hypothesis(self.keep_frames)
+                self._fixed += [w for w in best.words[1:] if 0 <= w < self._unk]
                 self._decoder.prune(self.keep_frames)
+                self._cut = self._frames - self.keep_frames
 
     def push(self, log_probs: np.ndarray) -> None:
         """Decode ``(frames, vocab)`` log-probabilities (a chunk of the stream)."""
         self._step(np.asarray(log_probs))
 
     def _words(self, result) -> str:
-        return " ".join(self.words.words[w] for w in result.words if 0 <= w < self._unk)
+        """The segment's words: those fixed at cuts, then ``result``'s after its frame 0 (the last cut, or the
+        start)."""
+        ids = self._fixed + [w for w in result.words[1:] if 0 <= w < self._unk]
+        return " ".join(self.words.words[w] for w in ids)
 
     @property
     def segment_text(self) -> str:
