@@ -18,7 +18,6 @@ Apostrophe forms ("don't", "man's") are kept as words of their own; the key drop
 from __future__ import annotations
 
 import gzip
-import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -91,6 +90,7 @@ def write_word_list(out: str | Path, size: int = 20000, extra: Iterable[str | Pa
     import wordfreq
 
     from speechedge.io import atomic_write_text
+    from speechedge.runtime.lexicon import parse_word_list
 
     if size < 1:
         raise ValueError(f"--size must be >= 1, got {size}")
@@ -103,24 +103,12 @@ def write_word_list(out: str | Path, size: int = 20000, extra: Iterable[str | Pa
     median = sorted(weights.values())[len(weights) // 2]
     added = 0
     for path in extra:
-        try:
-            text_lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: cannot read the word list ({e}); give a UTF-8 text file") from None
-        for n, line in enumerate(text_lines, 1):
-            parts = line.split("#", 1)[0].split()
-            if not parts:
-                continue
-            w = normalize_word(parts[0])
-            try:
-                weight = float(parts[1]) if len(parts) > 1 else median
-                if len(parts) > 2 or not (weight > 0 and math.isfinite(weight)) or not w:
-                    raise ValueError
-            except ValueError:
-                raise ValueError(f"{path}:{n}: expected 'WORD [WEIGHT]' with a positive weight, got "
-                                 f"{line.strip()!r}") from None
+        for word, weight in parse_word_list(path):
+            w = normalize_word(word)
+            if not w:
+                raise ValueError(f"{path}: {word!r} is not a word (letters and apostrophes)")
             added += w not in weights
-            weights[w] = weight if len(parts) > 1 else weights.get(w, median)
+            weights[w] = weight if weight is not None else weights.get(w, median)
     lines = [(f"# speechedge word list: {len(weights)} words with weights (relative frequencies); "
               "`speechedge prepare words` wrote it")]
     lines += [f"{w} {f:.3g}" for w, f in weights.items()]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["WordList", "LexiconCTC", "read_word_list"]
+__all__ = ["LexiconCTC", "WordList", "parse_word_list", "read_word_list"]
 
 
 class WordList:
@@ -43,41 +43,51 @@ class WordList:
         return len(self.words)
 
 
-def read_word_list(path: str | Path, tokens: list[str]) -> WordList:
-    """Read a word list (``word [weight]`` per line, ``#`` comments; ``.gz``: gzip-compressed) for a model with
-    ``tokens``.
-
-    Words are lower-cased; a word the tokens cannot spell is skipped (listed in ``WordList.skipped``); a
-    repeated word keeps its first weight. A malformed line raises ``ValueError`` naming the file and line."""
+def parse_word_list(path: str | Path) -> list[tuple[str, float | None]]:
+    """The ``(word, weight or None)`` entries of a word list file: ``word [weight]`` per line, ``#`` comments, a
+    positive finite weight; ``.gz`` is gzip-compressed. A malformed line or an unreadable file raises
+    ``ValueError`` naming the file (and line)."""
     path = Path(path)
-    spellable = set(tokens) - {"<blk>", "|"}
-    if any(len(t) > 1 for t in spellable):
-        raise ValueError(f"{path}: lexicon decoding needs a character model (this one has subword tokens)")
-    words, weights, skipped, seen = [], [], [], set()
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
         lines = raw.decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as e:
         raise ValueError(f"{path}: cannot read the word list ({e}); give a UTF-8 text file, one word per line") \
             from None
+    out = []
     for n, line in enumerate(lines, 1):
         parts = line.split("#", 1)[0].split()
         if not parts:
             continue
         try:
-            weight = float(parts[1]) if len(parts) == 2 else 1.0
-            if len(parts) > 2 or not (weight > 0 and math.isfinite(weight)):
+            weight = float(parts[1]) if len(parts) == 2 else None
+            if len(parts) > 2 or (weight is not None and not (weight > 0 and math.isfinite(weight))):
                 raise ValueError
         except ValueError:
             raise ValueError(f"{path}:{n}: expected 'WORD [WEIGHT]' with a positive weight, got {line.strip()!r}") \
                 from None
-        w = parts[0].lower()
+        out.append((parts[0], weight))
+    return out
+
+
+def read_word_list(path: str | Path, tokens: list[str]) -> WordList:
+    """Read a word list (:func:`parse_word_list`; no weight = 1) for a model with ``tokens``.
+
+    Words are lower-cased; a word the tokens cannot spell is skipped (listed in ``WordList.skipped``); a
+    repeated word keeps its first weight."""
+    path = Path(path)
+    spellable = set(tokens) - {"<blk>", "|"}
+    if any(len(t) > 1 for t in spellable):
+        raise ValueError(f"{path}: lexicon decoding needs a character model (this one has subword tokens)")
+    words, weights, skipped, seen = [], [], [], set()
+    for w, weight in parse_word_list(path):
+        w = w.lower()
         if w in seen:
             continue
         seen.add(w)
         if set(w) <= spellable:
             words.append(w)
-            weights.append(weight)
+            weights.append(1.0 if weight is None else weight)
         else:
             skipped.append(w)
     if not words:
