@@ -63,10 +63,7 @@ def main(argv=None) -> int:
             a = read_audio(args.folder / c, sample_rate=16000)[0].astype(np.float32)
             total[engine] += 1
             for name, asr in decoders.items():
-                asr.reset()
-                for i in range(0, len(a), 1600):
-                    asr.push(a[i: i + 1600])
-                text = asr.flush()
+                text = asr.transcribe(a)
                 right[name][engine] += text == word
                 if name == "commands" and text != word:
                     confusions[f"{word} -> {text or '(nothing)'}"] += 1

@@ -21,7 +21,7 @@ from speechedge.ctc import CharTokenizer, ErrorCounts
 from speechedge.io import atomic_write_text
 from speechedge.manifest import UtteranceRecord, read_manifest
 from speechedge.runtime import StreamingASR
-from speechedge.runtime.lexicon import LexiconCTC, read_word_list
+from speechedge.runtime.lexicon import WORD_LIST_NAMES, LexiconCTC, find_word_list, read_word_list
 
 
 def _floats(text: str) -> list[float]:
@@ -39,9 +39,10 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     asr = StreamingASR(args.export, decoder="greedy", keep_log_probs=True)
-    found = args.words or next(iter(sorted(args.export.glob("words.txt*"))), None)
+    found = args.words or find_word_list(args.export)
     if found is None:
-        raise SystemExit(f"{args.export}: no words.txt[.gz]; give --words FILE (`speechedge prepare words`)")
+        raise SystemExit(f"{args.export}: no {' or '.join(WORD_LIST_NAMES)}; give --words FILE (`speechedge prepare "
+                         "words`)")
     words = read_word_list(found, asr.tokens)
     tok = CharTokenizer(asr.tokens)
     sr = asr.frontend_config.sample_rate
@@ -49,11 +50,8 @@ def main(argv=None) -> int:
     rows = [r for r in read_manifest(args.manifest, UtteranceRecord) if tok.normalize(r.transcript)][: args.limit]
     for r in rows:
         a = read_audio(r.path, sample_rate=sr)[0].astype(np.float32)
-        asr.reset()
-        for i in range(0, len(a), sr // 10):
-            asr.push(a[i: i + sr // 10])
         refs.append(tok.normalize(r.transcript))
-        greedy.add(refs[-1], asr.flush())
+        greedy.add(refs[-1], asr.transcribe(a, sr // 10))
         lps.append(np.concatenate(asr.log_probs))
     table = [{"decoder": "greedy", "cer": greedy.cer, "wer": greedy.wer}]
     for lw in args.lm_weights:

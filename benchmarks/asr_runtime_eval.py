@@ -68,10 +68,7 @@ def main(argv=None) -> int:
     for r in rows:
         a = read_audio(r.path, sample_rate=sr)[0].astype(np.float32)
         audio_s += len(a) / sr
-        asr.reset()
-        for i in range(0, len(a), sr // 10):  # 100 ms blocks, as from a microphone
-            asr.push(a[i: i + sr // 10])
-        hyp, ref = asr.flush(), tok.normalize(r.transcript)
+        hyp, ref = asr.transcribe(a, sr // 10), tok.normalize(r.transcript)  # 100 ms blocks, as from a microphone
         one = ErrorCounts()
         one.add(ref, hyp)
         counts += one

@@ -89,7 +89,7 @@ def write_word_list(out: str | Path, size: int = 20000, extra: Iterable[str | Pa
     listed word without one keeps its own). ``out`` ending in ``.gz`` is gzip-compressed. Atomic; returns counts."""
     import wordfreq
 
-    from speechedge.io import atomic_write_text
+    from speechedge.io import atomic_write_bytes
     from speechedge.runtime.lexicon import parse_word_list
 
     if size < 1:
@@ -112,11 +112,6 @@ def write_word_list(out: str | Path, size: int = 20000, extra: Iterable[str | Pa
     lines = [(f"# speechedge word list: {len(weights)} words with weights (relative frequencies); "
               "`speechedge prepare words` wrote it")]
     lines += [f"{w} {f:.3g}" for w, f in weights.items()]
-    text = "\n".join(lines) + "\n"
-    if str(out).endswith(".gz"):
-        from speechedge.io import atomic_write_bytes
-
-        atomic_write_bytes(out, gzip.compress(text.encode(), mtime=0))
-    else:
-        atomic_write_text(out, text)
+    data = ("\n".join(lines) + "\n").encode()
+    atomic_write_bytes(out, gzip.compress(data, mtime=0) if str(out).endswith(".gz") else data)
     return {"out": str(out), "words": len(weights), "from_wordfreq": size, "added": added}

@@ -46,12 +46,12 @@ def run_asr(model_dir: str | None, *, input_spec: str = "mic", realtime: bool = 
         lex = f", {len(asr.word_list)} words" if asr.lexicon is not None else ""
         print(f"transcribing {source.device_name} ({asr.meta['chunk_ms']} ms chunks, {asr.net.path.name}, "
               f"{asr.decoder_name} decoding{lex}); Ctrl-C to stop", file=sys.stderr)
-    seg_start_ids, seg_start_s, last_change_s, last_len = 0, 0.0, 0.0, 0
+    seg_start_s, last_change_s, last_len = 0.0, 0.0, 0
     audio_s, segments = 0.0, []
     t0 = time.perf_counter()
 
     def finalise(now: float) -> None:
-        nonlocal seg_start_ids, seg_start_s
+        nonlocal seg_start_s
         text = asr.end_segment()
         if text:
             seg = {"start_s": round(seg_start_s, 2), "end_s": round(now, 2), "text": text}
@@ -61,7 +61,7 @@ def run_asr(model_dir: str | None, *, input_spec: str = "mic", realtime: bool = 
             else:
                 print(("\r" if tty else "") + f"[{seg['start_s']:7.2f} - {seg['end_s']:7.2f}] {text}" +
                       (" " * 20 if tty else ""), file=out, flush=True)
-        seg_start_ids, seg_start_s = len(asr.text_ids), now
+        seg_start_s = now
 
     try:
         for block in source:
@@ -70,7 +70,7 @@ def run_asr(model_dir: str | None, *, input_spec: str = "mic", realtime: bool = 
             if len(asr.text_ids) != last_len:
                 last_len, last_change_s = len(asr.text_ids), audio_s
             quiet = float(np.sqrt(np.mean(block ** 2))) < 0.01 if len(block) else True
-            if len(asr.text_ids) > seg_start_ids and audio_s - last_change_s >= pause_s and quiet:
+            if asr.segment_ids and audio_s - last_change_s >= pause_s and quiet:
                 finalise(audio_s)
             elif tty and asr.chunks:
                 partial = asr.segment_text

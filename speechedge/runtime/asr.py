@@ -16,6 +16,7 @@ from speechedge.ctc import GreedyCTC, ids_to_text
 from speechedge.features import FrontendConfig, InputLevel, LevelTracker
 from speechedge.kernels.frontend import StreamingLogMel
 
+from .lexicon import LexiconCTC, find_word_list, read_word_list
 from .tflite import TFLiteModel
 
 __all__ = ["PRECISIONS", "StreamingASR"]
@@ -93,7 +94,7 @@ class StreamingASR:
         if decoder not in ("auto", "greedy", "lexicon"):
             raise ValueError(f"decoder must be auto, greedy or lexicon, got {decoder!r}")
         if words is None and decoder != "greedy":
-            words = next((p for p in (self.folder / "words.txt", self.folder / "words.txt.gz") if p.exists()), None)
+            words = find_word_list(self.folder)
         if decoder == "lexicon" and words is None:
             raise FileNotFoundError(f"{self.folder / 'words.txt'}: no word list for the lexicon decoder; give one "
                                     "(--words FILE; `speechedge prepare words` writes one) or decode greedily")
@@ -101,8 +102,6 @@ class StreamingASR:
         self.decoder_name = "greedy" if decoder == "greedy" or words is None else "lexicon"
         self.lexicon = None
         if self.decoder_name == "lexicon":
-            from .lexicon import LexiconCTC, read_word_list
-
             self.word_list = read_word_list(words, self.tokens)
             self.lexicon = LexiconCTC(self.tokens, self.word_list, **(lexicon_options or {}))
         self.reset()
@@ -139,6 +138,14 @@ class StreamingASR:
         """Feed samples; returns the text decoded so far."""
         self._run_chunks(self.frontend.push(samples))
         return self.text
+
+    def transcribe(self, audio: np.ndarray, block: int = 1600) -> str:
+        """The text of one recording pushed in ``block``-sample pieces (1600 = 100 ms at 16 kHz, as from a
+        microphone) as a new stream: :meth:`reset`, :meth:`push` each block, :meth:`flush`."""
+        self.reset()
+        for i in range(0, len(audio), block):
+            self.push(audio[i: i + block])
+        return self.flush()
 
     def _run_chunks(self, feats: np.ndarray) -> None:
         """Add ``(F, frames)`` features and run every chunk they complete."""
@@ -196,11 +203,16 @@ class StreamingASR:
         return self.tokens_to_text(self.greedy.ids)
 
     @property
+    def segment_ids(self) -> list[int]:
+        """The greedy decoder's token ids of the current segment (something was said in it when not empty)."""
+        return self.greedy.ids[self._segment_ids:]
+
+    @property
     def segment_text(self) -> str:
         """The current segment's text so far (the lexicon decoder shows finished words only)."""
         if self.lexicon is not None:
             return self.lexicon.segment_text
-        return self.tokens_to_text(self.greedy.ids[self._segment_ids:])
+        return self.tokens_to_text(self.segment_ids)
 
     def end_segment(self) -> str:
         """End the current segment (the demo does at a pause) and return its final text. The audio stream and

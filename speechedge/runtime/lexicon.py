@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LexiconCTC", "WordList", "parse_word_list", "read_word_list"]
+__all__ = ["WORD_LIST_NAMES", "LexiconCTC", "WordList", "find_word_list", "parse_word_list", "read_word_list"]
 
 
 class WordList:
@@ -97,6 +97,15 @@ def read_word_list(path: str | Path, tokens: list[str]) -> WordList:
     return WordList(words, lp - np.logaddexp.reduce(lp), skipped)
 
 
+#: the word list an export folder may hold, in the order they are looked for
+WORD_LIST_NAMES = ("words.txt", "words.txt.gz")
+
+
+def find_word_list(folder: str | Path) -> Path | None:
+    """The folder's word list (the first of :data:`WORD_LIST_NAMES` there), or None."""
+    return next((p for p in (Path(folder) / n for n in WORD_LIST_NAMES) if p.exists()), None)
+
+
 def _flashlight():
     try:
         from flashlight.lib.text import decoder
@@ -116,8 +125,7 @@ class LexiconCTC:
         word_score: added per word (positive: more, shorter words).
         beam: hypotheses kept per frame; ``beam_threshold``: dropped when this far below the best.
         keep_frames: the search keeps its history for this many frames (100 = 4 s at 40 ms); older words are
-            fixed to those of the best path at the cut
-            (bounds memory and time on an endless stream).
+            fixed to those of the best path at the cut (bounds memory and time on an endless stream).
     The defaults were chosen on the shipped model's dev set (README "Streaming ASR": lexicon decoding).
     """
 
@@ -157,27 +165,25 @@ class LexiconCTC:
         self._cut = 0  # the frame of the last cut (prune): the search's frame 0
         self._fixed: list[int] = []  # word ids of the best path before the cut
 
-    def _step(self, log_probs: np.ndarray) -> None:
+    def push(self, log_probs: np.ndarray) -> None:
+        """Decode ``(frames, vocab)`` log-probabilities (a chunk of the stream)."""
         e = np.ascontiguousarray(log_probs, dtype=np.float32)
         if len(e):
             self._decoder.decode_step(e.ctypes.data, e.shape[0], e.shape[1])
             self._frames += len(e)
             if self._frames - self._cut > 2 * self.keep_frames:
                 # prune() forgets every path before frame (now - keep_frames): keep the best one's words first
-                best = self._decoder.get_best_hypothesis(self.keep_frames)
-                self._fixed += [w for w in best.words[1:] if 0 <= w < self._unk]
+                self._fixed += self._word_ids(self._decoder.get_best_hypothesis(self.keep_frames))
                 self._decoder.prune(self.keep_frames)
                 self._cut = self._frames - self.keep_frames
 
-    def push(self, log_probs: np.ndarray) -> None:
-        """Decode ``(frames, vocab)`` log-probabilities (a chunk of the stream)."""
-        self._step(np.asarray(log_probs))
+    def _word_ids(self, result) -> list[int]:
+        """``result``'s words after its frame 0 (the last cut, or the start)."""
+        return [w for w in result.words[1:] if 0 <= w < self._unk]
 
     def _words(self, result) -> str:
-        """The segment's words: those fixed at cuts, then ``result``'s after its frame 0 (the last cut, or the
-        start)."""
-        ids = self._fixed + [w for w in result.words[1:] if 0 <= w < self._unk]
-        return " ".join(self.words.words[w] for w in ids)
+        """The segment's words: those fixed at cuts, then ``result``'s."""
+        return " ".join(self.words.words[w] for w in self._fixed + self._word_ids(result))
 
     @property
     def segment_text(self) -> str:
@@ -194,7 +200,7 @@ class LexiconCTC:
     def end_segment(self) -> str:
         """Finish the current segment (its last word included) and return its text; the next push starts a new
         one."""
-        self._step(self._boundary)
+        self.push(self._boundary)
         self._decoder.decode_end()
         text = self._words(self._decoder.get_best_hypothesis(0))
         if text:

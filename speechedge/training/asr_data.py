@@ -266,7 +266,8 @@ def load_utterances(manifest: str | Path, tokenizer: Tokenizer, *, max_duration_
     """Read a LibriSpeech utterance manifest, its transcripts' token ids and its audio (at ``sample_rate``):
     memory-mapped from the utterance store (:func:`build_utterance_store`) unless ``cache=False`` or ``limit``
     (the first ``limit`` rows, decoded into memory). Long, untokenisable and unreadable utterances are skipped
-    and counted; a repeated utterance id is refused (``ValueError``). ``hop_length`` sets how :meth:`UttSet.batches` counts frames."""
+    and counted; a repeated utterance id is refused (``ValueError``). ``hop_length`` sets how
+    :meth:`UttSet.batches` counts frames."""
     rows = list(read_manifest(manifest, UtteranceRecord))
     if limit:
         rows = rows[:limit]

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Stage 2 of the shipped streaming ASR model (stop 40): the stage-1 student (train.sh, 7,000 steps on 7 h of 140
 # voices) continued on 4x the data: a second 30 h corpus of 600 new speakers of the same four engines (seed 42, all
-# of its splits used for training) added to stage 1's train split (37 h, 560 training speakers in all); the
+# of its splits used for training) added to stage 1's train split (37 h, 740 training speakers in all); the
 # evaluation sets stay stage 1's (its dev-clean picks nothing but is logged; test-clean and the Kokoro set are
 # untouched). The step-7,000 checkpoint is copied to a new experiment and resumed with a 15,000-step schedule: the
 # cosine learning rate restarts at 0.56x its peak (a warm restart) and decays to 0 at step 15,000.
@@ -40,6 +40,5 @@ if [ ! -d "$W2/student" ]; then
   mkdir -p "$W2/student.tmp" && cp "$W"/student/{checkpoint-latest.pt,config.json,metrics.jsonl,tokens.txt} "$W2/student.tmp/" \
     && mv "$W2/student.tmp" "$W2/student"
 fi
-data="--set train_manifest=$W2/train_all.jsonl.gz --set val_manifest=$M/librispeech_dev-clean.jsonl.gz --set alignments=$W/LibriSpeech/alignments/train-clean-100 --set steps=${STEPS:-15000} --set eval_every=1000 --set threads=2"
-aug="--set augment_after=1000 --set augment.reverb_prob=0.3 --set augment.noise_prob=0.4 --set augment.synthetic_noise=true --set augment.snr_db=10,30 --set augment.babble_prob=0.1 --set augment.colour_prob=0.3 --set augment.gain_prob=0.2"
-speechedge train asr --config speechedge/recipes/configs/asr_student_tiny.toml --exp-dir "$W2/student" $data $aug
+TRAIN_MANIFEST=$W2/train_all.jsonl.gz EXP_DIR=$W2/student STEPS=${STEPS:-15000} \
+  bash benchmarks/results/asr_shipped/train.sh "$W"
